@@ -1,0 +1,375 @@
+//! Module log lines that report failed (or successful) authentication:
+//! chan_sip, res_pjsip, manager (AMI) and chan_iax2 (REFERENCE §2.1–2.4, §3).
+//!
+//! Every pattern anchors the address on the fixed text Asterisk wrote around the
+//! packet source and matches attacker fields only where they can occur.
+
+use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::address::{parse_ip, sip_user};
+use crate::domain::{FailureKind, Outcome, Service};
+
+/// What one record says, before its date is converted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub ip: Option<IpAddr>,
+    pub service: Service,
+    pub account: Option<String>,
+    pub outcome: Outcome,
+    pub tampered: bool,
+}
+
+/// The message families sipwarden reads, picked cheaply from the file and the first words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    SipRegistration,
+    SipCallFrom,
+    SipRegistered,
+    PjsipRequest,
+    PjsipCall,
+    PjsipAddedContact,
+    Security,
+    AmiLogin,
+    AmiLoggedOn,
+    Iax,
+}
+
+pub fn shape(file: &str, msg: &str) -> Option<Shape> {
+    match file {
+        "chan_sip.c" => {
+            if msg.starts_with("Registration from '") {
+                Some(Shape::SipRegistration)
+            } else if msg.starts_with("Call from '") {
+                Some(Shape::SipCallFrom)
+            } else if msg.starts_with("Registered SIP '") {
+                Some(Shape::SipRegistered)
+            } else {
+                None
+            }
+        }
+        "res_pjsip/pjsip_distributor.c" => {
+            msg.starts_with("Request ").then_some(Shape::PjsipRequest)
+        }
+        "res_pjsip_session.c" => {
+            (msg.starts_with("Call from '") || msg.contains(": Call (")).then_some(Shape::PjsipCall)
+        }
+        "res_pjsip_registrar.c" => msg
+            .starts_with("Added contact '")
+            .then_some(Shape::PjsipAddedContact),
+        "res_security_log.c" => msg
+            .starts_with("SecurityEvent=\"")
+            .then_some(Shape::Security),
+        "manager.c" => {
+            if msg.contains(" failed to authenticate as '") {
+                Some(Shape::AmiLogin)
+            } else if msg.starts_with("Manager '") && msg.contains("' logged on from ") {
+                Some(Shape::AmiLoggedOn)
+            } else {
+                None
+            }
+        }
+        "chan_iax2.c" => (msg.starts_with("Host ")
+            || msg.starts_with("Rejected connect attempt from ")
+            || msg.starts_with("No registration for peer '")
+            || msg.starts_with("Peer '"))
+        .then_some(Shape::Iax),
+        _ => None,
+    }
+}
+
+// Address as printed from a packet source: bracketed IPv6 or IPv4, and the legacy
+// unbracketed IPv6 some versions print; always validated by `parse_ip` afterwards.
+const ADDR: &str = r"(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+?)";
+
+static SIP_REGISTRATION: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"^Registration from '(?P<to>.*)' failed for '{ADDR}(?::\d{{1,5}})?' - (?P<reason>Wrong password|Username/auth name mismatch|No matching peer found|Not a local domain|Peer is not supposed to register|Device does not match ACL|Device not configured to use this transport type|RTP initialization failed|Unknown failure)$"
+    ))
+});
+
+const NOT_FOUND_TAIL: &str = r"' rejected because extension not found in context '[^'\n]*'\.$";
+
+static SIP_CALL_FROM: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?s)^Call from '(?P<peer>[^'\n]*)' \({ADDR}:\d{{1,5}}\) to extension '(?P<exten>.*){NOT_FOUND_TAIL}"
+    ))
+});
+static SIP_CALL_FROM_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"^Call from '[^'\n]*' \({ADDR}:\d{{1,5}}\) to extension '"
+    ))
+});
+
+// res_pjsip_session.c, three generations (REFERENCE §2.2).
+static PJSIP_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"(?s)^(?:Call from '(?P<peer>[^'\n]*)' \((?:[A-Za-z]+:)?{ADDR}:\d{{1,5}}\)| ?(?P<endpoint>[^ :\n]+): Call \([A-Za-z]+:{ADDR2}:\d{{1,5}}\)) to extension '(?P<exten>.*){NOT_FOUND_TAIL}",
+        ADDR2 = r"(?P<ip2>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+?)"
+    ))
+});
+static PJSIP_CALL_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"^(?:Call from '[^'\n]*' \((?:[A-Za-z]+:)?{ADDR}:\d{{1,5}}\)| ?[^ :\n]+: Call \([A-Za-z]+:{ADDR2}:\d{{1,5}}\)) to extension '",
+        ADDR2 = r"(?P<ip2>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+?)"
+    ))
+});
+
+// pjsip prints From as an optional quoted display name and `<uri>`; the URI holds no
+// `<`, `>` or raw space, so the address is the one right after that construct.
+static PJSIP_REQUEST: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r#"^Request (?:'(?P<method>[!-~]+?)' )?from '(?P<from>(?:"(?:[^"\\\n]|\\.)*" )?<[^<>\s]*>)' failed for '{ADDR}:\d{{1,5}}' \(callid: (?P<callid>.*)\) - (?P<reason>No matching endpoint found|Not match Endpoint ACL|Not match Endpoint Contact ACL|Failed to authenticate|Error to authenticate)(?: after \d+ tries in \d+\.\d{{3}} ms)?$"#
+    ))
+});
+
+static PJSIP_ADDED_CONTACT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^Added contact '(?P<uri>[^'\n]*)' to AOR '(?P<aor>[^'\n]*)' with expiration of \d+ seconds$",
+    )
+});
+static URI_HOST: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^sips?:(?:[^@]*@)?(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+)(?::\d+)?(?:;|$)"));
+
+static SIP_REGISTERED: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"^Registered SIP '(?P<peer>[^'\n]*)' at {ADDR}:\d{{1,5}}$"
+    ))
+});
+
+static AMI_FAILED: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(?P<ip>[0-9A-Fa-f.:]+) failed to authenticate as '(?P<user>.*)'$"));
+static AMI_LOGGED_ON: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^Manager '(?P<user>[^'\n]*)' logged on from (?P<ip>[0-9A-Fa-f.:]+)$"));
+
+static IAX: LazyLock<[(Regex, FailureKind); 8]> = LazyLock::new(|| {
+    let a = r"(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+?)(?::\d{1,5})?";
+    [
+        (
+            re(&format!(
+                r"^Host {a} failed to authenticate as (?P<user>.*)$"
+            )),
+            FailureKind::WrongPassword,
+        ),
+        (
+            re(&format!(
+                r"^Rejected connect attempt from {a}, who was trying to reach '(?P<user>.*)'$"
+            )),
+            FailureKind::AclDenied,
+        ),
+        (
+            re(&format!(
+                r"^Rejected connect attempt from {a}, request '(?P<user>.*)' does not exist$"
+            )),
+            FailureKind::UnknownAccount,
+        ),
+        (
+            re(&format!(
+                r"^No registration for peer '(?P<user>.*)' \(from {a}\)$"
+            )),
+            FailureKind::UnknownAccount,
+        ),
+        (
+            re(&format!(
+                r"^Peer '(?P<user>.*)' is not dynamic \(from {a}\)$"
+            )),
+            FailureKind::Rejected,
+        ),
+        (
+            re(&format!(
+                r"^Host {a} denied access to register peer '(?P<user>.*)'$"
+            )),
+            FailureKind::AclDenied,
+        ),
+        (
+            re(&format!(
+                r"^Host {a} failed MD5 authentication for '(?P<user>.*)' \([0-9a-f]* != [0-9a-f]*\)$"
+            )),
+            FailureKind::WrongPassword,
+        ),
+        (
+            re(&format!(
+                r"^Host {a} did not provide proper plaintext password for '(?P<user>.*)'$"
+            )),
+            FailureKind::WrongPassword,
+        ),
+    ]
+});
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static log pattern compiles")
+}
+
+/// Whether a record of this shape must swallow more physical lines before it can be
+/// judged: a call line whose attacker-chosen extension carried a newline.
+pub fn is_incomplete(shape: Shape, msg: &str) -> bool {
+    match shape {
+        Shape::SipCallFrom => !SIP_CALL_FROM.is_match(msg) && SIP_CALL_FROM_PREFIX.is_match(msg),
+        Shape::PjsipCall => !PJSIP_CALL.is_match(msg) && PJSIP_CALL_PREFIX.is_match(msg),
+        _ => false,
+    }
+}
+
+/// The sender of a call line that never completed: the address sits in the fixed
+/// prefix, before any attacker text.
+pub fn incomplete_call_sender(shape: Shape, msg: &str) -> Option<IpAddr> {
+    let caps = match shape {
+        Shape::SipCallFrom => SIP_CALL_FROM_PREFIX.captures(msg)?,
+        Shape::PjsipCall => PJSIP_CALL_PREFIX.captures(msg)?,
+        _ => return None,
+    };
+    parse_ip(caps.name("ip").or_else(|| caps.name("ip2"))?.as_str())
+}
+
+/// Parses a complete module record. `None`: not an authentication outcome we count.
+pub fn parse(shape: Shape, msg: &str, multi_line: bool) -> Option<Parsed> {
+    match shape {
+        Shape::SipRegistration => sip_registration(msg),
+        Shape::SipCallFrom => call_line(&SIP_CALL_FROM, Service::Sip, msg, multi_line),
+        Shape::PjsipCall => call_line(&PJSIP_CALL, Service::Pjsip, msg, multi_line),
+        Shape::PjsipRequest => pjsip_request(msg),
+        Shape::AmiLogin => ami_login(msg),
+        Shape::Iax => iax(msg),
+        Shape::AmiLoggedOn => {
+            let c = AMI_LOGGED_ON.captures(msg)?;
+            success(
+                Service::Ami,
+                c.name("ip")?.as_str(),
+                Some(c.name("user")?.as_str()),
+            )
+        }
+        Shape::SipRegistered => {
+            let c = SIP_REGISTERED.captures(msg)?;
+            success(
+                Service::Sip,
+                c.name("ip")?.as_str(),
+                Some(c.name("peer")?.as_str()),
+            )
+        }
+        Shape::PjsipAddedContact => {
+            let c = PJSIP_ADDED_CONTACT.captures(msg)?;
+            let uri = c.name("uri")?.as_str();
+            // With rewrite_contact=yes the host is the packet source and the original
+            // is kept as x-ast-orig-host; without it the host is the client's own claim.
+            if !uri.contains(";x-ast-orig-host=") {
+                return None;
+            }
+            let host = URI_HOST.captures(uri)?;
+            success(
+                Service::Pjsip,
+                host.name("ip")?.as_str(),
+                Some(c.name("aor")?.as_str()),
+            )
+        }
+        Shape::Security => None,
+    }
+}
+
+fn success(service: Service, ip: &str, account: Option<&str>) -> Option<Parsed> {
+    Some(Parsed {
+        ip: Some(parse_ip(ip)?),
+        service,
+        account: account.map(str::to_owned),
+        outcome: Outcome::Success,
+        tampered: false,
+    })
+}
+
+fn failure(
+    service: Service,
+    ip: IpAddr,
+    account: Option<&str>,
+    kind: FailureKind,
+    tampered: bool,
+) -> Parsed {
+    Parsed {
+        ip: Some(ip),
+        service,
+        account: account.filter(|a| !a.is_empty()).map(str::to_owned),
+        outcome: Outcome::Failure(kind),
+        tampered,
+    }
+}
+
+fn sip_registration(msg: &str) -> Option<Parsed> {
+    let c = SIP_REGISTRATION.captures(msg)?;
+    let ip = parse_ip(c.name("ip")?.as_str())?;
+    let kind = match c.name("reason")?.as_str() {
+        "Wrong password" | "Username/auth name mismatch" => FailureKind::WrongPassword,
+        "No matching peer found" => FailureKind::UnknownAccount,
+        "Device does not match ACL" => FailureKind::AclDenied,
+        _ => FailureKind::Rejected,
+    };
+    // The greedy To field leaves the last clause, the one Asterisk wrote; a second
+    // clause inside the To header is an injection attempt worth showing.
+    let tampered = msg.matches("failed for '").count() > 1;
+    let to = c.name("to")?.as_str();
+    Some(failure(Service::Sip, ip, sip_user(to), kind, tampered))
+}
+
+fn call_line(pattern: &Regex, service: Service, msg: &str, multi_line: bool) -> Option<Parsed> {
+    let c = pattern.captures(msg)?;
+    let ip = parse_ip(c.name("ip").or_else(|| c.name("ip2"))?.as_str())?;
+    let exten = c.name("exten")?.as_str();
+    let tampered = multi_line || exten.contains('\n') || exten.contains("' rejected because");
+    let account = if exten.len() <= 80 && !exten.contains('\n') {
+        Some(exten)
+    } else {
+        None
+    };
+    Some(failure(
+        service,
+        ip,
+        account,
+        FailureKind::NoExtension,
+        tampered,
+    ))
+}
+
+fn pjsip_request(msg: &str) -> Option<Parsed> {
+    let c = PJSIP_REQUEST.captures(msg)?;
+    let ip = parse_ip(c.name("ip")?.as_str())?;
+    let kind = match c.name("reason")?.as_str() {
+        "No matching endpoint found" => FailureKind::UnknownAccount,
+        "Failed to authenticate" => FailureKind::WrongPassword,
+        "Not match Endpoint ACL" | "Not match Endpoint Contact ACL" => FailureKind::AclDenied,
+        _ => FailureKind::Rejected,
+    };
+    let tampered = msg.matches("failed for '").count() > 1;
+    Some(failure(
+        Service::Pjsip,
+        ip,
+        sip_user(c.name("from")?.as_str()),
+        kind,
+        tampered,
+    ))
+}
+
+fn ami_login(msg: &str) -> Option<Parsed> {
+    let c = AMI_FAILED.captures(msg)?;
+    let ip = parse_ip(c.name("ip")?.as_str())?;
+    let tampered = msg.matches(" failed to authenticate as '").count() > 1;
+    Some(failure(
+        Service::Ami,
+        ip,
+        Some(c.name("user")?.as_str()),
+        FailureKind::WrongPassword,
+        tampered,
+    ))
+}
+
+fn iax(msg: &str) -> Option<Parsed> {
+    IAX.iter().find_map(|(pattern, kind)| {
+        let c = pattern.captures(msg)?;
+        let ip = parse_ip(c.name("ip")?.as_str())?;
+        Some(failure(
+            Service::Iax2,
+            ip,
+            c.name("user").map(|u| u.as_str()),
+            *kind,
+            false,
+        ))
+    })
+}

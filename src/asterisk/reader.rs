@@ -1,0 +1,224 @@
+//! Turns physical lines into logical records and records into events (REFERENCE §1.5).
+//!
+//! A record starts at a line with a log envelope. A record that is not complete yet
+//! (a call line or security event split by an attacker's newline) swallows the next
+//! physical lines, envelope or not, until its format completes; forged lines inside
+//! it are never read as records of their own. At most [`MAX_RECORD_LINES`] lines or
+//! [`MAX_RECORD_BYTES`] bytes are swallowed.
+
+use super::envelope;
+use super::messages::{self, Parsed, Shape};
+use super::security::{self, SecurityRecord};
+use super::timestamp::Timestamper;
+use crate::domain::{LogEvent, UnixMs};
+
+pub const MAX_RECORD_LINES: usize = 10;
+pub const MAX_RECORD_BYTES: usize = 8 * 1024;
+
+/// A record that produced an event or was judged tampered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// `None`: tampered beyond attribution; kept visible, never counted against anyone.
+    pub event: Option<LogEvent>,
+    pub tampered: bool,
+    /// The record's text (physical lines joined by `\n`).
+    pub raw: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStats {
+    pub lines: u64,
+    pub events: u64,
+    pub tampered_records: u64,
+    /// Lines swallowed into a record that never completed.
+    pub swallowed_lines: u64,
+}
+
+struct Pending {
+    shape: Shape,
+    start: u64,
+    date: String,
+    message: String,
+    raw: String,
+    lines: usize,
+}
+
+/// One per file being read; keeps at most one pending record.
+pub struct RecordReader {
+    timestamps: Timestamper,
+    pending: Option<Pending>,
+    settled: u64,
+    pub stats: ReadStats,
+}
+
+impl RecordReader {
+    /// `reference` anchors dates that carry no year; `start` is the byte offset of the
+    /// first line that will be pushed.
+    pub fn new(reference: UnixMs, start: u64) -> Self {
+        RecordReader {
+            timestamps: Timestamper::new(reference),
+            pending: None,
+            settled: start,
+            stats: ReadStats::default(),
+        }
+    }
+
+    /// Offset up to which every line has been fully judged. A reader resumed there
+    /// produces no record twice and misses none.
+    pub fn settled_offset(&self) -> u64 {
+        self.pending.as_ref().map_or(self.settled, |p| p.start)
+    }
+
+    /// Feeds one physical line (without its newline) spanning `[start, end)` in the file.
+    pub fn push(&mut self, line: &str, start: u64, end: u64, out: &mut Vec<ReadRecord>) {
+        self.stats.lines += 1;
+        if let Some(mut p) = self.pending.take() {
+            p.message.push('\n');
+            p.message.push_str(line);
+            p.raw.push('\n');
+            p.raw.push_str(line);
+            p.lines += 1;
+            match judge(p.shape, &p.message, true) {
+                Some(judged) => {
+                    self.emit(judged, &p.date, &p.raw, out);
+                    self.settled = end;
+                }
+                None if p.lines >= MAX_RECORD_LINES || p.message.len() >= MAX_RECORD_BYTES => {
+                    self.give_up(p, out);
+                    self.settled = end;
+                }
+                None => self.pending = Some(p),
+            }
+            return;
+        }
+        self.settled = end;
+        let Some(env) = envelope::parse(line) else {
+            return;
+        };
+        let Some(shape) = messages::shape(&env.file, &env.message) else {
+            return;
+        };
+        let multi = env.from_json && env.message.contains('\n');
+        match judge(shape, &env.message, multi) {
+            Some(judged) => self.emit(judged, &env.date, line, out),
+            // JSON keeps a whole record on one line: nothing more will come for it.
+            None if env.from_json => self.emit(Judged::Broken, &env.date, line, out),
+            None => {
+                self.pending = Some(Pending {
+                    shape,
+                    start,
+                    date: env.date.into_owned(),
+                    message: env.message.into_owned(),
+                    raw: line.to_owned(),
+                    lines: 1,
+                })
+            }
+        }
+    }
+
+    /// End of input (offline reading): a record still waiting is judged as it is.
+    pub fn finish(&mut self, out: &mut Vec<ReadRecord>) {
+        if let Some(p) = self.pending.take() {
+            self.give_up(p, out);
+        }
+    }
+
+    fn give_up(&mut self, p: Pending, out: &mut Vec<ReadRecord>) {
+        self.stats.swallowed_lines += (p.lines - 1) as u64;
+        self.stats.tampered_records += 1;
+        // A call line's sender is in its fixed prefix; a broken security event has no
+        // address we can trust.
+        let ip = messages::incomplete_call_sender(p.shape, &p.message);
+        let event = ip.map(|ip| {
+            let service = if p.shape == Shape::SipCallFrom {
+                crate::domain::Service::Sip
+            } else {
+                crate::domain::Service::Pjsip
+            };
+            LogEvent {
+                at: self.timestamps.convert(&p.date),
+                ip: Some(ip),
+                service,
+                account: None,
+                outcome: crate::domain::Outcome::Failure(crate::domain::FailureKind::NoExtension),
+                tampered: true,
+                security_event: false,
+            }
+        });
+        if event.is_some() {
+            self.stats.events += 1;
+        }
+        out.push(ReadRecord {
+            event,
+            tampered: true,
+            raw: p.raw,
+        });
+    }
+
+    fn emit(&mut self, judged: Judged, date: &str, raw: &str, out: &mut Vec<ReadRecord>) {
+        let (p, event_tv, security_event) = match judged {
+            Judged::Ignored => return,
+            Judged::Broken => {
+                self.stats.tampered_records += 1;
+                out.push(ReadRecord {
+                    event: None,
+                    tampered: true,
+                    raw: raw.to_owned(),
+                });
+                return;
+            }
+            Judged::Module(p) => (p, None, false),
+            Judged::Security(p, tv) => (p, tv, true),
+        };
+        let at = event_tv.or_else(|| self.timestamps.convert(date));
+        if p.tampered {
+            self.stats.tampered_records += 1;
+        }
+        self.stats.events += 1;
+        out.push(ReadRecord {
+            tampered: p.tampered,
+            event: Some(LogEvent {
+                at,
+                ip: p.ip,
+                service: p.service,
+                account: p.account,
+                outcome: p.outcome,
+                tampered: p.tampered,
+                security_event,
+            }),
+            raw: raw.to_owned(),
+        });
+    }
+}
+
+enum Judged {
+    Module(Parsed),
+    Security(Parsed, Option<UnixMs>),
+    /// Complete, but not an outcome sipwarden counts.
+    Ignored,
+    /// Complete yet matching no strict pattern while showing injection signs.
+    Broken,
+}
+
+/// Judges a (possibly joined) record; `None` while it is still incomplete.
+fn judge(shape: Shape, message: &str, multi: bool) -> Option<Judged> {
+    if shape == Shape::Security {
+        return match security::parse(message, multi) {
+            SecurityRecord::Event(p, tv) => Some(Judged::Security(p, tv)),
+            SecurityRecord::Other if multi => Some(Judged::Broken),
+            SecurityRecord::Other => Some(Judged::Ignored),
+            SecurityRecord::Malformed => None,
+        };
+    }
+    if messages::is_incomplete(shape, message) {
+        return None;
+    }
+    Some(match messages::parse(shape, message, multi) {
+        Some(mut p) => {
+            p.tampered |= multi;
+            Judged::Module(p)
+        }
+        None if multi => Judged::Broken,
+        None => Judged::Ignored,
+    })
+}

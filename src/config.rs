@@ -1,0 +1,326 @@
+//! One validated configuration value from the TOML file, `SIPWARDEN_*` variables
+//! and command-line flags (flags win). Every error names the key that fixes it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::asterisk::SourceKind;
+use crate::domain::{TrustedNetworks, UnixMs};
+use crate::ingest::StartAt;
+use crate::policy::{Ladder, Rung};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The config file as written (every key optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub logs: Option<Vec<String>>,
+    pub start_at: Option<StartAt>,
+    pub poll_interval: Option<String>,
+    pub trusted: Option<Vec<String>>,
+    pub clean_log: Option<PathBuf>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub rungs: Option<Vec<RungConfig>>,
+    pub known_good_failures: Option<u32>,
+    pub known_good_for: Option<String>,
+    pub repeat_within: Option<String>,
+    pub repeat_ban: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RungConfig {
+    pub failures: u32,
+    pub within: String,
+    /// A duration, or `until-released`.
+    pub ban: String,
+}
+
+/// A log to follow: `security:/var/log/asterisk/security`, `messages:PATH`, or a bare
+/// path whose kind is detected from its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    pub path: PathBuf,
+    pub kind: Option<SourceKind>,
+}
+
+impl SourceSpec {
+    pub fn parse(spec: &str) -> Result<SourceSpec, ConfigError> {
+        let (kind, path) = match spec.split_once(':') {
+            Some(("security", p)) => (Some(SourceKind::Security), p),
+            Some(("messages", p)) | Some(("full", p)) => (Some(SourceKind::Messages), p),
+            _ => (None, spec),
+        };
+        if path.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "logs (SIPWARDEN_LOG, --log)",
+                message: format!("{spec:?} names no file"),
+            });
+        }
+        Ok(SourceSpec {
+            path: PathBuf::from(path),
+            kind,
+        })
+    }
+}
+
+/// Values given on the command line or in `SIPWARDEN_*` variables.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub logs: Vec<String>,
+    pub start_at: Option<StartAt>,
+    pub trusted: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub sources: Vec<SourceSpec>,
+    pub start_at: StartAt,
+    pub poll_interval: Duration,
+    pub trusted: TrustedNetworks,
+    pub ladder: Ladder,
+    pub clean_log: PathBuf,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
+/// Looked for when no log is configured.
+pub const DEFAULT_LOGS: [&str; 3] = [
+    "security:/var/log/asterisk/security",
+    "/var/log/asterisk/full",
+    "/var/log/asterisk/messages",
+];
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let parsed = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Self::from_parts(parsed, overrides)
+    }
+
+    pub fn from_parts(file: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
+        let data_dir = o
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let log_specs: Vec<String> = if !o.logs.is_empty() {
+            o.logs
+        } else if let Some(logs) = file.logs {
+            logs
+        } else {
+            DEFAULT_LOGS
+                .iter()
+                .filter(|s| Path::new(s.rsplit(':').next().unwrap_or(s)).exists())
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let sources = log_specs
+            .iter()
+            .map(|s| SourceSpec::parse(s))
+            .collect::<Result<_, _>>()?;
+        let trusted_specs = if o.trusted.is_empty() {
+            file.trusted.unwrap_or_default()
+        } else {
+            o.trusted
+        };
+        let trusted = TrustedNetworks::new(
+            trusted_specs
+                .iter()
+                .map(|s| parse_network(s, "trusted (SIPWARDEN_TRUSTED, --trusted)"))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let poll_interval = match file.poll_interval {
+            Some(s) => duration(&s, "poll_interval")?,
+            None => Duration::from_secs(1),
+        };
+        let clean_log = file
+            .clean_log
+            .unwrap_or_else(|| data_dir.join("failed-auth.log"));
+        Ok(Config {
+            sources,
+            start_at: o.start_at.or(file.start_at).unwrap_or(StartAt::Beginning),
+            poll_interval,
+            trusted,
+            ladder: ladder(file.policy)?,
+            clean_log,
+            data_dir,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("sipwarden.db")
+    }
+}
+
+/// A CIDR or a single address. Host bits set are refused with the network to use.
+pub fn parse_network(text: &str, key: &'static str) -> Result<IpNet, ConfigError> {
+    let text = text.trim();
+    let net = match text.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => match text.parse::<std::net::IpAddr>() {
+            Ok(ip) => IpNet::from(ip),
+            Err(_) => {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("{text:?} is not an address or CIDR network"),
+                });
+            }
+        },
+    };
+    if net.trunc() != net {
+        return Err(ConfigError::Invalid {
+            key,
+            message: format!("{text} has host bits set; did you mean {}?", net.trunc()),
+        });
+    }
+    Ok(net)
+}
+
+fn duration(text: &str, key: &'static str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text.trim()).map_err(|e| ConfigError::Invalid {
+        key,
+        message: format!("{text:?} is not a duration like 30s, 1h, 7d: {e}"),
+    })
+}
+
+fn duration_ms(text: &str, key: &'static str) -> Result<UnixMs, ConfigError> {
+    Ok(duration(text, key)?.as_millis() as UnixMs)
+}
+
+fn ladder(p: PolicyConfig) -> Result<Ladder, ConfigError> {
+    let mut ladder = Ladder::default();
+    if let Some(rungs) = p.rungs {
+        if rungs.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "policy.rungs",
+                message: "at least one rung is needed".into(),
+            });
+        }
+        ladder.rungs = rungs
+            .iter()
+            .map(|r| {
+                if r.failures == 0 {
+                    return Err(ConfigError::Invalid {
+                        key: "policy.rungs.failures",
+                        message: "must be at least 1".into(),
+                    });
+                }
+                let ban_ms = match r.ban.trim() {
+                    "until-released" | "forever" | "permanent" => None,
+                    other => Some(duration_ms(other, "policy.rungs.ban")?),
+                };
+                Ok(Rung {
+                    failures: r.failures,
+                    within_ms: duration_ms(&r.within, "policy.rungs.within")?,
+                    ban_ms,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(n) = p.known_good_failures {
+        ladder.known_good_failures = n;
+    }
+    if let Some(s) = p.known_good_for {
+        ladder.known_good_for_ms = duration_ms(&s, "policy.known_good_for")?;
+    }
+    if let Some(s) = p.repeat_within {
+        ladder.repeat_within_ms = duration_ms(&s, "policy.repeat_within")?;
+    }
+    if let Some(s) = p.repeat_ban {
+        ladder.repeat_ban_ms = duration_ms(&s, "policy.repeat_ban")?;
+    }
+    Ok(ladder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_to_the_documented_defaults() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sipwarden.example.toml"
+        ))
+        .unwrap();
+        let file: FileConfig = toml::from_str(&text).unwrap();
+        let c = Config::from_parts(file, Overrides::default()).unwrap();
+        assert_eq!(c.ladder, Ladder::default());
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.sources[0].kind, Some(SourceKind::Security));
+        assert!(c.trusted.contains("192.168.1.20".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = parse_network("192.168.1.7/24", "trusted")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean 192.168.1.0/24"), "{err}");
+        let err = parse_network("10.0.0.300", "trusted")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("trusted:"), "{err}");
+        let file: FileConfig =
+            toml::from_str("[policy]\nrungs = [{ failures = 2, within = \"soon\", ban = \"1h\" }]")
+                .unwrap();
+        let err = Config::from_parts(file, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("policy.rungs.within"), "{err}");
+        assert!(toml::from_str::<FileConfig>("unknown_key = 1").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: FileConfig = toml::from_str("data_dir = \"/a\"\nlogs = [\"/x\"]").unwrap();
+        let o = Overrides {
+            data_dir: Some("/b".into()),
+            logs: vec!["security:/y".into()],
+            ..Overrides::default()
+        };
+        let c = Config::from_parts(file, o).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+        assert_eq!(
+            c.sources,
+            vec![SourceSpec {
+                path: "/y".into(),
+                kind: Some(SourceKind::Security)
+            }]
+        );
+    }
+}

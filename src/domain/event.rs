@@ -1,0 +1,106 @@
+use std::net::IpAddr;
+
+use super::UnixMs;
+
+/// The Asterisk service an authentication attempt was made against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    Sip,
+    Pjsip,
+    Ami,
+    Iax2,
+    Other,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Sip => "SIP",
+            Service::Pjsip => "PJSIP",
+            Service::Ami => "AMI",
+            Service::Iax2 => "IAX2",
+            Service::Other => "OTHER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Service {
+        match s {
+            "SIP" => Service::Sip,
+            "PJSIP" => Service::Pjsip,
+            "AMI" => Service::Ami,
+            "IAX2" => Service::Iax2,
+            _ => Service::Other,
+        }
+    }
+
+    /// Services that also emit security events: when a security log of the same
+    /// Asterisk is a source, their messages-log lines are not counted a second time.
+    pub fn has_security_events(self) -> bool {
+        matches!(self, Service::Sip | Service::Pjsip | Service::Ami)
+    }
+}
+
+/// Why Asterisk refused the attempt, reduced to what an admin acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    WrongPassword,
+    UnknownAccount,
+    AclDenied,
+    NoExtension,
+    Rejected,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::WrongPassword => "wrong_password",
+            FailureKind::UnknownAccount => "unknown_account",
+            FailureKind::AclDenied => "acl_denied",
+            FailureKind::NoExtension => "no_extension",
+            FailureKind::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FailureKind> {
+        Some(match s {
+            "wrong_password" => FailureKind::WrongPassword,
+            "unknown_account" => FailureKind::UnknownAccount,
+            "acl_denied" => FailureKind::AclDenied,
+            "no_extension" => FailureKind::NoExtension,
+            "rejected" => FailureKind::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Failure(FailureKind),
+    /// A successful authentication: the address is a known-good client for a while.
+    Success,
+}
+
+/// One authentication outcome read from a log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// When Asterisk logged it; `None` when the record's date could not be read.
+    pub at: Option<UnixMs>,
+    /// The packet source Asterisk printed. `None` only for a tampered record whose
+    /// real sender cannot be located: such a record is never attributed.
+    pub ip: Option<IpAddr>,
+    pub service: Service,
+    /// Account / user name tried. Attacker-controlled text.
+    pub account: Option<String>,
+    pub outcome: Outcome,
+    /// The record showed signs of injection (split lines, repeated address fields,
+    /// or text that failed the strict pattern).
+    pub tampered: bool,
+    /// Came from a security event rather than a module's own log line.
+    pub security_event: bool,
+}
+
+impl LogEvent {
+    pub fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failure(_))
+    }
+}

@@ -1,0 +1,15 @@
+//! Plain types shared by every layer. No I/O here.
+
+mod event;
+pub mod network;
+
+pub use event::{FailureKind, LogEvent, Outcome, Service};
+pub use network::TrustedNetworks;
+
+/// Milliseconds since the Unix epoch, the one time unit stored and compared everywhere.
+pub type UnixMs = i64;
+
+pub const SECOND_MS: UnixMs = 1_000;
+pub const MINUTE_MS: UnixMs = 60 * SECOND_MS;
+pub const HOUR_MS: UnixMs = 60 * MINUTE_MS;
+pub const DAY_MS: UnixMs = 24 * HOUR_MS;

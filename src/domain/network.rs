@@ -1,0 +1,53 @@
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// Networks the policy records but never bans. Loopback is always in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedNetworks {
+    nets: Vec<IpNet>,
+}
+
+impl TrustedNetworks {
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        TrustedNetworks {
+            nets: nets.into_iter().map(|n| n.trunc()).collect(),
+        }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        ip.is_loopback() || self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    pub fn networks(&self) -> &[IpNet] {
+        &self.nets
+    }
+}
+
+/// IPv4-mapped IPv6 addresses are the IPv4 host they carry.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_always_trusted_and_configured_networks_are() {
+        let t = TrustedNetworks::new(["192.168.1.0/24".parse().unwrap()]);
+        assert!(t.contains("127.0.0.5".parse().unwrap()));
+        assert!(t.contains("::1".parse().unwrap()));
+        assert!(t.contains("192.168.1.77".parse().unwrap()));
+        assert!(t.contains("::ffff:192.168.1.77".parse().unwrap()));
+        assert!(!t.contains("192.168.2.1".parse().unwrap()));
+        assert!(!t.contains("203.0.113.9".parse().unwrap()));
+    }
+}

@@ -1,0 +1,24 @@
+//! sipwarden: watches Asterisk logs, attributes every failed authentication to the
+//! address that really sent it, and bans attackers.
+//!
+//! Module map (the path of one failed login, top to bottom):
+//!
+//! - [`ingest`]: log followers (inotify + polling, rotation-aware, resumable cursors)
+//!   read complete new lines;
+//! - [`asterisk`]: the only code that knows Asterisk text, turns lines into records
+//!   and records into [`domain::LogEvent`]s;
+//! - [`policy`]: pure [`policy::decide`] over an address's history; `Pipeline` stores
+//!   events and decisions in one transaction with the cursor;
+//! - [`store`]: the only code with SQL;
+//! - [`checklog`]: the same parsing and policy, offline over files;
+//! - [`config`], [`clock`], [`app`]: wiring.
+
+pub mod app;
+pub mod asterisk;
+pub mod checklog;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod ingest;
+pub mod policy;
+pub mod store;

@@ -1,0 +1,101 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sipwarden::config::{Config, Overrides};
+use sipwarden::ingest::StartAt;
+
+/// Watches Asterisk logs and bans SIP/AMI/IAX2 brute-force attackers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (see sipwarden.example.toml).
+    #[arg(long, global = true, env = "SIPWARDEN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the database and the failed-auth log.
+    #[arg(long, global = true, env = "SIPWARDEN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Networks never banned (CIDR or address; repeatable or comma-separated).
+    #[arg(long, global = true, env = "SIPWARDEN_TRUSTED", value_delimiter = ',')]
+    trusted: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Follow the Asterisk logs, store failures and decide bans.
+    Serve {
+        /// Log to follow: PATH, security:PATH or messages:PATH (repeatable).
+        #[arg(long = "log", env = "SIPWARDEN_LOG", value_delimiter = ',')]
+        logs: Vec<String>,
+        /// Where to begin in a log seen for the first time.
+        #[arg(long, env = "SIPWARDEN_START_AT", value_enum)]
+        start_at: Option<StartAtArg>,
+    },
+    /// Parse log files offline and print per-address failures and verdicts.
+    CheckLog {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StartAtArg {
+    Beginning,
+    End,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIPWARDEN_LOG_LEVEL")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sipwarden: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir,
+        trusted: cli.trusted,
+        ..Overrides::default()
+    };
+    match cli.command {
+        Command::Serve { logs, start_at } => {
+            overrides.logs = logs;
+            overrides.start_at = start_at.map(|s| match s {
+                StartAtArg::Beginning => StartAt::Beginning,
+                StartAtArg::End => StartAt::End,
+            });
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            tokio::runtime::Runtime::new()?.block_on(sipwarden::app::serve(config))
+        }
+        Command::CheckLog { format, files } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            let report = sipwarden::checklog::check_files(&files, config.ladder, config.trusted)?;
+            match format {
+                Format::Text => print!("{}", sipwarden::checklog::render_text(&report)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            Ok(())
+        }
+    }
+}

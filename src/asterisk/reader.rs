@@ -12,8 +12,8 @@ use super::security::{self, SecurityRecord};
 use super::timestamp::Timestamper;
 use crate::domain::{LogEvent, UnixMs};
 
-pub const MAX_RECORD_LINES: usize = 10;
-pub const MAX_RECORD_BYTES: usize = 8 * 1024;
+pub const MAX_RECORD_LINES: usize = 512;
+pub const MAX_RECORD_BYTES: usize = 32 * 1024;
 
 /// A record that produced an event or was judged tampered.
 #[derive(Debug, Clone, PartialEq, Eq)]

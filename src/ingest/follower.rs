@@ -107,7 +107,10 @@ impl Follower {
             if let Some(old) = self.find_by_inode(cursor.inode) {
                 let len = old.metadata()?.len();
                 if len > cursor.offset {
-                    return self.read_from(old, cursor, now, meta.is_some()).map(Some);
+                    let mut batch = self.read_from(old, cursor, now, meta.is_some())?;
+                    // The new file is next: ask to be polled again at once.
+                    batch.more = true;
+                    return Ok(Some(batch));
                 }
             }
             let Some(meta) = meta else { return Ok(None) };

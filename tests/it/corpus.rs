@@ -1,0 +1,117 @@
+//! The shared corpus (real Asterisk 20 under a real SIPVicious attack) must
+//! reproduce its wire-counted truth, offline and through the live pipeline.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use sipwarden::asterisk::SourceKind;
+use sipwarden::checklog::check_files;
+use sipwarden::domain::TrustedNetworks;
+use sipwarden::ingest::StartAt;
+use sipwarden::policy::Ladder;
+
+use crate::common::{TestApp, fixture};
+
+/// TRUTH.md: failure lines per source address, in each file and in both together.
+fn truth() -> BTreeMap<String, u64> {
+    [
+        ("127.0.0.13".to_string(), 49),
+        ("127.0.0.15".to_string(), 26),
+    ]
+    .into()
+}
+
+fn offline(files: &[&str]) -> BTreeMap<String, u64> {
+    let paths: Vec<_> = files
+        .iter()
+        .map(|f| fixture(&format!("corpus/{f}")))
+        .collect();
+    let report = check_files(&paths, Ladder::default(), TrustedNetworks::default()).unwrap();
+    report
+        .by_ip
+        .into_iter()
+        .map(|(ip, r)| (ip, r.failures))
+        .collect()
+}
+
+#[test]
+fn check_log_matches_truth_per_file_and_together() {
+    assert_eq!(offline(&["messages.log"]), truth());
+    assert_eq!(offline(&["security.log"]), truth());
+    assert_eq!(offline(&["messages.log", "security.log"]), truth());
+}
+
+#[test]
+fn check_log_binary_prints_json_by_ip() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["check-log", "--format", "json"])
+        .arg(fixture("corpus/messages.log"))
+        .arg(fixture("corpus/security.log"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["by_ip"]["127.0.0.13"]["failures"], 49);
+    assert_eq!(json["by_ip"]["127.0.0.15"]["failures"], 26);
+    assert_eq!(json["by_ip"].as_object().unwrap().len(), 2);
+    // Loopback is always trusted: recorded, never banned.
+    assert_eq!(json["by_ip"]["127.0.0.13"]["verdict"], "trusted");
+}
+
+#[test]
+fn check_log_text_output_and_missing_file_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .arg("check-log")
+        .arg(fixture("corpus/messages.log"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("127.0.0.13") && text.contains("49"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["check-log", "/nonexistent/messages"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/messages"));
+}
+
+async fn live(files: &[(&str, SourceKind)]) -> BTreeMap<String, u64> {
+    let security = files.iter().any(|(_, k)| *k == SourceKind::Security);
+    let mut app = TestApp::new(TrustedNetworks::default(), security).await;
+    for (name, kind) in files {
+        // Copy so the follower sees a log of its own, as on a PBX.
+        let path = app.path(name);
+        std::fs::copy(fixture(&format!("corpus/{name}")), &path).unwrap();
+        app.follow(&path, Some(*kind), StartAt::Beginning).await;
+    }
+    app.poll().await;
+    app.counts()
+        .await
+        .into_iter()
+        .map(|(ip, n)| (ip, n as u64))
+        .collect()
+}
+
+#[tokio::test]
+async fn live_pipeline_stores_truth_per_file_and_together() {
+    assert_eq!(
+        live(&[("messages.log", SourceKind::Messages)]).await,
+        truth()
+    );
+    assert_eq!(
+        live(&[("security.log", SourceKind::Security)]).await,
+        truth()
+    );
+    assert_eq!(
+        live(&[
+            ("messages.log", SourceKind::Messages),
+            ("security.log", SourceKind::Security)
+        ])
+        .await,
+        truth()
+    );
+}

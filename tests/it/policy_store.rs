@@ -1,0 +1,213 @@
+//! Decisions stored by the live pipeline: the ladder, trusted networks, known-good
+//! phones, one source per service, and the clean failed-auth log.
+
+use sipwarden::asterisk::SourceKind;
+use sipwarden::domain::{DAY_MS, HOUR_MS, MINUTE_MS, TrustedNetworks};
+use sipwarden::ingest::StartAt;
+
+use crate::common::{NOW, TestApp, append};
+
+/// The log date Asterisk would print for `ms` (local time, `%F %T.%3q`).
+fn date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
+}
+
+fn failure_at(ip: &str, at: i64) -> String {
+    format!(
+        "[{}] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '<sip:100@x>' failed for '{ip}:5060' (callid: {at}) - Failed to authenticate\n",
+        date(at)
+    )
+}
+
+fn security_event_at(event: &str, ip: &str, at: i64, tail: &str) -> String {
+    format!(
+        "[{}] SECURITY[2] res_security_log.c: SecurityEvent=\"{event}\",EventTV=\"{}\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"2001\",SessionID=\"{at}\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/{ip}/5060\"{tail}\n",
+        date(at),
+        chrono::DateTime::from_timestamp_millis(at)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+    )
+}
+
+async fn app_with_log(trusted: TrustedNetworks) -> (TestApp, std::path::PathBuf) {
+    let mut app = TestApp::new(trusted, false).await;
+    let log = app.path("full");
+    append(&log, "");
+    app.follow(&log, Some(SourceKind::Messages), StartAt::Beginning)
+        .await;
+    (app, log)
+}
+
+const ATTACKER: &str = "203.0.113.9";
+
+#[tokio::test]
+async fn two_failures_within_an_hour_ban_for_an_hour() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    append(&log, &failure_at(ATTACKER, NOW - 10 * MINUTE_MS));
+    app.poll().await;
+    assert!(
+        app.active_bans().await.is_empty(),
+        "one failure is not enough"
+    );
+    append(&log, &failure_at(ATTACKER, NOW - 5 * MINUTE_MS));
+    app.poll().await;
+    let bans = app.active_bans().await;
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].ip, ATTACKER);
+    assert_eq!(bans[0].rung, 1);
+    assert_eq!(bans[0].until_at, Some(NOW - 5 * MINUTE_MS + HOUR_MS));
+    assert_eq!(bans[0].reason, "2 failures within 1h");
+}
+
+#[tokio::test]
+async fn twelve_failures_in_a_day_ban_until_released() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    for i in 0..12 {
+        // 100 minutes apart: never two within an hour.
+        append(
+            &log,
+            &failure_at(ATTACKER, NOW - 20 * HOUR_MS + i * 100 * MINUTE_MS),
+        );
+    }
+    app.poll().await;
+    let bans = app.active_bans().await;
+    assert_eq!(bans.len(), 1);
+    assert_eq!((bans[0].rung, bans[0].until_at), (2, None));
+}
+
+#[tokio::test]
+async fn a_repeat_offender_gets_a_day() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    append(
+        &log,
+        &(failure_at(ATTACKER, NOW - 5 * HOUR_MS)
+            + &failure_at(ATTACKER, NOW - 5 * HOUR_MS + MINUTE_MS)),
+    );
+    append(
+        &log,
+        &(failure_at(ATTACKER, NOW - 2 * MINUTE_MS) + &failure_at(ATTACKER, NOW - MINUTE_MS)),
+    );
+    app.poll().await;
+    let bans = app.active_bans().await;
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].until_at, Some(NOW - MINUTE_MS + DAY_MS));
+    assert!(bans[0].reason.contains("repeat offender"));
+}
+
+#[tokio::test]
+async fn trusted_networks_are_recorded_but_never_banned() {
+    let trusted = TrustedNetworks::new(["198.51.100.0/24".parse().unwrap()]);
+    let (mut app, log) = app_with_log(trusted).await;
+    for i in 0..15 {
+        append(&log, &failure_at("198.51.100.44", NOW - i * MINUTE_MS));
+    }
+    app.poll().await;
+    assert!(app.active_bans().await.is_empty());
+    assert_eq!(app.count_for("198.51.100.44").await, 15);
+}
+
+#[tokio::test]
+async fn a_phone_that_authenticated_gets_five_tries_and_its_failures_stay_visible() {
+    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
+    let log = app.path("security");
+    let phone = "198.51.100.20";
+    append(
+        &log,
+        &security_event_at(
+            "SuccessfulAuth",
+            phone,
+            NOW - DAY_MS,
+            ",UsingPassword=\"1\"",
+        ),
+    );
+    app.follow(&log, Some(SourceKind::Security), StartAt::Beginning)
+        .await;
+    for i in 0..4 {
+        append(
+            &log,
+            &security_event_at(
+                "InvalidAccountID",
+                phone,
+                NOW - 10 * MINUTE_MS + i * MINUTE_MS,
+                "",
+            ),
+        );
+    }
+    app.poll().await;
+    assert!(app.active_bans().await.is_empty());
+    assert_eq!(app.count_for(phone).await, 4);
+    append(
+        &log,
+        &security_event_at("InvalidAccountID", phone, NOW - MINUTE_MS, ""),
+    );
+    app.poll().await;
+    assert_eq!(app.active_bans().await.len(), 1);
+}
+
+#[tokio::test]
+async fn with_a_security_log_the_messages_log_only_adds_iax2() {
+    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
+    let messages = app.path("full");
+    let security = app.path("security");
+    append(&messages, &failure_at(ATTACKER, NOW - MINUTE_MS));
+    append(
+        &messages,
+        &format!(
+            "[{}] NOTICE[3] chan_iax2.c: Host {ATTACKER}:4569 failed to authenticate as iaxuser\n",
+            date(NOW - MINUTE_MS)
+        ),
+    );
+    append(
+        &security,
+        &security_event_at(
+            "ChallengeResponseFailed",
+            ATTACKER,
+            NOW - MINUTE_MS,
+            ",Challenge=\"a\",Response=\"b\",ExpectedResponse=\"\"",
+        ),
+    );
+    app.follow(&messages, Some(SourceKind::Messages), StartAt::Beginning)
+        .await;
+    app.follow(&security, Some(SourceKind::Security), StartAt::Beginning)
+        .await;
+    app.poll().await;
+    assert_eq!(
+        app.count_for(ATTACKER).await,
+        2,
+        "one PJSIP attempt from security, one IAX2 from messages"
+    );
+}
+
+#[tokio::test]
+async fn the_clean_log_has_one_escaped_line_per_counted_failure() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    append(&log, &crate::common::noise(10));
+    append(
+        &log,
+        &format!(
+            "[{}] NOTICE[1] chan_sip.c: Registration from '\"x\" <sip:a\"b'c@x>' failed for '{ATTACKER}:5060' - Wrong password\n",
+            date(NOW - MINUTE_MS)
+        ),
+    );
+    append(&log, &failure_at(ATTACKER, NOW));
+    app.poll().await;
+    let clean = std::fs::read_to_string(app.path("failed-auth.log")).unwrap();
+    let lines: Vec<_> = clean.lines().collect();
+    assert_eq!(lines.len(), 2, "{clean}");
+    assert!(
+        lines[0].contains(&format!(
+            "ip={ATTACKER} service=SIP user=\"a\\\"b'c\" kind=wrong_password verdict=\"watch\""
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("verdict=\"ban (rung 1)\""),
+        "{}",
+        lines[1]
+    );
+}

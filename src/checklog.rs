@@ -66,7 +66,7 @@ fn read_file(path: &Path) -> io::Result<FileEvents> {
     let mut buf = vec![0u8; CHUNK];
     let mut filled = 0usize;
     let mut offset = 0u64;
-    let mut reader = RecordReader::new(reference, 0);
+    let mut reader = RecordReader::new(reference, 0).without_raw();
     let mut records: Vec<ReadRecord> = Vec::new();
     let mut kind = None;
     let mut events = Vec::new();
@@ -91,12 +91,8 @@ fn read_file(path: &Path) -> io::Result<FileEvents> {
                 None if eof && !rest.is_empty() => (rest, filled),
                 None => break,
             };
-            let text = match std::str::from_utf8(line) {
-                Ok(t) => std::borrow::Cow::Borrowed(t),
-                Err(_) => String::from_utf8_lossy(line),
-            };
-            reader.push(
-                &text,
+            reader.push_bytes(
+                line,
                 offset + pos as u64,
                 offset + next as u64,
                 &mut records,

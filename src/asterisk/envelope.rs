@@ -34,7 +34,11 @@ pub fn parse(line: &str) -> Option<Envelope<'_>> {
 /// `[date] LEVEL[lwp][C-xxxxxxxx] file.c: msg` (default formatter) or
 /// `[date] LEVEL[lwp][C-xxxxxxxx]: file.c:LINE func: msg` (plain formatter).
 fn parse_file_channel(line: &str) -> Option<Envelope<'_>> {
-    let close = memchr::memmem::find(line.as_bytes(), b"] ")?;
+    // Dates hold no `]`: the first one closes the date.
+    let close = memchr::memchr(b']', line.as_bytes())?;
+    if line.as_bytes().get(close + 1) != Some(&b' ') {
+        return None;
+    }
     let date = &line[1..close];
     let rest = &line[close + 2..];
     let (level, rest) = level_and_thread(rest)?;
@@ -64,6 +68,54 @@ fn parse_file_channel(line: &str) -> Option<Envelope<'_>> {
         message: Cow::Borrowed(message),
         from_json: false,
     })
+}
+
+/// True when `line` is a file-channel record from a file sipwarden never reads, so it
+/// can be passed over without decoding it. Anything unusual answers false.
+pub fn is_skippable(line: &[u8], interesting: &[&str]) -> bool {
+    if line.first() != Some(&b'[') {
+        return false;
+    }
+    let Some(close) = memchr::memchr(b']', line) else {
+        return false;
+    };
+    let mut i = close + 1;
+    if line.get(i) != Some(&b' ') {
+        return false;
+    }
+    i += 1;
+    let level_start = i;
+    while line
+        .get(i)
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+    {
+        i += 1;
+    }
+    if i == level_start || line.get(i) != Some(&b'[') {
+        return false;
+    }
+    i += 1;
+    let digits_start = i;
+    while line.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    if i == digits_start || line.get(i) != Some(&b']') {
+        return false;
+    }
+    i += 1;
+    if line[i..].starts_with(b"[C-") {
+        i += 12;
+    }
+    let file_start = match line.get(i..i + 2) {
+        Some(b": ") => i + 2,
+        Some([b' ', _]) => i + 1,
+        _ => return false,
+    };
+    let Some(colon) = memchr::memchr(b':', &line[file_start..]) else {
+        return false;
+    };
+    let file = &line[file_start..file_start + colon];
+    !file.is_empty() && !file.contains(&b' ') && !interesting.iter().any(|f| f.as_bytes() == file)
 }
 
 /// `LEVEL[digits]` then an optional `[C-xxxxxxxx]`; returns the level and what follows.

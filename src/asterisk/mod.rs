@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod envelope;
+mod fast;
 pub mod messages;
 pub mod reader;
 pub mod security;

@@ -48,6 +48,9 @@ pub struct RecordReader {
     timestamps: Timestamper,
     pending: Option<Pending>,
     settled: u64,
+    /// Keep each record's text (the live pipeline stores it as evidence; offline
+    /// checks do not need it).
+    keep_raw: bool,
     pub stats: ReadStats,
 }
 
@@ -59,14 +62,48 @@ impl RecordReader {
             timestamps: Timestamper::new(reference),
             pending: None,
             settled: start,
+            keep_raw: true,
             stats: ReadStats::default(),
         }
+    }
+
+    /// Records come without their text.
+    pub fn without_raw(mut self) -> Self {
+        self.keep_raw = false;
+        self
     }
 
     /// Offset up to which every line has been fully judged. A reader resumed there
     /// produces no record twice and misses none.
     pub fn settled_offset(&self) -> u64 {
         self.pending.as_ref().map_or(self.settled, |p| p.start)
+    }
+
+    /// Feeds one physical line as bytes. Lines of files sipwarden never reads are passed
+    /// over undecoded; the rest are decoded, lossily if need be (an attacker must not
+    /// hide an attempt behind one invalid byte). Returns false for invalid UTF-8.
+    pub fn push_bytes(
+        &mut self,
+        bytes: &[u8],
+        start: u64,
+        end: u64,
+        out: &mut Vec<ReadRecord>,
+    ) -> bool {
+        if self.pending.is_none() && envelope::is_skippable(bytes, &messages::FILES) {
+            self.stats.lines += 1;
+            self.settled = end;
+            return true;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                self.push(text, start, end, out);
+                true
+            }
+            Err(_) => {
+                self.push(&String::from_utf8_lossy(bytes), start, end, out);
+                false
+            }
+        }
     }
 
     /// Feeds one physical line (without its newline) spanning `[start, end)` in the file.
@@ -186,7 +223,11 @@ impl RecordReader {
                 tampered: p.tampered,
                 security_event,
             }),
-            raw: raw.to_owned(),
+            raw: if self.keep_raw {
+                raw.to_owned()
+            } else {
+                String::new()
+            },
         });
     }
 }

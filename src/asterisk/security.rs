@@ -14,103 +14,296 @@ use crate::domain::{FailureKind, Outcome, Service, UnixMs};
 const TV: &str = r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{4}|\d+-\d+)";
 const ADDR: &str = r"IPV[46]/(?:(?:UDP|TCP|TLS|WS|WSS)/)?[0-9A-Fa-f.:]+/\d{1,5}";
 
-struct EventPattern {
+/// How a field's value is checked: server-written values by type, attacker text not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Free,
+    Tv,
+    Digits,
+    Quoteless,
+}
+
+impl Value {
+    fn pattern(self) -> &'static str {
+        match self {
+            Value::Free => "(?:.*?)",
+            Value::Tv => TV,
+            Value::Digits => r"\d+",
+            Value::Quoteless => r#"[^"\n]*"#,
+        }
+    }
+
+    fn accepts(self, v: &str) -> bool {
+        match self {
+            Value::Free => true,
+            Value::Tv => is_event_tv(v),
+            Value::Digits => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+            Value::Quoteless => !v.contains('\n') && !v.contains('"'),
+        }
+    }
+}
+
+/// One counted (or learned-from) event: the fields Asterisk writes after
+/// RemoteAddress, required ones first, then the optional ones in canonical order.
+struct EventSpec {
     name: &'static str,
-    regex: Regex,
     outcome: Outcome,
+    account_required: bool,
+    required: &'static [(&'static str, Value)],
+    optional: &'static [(&'static str, Value)],
 }
 
-fn opt(key: &str, value: &str) -> String {
-    format!(r#"(?:,{key}="{value}")?"#)
+const MODULE: (&str, Value) = ("Module", Value::Quoteless);
+const SESSION_TV: (&str, Value) = ("SessionTV", Value::Tv);
+
+static SPECS: [EventSpec; 7] = [
+    EventSpec {
+        name: "InvalidPassword",
+        outcome: Outcome::Failure(FailureKind::WrongPassword),
+        account_required: true,
+        required: &[],
+        optional: &[
+            MODULE,
+            SESSION_TV,
+            ("Challenge", Value::Free),
+            ("ReceivedChallenge", Value::Free),
+            ("ReceivedHash", Value::Free),
+        ],
+    },
+    EventSpec {
+        name: "ChallengeResponseFailed",
+        outcome: Outcome::Failure(FailureKind::WrongPassword),
+        account_required: true,
+        required: &[
+            ("Challenge", Value::Free),
+            ("Response", Value::Free),
+            ("ExpectedResponse", Value::Free),
+        ],
+        optional: &[MODULE, SESSION_TV],
+    },
+    EventSpec {
+        name: "InvalidAccountID",
+        outcome: Outcome::Failure(FailureKind::UnknownAccount),
+        account_required: true,
+        required: &[],
+        optional: &[MODULE, SESSION_TV],
+    },
+    EventSpec {
+        name: "FailedACL",
+        outcome: Outcome::Failure(FailureKind::AclDenied),
+        account_required: true,
+        required: &[],
+        optional: &[MODULE, ("ACLName", Value::Quoteless), SESSION_TV],
+    },
+    EventSpec {
+        name: "InvalidTransport",
+        outcome: Outcome::Failure(FailureKind::Rejected),
+        account_required: true,
+        required: &[("AttemptedTransport", Value::Free)],
+        optional: &[MODULE, SESSION_TV],
+    },
+    EventSpec {
+        name: "RequestBadFormat",
+        outcome: Outcome::Failure(FailureKind::Rejected),
+        account_required: false,
+        required: &[("RequestType", Value::Free)],
+        optional: &[
+            MODULE,
+            SESSION_TV,
+            ("AccountID", Value::Free),
+            ("RequestParams", Value::Free),
+        ],
+    },
+    EventSpec {
+        name: "SuccessfulAuth",
+        outcome: Outcome::Success,
+        account_required: true,
+        required: &[("UsingPassword", Value::Digits)],
+        optional: &[MODULE, SESSION_TV],
+    },
+];
+
+/// `TV` without a regex: `2026-11-24T21:04:50.544+0000` or the old `<sec>-<usec>`.
+fn is_event_tv(v: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((_, usec)) = v
+        .split_once('-')
+        .filter(|(s, _)| !v.contains('T') && digits(s))
+    {
+        return digits(usec);
+    }
+    let b = v.as_bytes();
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    let num = |r: std::ops::Range<usize>| v.get(r).is_some_and(digits);
+    if !(b.len() >= 24
+        && num(0..4)
+        && at(4, b'-')
+        && num(5..7)
+        && at(7, b'-')
+        && num(8..10)
+        && at(10, b'T'))
+    {
+        return false;
+    }
+    if !(num(11..13) && at(13, b':') && num(14..16) && at(16, b':') && num(17..19)) {
+        return false;
+    }
+    let mut rest = &v[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    let zone = rest.as_bytes();
+    zone.len() == 5
+        && (zone[0] == b'+' || zone[0] == b'-')
+        && zone[1..].iter().all(u8::is_ascii_digit)
 }
 
-fn req(key: &str, value: &str) -> String {
-    format!(r#",{key}="{value}""#)
+/// `ADDR` without a regex: `IPV4/UDP/1.2.3.4/5060`, `IPV6/2001:db8::1/5060`.
+fn is_event_address(v: &str) -> bool {
+    let Some(rest) = v.strip_prefix("IPV4/").or_else(|| v.strip_prefix("IPV6/")) else {
+        return false;
+    };
+    let rest = ["UDP/", "TCP/", "TLS/", "WSS/", "WS/"]
+        .iter()
+        .find_map(|t| rest.strip_prefix(t))
+        .unwrap_or(rest);
+    let Some((addr, port)) = rest.rsplit_once('/') else {
+        return false;
+    };
+    !addr.is_empty()
+        && addr
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && (1..=5).contains(&port.len())
+        && port.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Field lists after RemoteAddress for each event counted (or learned from).
-static EVENTS: LazyLock<Vec<EventPattern>> = LazyLock::new(|| {
-    let free = "(?:.*?)";
-    let module = opt("Module", r#"[^"\n]*"#);
-    let session_tv = opt("SessionTV", TV);
-    let common_tail = format!("{module}{session_tv}");
-    let table: Vec<(&'static str, String, Outcome, bool)> = vec![
-        (
-            "InvalidPassword",
-            format!(
-                "{common_tail}{}{}{}",
-                opt("Challenge", free),
-                opt("ReceivedChallenge", free),
-                opt("ReceivedHash", free)
-            ),
-            Outcome::Failure(FailureKind::WrongPassword),
-            true,
-        ),
-        (
-            "ChallengeResponseFailed",
-            format!(
-                "{}{}{}{common_tail}",
-                req("Challenge", free),
-                req("Response", free),
-                req("ExpectedResponse", free)
-            ),
-            Outcome::Failure(FailureKind::WrongPassword),
-            true,
-        ),
-        (
-            "InvalidAccountID",
-            common_tail.clone(),
-            Outcome::Failure(FailureKind::UnknownAccount),
-            true,
-        ),
-        (
-            "FailedACL",
-            format!(
-                "{module}{}{session_tv}",
-                opt("ACLName", r#"(?P<acl>[^"\n]*)"#)
-            ),
-            Outcome::Failure(FailureKind::AclDenied),
-            true,
-        ),
-        (
-            "InvalidTransport",
-            format!("{}{common_tail}", req("AttemptedTransport", free)),
-            Outcome::Failure(FailureKind::Rejected),
-            true,
-        ),
-        (
-            "RequestBadFormat",
-            format!(
-                "{}{common_tail}{}{}",
-                req("RequestType", free),
-                opt("AccountID", r"(?P<acct2>.*?)"),
-                opt("RequestParams", free)
-            ),
-            Outcome::Failure(FailureKind::Rejected),
-            false,
-        ),
-        (
-            "SuccessfulAuth",
-            format!("{}{common_tail}", req("UsingPassword", r"\d+")),
-            Outcome::Success,
-            true,
-        ),
-    ];
-    table
-        .into_iter()
-        .map(|(name, tail, outcome, account_required)| {
-            let account = if account_required { r#",AccountID="(?P<acct>.*?)""# } else { "" };
-            let pattern = format!(
-                r#"(?s)^SecurityEvent="{name}",EventTV="(?P<tv>{TV})",Severity="(?:Error|Informational)",Service="(?P<service>[A-Za-z0-9_]+)",EventVersion="\d+"{account},SessionID="(?:.*?)",LocalAddress="{ADDR}",RemoteAddress="(?P<remote>{ADDR})"{tail}$"#
-            );
-            EventPattern {
-                name,
-                regex: Regex::new(&pattern).expect("security event pattern compiles"),
-                outcome,
-            }
+/// The strict pattern of each event, for records the straight-line reader declines.
+static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| SPECS.iter().map(spec_regex).collect());
+
+fn spec_regex(spec: &EventSpec) -> Regex {
+    let field = |(key, value): &(&str, Value)| {
+        let v = match *key {
+            "AccountID" => "(?P<acct2>.*?)".to_string(),
+            "ACLName" => format!("(?P<acl>{})", value.pattern()),
+            _ => value.pattern().to_string(),
+        };
+        format!(r#",{key}="{v}""#)
+    };
+    let required: String = spec.required.iter().map(field).collect();
+    let optional: String = spec
+        .optional
+        .iter()
+        .map(|f| format!("(?:{})?", field(f)))
+        .collect();
+    let account = if spec.account_required {
+        r#",AccountID="(?P<acct>.*?)""#
+    } else {
+        ""
+    };
+    let name = spec.name;
+    Regex::new(&format!(
+        r#"(?s)^SecurityEvent="{name}",EventTV="(?P<tv>{TV})",Severity="(?:Error|Informational)",Service="(?P<service>[A-Za-z0-9_]+)",EventVersion="\d+"{account},SessionID="(?:.*?)",LocalAddress="{ADDR}",RemoteAddress="(?P<remote>{ADDR})"{required}{optional}$"#
+    ))
+    .expect("security event pattern compiles")
+}
+
+/// What the strict reading of an event captures.
+#[derive(Debug, PartialEq, Eq)]
+struct Captured<'a> {
+    tv: &'a str,
+    service: &'a str,
+    account: Option<&'a str>,
+    remote: &'a str,
+    acl: Option<&'a str>,
+}
+
+/// Straight-line reading for records whose values hold no `"`: then every value ends
+/// at the next quote and the strict pattern can match only this way.
+fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
+    let mut pairs: [(&str, &str); 24] = [("", ""); 24];
+    let mut n = 0;
+    let mut rest = msg;
+    loop {
+        let eq = memchr::memchr(b'=', rest.as_bytes())
+            .filter(|&i| rest.as_bytes().get(i + 1) == Some(&b'"'))?;
+        let key = &rest[..eq];
+        let after = &rest[eq + 2..];
+        let close = after.find('"')?;
+        if n == pairs.len() {
+            return None;
+        }
+        pairs[n] = (key, &after[..close]);
+        n += 1;
+        rest = &after[close + 1..];
+        if rest.is_empty() {
+            break;
+        }
+        rest = rest.strip_prefix(',')?;
+    }
+    let pairs = &pairs[..n];
+    let mut i = 0;
+    let mut take = |key: &str| -> Option<&'a str> {
+        let (k, v) = *pairs.get(i)?;
+        (k == key).then(|| {
+            i += 1;
+            v
         })
-        .collect()
-});
+    };
+    take("SecurityEvent").filter(|v| *v == spec.name)?;
+    let tv = take("EventTV").filter(|v| Value::Tv.accepts(v))?;
+    take("Severity").filter(|v| *v == "Error" || *v == "Informational")?;
+    let service = take("Service")
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))?;
+    take("EventVersion").filter(|v| Value::Digits.accepts(v))?;
+    let mut account = if spec.account_required {
+        Some(take("AccountID")?)
+    } else {
+        None
+    };
+    take("SessionID")?;
+    take("LocalAddress").filter(|v| is_event_address(v))?;
+    let remote = take("RemoteAddress").filter(|v| is_event_address(v))?;
+    for (key, value) in spec.required {
+        take(key).filter(|v| value.accepts(v))?;
+    }
+    let mut acl = None;
+    for (key, value) in spec.optional {
+        if let Some(v) = take(key) {
+            if !value.accepts(v) {
+                return None;
+            }
+            match *key {
+                "AccountID" => account = Some(v),
+                "ACLName" => acl = Some(v),
+                _ => {}
+            }
+        }
+    }
+    (i == pairs.len()).then_some(Captured {
+        tv,
+        service,
+        account,
+        remote,
+        acl,
+    })
+}
+
+fn read_strict<'a>(index: usize, msg: &'a str) -> Option<Captured<'a>> {
+    let c = PATTERNS[index].captures(msg)?;
+    let text = |name: &str| c.name(name).map(|m| m.as_str());
+    Some(Captured {
+        tv: text("tv")?,
+        service: text("service")?,
+        account: text("acct").or_else(|| text("acct2")),
+        remote: text("remote")?,
+        acl: text("acl"),
+    })
+}
 
 /// Result of reading one security record.
 #[derive(Debug, PartialEq, Eq)]
@@ -134,61 +327,57 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
     let Some(name) = event_name(msg) else {
         return SecurityRecord::Malformed;
     };
-    let Some(pattern) = EVENTS.iter().find(|e| e.name == name) else {
+    let Some(index) = SPECS.iter().position(|e| e.name == name) else {
         return if is_well_formed_other(msg) {
             SecurityRecord::Other
         } else {
             SecurityRecord::Malformed
         };
     };
-    let Some(c) = pattern.regex.captures(msg) else {
+    let spec = &SPECS[index];
+    let Some(c) = read_quoteless(spec, msg).or_else(|| read_strict(index, msg)) else {
         return SecurityRecord::Malformed;
     };
-    let Some(ip) = c
-        .name("remote")
-        .and_then(|m| parse_security_address(m.as_str()))
-    else {
+    let Some(ip) = parse_security_address(c.remote) else {
         return SecurityRecord::Malformed;
     };
-    let service = Service::parse(c.name("service").map_or("", |m| m.as_str()));
-    let outcome = match (pattern.outcome, c.name("acl").map(|m| m.as_str())) {
+    let outcome = match (spec.outcome, c.acl) {
         (Outcome::Failure(_), Some("no_extension_match")) => {
             Outcome::Failure(FailureKind::NoExtension)
         }
         (o, _) => o,
     };
     let account = c
-        .name("acct")
-        .or_else(|| c.name("acct2"))
-        .map(|m| m.as_str().to_owned())
+        .account
         // `<unknown>` is pjsip's artificial endpoint, not a name anyone tried.
-        .filter(|a| !a.is_empty() && a != "<unknown>");
+        .filter(|a| !a.is_empty() && *a != "<unknown>")
+        .map(str::to_owned);
     let tampered = multi_line
-        || msg.matches("RemoteAddress=").count() > 1
-        || msg.matches("SecurityEvent=").count() > 1;
-    let at = c.name("tv").and_then(|m| parse_event_tv(m.as_str()));
+        || super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
+        || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT);
     SecurityRecord::Event(
         Parsed {
             ip: Some(ip),
-            service,
+            service: Service::parse(c.service),
             account,
             outcome,
             tampered,
         },
-        at,
+        parse_event_tv(c.tv),
     )
 }
 
-/// Events we do not count still need a recognisable RemoteAddress to be "complete";
-/// otherwise a split record could hide the next lines.
+/// Events we do not count still need their RemoteAddress, and a closed last value,
+/// to be "complete"; otherwise a split record could hide the next lines.
 fn is_well_formed_other(msg: &str) -> bool {
-    static OTHER: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(&format!(
-            r#"(?s)^SecurityEvent="[A-Za-z]+",EventTV="{TV}",Severity="[A-Za-z]+",Service="[A-Za-z0-9_]+",EventVersion="\d+",.*RemoteAddress="{ADDR}"(?:,[A-Za-z]+=".*?")*$"#
-        ))
-        .expect("pattern compiles")
-    });
-    OTHER.is_match(msg)
+    let Some(at) = super::fast::REMOTE_FIELD_REV.rfind(msg.as_bytes()) else {
+        return false;
+    };
+    let value = &msg[at + ",RemoteAddress=\"".len()..];
+    let Some(close) = value.find('"') else {
+        return false;
+    };
+    is_event_address(&value[..close]) && msg.ends_with('"') && msg.starts_with("SecurityEvent=\"")
 }
 
 fn parse_event_tv(tv: &str) -> Option<UnixMs> {
@@ -199,7 +388,59 @@ fn parse_event_tv(tv: &str) -> Option<UnixMs> {
         let usec: i64 = usec.parse().ok()?;
         return Some(sec * 1000 + usec / 1000);
     }
-    chrono::DateTime::parse_from_str(tv, "%Y-%m-%dT%H:%M:%S%.f%z")
-        .ok()
-        .map(|d| d.timestamp_millis())
+    // 2026-11-24T21:04:50.544+0000, already checked by `is_event_tv`.
+    let num = |r: std::ops::Range<usize>| tv.get(r)?.parse::<u32>().ok();
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let mut ms = date
+        .and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?
+        .and_utc()
+        .timestamp_millis();
+    let mut rest = &tv[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        // First three digits, right-padded with zeros: ".5" is 500 ms.
+        let mut millis = 0i64;
+        for i in 0..3 {
+            millis = millis * 10
+                + frac
+                    .as_bytes()
+                    .get(i)
+                    .filter(|_| i < n)
+                    .map_or(0, |d| i64::from(d - b'0'));
+        }
+        ms += millis;
+        rest = &frac[n..];
+    }
+    let sign = match rest.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hh, mm): (i64, i64) = (rest.get(1..3)?.parse().ok()?, rest.get(3..5)?.parse().ok()?);
+    Some(ms - sign * (hh * 3_600_000 + mm * 60_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const BASE: &str = "SecurityEvent=\"ChallengeResponseFailed\",EventTV=\"2026-11-24T21:04:50.544+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"A\",SessionID=\"S\",LocalAddress=\"IPV4/UDP/127.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/198.51.100.13/5060\",Challenge=\"C\",Response=\"R\",ExpectedResponse=\"\"";
+
+    proptest! {
+        /// Wherever the straight-line reader answers, it answers what the strict pattern does.
+        #[test]
+        fn straight_line_reader_agrees_with_the_strict_pattern(
+            account in "[ -~\n]{0,12}", session in "[ -~]{0,12}", challenge in "[ -~]{0,12}",
+        ) {
+            let index = SPECS.iter().position(|s| s.name == "ChallengeResponseFailed").unwrap();
+            let msg = BASE.replace("\"A\"", &format!("\"{account}\""))
+                .replace("\"S\"", &format!("\"{session}\""))
+                .replace("\"C\"", &format!("\"{challenge}\""));
+            if let Some(fast) = read_quoteless(&SPECS[index], &msg) {
+                prop_assert_eq!(Some(fast), read_strict(index, &msg));
+            }
+        }
+    }
 }

@@ -14,6 +14,9 @@ pub struct Timestamper {
     reference: UnixMs,
     reference_year: i32,
     last: Option<(String, UnixMs)>,
+    /// Start of the last hour seen, keyed by the date text up to the hour: minutes and
+    /// seconds are then added without a calendar lookup.
+    hour: Option<(String, UnixMs)>,
 }
 
 impl Timestamper {
@@ -25,6 +28,7 @@ impl Timestamper {
             reference,
             reference_year: year,
             last: None,
+            hour: None,
         }
     }
 
@@ -34,9 +38,73 @@ impl Timestamper {
                 return Some(*ms);
             }
         }
-        let ms = self.convert_uncached(date.trim())?;
+        let ms = match self.convert_in_known_hour(date) {
+            Some(ms) => ms,
+            None => {
+                let ms = self.convert_uncached(date.trim())?;
+                self.remember_hour(date, ms);
+                ms
+            }
+        };
         self.last = Some((date.to_owned(), ms));
         Some(ms)
+    }
+
+    /// `2026-11-24 22:22:58[.422]` or `Nov 24 22:22:58`: the hour prefix, then mm:ss[.fff].
+    fn split_hour(date: &str) -> Option<(&str, &str)> {
+        let b = date.as_bytes();
+        let hour_len = if b.len() >= 19 && b[4] == b'-' && b[10] == b' ' {
+            13
+        } else if b.len() >= 15 && b[3] == b' ' && b[6] == b' ' {
+            9
+        } else {
+            return None;
+        };
+        let (head, tail) = date.split_at(hour_len);
+        Some((head, tail.strip_prefix(':')?))
+    }
+
+    fn minutes_seconds(tail: &str) -> Option<UnixMs> {
+        let b = tail.as_bytes();
+        let two = |i: usize| -> Option<i64> {
+            let (x, y) = (*b.get(i)?, *b.get(i + 1)?);
+            (x.is_ascii_digit() && y.is_ascii_digit())
+                .then(|| i64::from(x - b'0') * 10 + i64::from(y - b'0'))
+        };
+        let (m, sec) = (two(0)?, two(3)?);
+        if b.get(2) != Some(&b':') || m > 59 || sec > 60 {
+            return None;
+        }
+        let ms = match &tail[5..] {
+            "" => 0,
+            frac => {
+                let digits = frac.strip_prefix('.')?;
+                if digits.is_empty()
+                    || digits.len() > 9
+                    || !digits.bytes().all(|c| c.is_ascii_digit())
+                {
+                    return None;
+                }
+                let padded = format!("{digits:0<3}");
+                padded[..3].parse::<i64>().ok()?
+            }
+        };
+        Some(m * 60_000 + sec * 1000 + ms)
+    }
+
+    fn convert_in_known_hour(&self, date: &str) -> Option<UnixMs> {
+        let (head, tail) = Self::split_hour(date)?;
+        let (key, start) = self.hour.as_ref()?;
+        (key == head).then_some(())?;
+        Some(start + Self::minutes_seconds(tail)?)
+    }
+
+    fn remember_hour(&mut self, date: &str, ms: UnixMs) {
+        if let Some((head, tail)) = Self::split_hour(date) {
+            if let Some(offset) = Self::minutes_seconds(tail) {
+                self.hour = Some((head.to_owned(), ms - offset));
+            }
+        }
     }
 
     fn convert_uncached(&self, date: &str) -> Option<UnixMs> {

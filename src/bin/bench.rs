@@ -1,1 +1,93 @@
-fn main() {}
+//! `sipwarden-bench`: check-log throughput on a generated log, checked against the
+//! generator's truth. See README "Performance" for how to run it.
+//!
+//! Usage: sipwarden-bench LOG [TRUTH.tsv] [--runs N]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use sipwarden::checklog::check_files;
+use sipwarden::domain::TrustedNetworks;
+use sipwarden::policy::Ladder;
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut log = None;
+    let mut truth = None;
+    let mut runs = 5usize;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(5),
+            _ if log.is_none() => log = Some(PathBuf::from(a)),
+            _ => truth = Some(PathBuf::from(a)),
+        }
+    }
+    let log =
+        log.ok_or_else(|| anyhow::anyhow!("usage: sipwarden-bench LOG [TRUTH.tsv] [--runs N]"))?;
+    let bytes = std::fs::metadata(&log)?.len();
+    let mut best = f64::MAX;
+    let mut report = None;
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let r = check_files(
+            std::slice::from_ref(&log),
+            Ladder::default(),
+            TrustedNetworks::default(),
+        )?;
+        best = best.min(start.elapsed().as_secs_f64());
+        report = Some(r);
+    }
+    let report = report.expect("at least one run");
+    let lines = report.files[0].lines;
+    println!("file            {}", log.display());
+    println!("lines           {lines}");
+    println!("bytes           {bytes}");
+    println!("best of {runs}       {best:.3} s");
+    println!("lines/s         {:.0}", lines as f64 / best);
+    println!("MB/s            {:.0}", bytes as f64 / best / 1e6);
+    println!("failures        {}", report.total_failures);
+    println!("addresses       {}", report.by_ip.len());
+    if let Some(rss) = peak_rss_kib() {
+        println!("peak RSS        {:.1} MiB", rss as f64 / 1024.0);
+    }
+    if let Some(truth) = truth {
+        let mut expected: HashMap<String, u64> = HashMap::new();
+        for line in std::fs::read_to_string(&truth)?.lines().skip(1) {
+            if let Some(ip) = line.split('\t').nth(1) {
+                *expected
+                    .entry(ip.parse::<std::net::IpAddr>()?.to_string())
+                    .or_default() += 1;
+            }
+        }
+        let truth_lines: u64 = expected.values().sum();
+        let found: u64 = expected
+            .iter()
+            .map(|(ip, n)| report.by_ip.get(ip).map_or(0, |r| r.failures.min(*n)))
+            .sum();
+        let wrong: Vec<_> = report
+            .by_ip
+            .iter()
+            .filter(|(ip, r)| expected.get(*ip) != Some(&r.failures))
+            .collect();
+        println!("truth lines     {truth_lines}");
+        println!(
+            "found           {found} ({:.2} %)",
+            100.0 * found as f64 / truth_lines as f64
+        );
+        println!("wrong addresses {}", wrong.len());
+        if !wrong.is_empty() || found != truth_lines {
+            anyhow::bail!(
+                "disagreement with the truth, e.g. {:?}",
+                wrong.first().map(|(ip, r)| (ip, r.failures))
+            );
+        }
+    }
+    Ok(())
+}

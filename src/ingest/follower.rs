@@ -245,12 +245,9 @@ impl Follower {
                 unreadable += 1;
                 reader.push("", start, end, &mut records);
             } else {
-                let text = String::from_utf8_lossy(bytes);
-                if matches!(text, std::borrow::Cow::Owned(_)) {
-                    // Parsed anyway: an attacker must not hide behind one bad byte.
+                if !reader.push_bytes(bytes, start, end, &mut records) {
                     unreadable += 1;
                 }
-                reader.push(&text, start, end, &mut records);
             }
             line_ends.push(end);
             pos = next;

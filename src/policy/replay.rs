@@ -18,6 +18,8 @@ struct AddressState {
 }
 
 pub struct Replay {
+    /// Reused for every event, so replaying allocates nothing per event.
+    history: History,
     ladder: Ladder,
     trusted: TrustedNetworks,
     addresses: HashMap<IpAddr, AddressState>,
@@ -26,6 +28,7 @@ pub struct Replay {
 impl Replay {
     pub fn new(ladder: Ladder, trusted: TrustedNetworks) -> Self {
         Replay {
+            history: History::default(),
             ladder,
             trusted,
             addresses: HashMap::new(),
@@ -50,30 +53,26 @@ impl Replay {
                 state.active_until = None;
             }
         }
-        let history = History {
-            failures_in_window: ladder
-                .rungs
-                .iter()
-                .map(|r| {
-                    state
-                        .failures
-                        .iter()
-                        .filter(|&&t| t > at - r.within_ms)
-                        .count() as u32
-                })
-                .collect(),
-            trusted: self.trusted.contains(ip),
-            known_good: state
-                .last_success
-                .is_some_and(|t| t > at - ladder.known_good_for_ms),
-            recent_timed_bans: state
-                .timed_bans
-                .iter()
-                .filter(|&&t| t > at - ladder.repeat_within_ms)
-                .count() as u32,
-            active_until: state.active_until,
-        };
-        let verdict = decide(ladder, &history, at);
+        let history = &mut self.history;
+        history.failures_in_window.clear();
+        // Times are in order: count from the first one inside the window.
+        history
+            .failures_in_window
+            .extend(ladder.rungs.iter().map(|r| {
+                (state.failures.len() - state.failures.partition_point(|&t| t <= at - r.within_ms))
+                    as u32
+            }));
+        history.trusted = self.trusted.contains(ip);
+        history.known_good = state
+            .last_success
+            .is_some_and(|t| t > at - ladder.known_good_for_ms);
+        history.recent_timed_bans = state
+            .timed_bans
+            .iter()
+            .filter(|&&t| t > at - ladder.repeat_within_ms)
+            .count() as u32;
+        history.active_until = state.active_until;
+        let verdict = decide(ladder, history, at);
         if let Verdict::Ban { until, .. } = &verdict {
             if until.is_some() {
                 state.timed_bans.push(at);

@@ -1,0 +1,185 @@
+//! Straight-line readers for the three message shapes that make up nearly every
+//! failure line. Each one accepts only text on which the strict pattern could
+//! match in exactly one way, and returns what that pattern would capture; for
+//! anything else it returns `None` and the caller runs the pattern itself. The
+//! differential tests below hold the two to the same answers.
+
+use std::sync::LazyLock;
+
+use memchr::memmem::{Finder, FinderRev};
+
+use super::address::parse_ip;
+
+// Searchers built once: these run for every failure line.
+pub static FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("failed for '"));
+pub static REMOTE_ADDRESS: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new("RemoteAddress="));
+pub static SECURITY_EVENT: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new("SecurityEvent="));
+pub static ORIG_HOST: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(";x-ast-orig-host="));
+static QUOTE_FAILED_FOR_REV: LazyLock<FinderRev<'static>> =
+    LazyLock::new(|| FinderRev::new("' failed for '"));
+static AFTER_REV: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" after "));
+pub static REMOTE_FIELD_REV: LazyLock<FinderRev<'static>> =
+    LazyLock::new(|| FinderRev::new(",RemoteAddress=\""));
+
+pub const SIP_REASONS: [&str; 9] = [
+    "Wrong password",
+    "Username/auth name mismatch",
+    "No matching peer found",
+    "Not a local domain",
+    "Peer is not supposed to register",
+    "Device does not match ACL",
+    "Device not configured to use this transport type",
+    "RTP initialization failed",
+    "Unknown failure",
+];
+
+pub const PJSIP_REASONS: [&str; 5] = [
+    "No matching endpoint found",
+    "Not match Endpoint ACL",
+    "Not match Endpoint Contact ACL",
+    "Failed to authenticate",
+    "Error to authenticate",
+];
+
+/// Captured text of one failure line: attacker part, address text, server reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields<'a> {
+    pub who: &'a str,
+    pub ip: &'a str,
+    pub reason: &'a str,
+}
+
+fn is_addr_text(s: &str) -> bool {
+    let inner = s
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(s);
+    !inner.is_empty()
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+}
+
+fn is_port(s: &str) -> bool {
+    (1..=5).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `Registration from '<to>' failed for '<ip>[:port]' - <reason>`.
+pub fn registration(msg: &str) -> Option<Fields<'_>> {
+    let rest = msg.strip_prefix("Registration from '")?;
+    let (head, reason) = SIP_REASONS
+        .iter()
+        .find_map(|r| rest.strip_suffix(r).map(|h| (h, *r)))?;
+    let head = head.strip_suffix("' - ")?;
+    let at = QUOTE_FAILED_FOR_REV.rfind(head.as_bytes())?;
+    let (to, addr) = (&head[..at], &head[at + "' failed for '".len()..]);
+    let ip = match addr.rsplit_once(':') {
+        Some((ip, port)) if is_port(port) && (ip.starts_with('[') || !ip.contains(':')) => ip,
+        _ if !addr.contains(':') => addr,
+        _ => return None,
+    };
+    (is_addr_text(ip) && parse_ip(ip).is_some() && !to.contains('\n')).then_some(Fields {
+        who: to,
+        ip,
+        reason,
+    })
+}
+
+/// `Request '<m>' from '<from>' failed for '<ip>:<port>' (callid: <id>) - <reason>[ after N tries in X ms]`.
+pub fn pjsip_request(msg: &str) -> Option<Fields<'_>> {
+    let rest = msg.strip_prefix("Request ")?;
+    let rest = match rest.strip_prefix('\'') {
+        Some(r) => {
+            let end = r.find('\'')?;
+            let method = &r[..end];
+            if method.is_empty() || !method.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+                return None;
+            }
+            r[end + 1..].strip_prefix(" from '")?
+        }
+        None => rest.strip_prefix("from '")?,
+    };
+    // From: optional quoted display name without quotes or backslashes inside, then <uri>.
+    let mut from_len = 0;
+    if let Some(display) = rest.strip_prefix('"') {
+        let close = display.find(['"', '\\', '\n'])?;
+        if display.as_bytes()[close] != b'"' {
+            return None;
+        }
+        from_len = 1 + close + 1;
+        if !rest[from_len..].starts_with(" <") {
+            return None;
+        }
+        from_len += 1;
+    }
+    let uri = rest[from_len..].strip_prefix('<')?;
+    let close = uri.find(|c: char| c == '>' || c == '<' || c.is_whitespace())?;
+    if uri.as_bytes()[close] != b'>' {
+        return None;
+    }
+    from_len += 1 + close + 1;
+    let from = &rest[..from_len];
+    let rest = rest[from_len..].strip_prefix("' failed for '")?;
+    let quote = rest.find('\'')?;
+    let (ip, port) = rest[..quote].rsplit_once(':')?;
+    if !is_port(port) || !is_addr_text(ip) || parse_ip(ip).is_none() {
+        return None;
+    }
+    let rest = rest[quote + 1..].strip_prefix(" (callid: ")?;
+    let body = match AFTER_REV.rfind(rest.as_bytes()) {
+        Some(i) if is_tries_suffix(&rest[i..]) => &rest[..i],
+        _ => rest,
+    };
+    let reason = PJSIP_REASONS.iter().copied().find(|r| body.ends_with(r))?;
+    let callid = body[..body.len() - reason.len()].strip_suffix(") - ")?;
+    (!callid.contains('\n')).then_some(Fields {
+        who: from,
+        ip,
+        reason,
+    })
+}
+
+/// ` after <N> tries in <d>.<ddd> ms`
+fn is_tries_suffix(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix(" after ") else {
+        return false;
+    };
+    let Some((n, rest)) = rest.split_once(" tries in ") else {
+        return false;
+    };
+    let Some(num) = rest.strip_suffix(" ms") else {
+        return false;
+    };
+    let Some((int, frac)) = num.split_once('.') else {
+        return false;
+    };
+    !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.len() == 3
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `Registered SIP '<peer>' at <ip>:<port>` → (peer, ip text).
+pub fn registered(msg: &str) -> Option<(&str, &str)> {
+    let rest = msg.strip_prefix("Registered SIP '")?;
+    let quote = rest.find(['\'', '\n'])?;
+    let (peer, rest) = (&rest[..quote], rest[quote..].strip_prefix("' at ")?);
+    let (ip, port) = rest.rsplit_once(':')?;
+    (is_port(port)
+        && is_addr_text(ip)
+        && (ip.starts_with('[') || !ip.contains(':'))
+        && parse_ip(ip).is_some())
+    .then_some((peer, ip))
+}
+
+pub fn occurs_more_than_once(haystack: &str, needle: &Finder<'_>) -> bool {
+    needle.find(haystack.as_bytes()).is_some_and(|first| {
+        let next = first + needle.needle().len();
+        needle.find(&haystack.as_bytes()[next..]).is_some()
+    })
+}

@@ -1,4 +1,4 @@
-//! Wiring only: open the store, start the workers, stop them cleanly.
+//! Wiring only: open the store, pick the firewall, start the workers, stop cleanly.
 
 use std::sync::Arc;
 
@@ -6,11 +6,13 @@ use anyhow::Context;
 use tokio::sync::{Notify, watch};
 
 use crate::asterisk::SourceKind;
-use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{BackendChoice, Config};
+use crate::enforcer::{self, Enforcer};
+use crate::firewall::{self, Firewall, NftBackend, RecordingBackend};
 use crate::ingest::{self, cleanlog::CleanLog};
 use crate::policy::pipeline::Pipeline;
-use crate::store::Store;
+use crate::store::{self, Store};
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -20,67 +22,99 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         )
     })?;
     let path = config.database_path();
-    Store::open(&path)
-        .await
-        .with_context(|| format!("cannot open the database {}", path.display()))
+    Store::open(&path).await.with_context(|| format!("cannot open the database {}", path.display()))
 }
 
-/// `sipwarden serve`: follow the logs until SIGINT/SIGTERM.
+/// The backend `config` asks for. With `auto`, a host where `nft` cannot run gets a
+/// dry run, and the returned warning says so.
+pub fn choose_firewall(config: &Config) -> (Arc<dyn Firewall>, Option<String>) {
+    let nft = || Arc::new(NftBackend::new(config.nft_prefix.clone())) as Arc<dyn Firewall>;
+    match config.backend {
+        BackendChoice::Nft => (nft(), None),
+        BackendChoice::DryRun => (Arc::new(RecordingBackend::new("dry-run")), None),
+        BackendChoice::Auto if !config.nft_prefix.is_empty() || firewall::nft_available() => (nft(), None),
+        BackendChoice::Auto => (
+            Arc::new(RecordingBackend::new("dry-run (nft unavailable: not root or not installed)")),
+            Some(
+                "DRY RUN: nft is not usable here (run as root or with CAP_NET_ADMIN, and install nftables); \
+                 bans are decided and stored but NOT enforced"
+                    .into(),
+            ),
+        ),
+    }
+}
+
+pub fn enforcer_for(
+    config: &Config,
+    store: &Store,
+    firewall: Arc<dyn Firewall>,
+    poke: Arc<Notify>,
+) -> Enforcer {
+    Enforcer::new(
+        store.clone(),
+        firewall,
+        Arc::new(SystemClock),
+        config.trusted.clone(),
+        config.protection_default,
+        poke,
+    )
+}
+
+/// `sipwarden serve`: follow the logs, decide and enforce bans, until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     if config.sources.is_empty() {
         tracing::warn!("no Asterisk log configured or found; set logs / SIPWARDEN_LOG / --log");
     }
+    let (firewall, warning) = choose_firewall(&config);
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
+        let mut conn = store.pool().acquire().await?;
+        store::health::set(&mut conn, enforcer::HEALTH_COMPONENT, false, w, SystemClock.now()).await?;
+    }
     let mut followers = Vec::new();
     for spec in &config.sources {
         tracing::info!(path = %spec.path.display(), kind = ?spec.kind, "following log");
-        followers.push(
-            ingest::follower_for(&store, spec.path.clone(), spec.kind, config.start_at).await?,
-        );
+        followers.push(ingest::follower_for(&store, spec.path.clone(), spec.kind, config.start_at).await?);
     }
-    let security_source_present = config
-        .sources
-        .iter()
-        .any(|s| s.kind == Some(SourceKind::Security))
-        || followers
-            .iter()
-            .any(|f| f.kind() == Some(SourceKind::Security));
+    let security_source_present = config.sources.iter().any(|s| s.kind == Some(SourceKind::Security))
+        || followers.iter().any(|f| f.kind() == Some(SourceKind::Security));
+    let poke = Arc::new(Notify::new());
     let pipeline = Pipeline {
         store: store.clone(),
         ladder: config.ladder.clone(),
         trusted: config.trusted.clone(),
         clock: Arc::new(SystemClock),
         security_source_present,
+        protection_default: config.protection_default,
         clean_log: Some(CleanLog::new(config.clean_log.clone())),
-        bans_changed: Arc::new(Notify::new()),
+        bans_changed: poke.clone(),
     };
+    let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke));
+    tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let ingest_task = tokio::spawn(ingest::run(
-        followers,
-        pipeline,
-        config.poll_interval,
-        stop_rx,
-    ));
+    let tasks = [
+        tokio::spawn(ingest::run(followers, pipeline, config.poll_interval, stop_rx.clone())),
+        tokio::spawn(enforcer.clone().run(config.reconcile_interval, stop_rx.clone())),
+        tokio::spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop_rx)),
+    ];
     tracing::info!(data_dir = %config.data_dir.display(), "sipwarden running");
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    let _ = ingest_task.await;
+    for t in tasks {
+        let _ = t.await;
+    }
     store.close().await;
     Ok(())
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

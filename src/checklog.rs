@@ -59,10 +59,7 @@ fn read_file(path: &Path) -> io::Result<FileEvents> {
         .modified()
         .ok()
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(
-            || chrono::Utc::now().timestamp_millis(),
-            |d| d.as_millis() as UnixMs,
-        );
+        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |d| d.as_millis() as UnixMs);
     let mut buf = vec![0u8; CHUNK];
     let mut filled = 0usize;
     let mut offset = 0u64;
@@ -91,12 +88,7 @@ fn read_file(path: &Path) -> io::Result<FileEvents> {
                 None if eof && !rest.is_empty() => (rest, filled),
                 None => break,
             };
-            reader.push_bytes(
-                line,
-                offset + pos as u64,
-                offset + next as u64,
-                &mut records,
-            );
+            reader.push_bytes(line, offset + pos as u64, offset + next as u64, &mut records);
             pos = next;
             for r in records.drain(..) {
                 match r.event {
@@ -137,16 +129,10 @@ fn read_file(path: &Path) -> io::Result<FileEvents> {
     })
 }
 
-pub fn check_files(
-    paths: &[PathBuf],
-    ladder: Ladder,
-    trusted: TrustedNetworks,
-) -> io::Result<Report> {
+pub fn check_files(paths: &[PathBuf], ladder: Ladder, trusted: TrustedNetworks) -> io::Result<Report> {
     let files = paths
         .iter()
-        .map(|p| {
-            read_file(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
-        })
+        .map(|p| read_file(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display()))))
         .collect::<io::Result<Vec<_>>>()?;
     let security_present = files.iter().any(|f| f.report.kind == SourceKind::Security);
     let mut events: Vec<(UnixMs, IpAddr, LogEvent)> = Vec::new();
@@ -198,12 +184,7 @@ pub fn check_files(
             (ip.to_string(), r)
         })
         .collect();
-    Ok(Report {
-        files: reports,
-        by_ip,
-        total_failures: total,
-        unattributed_tampered: unattributed,
-    })
+    Ok(Report { files: reports, by_ip, total_failures: total, unattributed_tampered: unattributed })
 }
 
 /// The human-readable table, worst offenders first.
@@ -227,12 +208,7 @@ pub fn render_text(report: &Report) -> String {
     ));
     for (ip, r) in rows {
         let services: Vec<_> = r.services.iter().copied().collect();
-        let accounts: Vec<String> = r
-            .accounts
-            .iter()
-            .take(8)
-            .map(|a| format!("{a:?}"))
-            .collect();
+        let accounts: Vec<String> = r.accounts.iter().take(8).map(|a| format!("{a:?}")).collect();
         out.push_str(&format!(
             "{:<40} {:>8}  {:<20} {:<24} {}\n",
             ip,

@@ -15,10 +15,7 @@ use crate::policy::{Ladder, Rung};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
@@ -35,8 +32,29 @@ pub struct FileConfig {
     pub poll_interval: Option<String>,
     pub trusted: Option<Vec<String>>,
     pub clean_log: Option<PathBuf>,
+    pub protection: Option<bool>,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub firewall: FirewallConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallConfig {
+    pub backend: Option<BackendChoice>,
+    pub command_prefix: Option<Vec<String>>,
+    pub reconcile_interval: Option<String>,
+}
+
+/// Which firewall backend `serve` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendChoice {
+    /// `nft` when it works (root or CAP_NET_ADMIN), otherwise dry-run, loudly.
+    Auto,
+    Nft,
+    DryRun,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,10 +97,7 @@ impl SourceSpec {
                 message: format!("{spec:?} names no file"),
             });
         }
-        Ok(SourceSpec {
-            path: PathBuf::from(path),
-            kind,
-        })
+        Ok(SourceSpec { path: PathBuf::from(path), kind })
     }
 }
 
@@ -93,6 +108,7 @@ pub struct Overrides {
     pub logs: Vec<String>,
     pub start_at: Option<StartAt>,
     pub trusted: Vec<String>,
+    pub backend: Option<BackendChoice>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,28 +120,27 @@ pub struct Config {
     pub trusted: TrustedNetworks,
     pub ladder: Ladder,
     pub clean_log: PathBuf,
+    /// Protection on a fresh install (before an admin switches it).
+    pub protection_default: bool,
+    pub backend: BackendChoice,
+    /// Words before `nft`, e.g. `["ip", "netns", "exec", "pbx"]`.
+    pub nft_prefix: Vec<String>,
+    pub reconcile_interval: Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
 /// Looked for when no log is configured.
-pub const DEFAULT_LOGS: [&str; 3] = [
-    "security:/var/log/asterisk/security",
-    "/var/log/asterisk/full",
-    "/var/log/asterisk/messages",
-];
+pub const DEFAULT_LOGS: [&str; 3] =
+    ["security:/var/log/asterisk/security", "/var/log/asterisk/full", "/var/log/asterisk/messages"];
 
 impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
         let parsed = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?
             }
             None => FileConfig::default(),
         };
@@ -133,10 +148,7 @@ impl Config {
     }
 
     pub fn from_parts(file: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
-        let data_dir = o
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let log_specs: Vec<String> = if !o.logs.is_empty() {
             o.logs
         } else if let Some(logs) = file.logs {
@@ -148,15 +160,8 @@ impl Config {
                 .map(|s| s.to_string())
                 .collect()
         };
-        let sources = log_specs
-            .iter()
-            .map(|s| SourceSpec::parse(s))
-            .collect::<Result<_, _>>()?;
-        let trusted_specs = if o.trusted.is_empty() {
-            file.trusted.unwrap_or_default()
-        } else {
-            o.trusted
-        };
+        let sources = log_specs.iter().map(|s| SourceSpec::parse(s)).collect::<Result<_, _>>()?;
+        let trusted_specs = if o.trusted.is_empty() { file.trusted.unwrap_or_default() } else { o.trusted };
         let trusted = TrustedNetworks::new(
             trusted_specs
                 .iter()
@@ -167,10 +172,22 @@ impl Config {
             Some(s) => duration(&s, "poll_interval")?,
             None => Duration::from_secs(1),
         };
-        let clean_log = file
-            .clean_log
-            .unwrap_or_else(|| data_dir.join("failed-auth.log"));
+        let clean_log = file.clean_log.unwrap_or_else(|| data_dir.join("failed-auth.log"));
+        let reconcile_interval = match file.firewall.reconcile_interval {
+            Some(s) => duration(&s, "firewall.reconcile_interval")?,
+            None => Duration::from_secs(5),
+        };
+        if reconcile_interval < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                key: "firewall.reconcile_interval",
+                message: "must be at least 100ms".into(),
+            });
+        }
         Ok(Config {
+            protection_default: file.protection.unwrap_or(true),
+            backend: o.backend.or(file.firewall.backend).unwrap_or(BackendChoice::Auto),
+            nft_prefix: file.firewall.command_prefix.unwrap_or_default(),
+            reconcile_interval,
             sources,
             start_at: o.start_at.or(file.start_at).unwrap_or(StartAt::Beginning),
             poll_interval,
@@ -272,11 +289,8 @@ mod tests {
 
     #[test]
     fn example_config_parses_to_the_documented_defaults() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/sipwarden.example.toml"
-        ))
-        .unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sipwarden.example.toml")).unwrap();
         let file: FileConfig = toml::from_str(&text).unwrap();
         let c = Config::from_parts(file, Overrides::default()).unwrap();
         assert_eq!(c.ladder, Ladder::default());
@@ -287,20 +301,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = parse_network("192.168.1.7/24", "trusted")
-            .unwrap_err()
-            .to_string();
+        let err = parse_network("192.168.1.7/24", "trusted").unwrap_err().to_string();
         assert!(err.contains("did you mean 192.168.1.0/24"), "{err}");
-        let err = parse_network("10.0.0.300", "trusted")
-            .unwrap_err()
-            .to_string();
+        let err = parse_network("10.0.0.300", "trusted").unwrap_err().to_string();
         assert!(err.starts_with("trusted:"), "{err}");
         let file: FileConfig =
-            toml::from_str("[policy]\nrungs = [{ failures = 2, within = \"soon\", ban = \"1h\" }]")
-                .unwrap();
-        let err = Config::from_parts(file, Overrides::default())
-            .unwrap_err()
-            .to_string();
+            toml::from_str("[policy]\nrungs = [{ failures = 2, within = \"soon\", ban = \"1h\" }]").unwrap();
+        let err = Config::from_parts(file, Overrides::default()).unwrap_err().to_string();
         assert!(err.starts_with("policy.rungs.within"), "{err}");
         assert!(toml::from_str::<FileConfig>("unknown_key = 1").is_err());
     }
@@ -315,12 +322,6 @@ mod tests {
         };
         let c = Config::from_parts(file, o).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/b"));
-        assert_eq!(
-            c.sources,
-            vec![SourceSpec {
-                path: "/y".into(),
-                kind: Some(SourceKind::Security)
-            }]
-        );
+        assert_eq!(c.sources, vec![SourceSpec { path: "/y".into(), kind: Some(SourceKind::Security) }]);
     }
 }

@@ -13,12 +13,17 @@
 //! - [`checklog`]: the same parsing and policy, offline over files;
 //! - [`config`], [`clock`], [`app`]: wiring.
 
+pub mod actions;
 pub mod app;
 pub mod asterisk;
 pub mod checklog;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod domain;
+pub mod enforcer;
+pub mod firewall;
 pub mod ingest;
 pub mod policy;
 pub mod store;

@@ -1,8 +1,9 @@
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sipwarden::config::{Config, Overrides};
+use sipwarden::config::{BackendChoice, Config, Overrides};
 use sipwarden::ingest::StartAt;
 
 /// Watches Asterisk logs and bans SIP/AMI/IAX2 brute-force attackers.
@@ -18,6 +19,9 @@ struct Cli {
     /// Networks never banned (CIDR or address; repeatable or comma-separated).
     #[arg(long, global = true, env = "SIPWARDEN_TRUSTED", value_delimiter = ',')]
     trusted: Vec<String>,
+    /// Firewall backend: auto (nft when usable, else a loud dry run), nft, dry-run.
+    #[arg(long, global = true, env = "SIPWARDEN_FIREWALL", value_enum)]
+    firewall: Option<BackendChoice>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +37,35 @@ enum Command {
         #[arg(long, env = "SIPWARDEN_START_AT", value_enum)]
         start_at: Option<StartAtArg>,
     },
+    /// Ban an address now (through the database and the running enforcer).
+    Ban {
+        ip: IpAddr,
+        /// How long, e.g. 30m, 1h, 7d.
+        #[arg(
+            long = "for",
+            value_name = "DURATION",
+            default_value = "1h",
+            conflicts_with = "until_released"
+        )]
+        duration: String,
+        /// Keep the ban until someone releases it.
+        #[arg(long)]
+        until_released: bool,
+        #[arg(long, default_value = "banned by an admin")]
+        reason: String,
+    },
+    /// Release every active ban of an address.
+    Unban { ip: IpAddr },
+    /// Switch protection: `on` enforces bans, `off` is monitor mode.
+    Protection {
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+    /// Protection state, ban and failure counts, firewall health, log sources.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Parse log files offline and print per-address failures and verdicts.
     CheckLog {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -46,6 +79,12 @@ enum Command {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut overrides = Overrides {
         data_dir: cli.data_dir,
         trusted: cli.trusted,
+        backend: cli.firewall,
         ..Overrides::default()
     };
     match cli.command {
@@ -86,7 +126,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 StartAtArg::End => StartAt::End,
             });
             let config = Config::load(cli.config.as_deref(), overrides)?;
-            tokio::runtime::Runtime::new()?.block_on(sipwarden::app::serve(config))
+            runtime()?.block_on(sipwarden::app::serve(config))
+        }
+        Command::Ban { ip, duration, until_released, reason } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            let ms = if until_released {
+                None
+            } else {
+                let d = humantime::parse_duration(&duration).map_err(|e| {
+                    anyhow::anyhow!("--for {duration:?}: not a duration like 30m, 1h, 7d ({e})")
+                })?;
+                Some(d.as_millis() as i64)
+            };
+            runtime()?.block_on(sipwarden::cli::ban(config, ip, ms, &reason))
+        }
+        Command::Unban { ip } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            runtime()?.block_on(sipwarden::cli::unban(config, ip))
+        }
+        Command::Protection { state } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            runtime()?.block_on(sipwarden::cli::protection(config, matches!(state, OnOff::On)))
+        }
+        Command::Status { format } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            runtime()?.block_on(sipwarden::cli::status(config, matches!(format, Format::Json)))
         }
         Command::CheckLog { format, files } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;
@@ -98,4 +162,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }

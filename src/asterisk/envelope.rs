@@ -85,10 +85,7 @@ pub fn is_skippable(line: &[u8], interesting: &[&str]) -> bool {
     }
     i += 1;
     let level_start = i;
-    while line
-        .get(i)
-        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-    {
+    while line.get(i).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') {
         i += 1;
     }
     if i == level_start || line.get(i) != Some(&b'[') {
@@ -230,9 +227,8 @@ fn parse_json(line: &str) -> Option<Envelope<'_>> {
 
 /// Maps a JSON level onto a static string so envelopes never own their level.
 fn known_level(level: &str) -> Option<&'static str> {
-    const LEVELS: [&str; 9] = [
-        "DEBUG", "TRACE", "NOTICE", "WARNING", "ERROR", "VERBOSE", "DTMF", "FAX", "SECURITY",
-    ];
+    const LEVELS: [&str; 9] =
+        ["DEBUG", "TRACE", "NOTICE", "WARNING", "ERROR", "VERBOSE", "DTMF", "FAX", "SECURITY"];
     LEVELS.iter().copied().find(|l| *l == level)
 }
 
@@ -242,15 +238,16 @@ mod tests {
 
     #[test]
     fn default_formatter_with_and_without_call_tag() {
-        let e = parse("[Nov 24 20:57:50] NOTICE[15985][C-00000001] chan_sip.c: Call from '' (127.0.0.3:5060) to x").unwrap();
+        let e = parse(
+            "[Nov 24 20:57:50] NOTICE[15985][C-00000001] chan_sip.c: Call from '' (127.0.0.3:5060) to x",
+        )
+        .unwrap();
         assert_eq!(e.date, "Nov 24 20:57:50");
         assert_eq!(e.level, "NOTICE");
         assert_eq!(e.file, "chan_sip.c");
         assert_eq!(e.message, "Call from '' (127.0.0.3:5060) to x");
-        let e = parse(
-            "[2026-11-24 22:22:58.422] SECURITY[25859] res_security_log.c: SecurityEvent=\"X\"",
-        )
-        .unwrap();
+        let e = parse("[2026-11-24 22:22:58.422] SECURITY[25859] res_security_log.c: SecurityEvent=\"X\"")
+            .unwrap();
         assert_eq!(e.date, "2026-11-24 22:22:58.422");
         assert_eq!(e.level, "SECURITY");
         assert_eq!(e.message, "SecurityEvent=\"X\"");
@@ -259,14 +256,11 @@ mod tests {
     #[test]
     fn subdirectory_file_and_pjsip_trace_form() {
         let e =
-            parse("[Nov  4 09:01:02] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER'")
-                .unwrap();
+            parse("[Nov  4 09:01:02] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER'").unwrap();
         assert_eq!(e.date, "Nov  4 09:01:02");
         assert_eq!(e.file, "res_pjsip/pjsip_distributor.c");
-        let e = parse(
-            "[Nov 24 22:21:06] NOTICE[1] res_pjsip_session.c:  2001: Call (UDP:1.2.3.4:5) to",
-        )
-        .unwrap();
+        let e =
+            parse("[Nov 24 22:21:06] NOTICE[1] res_pjsip_session.c:  2001: Call (UDP:1.2.3.4:5) to").unwrap();
         assert_eq!(e.file, "res_pjsip_session.c");
         assert_eq!(e.message, " 2001: Call (UDP:1.2.3.4:5) to");
     }

@@ -12,12 +12,9 @@ use super::address::parse_ip;
 
 // Searchers built once: these run for every failure line.
 pub static FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("failed for '"));
-pub static REMOTE_ADDRESS: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new("RemoteAddress="));
-pub static SECURITY_EVENT: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new("SecurityEvent="));
-pub static ORIG_HOST: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new(";x-ast-orig-host="));
+pub static REMOTE_ADDRESS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("RemoteAddress="));
+pub static SECURITY_EVENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("SecurityEvent="));
+pub static ORIG_HOST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(";x-ast-orig-host="));
 static QUOTE_FAILED_FOR_REV: LazyLock<FinderRev<'static>> =
     LazyLock::new(|| FinderRev::new("' failed for '"));
 static AFTER_REV: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" after "));
@@ -53,14 +50,8 @@ pub struct Fields<'a> {
 }
 
 fn is_addr_text(s: &str) -> bool {
-    let inner = s
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(s);
-    !inner.is_empty()
-        && inner
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    let inner = s.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(s);
+    !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
 }
 
 fn is_port(s: &str) -> bool {
@@ -70,9 +61,7 @@ fn is_port(s: &str) -> bool {
 /// `Registration from '<to>' failed for '<ip>[:port]' - <reason>`.
 pub fn registration(msg: &str) -> Option<Fields<'_>> {
     let rest = msg.strip_prefix("Registration from '")?;
-    let (head, reason) = SIP_REASONS
-        .iter()
-        .find_map(|r| rest.strip_suffix(r).map(|h| (h, *r)))?;
+    let (head, reason) = SIP_REASONS.iter().find_map(|r| rest.strip_suffix(r).map(|h| (h, *r)))?;
     let head = head.strip_suffix("' - ")?;
     let at = QUOTE_FAILED_FOR_REV.rfind(head.as_bytes())?;
     let (to, addr) = (&head[..at], &head[at + "' failed for '".len()..]);
@@ -135,11 +124,7 @@ pub fn pjsip_request(msg: &str) -> Option<Fields<'_>> {
     };
     let reason = PJSIP_REASONS.iter().copied().find(|r| body.ends_with(r))?;
     let callid = body[..body.len() - reason.len()].strip_suffix(") - ")?;
-    (!callid.contains('\n')).then_some(Fields {
-        who: from,
-        ip,
-        reason,
-    })
+    (!callid.contains('\n')).then_some(Fields { who: from, ip, reason })
 }
 
 /// ` after <N> tries in <d>.<ddd> ms`

@@ -62,18 +62,12 @@ pub fn shape(file: &str, msg: &str) -> Option<Shape> {
                 None
             }
         }
-        "res_pjsip/pjsip_distributor.c" => {
-            msg.starts_with("Request ").then_some(Shape::PjsipRequest)
-        }
+        "res_pjsip/pjsip_distributor.c" => msg.starts_with("Request ").then_some(Shape::PjsipRequest),
         "res_pjsip_session.c" => {
             (msg.starts_with("Call from '") || msg.contains(": Call (")).then_some(Shape::PjsipCall)
         }
-        "res_pjsip_registrar.c" => msg
-            .starts_with("Added contact '")
-            .then_some(Shape::PjsipAddedContact),
-        "res_security_log.c" => msg
-            .starts_with("SecurityEvent=\"")
-            .then_some(Shape::Security),
+        "res_pjsip_registrar.c" => msg.starts_with("Added contact '").then_some(Shape::PjsipAddedContact),
+        "res_security_log.c" => msg.starts_with("SecurityEvent=\"").then_some(Shape::Security),
         "manager.c" => {
             if msg.contains(" failed to authenticate as '") {
                 Some(Shape::AmiLogin)
@@ -109,11 +103,8 @@ static SIP_CALL_FROM: LazyLock<Regex> = LazyLock::new(|| {
         r"(?s)^Call from '(?P<peer>[^'\n]*)' \({ADDR}:\d{{1,5}}\) to extension '(?P<exten>.*){NOT_FOUND_TAIL}"
     ))
 });
-static SIP_CALL_FROM_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
-    re(&format!(
-        r"^Call from '[^'\n]*' \({ADDR}:\d{{1,5}}\) to extension '"
-    ))
-});
+static SIP_CALL_FROM_PREFIX: LazyLock<Regex> =
+    LazyLock::new(|| re(&format!(r"^Call from '[^'\n]*' \({ADDR}:\d{{1,5}}\) to extension '")));
 
 // res_pjsip_session.c, three generations (REFERENCE §2.2).
 static PJSIP_CALL: LazyLock<Regex> = LazyLock::new(|| {
@@ -138,18 +129,13 @@ static PJSIP_REQUEST: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static PJSIP_ADDED_CONTACT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"^Added contact '(?P<uri>[^'\n]*)' to AOR '(?P<aor>[^'\n]*)' with expiration of \d+ seconds$",
-    )
+    re(r"^Added contact '(?P<uri>[^'\n]*)' to AOR '(?P<aor>[^'\n]*)' with expiration of \d+ seconds$")
 });
 static URI_HOST: LazyLock<Regex> =
     LazyLock::new(|| re(r"^sips?:(?:[^@]*@)?(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+)(?::\d+)?(?:;|$)"));
 
-static SIP_REGISTERED: LazyLock<Regex> = LazyLock::new(|| {
-    re(&format!(
-        r"^Registered SIP '(?P<peer>[^'\n]*)' at {ADDR}:\d{{1,5}}$"
-    ))
-});
+static SIP_REGISTERED: LazyLock<Regex> =
+    LazyLock::new(|| re(&format!(r"^Registered SIP '(?P<peer>[^'\n]*)' at {ADDR}:\d{{1,5}}$")));
 
 static AMI_FAILED: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(?P<ip>[0-9A-Fa-f.:]+) failed to authenticate as '(?P<user>.*)'$"));
@@ -159,42 +145,21 @@ static AMI_LOGGED_ON: LazyLock<Regex> =
 static IAX: LazyLock<[(Regex, FailureKind); 8]> = LazyLock::new(|| {
     let a = r"(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+?)(?::\d{1,5})?";
     [
+        (re(&format!(r"^Host {a} failed to authenticate as (?P<user>.*)$")), FailureKind::WrongPassword),
         (
-            re(&format!(
-                r"^Host {a} failed to authenticate as (?P<user>.*)$"
-            )),
-            FailureKind::WrongPassword,
-        ),
-        (
-            re(&format!(
-                r"^Rejected connect attempt from {a}, who was trying to reach '(?P<user>.*)'$"
-            )),
+            re(&format!(r"^Rejected connect attempt from {a}, who was trying to reach '(?P<user>.*)'$")),
             FailureKind::AclDenied,
         ),
         (
-            re(&format!(
-                r"^Rejected connect attempt from {a}, request '(?P<user>.*)' does not exist$"
-            )),
+            re(&format!(r"^Rejected connect attempt from {a}, request '(?P<user>.*)' does not exist$")),
             FailureKind::UnknownAccount,
         ),
         (
-            re(&format!(
-                r"^No registration for peer '(?P<user>.*)' \(from {a}\)$"
-            )),
+            re(&format!(r"^No registration for peer '(?P<user>.*)' \(from {a}\)$")),
             FailureKind::UnknownAccount,
         ),
-        (
-            re(&format!(
-                r"^Peer '(?P<user>.*)' is not dynamic \(from {a}\)$"
-            )),
-            FailureKind::Rejected,
-        ),
-        (
-            re(&format!(
-                r"^Host {a} denied access to register peer '(?P<user>.*)'$"
-            )),
-            FailureKind::AclDenied,
-        ),
+        (re(&format!(r"^Peer '(?P<user>.*)' is not dynamic \(from {a}\)$")), FailureKind::Rejected),
+        (re(&format!(r"^Host {a} denied access to register peer '(?P<user>.*)'$")), FailureKind::AclDenied),
         (
             re(&format!(
                 r"^Host {a} failed MD5 authentication for '(?P<user>.*)' \([0-9a-f]* != [0-9a-f]*\)$"
@@ -202,9 +167,7 @@ static IAX: LazyLock<[(Regex, FailureKind); 8]> = LazyLock::new(|| {
             FailureKind::WrongPassword,
         ),
         (
-            re(&format!(
-                r"^Host {a} did not provide proper plaintext password for '(?P<user>.*)'$"
-            )),
+            re(&format!(r"^Host {a} did not provide proper plaintext password for '(?P<user>.*)'$")),
             FailureKind::WrongPassword,
         ),
     ]
@@ -246,11 +209,7 @@ pub fn parse(shape: Shape, msg: &str, multi_line: bool) -> Option<Parsed> {
         Shape::Iax => iax(msg),
         Shape::AmiLoggedOn => {
             let c = AMI_LOGGED_ON.captures(msg)?;
-            success(
-                Service::Ami,
-                c.name("ip")?.as_str(),
-                Some(c.name("user")?.as_str()),
-            )
+            success(Service::Ami, c.name("ip")?.as_str(), Some(c.name("user")?.as_str()))
         }
         Shape::SipRegistered => {
             let (peer, ip) = fast::registered(msg).or_else(|| {
@@ -269,11 +228,7 @@ pub fn parse(shape: Shape, msg: &str, multi_line: bool) -> Option<Parsed> {
                 return None;
             }
             let host = URI_HOST.captures(uri)?;
-            success(
-                Service::Pjsip,
-                host.name("ip")?.as_str(),
-                Some(c.name("aor")?.as_str()),
-            )
+            success(Service::Pjsip, host.name("ip")?.as_str(), Some(c.name("aor")?.as_str()))
         }
         Shape::Security => None,
     }
@@ -289,13 +244,7 @@ fn success(service: Service, ip: &str, account: Option<&str>) -> Option<Parsed> 
     })
 }
 
-fn failure(
-    service: Service,
-    ip: IpAddr,
-    account: Option<&str>,
-    kind: FailureKind,
-    tampered: bool,
-) -> Parsed {
+fn failure(service: Service, ip: IpAddr, account: Option<&str>, kind: FailureKind, tampered: bool) -> Parsed {
     Parsed {
         ip: Some(ip),
         service,
@@ -334,18 +283,8 @@ fn call_line(pattern: &Regex, service: Service, msg: &str, multi_line: bool) -> 
     let ip = parse_ip(c.name("ip").or_else(|| c.name("ip2"))?.as_str())?;
     let exten = c.name("exten")?.as_str();
     let tampered = multi_line || exten.contains('\n') || exten.contains("' rejected because");
-    let account = if exten.len() <= 80 && !exten.contains('\n') {
-        Some(exten)
-    } else {
-        None
-    };
-    Some(failure(
-        service,
-        ip,
-        account,
-        FailureKind::NoExtension,
-        tampered,
-    ))
+    let account = if exten.len() <= 80 && !exten.contains('\n') { Some(exten) } else { None };
+    Some(failure(service, ip, account, FailureKind::NoExtension, tampered))
 }
 
 fn pjsip_request(msg: &str) -> Option<Parsed> {
@@ -365,26 +304,14 @@ fn ami_login(msg: &str) -> Option<Parsed> {
     let c = AMI_FAILED.captures(msg)?;
     let ip = parse_ip(c.name("ip")?.as_str())?;
     let tampered = msg.matches(" failed to authenticate as '").count() > 1;
-    Some(failure(
-        Service::Ami,
-        ip,
-        Some(c.name("user")?.as_str()),
-        FailureKind::WrongPassword,
-        tampered,
-    ))
+    Some(failure(Service::Ami, ip, Some(c.name("user")?.as_str()), FailureKind::WrongPassword, tampered))
 }
 
 fn iax(msg: &str) -> Option<Parsed> {
     IAX.iter().find_map(|(pattern, kind)| {
         let c = pattern.captures(msg)?;
         let ip = parse_ip(c.name("ip")?.as_str())?;
-        Some(failure(
-            Service::Iax2,
-            ip,
-            c.name("user").map(|u| u.as_str()),
-            *kind,
-            false,
-        ))
+        Some(failure(Service::Iax2, ip, c.name("user").map(|u| u.as_str()), *kind, false))
     })
 }
 
@@ -394,12 +321,7 @@ mod tests {
 
     use super::*;
 
-    fn agree(
-        fast: Option<Fields<'_>>,
-        pattern: &Regex,
-        msg: &str,
-        who: &str,
-    ) -> Result<(), TestCaseError> {
+    fn agree(fast: Option<Fields<'_>>, pattern: &Regex, msg: &str, who: &str) -> Result<(), TestCaseError> {
         if let Some(f) = fast {
             prop_assert_eq!(Some(f), strict_fields(pattern, msg, who), "{:?}", msg);
         }

@@ -45,9 +45,5 @@ pub fn detect_kind<'a>(first_lines: impl IntoIterator<Item = &'a str>) -> Source
             security += 1;
         }
     }
-    if security > 0 {
-        SourceKind::Security
-    } else {
-        SourceKind::Messages
-    }
+    if security > 0 { SourceKind::Security } else { SourceKind::Messages }
 }

@@ -82,13 +82,7 @@ impl RecordReader {
     /// Feeds one physical line as bytes. Lines of files sipwarden never reads are passed
     /// over undecoded; the rest are decoded, lossily if need be (an attacker must not
     /// hide an attempt behind one invalid byte). Returns false for invalid UTF-8.
-    pub fn push_bytes(
-        &mut self,
-        bytes: &[u8],
-        start: u64,
-        end: u64,
-        out: &mut Vec<ReadRecord>,
-    ) -> bool {
+    pub fn push_bytes(&mut self, bytes: &[u8], start: u64, end: u64, out: &mut Vec<ReadRecord>) -> bool {
         if self.pending.is_none() && envelope::is_skippable(bytes, &messages::FILES) {
             self.stats.lines += 1;
             self.settled = end;
@@ -185,11 +179,7 @@ impl RecordReader {
         if event.is_some() {
             self.stats.events += 1;
         }
-        out.push(ReadRecord {
-            event,
-            tampered: true,
-            raw: p.raw,
-        });
+        out.push(ReadRecord { event, tampered: true, raw: p.raw });
     }
 
     fn emit(&mut self, judged: Judged, date: &str, raw: &str, out: &mut Vec<ReadRecord>) {
@@ -197,11 +187,7 @@ impl RecordReader {
             Judged::Ignored => return,
             Judged::Broken => {
                 self.stats.tampered_records += 1;
-                out.push(ReadRecord {
-                    event: None,
-                    tampered: true,
-                    raw: raw.to_owned(),
-                });
+                out.push(ReadRecord { event: None, tampered: true, raw: raw.to_owned() });
                 return;
             }
             Judged::Module(p) => (p, None, false),
@@ -223,11 +209,7 @@ impl RecordReader {
                 tampered: p.tampered,
                 security_event,
             }),
-            raw: if self.keep_raw {
-                raw.to_owned()
-            } else {
-                String::new()
-            },
+            raw: if self.keep_raw { raw.to_owned() } else { String::new() },
         });
     }
 }

@@ -74,11 +74,7 @@ static SPECS: [EventSpec; 7] = [
         name: "ChallengeResponseFailed",
         outcome: Outcome::Failure(FailureKind::WrongPassword),
         account_required: true,
-        required: &[
-            ("Challenge", Value::Free),
-            ("Response", Value::Free),
-            ("ExpectedResponse", Value::Free),
-        ],
+        required: &[("Challenge", Value::Free), ("Response", Value::Free), ("ExpectedResponse", Value::Free)],
         optional: &[MODULE, SESSION_TV],
     },
     EventSpec {
@@ -107,12 +103,7 @@ static SPECS: [EventSpec; 7] = [
         outcome: Outcome::Failure(FailureKind::Rejected),
         account_required: false,
         required: &[("RequestType", Value::Free)],
-        optional: &[
-            MODULE,
-            SESSION_TV,
-            ("AccountID", Value::Free),
-            ("RequestParams", Value::Free),
-        ],
+        optional: &[MODULE, SESSION_TV, ("AccountID", Value::Free), ("RequestParams", Value::Free)],
     },
     EventSpec {
         name: "SuccessfulAuth",
@@ -126,22 +117,13 @@ static SPECS: [EventSpec; 7] = [
 /// `TV` without a regex: `2026-11-24T21:04:50.544+0000` or the old `<sec>-<usec>`.
 fn is_event_tv(v: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if let Some((_, usec)) = v
-        .split_once('-')
-        .filter(|(s, _)| !v.contains('T') && digits(s))
-    {
+    if let Some((_, usec)) = v.split_once('-').filter(|(s, _)| !v.contains('T') && digits(s)) {
         return digits(usec);
     }
     let b = v.as_bytes();
     let at = |i: usize, c: u8| b.get(i) == Some(&c);
     let num = |r: std::ops::Range<usize>| v.get(r).is_some_and(digits);
-    if !(b.len() >= 24
-        && num(0..4)
-        && at(4, b'-')
-        && num(5..7)
-        && at(7, b'-')
-        && num(8..10)
-        && at(10, b'T'))
+    if !(b.len() >= 24 && num(0..4) && at(4, b'-') && num(5..7) && at(7, b'-') && num(8..10) && at(10, b'T'))
     {
         return false;
     }
@@ -157,9 +139,7 @@ fn is_event_tv(v: &str) -> bool {
         rest = &frac[n..];
     }
     let zone = rest.as_bytes();
-    zone.len() == 5
-        && (zone[0] == b'+' || zone[0] == b'-')
-        && zone[1..].iter().all(u8::is_ascii_digit)
+    zone.len() == 5 && (zone[0] == b'+' || zone[0] == b'-') && zone[1..].iter().all(u8::is_ascii_digit)
 }
 
 /// `ADDR` without a regex: `IPV4/UDP/1.2.3.4/5060`, `IPV6/2001:db8::1/5060`.
@@ -167,17 +147,13 @@ fn is_event_address(v: &str) -> bool {
     let Some(rest) = v.strip_prefix("IPV4/").or_else(|| v.strip_prefix("IPV6/")) else {
         return false;
     };
-    let rest = ["UDP/", "TCP/", "TLS/", "WSS/", "WS/"]
-        .iter()
-        .find_map(|t| rest.strip_prefix(t))
-        .unwrap_or(rest);
+    let rest =
+        ["UDP/", "TCP/", "TLS/", "WSS/", "WS/"].iter().find_map(|t| rest.strip_prefix(t)).unwrap_or(rest);
     let Some((addr, port)) = rest.rsplit_once('/') else {
         return false;
     };
     !addr.is_empty()
-        && addr
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         && (1..=5).contains(&port.len())
         && port.bytes().all(|b| b.is_ascii_digit())
 }
@@ -195,16 +171,8 @@ fn spec_regex(spec: &EventSpec) -> Regex {
         format!(r#",{key}="{v}""#)
     };
     let required: String = spec.required.iter().map(field).collect();
-    let optional: String = spec
-        .optional
-        .iter()
-        .map(|f| format!("(?:{})?", field(f)))
-        .collect();
-    let account = if spec.account_required {
-        r#",AccountID="(?P<acct>.*?)""#
-    } else {
-        ""
-    };
+    let optional: String = spec.optional.iter().map(|f| format!("(?:{})?", field(f))).collect();
+    let account = if spec.account_required { r#",AccountID="(?P<acct>.*?)""# } else { "" };
     let name = spec.name;
     Regex::new(&format!(
         r#"(?s)^SecurityEvent="{name}",EventTV="(?P<tv>{TV})",Severity="(?:Error|Informational)",Service="(?P<service>[A-Za-z0-9_]+)",EventVersion="\d+"{account},SessionID="(?:.*?)",LocalAddress="{ADDR}",RemoteAddress="(?P<remote>{ADDR})"{required}{optional}$"#
@@ -229,8 +197,8 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
     let mut n = 0;
     let mut rest = msg;
     loop {
-        let eq = memchr::memchr(b'=', rest.as_bytes())
-            .filter(|&i| rest.as_bytes().get(i + 1) == Some(&b'"'))?;
+        let eq =
+            memchr::memchr(b'=', rest.as_bytes()).filter(|&i| rest.as_bytes().get(i + 1) == Some(&b'"'))?;
         let key = &rest[..eq];
         let after = &rest[eq + 2..];
         let close = after.find('"')?;
@@ -260,11 +228,7 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
     let service = take("Service")
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))?;
     take("EventVersion").filter(|v| Value::Digits.accepts(v))?;
-    let mut account = if spec.account_required {
-        Some(take("AccountID")?)
-    } else {
-        None
-    };
+    let mut account = if spec.account_required { Some(take("AccountID")?) } else { None };
     take("SessionID")?;
     take("LocalAddress").filter(|v| is_event_address(v))?;
     let remote = take("RemoteAddress").filter(|v| is_event_address(v))?;
@@ -284,13 +248,7 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
             }
         }
     }
-    (i == pairs.len()).then_some(Captured {
-        tv,
-        service,
-        account,
-        remote,
-        acl,
-    })
+    (i == pairs.len()).then_some(Captured { tv, service, account, remote, acl })
 }
 
 fn read_strict<'a>(index: usize, msg: &'a str) -> Option<Captured<'a>> {
@@ -328,11 +286,7 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         return SecurityRecord::Malformed;
     };
     let Some(index) = SPECS.iter().position(|e| e.name == name) else {
-        return if is_well_formed_other(msg) {
-            SecurityRecord::Other
-        } else {
-            SecurityRecord::Malformed
-        };
+        return if is_well_formed_other(msg) { SecurityRecord::Other } else { SecurityRecord::Malformed };
     };
     let spec = &SPECS[index];
     let Some(c) = read_quoteless(spec, msg).or_else(|| read_strict(index, msg)) else {
@@ -342,9 +296,7 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         return SecurityRecord::Malformed;
     };
     let outcome = match (spec.outcome, c.acl) {
-        (Outcome::Failure(_), Some("no_extension_match")) => {
-            Outcome::Failure(FailureKind::NoExtension)
-        }
+        (Outcome::Failure(_), Some("no_extension_match")) => Outcome::Failure(FailureKind::NoExtension),
         (o, _) => o,
     };
     let account = c
@@ -356,13 +308,7 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         || super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
         || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT);
     SecurityRecord::Event(
-        Parsed {
-            ip: Some(ip),
-            service: Service::parse(c.service),
-            account,
-            outcome,
-            tampered,
-        },
+        Parsed { ip: Some(ip), service: Service::parse(c.service), account, outcome, tampered },
         parse_event_tv(c.tv),
     )
 }
@@ -391,22 +337,15 @@ fn parse_event_tv(tv: &str) -> Option<UnixMs> {
     // 2026-11-24T21:04:50.544+0000, already checked by `is_event_tv`.
     let num = |r: std::ops::Range<usize>| tv.get(r)?.parse::<u32>().ok();
     let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-    let mut ms = date
-        .and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?
-        .and_utc()
-        .timestamp_millis();
+    let mut ms = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?.and_utc().timestamp_millis();
     let mut rest = &tv[19..];
     if let Some(frac) = rest.strip_prefix('.') {
         let n = frac.bytes().take_while(u8::is_ascii_digit).count();
         // First three digits, right-padded with zeros: ".5" is 500 ms.
         let mut millis = 0i64;
         for i in 0..3 {
-            millis = millis * 10
-                + frac
-                    .as_bytes()
-                    .get(i)
-                    .filter(|_| i < n)
-                    .map_or(0, |d| i64::from(d - b'0'));
+            millis =
+                millis * 10 + frac.as_bytes().get(i).filter(|_| i < n).map_or(0, |d| i64::from(d - b'0'));
         }
         ms += millis;
         rest = &frac[n..];

@@ -54,10 +54,7 @@ fn chan_sip_registration_every_reason() {
         ("Not a local domain", FailureKind::Rejected),
         ("Peer is not supposed to register", FailureKind::Rejected),
         ("Device does not match ACL", FailureKind::AclDenied),
-        (
-            "Device not configured to use this transport type",
-            FailureKind::Rejected,
-        ),
+        ("Device not configured to use this transport type", FailureKind::Rejected),
         ("RTP initialization failed", FailureKind::Rejected),
         ("Unknown failure", FailureKind::Rejected),
     ];
@@ -79,9 +76,7 @@ fn chan_sip_ipv6_and_old_ip_only_forms() {
         "{SIP}Registration from '<sip:1001@[2001:db8::1]>' failed for '[2001:db8::50]:5060' - Wrong password"
     ));
     assert_eq!(e.ip, ip("2001:db8::50"));
-    let e = one(&format!(
-        "{SIP}Registration from '<sip:1001@x>' failed for '198.51.100.7' - Wrong password"
-    ));
+    let e = one(&format!("{SIP}Registration from '<sip:1001@x>' failed for '198.51.100.7' - Wrong password"));
     assert_eq!(e.ip, ip("198.51.100.7"));
 }
 
@@ -110,10 +105,7 @@ fn pjsip_distributor_every_reason_and_form() {
         ("Not match Endpoint Contact ACL", FailureKind::AclDenied),
         ("Failed to authenticate", FailureKind::WrongPassword),
         ("Error to authenticate", FailureKind::Rejected),
-        (
-            "No matching endpoint found after 5 tries in 0.005 ms",
-            FailureKind::UnknownAccount,
-        ),
+        ("No matching endpoint found after 5 tries in 0.005 ms", FailureKind::UnknownAccount),
     ];
     for (reason, kind) in cases {
         let e = one(&format!(
@@ -172,13 +164,9 @@ fn ami_login_failure_counts_once_per_attempt() {
                 [Nov 24 22:20:02] NOTICE[25900] manager.c: 198.51.100.7 failed to authenticate as 'admin'";
     let e = events(text);
     assert_eq!(e.len(), 2);
-    assert!(
-        e.iter()
-            .all(|e| e.ip == ip("198.51.100.7") && e.service == Service::Ami)
-    );
+    assert!(e.iter().all(|e| e.ip == ip("198.51.100.7") && e.service == Service::Ami));
     assert_eq!(e[0].account.as_deref(), Some("bob"));
-    let v6 =
-        one("[Nov 24 22:20:01] NOTICE[1] manager.c: 2001:db8::7 failed to authenticate as 'admin'");
+    let v6 = one("[Nov 24 22:20:01] NOTICE[1] manager.c: 2001:db8::7 failed to authenticate as 'admin'");
     assert_eq!(v6.ip, ip("2001:db8::7"));
 }
 
@@ -248,10 +236,7 @@ fn security_events_read_field_by_field() {
         "{SEC}SecurityEvent=\"InvalidPassword\",EventTV=\"2026-11-24T22:22:59.696+0000\",Severity=\"Error\",Service=\"SIP\",EventVersion=\"2\",AccountID=\"1001\",SessionID=\"0x7fbd60038c90\",LocalAddress=\"IPV4/UDP/192.168.1.50/5070\",RemoteAddress=\"IPV4/UDP/192.168.1.50/54080\",Challenge=\"42e73362\",ReceivedChallenge=\"42e73362\",ReceivedHash=\"137721bb186972b99b3af8ec52875024\""
     );
     let e = one(&sip);
-    assert_eq!(
-        (e.ip, e.service, e.account.as_deref()),
-        (ip("192.168.1.50"), Service::Sip, Some("1001"))
-    );
+    assert_eq!((e.ip, e.service, e.account.as_deref()), (ip("192.168.1.50"), Service::Sip, Some("1001")));
 
     let ami = format!(
         "{SEC}SecurityEvent=\"InvalidPassword\",EventTV=\"2026-11-24T22:20:00.000+0000\",Severity=\"Error\",Service=\"AMI\",EventVersion=\"2\",AccountID=\"admin\",SessionID=\"0x7fbd5c024da0\",LocalAddress=\"IPV4/TCP/0.0.0.0/5038\",RemoteAddress=\"IPV4/TCP/127.0.0.1/43187\",SessionTV=\"1970-01-01T00:00:00.000+0000\""
@@ -262,13 +247,7 @@ fn security_events_read_field_by_field() {
         "{SEC}SecurityEvent=\"InvalidAccountID\",EventTV=\"2026-11-24T22:20:00.000+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"9999\",SessionID=\"1@x\",LocalAddress=\"IPV6/UDP/::1/5060\",RemoteAddress=\"IPV6/UDP/2001:db8::50/53470\""
     );
     let e = one(&account);
-    assert_eq!(
-        (e.ip, e.outcome),
-        (
-            ip("2001:db8::50"),
-            Outcome::Failure(FailureKind::UnknownAccount)
-        )
-    );
+    assert_eq!((e.ip, e.outcome), (ip("2001:db8::50"), Outcome::Failure(FailureKind::UnknownAccount)));
 
     let old = format!(
         "{SEC}SecurityEvent=\"InvalidPassword\",EventTV=\"1364816362-5432\",Severity=\"Error\",Service=\"SIP\",EventVersion=\"1\",AccountID=\"100\",SessionID=\"0x1\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/198.51.100.3/5060\""
@@ -293,15 +272,12 @@ fn challenge_sent_is_not_a_failure_and_successful_auth_is_a_success() {
 
 #[test]
 fn every_envelope_yields_the_same_event() {
-    let msg =
-        "Registration from '<sip:1001@10.99.0.1>' failed for '192.168.1.50:54080' - Wrong password";
+    let msg = "Registration from '<sip:1001@10.99.0.1>' failed for '192.168.1.50:54080' - Wrong password";
     let lines = [
         format!("[Nov 24 22:22:59] NOTICE[25842] chan_sip.c: {msg}"),
         format!("[2026-11-24 22:22:59] NOTICE[25842] chan_sip.c: {msg}"),
         format!("[2026-11-24 22:22:59.696] NOTICE[25842][C-0000000a] chan_sip.c: {msg}"),
-        format!(
-            "[2026-11-24 22:22:59.696] NOTICE[25842]: chan_sip.c:29078 handle_request_register: {msg}"
-        ),
+        format!("[2026-11-24 22:22:59.696] NOTICE[25842]: chan_sip.c:29078 handle_request_register: {msg}"),
         format!(
             "Nov 24 22:22:59 pbx asterisk[25791]: NOTICE[25842]: chan_sip.c:29078 in handle_request_register: {msg}"
         ),
@@ -424,11 +400,7 @@ fn a_split_record_that_never_completes_is_cut_at_32_kib_and_keeps_its_real_sende
         text.push_str(forged);
     }
     let records = read(text.trim_end());
-    let attributed: Vec<_> = records
-        .iter()
-        .filter_map(|r| r.event.as_ref())
-        .filter_map(|e| e.ip)
-        .collect();
+    let attributed: Vec<_> = records.iter().filter_map(|r| r.event.as_ref()).filter_map(|e| e.ip).collect();
     assert_eq!(attributed[0], "198.51.100.8".parse::<IpAddr>().unwrap());
     assert!(records[0].tampered);
     let swallowed_lines = records[0].raw.lines().count() - 1;

@@ -24,12 +24,7 @@ impl Timestamper {
         let year = DateTime::from_timestamp_millis(reference)
             .map(|d| d.with_timezone(&Local).year())
             .unwrap_or(1970);
-        Timestamper {
-            reference,
-            reference_year: year,
-            last: None,
-            hour: None,
-        }
+        Timestamper { reference, reference_year: year, last: None, hour: None }
     }
 
     pub fn convert(&mut self, date: &str) -> Option<UnixMs> {
@@ -68,8 +63,7 @@ impl Timestamper {
         let b = tail.as_bytes();
         let two = |i: usize| -> Option<i64> {
             let (x, y) = (*b.get(i)?, *b.get(i + 1)?);
-            (x.is_ascii_digit() && y.is_ascii_digit())
-                .then(|| i64::from(x - b'0') * 10 + i64::from(y - b'0'))
+            (x.is_ascii_digit() && y.is_ascii_digit()).then(|| i64::from(x - b'0') * 10 + i64::from(y - b'0'))
         };
         let (m, sec) = (two(0)?, two(3)?);
         if b.get(2) != Some(&b':') || m > 59 || sec > 60 {
@@ -79,10 +73,7 @@ impl Timestamper {
             "" => 0,
             frac => {
                 let digits = frac.strip_prefix('.')?;
-                if digits.is_empty()
-                    || digits.len() > 9
-                    || !digits.bytes().all(|c| c.is_ascii_digit())
-                {
+                if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit()) {
                     return None;
                 }
                 let padded = format!("{digits:0<3}");
@@ -114,11 +105,7 @@ impl Timestamper {
         if let Some(ms) = parse_iso_with_offset(date) {
             return Some(ms);
         }
-        for fmt in [
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%dT%H:%M:%S%.f",
-        ] {
+        for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(date, fmt) {
                 return local_ms(naive);
             }
@@ -151,17 +138,12 @@ impl Timestamper {
 
 /// `2026-11-24T22:22:58.422+0000` (security EventTV; offset without a colon).
 fn parse_iso_with_offset(s: &str) -> Option<UnixMs> {
-    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
-        .ok()
-        .map(|d| d.timestamp_millis())
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|d| d.timestamp_millis())
 }
 
 fn local_ms(naive: NaiveDateTime) -> Option<UnixMs> {
     // A repeated hour at the end of DST resolves to its first occurrence.
-    Local
-        .from_local_datetime(&naive)
-        .earliest()
-        .map(|d| d.timestamp_millis())
+    Local.from_local_datetime(&naive).earliest().map(|d| d.timestamp_millis())
 }
 
 /// Midnight local time of a calendar day, for tests and reports.
@@ -180,48 +162,24 @@ mod tests {
     #[test]
     fn default_format_takes_the_reference_year() {
         let mut t = Timestamper::new(at(2026, 11, 27, (9, 0, 0)));
-        assert_eq!(
-            t.convert("Nov 24 20:57:57"),
-            Some(at(2026, 11, 24, (20, 57, 57)))
-        );
-        assert_eq!(
-            t.convert("Nov  4 09:01:02"),
-            Some(at(2026, 11, 4, (9, 1, 2)))
-        );
+        assert_eq!(t.convert("Nov 24 20:57:57"), Some(at(2026, 11, 24, (20, 57, 57))));
+        assert_eq!(t.convert("Nov  4 09:01:02"), Some(at(2026, 11, 4, (9, 1, 2))));
     }
 
     #[test]
     fn year_is_inferred_across_new_year() {
         let mut t = Timestamper::new(at(2027, 1, 2, (0, 10, 0)));
-        assert_eq!(
-            t.convert("Dec 31 23:59:59"),
-            Some(at(2026, 12, 31, (23, 59, 59)))
-        );
-        assert_eq!(
-            t.convert("Jan  1 00:00:01"),
-            Some(at(2027, 1, 1, (0, 0, 1)))
-        );
+        assert_eq!(t.convert("Dec 31 23:59:59"), Some(at(2026, 12, 31, (23, 59, 59))));
+        assert_eq!(t.convert("Jan  1 00:00:01"), Some(at(2027, 1, 1, (0, 0, 1))));
     }
 
     #[test]
     fn iso_forms_with_and_without_milliseconds() {
         let mut t = Timestamper::new(0);
-        assert_eq!(
-            t.convert("2026-11-24 22:22:58"),
-            Some(at(2026, 11, 24, (22, 22, 58)))
-        );
-        assert_eq!(
-            t.convert("2026-11-24 22:22:58.422"),
-            Some(at(2026, 11, 24, (22, 22, 58)) + 422)
-        );
-        assert_eq!(
-            t.convert("2026-11-24T22:16:11.216+0000"),
-            Some(1_795_558_571_216)
-        );
-        assert_eq!(
-            t.convert("2026-11-24T22:17:42+00:00"),
-            Some(1_795_558_662_000)
-        );
+        assert_eq!(t.convert("2026-11-24 22:22:58"), Some(at(2026, 11, 24, (22, 22, 58))));
+        assert_eq!(t.convert("2026-11-24 22:22:58.422"), Some(at(2026, 11, 24, (22, 22, 58)) + 422));
+        assert_eq!(t.convert("2026-11-24T22:16:11.216+0000"), Some(1_795_558_571_216));
+        assert_eq!(t.convert("2026-11-24T22:17:42+00:00"), Some(1_795_558_662_000));
         assert_eq!(t.convert("not a date"), None);
     }
 }

@@ -29,18 +29,13 @@ fn main() -> anyhow::Result<()> {
             _ => truth = Some(PathBuf::from(a)),
         }
     }
-    let log =
-        log.ok_or_else(|| anyhow::anyhow!("usage: sipwarden-bench LOG [TRUTH.tsv] [--runs N]"))?;
+    let log = log.ok_or_else(|| anyhow::anyhow!("usage: sipwarden-bench LOG [TRUTH.tsv] [--runs N]"))?;
     let bytes = std::fs::metadata(&log)?.len();
     let mut best = f64::MAX;
     let mut report = None;
     for _ in 0..runs.max(1) {
         let start = Instant::now();
-        let r = check_files(
-            std::slice::from_ref(&log),
-            Ladder::default(),
-            TrustedNetworks::default(),
-        )?;
+        let r = check_files(std::slice::from_ref(&log), Ladder::default(), TrustedNetworks::default())?;
         best = best.min(start.elapsed().as_secs_f64());
         report = Some(r);
     }
@@ -61,26 +56,16 @@ fn main() -> anyhow::Result<()> {
         let mut expected: HashMap<String, u64> = HashMap::new();
         for line in std::fs::read_to_string(&truth)?.lines().skip(1) {
             if let Some(ip) = line.split('\t').nth(1) {
-                *expected
-                    .entry(ip.parse::<std::net::IpAddr>()?.to_string())
-                    .or_default() += 1;
+                *expected.entry(ip.parse::<std::net::IpAddr>()?.to_string()).or_default() += 1;
             }
         }
         let truth_lines: u64 = expected.values().sum();
-        let found: u64 = expected
-            .iter()
-            .map(|(ip, n)| report.by_ip.get(ip).map_or(0, |r| r.failures.min(*n)))
-            .sum();
-        let wrong: Vec<_> = report
-            .by_ip
-            .iter()
-            .filter(|(ip, r)| expected.get(*ip) != Some(&r.failures))
-            .collect();
+        let found: u64 =
+            expected.iter().map(|(ip, n)| report.by_ip.get(ip).map_or(0, |r| r.failures.min(*n))).sum();
+        let wrong: Vec<_> =
+            report.by_ip.iter().filter(|(ip, r)| expected.get(*ip) != Some(&r.failures)).collect();
         println!("truth lines     {truth_lines}");
-        println!(
-            "found           {found} ({:.2} %)",
-            100.0 * found as f64 / truth_lines as f64
-        );
+        println!("found           {found} ({:.2} %)", 100.0 * found as f64 / truth_lines as f64);
         println!("wrong addresses {}", wrong.len());
         if !wrong.is_empty() || found != truth_lines {
             anyhow::bail!(

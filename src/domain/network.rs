@@ -10,9 +10,7 @@ pub struct TrustedNetworks {
 
 impl TrustedNetworks {
     pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
-        TrustedNetworks {
-            nets: nets.into_iter().map(|n| n.trunc()).collect(),
-        }
+        TrustedNetworks { nets: nets.into_iter().map(|n| n.trunc()).collect() }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {

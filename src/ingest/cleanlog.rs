@@ -48,10 +48,7 @@ pub struct CleanLog {
 
 impl CleanLog {
     pub fn new(path: PathBuf) -> Self {
-        CleanLog {
-            path,
-            file: Mutex::new(None),
-        }
+        CleanLog { path, file: Mutex::new(None) }
     }
 
     pub fn append(&self, lines: &[CleanLogLine]) -> io::Result<()> {
@@ -65,16 +62,9 @@ impl CleanLog {
         }
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            *guard = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+            *guard = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
         }
-        let result = guard
-            .as_mut()
-            .map_or(Ok(()), |f| f.write_all(text.as_bytes()));
+        let result = guard.as_mut().map_or(Ok(()), |f| f.write_all(text.as_bytes()));
         if result.is_err() {
             // Reopen next time: the file may have been rotated or the disk freed.
             *guard = None;
@@ -99,8 +89,8 @@ mod tests {
         };
         let text = line.render();
         assert!(!text.contains('\n'));
-        assert!(text.starts_with(
-            "2026-11-24T21:04:50.544Z ip=198.51.100.7 service=PJSIP user=\"x\\\"\\n2026"
-        ));
+        assert!(
+            text.starts_with("2026-11-24T21:04:50.544Z ip=198.51.100.7 service=PJSIP user=\"x\\\"\\n2026")
+        );
     }
 }

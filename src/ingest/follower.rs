@@ -57,19 +57,8 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub fn new(
-        path: PathBuf,
-        kind: Option<SourceKind>,
-        saved: Option<Cursor>,
-        start_at: StartAt,
-    ) -> Self {
-        Follower {
-            path,
-            kind,
-            cursor: saved,
-            start_at,
-            skipping: false,
-        }
+    pub fn new(path: PathBuf, kind: Option<SourceKind>, saved: Option<Cursor>, start_at: StartAt) -> Self {
+        Follower { path, kind, cursor: saved, start_at, skipping: false }
     }
 
     pub fn path(&self) -> &Path {
@@ -115,20 +104,15 @@ impl Follower {
             }
             let Some(meta) = meta else { return Ok(None) };
             let file = File::open(&self.path)?;
-            let fresh = Cursor {
-                inode: meta.ino(),
-                first_line_hash: first_line_hash(&file)?,
-                offset: 0,
-            };
+            let fresh = Cursor { inode: meta.ino(), first_line_hash: first_line_hash(&file)?, offset: 0 };
             self.skipping = false;
             return self.read_from(file, fresh, now, false).map(Some);
         }
         let meta = meta.expect("same_file implies metadata");
         let file = File::open(&self.path)?;
         let hash = first_line_hash(&file)?;
-        let replaced = !cursor.first_line_hash.is_empty()
-            && !hash.is_empty()
-            && hash != cursor.first_line_hash;
+        let replaced =
+            !cursor.first_line_hash.is_empty() && !hash.is_empty() && hash != cursor.first_line_hash;
         let mut cursor = cursor;
         if meta.len() < cursor.offset || replaced {
             // copytruncate, or the file was rewritten under the same inode.
@@ -148,11 +132,7 @@ impl Follower {
     fn first_sight(&mut self, inode: u64, now: UnixMs) -> io::Result<Batch> {
         let file = File::open(&self.path)?;
         let hash = first_line_hash(&file)?;
-        let mut cursor = Cursor {
-            inode,
-            first_line_hash: hash,
-            offset: 0,
-        };
+        let mut cursor = Cursor { inode, first_line_hash: hash, offset: 0 };
         if self.start_at == StartAt::End {
             cursor.offset = end_of_last_line(&file)?;
             self.detect_kind(&file)?;
@@ -202,9 +182,7 @@ impl Follower {
         let kind = self.detect_kind(&file)?;
         file.seek(SeekFrom::Start(cursor.offset))?;
         let mut buf = Vec::with_capacity(64 * 1024);
-        (&mut file)
-            .take(MAX_BATCH_BYTES as u64)
-            .read_to_end(&mut buf)?;
+        (&mut file).take(MAX_BATCH_BYTES as u64).read_to_end(&mut buf)?;
         let more = buf.len() == MAX_BATCH_BYTES;
         let base = cursor.offset;
         let mut reader = RecordReader::new(now, base);
@@ -284,11 +262,7 @@ impl Follower {
 
     /// The file that had `inode`: still at the path, or renamed beside it (`messages.1`).
     fn find_by_inode(&self, inode: u64) -> Option<File> {
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = self.path.file_name()?.to_string_lossy().into_owned();
         let entries = fs::read_dir(dir).ok()?;
         for entry in entries.flatten() {

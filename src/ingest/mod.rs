@@ -96,27 +96,20 @@ pub async fn run(
     }
 }
 
-fn watch_directories(
-    followers: &[Follower],
-    tx: mpsc::Sender<()>,
-) -> Option<notify::RecommendedWatcher> {
-    let mut watcher =
-        match notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            // Coalesced: one pending wake-up is enough.
-            let _ = tx.try_send(());
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "file notifications unavailable; polling only");
-                return None;
-            }
-        };
+fn watch_directories(followers: &[Follower], tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    let mut watcher = match notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        // Coalesced: one pending wake-up is enough.
+        let _ = tx.try_send(());
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "file notifications unavailable; polling only");
+            return None;
+        }
+    };
     for f in followers {
-        let dir = f
-            .path()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
+        let dir =
+            f.path().parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
         if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; polling it");
         }

@@ -29,16 +29,8 @@ impl Default for Ladder {
     fn default() -> Self {
         Ladder {
             rungs: vec![
-                Rung {
-                    failures: 2,
-                    within_ms: HOUR_MS,
-                    ban_ms: Some(HOUR_MS),
-                },
-                Rung {
-                    failures: 12,
-                    within_ms: DAY_MS,
-                    ban_ms: None,
-                },
+                Rung { failures: 2, within_ms: HOUR_MS, ban_ms: Some(HOUR_MS) },
+                Rung { failures: 12, within_ms: DAY_MS, ban_ms: None },
             ],
             known_good_failures: 5,
             known_good_for_ms: 7 * DAY_MS,
@@ -92,11 +84,7 @@ impl Verdict {
             Verdict::Watch => "watch".into(),
             Verdict::AlreadyBanned => "banned".into(),
             Verdict::Ban { until: None, .. } => "ban until released".into(),
-            Verdict::Ban {
-                until: Some(_),
-                rung,
-                ..
-            } => format!("ban (rung {rung})"),
+            Verdict::Ban { until: Some(_), rung, .. } => format!("ban (rung {rung})"),
         }
     }
 }
@@ -114,13 +102,9 @@ pub fn decide(ladder: &Ladder, history: &History, now: UnixMs) -> Verdict {
         if seen < needed.max(1) {
             continue;
         }
-        let ban_ms = rung.ban_ms.map(|ms| {
-            if history.recent_timed_bans > 0 {
-                ms.max(ladder.repeat_ban_ms)
-            } else {
-                ms
-            }
-        });
+        let ban_ms = rung
+            .ban_ms
+            .map(|ms| if history.recent_timed_bans > 0 { ms.max(ladder.repeat_ban_ms) } else { ms });
         let until = ban_ms.map(|ms| now + ms);
         let covered = match (history.active_until, until) {
             (Some(None), _) => true,
@@ -130,24 +114,13 @@ pub fn decide(ladder: &Ladder, history: &History, now: UnixMs) -> Verdict {
         if covered {
             return Verdict::AlreadyBanned;
         }
-        let mut reason = format!(
-            "{seen} failures within {}",
-            crate::policy::human_duration(rung.within_ms)
-        );
+        let mut reason = format!("{seen} failures within {}", crate::policy::human_duration(rung.within_ms));
         if history.recent_timed_bans > 0 && rung.ban_ms.is_some() {
             reason.push_str(", repeat offender");
         }
-        return Verdict::Ban {
-            rung: index + 1,
-            until,
-            reason,
-        };
+        return Verdict::Ban { rung: index + 1, until, reason };
     }
-    if history.active_until.is_some() {
-        Verdict::AlreadyBanned
-    } else {
-        Verdict::Watch
-    }
+    if history.active_until.is_some() { Verdict::AlreadyBanned } else { Verdict::Watch }
 }
 
 #[cfg(test)]
@@ -155,10 +128,7 @@ mod tests {
     use super::*;
 
     fn history(counts: [u32; 2]) -> History {
-        History {
-            failures_in_window: counts.to_vec(),
-            ..History::default()
-        }
+        History { failures_in_window: counts.to_vec(), ..History::default() }
     }
 
     #[test]
@@ -167,55 +137,29 @@ mod tests {
         assert_eq!(decide(&l, &history([1, 1]), 0), Verdict::Watch);
         assert_eq!(
             decide(&l, &history([2, 2]), 1000),
-            Verdict::Ban {
-                rung: 1,
-                until: Some(1000 + HOUR_MS),
-                reason: "2 failures within 1h".into()
-            }
+            Verdict::Ban { rung: 1, until: Some(1000 + HOUR_MS), reason: "2 failures within 1h".into() }
         );
-        assert!(matches!(
-            decide(&l, &history([3, 12]), 0),
-            Verdict::Ban {
-                rung: 2,
-                until: None,
-                ..
-            }
-        ));
+        assert!(matches!(decide(&l, &history([3, 12]), 0), Verdict::Ban { rung: 2, until: None, .. }));
     }
 
     #[test]
     fn trusted_is_never_banned() {
-        let h = History {
-            trusted: true,
-            ..history([50, 50])
-        };
+        let h = History { trusted: true, ..history([50, 50]) };
         assert_eq!(decide(&Ladder::default(), &h, 0), Verdict::Trusted);
     }
 
     #[test]
     fn known_good_address_gets_a_lenient_first_rung_but_not_second() {
         let l = Ladder::default();
-        let good = |c| History {
-            known_good: true,
-            ..history(c)
-        };
+        let good = |c| History { known_good: true, ..history(c) };
         assert_eq!(decide(&l, &good([4, 4]), 0), Verdict::Watch);
-        assert!(matches!(
-            decide(&l, &good([5, 5]), 0),
-            Verdict::Ban { rung: 1, .. }
-        ));
-        assert!(matches!(
-            decide(&l, &good([1, 12]), 0),
-            Verdict::Ban { rung: 2, .. }
-        ));
+        assert!(matches!(decide(&l, &good([5, 5]), 0), Verdict::Ban { rung: 1, .. }));
+        assert!(matches!(decide(&l, &good([1, 12]), 0), Verdict::Ban { rung: 2, .. }));
     }
 
     #[test]
     fn repeat_offender_escalates_to_a_day() {
-        let h = History {
-            recent_timed_bans: 1,
-            ..history([2, 4])
-        };
+        let h = History { recent_timed_bans: 1, ..history([2, 4]) };
         match decide(&Ladder::default(), &h, 0) {
             Verdict::Ban { until, reason, .. } => {
                 assert_eq!(until, Some(DAY_MS));
@@ -228,23 +172,11 @@ mod tests {
     #[test]
     fn an_active_ban_that_covers_the_verdict_is_not_repeated_but_is_upgraded() {
         let l = Ladder::default();
-        let h = History {
-            active_until: Some(Some(HOUR_MS)),
-            ..history([3, 3])
-        };
+        let h = History { active_until: Some(Some(HOUR_MS)), ..history([3, 3]) };
         assert_eq!(decide(&l, &h, 0), Verdict::AlreadyBanned);
-        let h = History {
-            active_until: Some(Some(HOUR_MS)),
-            ..history([3, 12])
-        };
-        assert!(matches!(
-            decide(&l, &h, 0),
-            Verdict::Ban { until: None, .. }
-        ));
-        let h = History {
-            active_until: Some(None),
-            ..history([3, 30])
-        };
+        let h = History { active_until: Some(Some(HOUR_MS)), ..history([3, 12]) };
+        assert!(matches!(decide(&l, &h, 0), Verdict::Ban { until: None, .. }));
+        let h = History { active_until: Some(None), ..history([3, 30]) };
         assert_eq!(decide(&l, &h, 0), Verdict::AlreadyBanned);
     }
 }

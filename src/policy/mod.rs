@@ -12,12 +12,7 @@ use crate::domain::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, UnixMs};
 
 /// `3600000` → `1h`, `90000` → `90s`: short and exact.
 pub fn human_duration(ms: UnixMs) -> String {
-    for (unit, size) in [
-        ("d", DAY_MS),
-        ("h", HOUR_MS),
-        ("m", MINUTE_MS),
-        ("s", SECOND_MS),
-    ] {
+    for (unit, size) in [("d", DAY_MS), ("h", HOUR_MS), ("m", MINUTE_MS), ("s", SECOND_MS)] {
         if ms >= size && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }

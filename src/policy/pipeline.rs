@@ -14,6 +14,14 @@ use crate::ingest::Batch;
 use crate::ingest::cleanlog::{CleanLog, CleanLogLine};
 use crate::store::{self, Conn, Store};
 
+struct RecordContext<'a> {
+    at: UnixMs,
+    source: &'a str,
+    kind: SourceKind,
+    /// Protection is on: decided bans are enforced (otherwise recorded as "would ban").
+    enforcing: bool,
+}
+
 /// A ban decided by one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewBan {
@@ -36,6 +44,8 @@ pub struct Pipeline {
     /// A security log of this Asterisk is among the sources: it alone counts SIP,
     /// PJSIP and AMI, so the same attempts in the messages log are not counted twice.
     pub security_source_present: bool,
+    /// Protection state until an admin switches it (the `protection` setting).
+    pub protection_default: bool,
     pub clean_log: Option<CleanLog>,
     /// Poked when a ban is decided, so enforcement does not wait for its next tick.
     pub bans_changed: Arc<Notify>,
@@ -44,9 +54,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Whether an event from a source of `kind` counts at all.
     pub fn counts(&self, kind: SourceKind, event: &LogEvent) -> bool {
-        !(kind == SourceKind::Messages
-            && self.security_source_present
-            && event.service.has_security_events())
+        !(kind == SourceKind::Messages && self.security_source_present && event.service.has_security_events())
     }
 
     pub async fn apply(&self, batch: &Batch) -> store::Result<Applied> {
@@ -55,23 +63,12 @@ impl Pipeline {
         let mut applied = Applied::default();
         let mut clean = Vec::new();
         let mut last_at = None;
+        let enforcing = store::settings::protection(&mut tx, self.protection_default).await?;
         for record in &batch.records {
-            let at = record
-                .event
-                .as_ref()
-                .and_then(|e| e.at)
-                .map_or(now, |at| at.min(now));
+            let at = record.event.as_ref().and_then(|e| e.at).map_or(now, |at| at.min(now));
             last_at = Some(at);
-            self.apply_record(
-                &mut tx,
-                record,
-                at,
-                &batch.path,
-                batch.kind,
-                &mut applied,
-                &mut clean,
-            )
-            .await?;
+            let ctx = RecordContext { at, source: &batch.path, kind: batch.kind, enforcing };
+            self.apply_record(&mut tx, record, &ctx, &mut applied, &mut clean).await?;
         }
         store::sources::save(
             &mut tx,
@@ -101,17 +98,15 @@ impl Pipeline {
         Ok(applied)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn apply_record(
         &self,
         conn: &mut Conn,
         record: &ReadRecord,
-        at: UnixMs,
-        source: &str,
-        kind: SourceKind,
+        ctx: &RecordContext<'_>,
         applied: &mut Applied,
         clean: &mut Vec<CleanLogLine>,
     ) -> store::Result<()> {
+        let (at, source, kind) = (ctx.at, ctx.source, ctx.kind);
         let Some(event) = &record.event else {
             store::failures::insert(
                 conn,
@@ -138,8 +133,7 @@ impl Pipeline {
         let kind_name = match event.outcome {
             Outcome::Success => {
                 if !event.tampered {
-                    store::known_good::record_success(conn, &ip_text, event.account.as_deref(), at)
-                        .await?;
+                    store::known_good::record_success(conn, &ip_text, event.account.as_deref(), at).await?;
                 }
                 return Ok(());
             }
@@ -147,12 +141,7 @@ impl Pipeline {
         };
         let history = self.history(conn, ip, &ip_text, at).await?;
         let verdict = decide(&self.ladder, &history, at);
-        if let Verdict::Ban {
-            rung,
-            until,
-            reason,
-        } = &verdict
-        {
+        if let Verdict::Ban { rung, until, reason } = &verdict {
             let id = store::bans::insert(
                 conn,
                 &store::bans::NewBan {
@@ -165,13 +154,14 @@ impl Pipeline {
             )
             .await?;
             store::bans::supersede(conn, &ip_text, id, at).await?;
-            applied.bans.push(NewBan {
-                ip,
-                until: *until,
-                reason: reason.clone(),
-            });
+            applied.bans.push(NewBan { ip, until: *until, reason: reason.clone() });
         }
-        let label = verdict.label();
+        let label = match &verdict {
+            Verdict::Ban { .. } if !ctx.enforcing => {
+                format!("would {} (monitor mode)", verdict.label())
+            }
+            _ => verdict.label(),
+        };
         store::failures::insert(
             conn,
             &store::failures::NewFailure {
@@ -213,13 +203,10 @@ impl Pipeline {
                 .push(store::failures::count_since(conn, ip_text, at - rung.within_ms).await? + 1);
         }
         let known_good =
-            store::known_good::succeeded_since(conn, ip_text, at - self.ladder.known_good_for_ms)
-                .await?;
+            store::known_good::succeeded_since(conn, ip_text, at - self.ladder.known_good_for_ms).await?;
         let recent_timed_bans =
             store::bans::timed_since(conn, ip_text, at - self.ladder.repeat_within_ms).await?;
-        let active_until = store::bans::active_for(conn, ip_text, at)
-            .await?
-            .map(|b| b.until_at);
+        let active_until = store::bans::active_for(conn, ip_text, at).await?.map(|b| b.until_at);
         Ok(History {
             failures_in_window,
             trusted: self.trusted.contains(ip),

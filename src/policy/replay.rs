@@ -27,12 +27,7 @@ pub struct Replay {
 
 impl Replay {
     pub fn new(ladder: Ladder, trusted: TrustedNetworks) -> Self {
-        Replay {
-            history: History::default(),
-            ladder,
-            trusted,
-            addresses: HashMap::new(),
-        }
+        Replay { history: History::default(), ladder, trusted, addresses: HashMap::new() }
     }
 
     /// Feeds one event; events must come in time order.
@@ -56,21 +51,13 @@ impl Replay {
         let history = &mut self.history;
         history.failures_in_window.clear();
         // Times are in order: count from the first one inside the window.
-        history
-            .failures_in_window
-            .extend(ladder.rungs.iter().map(|r| {
-                (state.failures.len() - state.failures.partition_point(|&t| t <= at - r.within_ms))
-                    as u32
-            }));
+        history.failures_in_window.extend(ladder.rungs.iter().map(|r| {
+            (state.failures.len() - state.failures.partition_point(|&t| t <= at - r.within_ms)) as u32
+        }));
         history.trusted = self.trusted.contains(ip);
-        history.known_good = state
-            .last_success
-            .is_some_and(|t| t > at - ladder.known_good_for_ms);
-        history.recent_timed_bans = state
-            .timed_bans
-            .iter()
-            .filter(|&&t| t > at - ladder.repeat_within_ms)
-            .count() as u32;
+        history.known_good = state.last_success.is_some_and(|t| t > at - ladder.known_good_for_ms);
+        history.recent_timed_bans =
+            state.timed_bans.iter().filter(|&&t| t > at - ladder.repeat_within_ms).count() as u32;
         history.active_until = state.active_until;
         let verdict = decide(ladder, history, at);
         if let Verdict::Ban { until, .. } = &verdict {
@@ -117,10 +104,7 @@ mod tests {
         let mut r = Replay::new(Ladder::default(), TrustedNetworks::default());
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
         assert_eq!(r.observe(ip, 0, FAIL), Verdict::Watch);
-        assert!(matches!(
-            r.observe(ip, MINUTE_MS, FAIL),
-            Verdict::Ban { rung: 1, .. }
-        ));
+        assert!(matches!(r.observe(ip, MINUTE_MS, FAIL), Verdict::Ban { rung: 1, .. }));
         assert_eq!(r.summary(ip), "ban 1h");
         for i in 0..10 {
             r.observe(ip, 2 * HOUR_MS + i * MINUTE_MS, FAIL);
@@ -145,9 +129,6 @@ mod tests {
         for i in 1..=4 {
             assert_eq!(r.observe(ip, i * MINUTE_MS, FAIL), Verdict::Watch);
         }
-        assert!(matches!(
-            r.observe(ip, 5 * MINUTE_MS, FAIL),
-            Verdict::Ban { .. }
-        ));
+        assert!(matches!(r.observe(ip, 5 * MINUTE_MS, FAIL), Verdict::Ban { .. }));
     }
 }

@@ -101,3 +101,58 @@ pub async fn supersede(conn: &mut Conn, ip: &str, keep_id: i64, now: UnixMs) -> 
     .await?;
     Ok(())
 }
+
+pub async fn last_id(conn: &mut Conn) -> Result<i64> {
+    let n: (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM bans").fetch_one(conn).await?;
+    Ok(n.0.unwrap_or(0))
+}
+
+/// Bans created after `id` that are still in force at `now`.
+pub async fn active_created_after(conn: &mut Conn, id: i64, now: UnixMs) -> Result<Vec<BanRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bans WHERE id > $1 AND released_at IS NULL \
+         AND (until_at IS NULL OR until_at > $2) ORDER BY id"
+    ))
+    .bind(id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Addresses with a ban released at or after `since`.
+pub async fn released_since(conn: &mut Conn, since: UnixMs) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT ip FROM bans WHERE released_at IS NOT NULL AND released_at >= $1")
+            .bind(since)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn next_expiry(conn: &mut Conn, now: UnixMs) -> Result<Option<UnixMs>> {
+    let n: (Option<i64>,) = sqlx::query_as(
+        "SELECT MIN(until_at) FROM bans WHERE released_at IS NULL AND until_at IS NOT NULL AND until_at > $1",
+    )
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(n.0)
+}
+
+pub async fn set_created_by(conn: &mut Conn, id: i64, by: &str) -> Result<()> {
+    sqlx::query("UPDATE bans SET created_by = $1 WHERE id = $2").bind(by).bind(id).execute(conn).await?;
+    Ok(())
+}
+
+/// Active bans: (timed, until released).
+pub async fn active_counts(conn: &mut Conn, now: UnixMs) -> Result<(i64, i64)> {
+    let n: (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN until_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN until_at IS NULL THEN 1 ELSE 0 END), 0) \
+         FROM bans WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1)",
+    )
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}

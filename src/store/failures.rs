@@ -75,17 +75,14 @@ pub async fn count_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result<u32
 }
 
 pub async fn count_by_ip(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT ip, COUNT(*) FROM failures WHERE ip IS NOT NULL GROUP BY ip ORDER BY ip",
-    )
-    .fetch_all(conn)
-    .await?)
+    Ok(sqlx::query_as("SELECT ip, COUNT(*) FROM failures WHERE ip IS NOT NULL GROUP BY ip ORDER BY ip")
+        .fetch_all(conn)
+        .await?)
 }
 
 pub async fn count_tampered(conn: &mut Conn) -> Result<i64> {
-    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM failures WHERE tampered = 1")
-        .fetch_one(conn)
-        .await?;
+    let n: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM failures WHERE tampered = 1").fetch_one(conn).await?;
     Ok(n.0)
 }
 
@@ -97,4 +94,13 @@ pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<FailureRow>> {
     .bind(limit)
     .fetch_all(conn)
     .await?)
+}
+
+/// Attributed failures at or after `since`, all addresses.
+pub async fn count_all_since(conn: &mut Conn, since: UnixMs) -> Result<i64> {
+    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM failures WHERE ip IS NOT NULL AND at > $1")
+        .bind(since)
+        .fetch_one(conn)
+        .await?;
+    Ok(n.0)
 }

@@ -1,12 +1,7 @@
 use super::{Conn, Result};
 use crate::domain::UnixMs;
 
-pub async fn record_success(
-    conn: &mut Conn,
-    ip: &str,
-    account: Option<&str>,
-    at: UnixMs,
-) -> Result<()> {
+pub async fn record_success(conn: &mut Conn, ip: &str, account: Option<&str>, at: UnixMs) -> Result<()> {
     sqlx::query(
         "INSERT INTO known_good (ip, account, last_success_at) VALUES ($1, $2, $3) \
          ON CONFLICT (ip) DO UPDATE SET account = excluded.account, \
@@ -22,12 +17,11 @@ pub async fn record_success(
 }
 
 pub async fn succeeded_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result<bool> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT last_success_at FROM known_good WHERE ip = $1 AND last_success_at > $2",
-    )
-    .bind(ip)
-    .bind(since)
-    .fetch_optional(conn)
-    .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT last_success_at FROM known_good WHERE ip = $1 AND last_success_at > $2")
+            .bind(ip)
+            .bind(since)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.is_some())
 }

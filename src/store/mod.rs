@@ -1,8 +1,10 @@
 //! The only code with SQL. One file per table; every function takes a connection
 //! (or an open transaction) so callers decide what is atomic.
 
+pub mod audit;
 pub mod bans;
 pub mod failures;
+pub mod health;
 pub mod known_good;
 pub mod settings;
 pub mod sources;

@@ -1,10 +1,8 @@
 use super::{Conn, Result};
 
 pub async fn get(conn: &mut Conn, name: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
-        .bind(name)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(conn).await?;
     Ok(row.map(|r| r.0))
 }
 
@@ -18,4 +16,19 @@ pub async fn set(conn: &mut Conn, name: &str, value: &str) -> Result<()> {
     .execute(conn)
     .await?;
     Ok(())
+}
+
+pub const PROTECTION: &str = "protection";
+
+/// Whether bans are enforced; `default` until an admin has switched it.
+pub async fn protection(conn: &mut Conn, default: bool) -> Result<bool> {
+    Ok(match get(conn, PROTECTION).await?.as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        _ => default,
+    })
+}
+
+pub async fn set_protection(conn: &mut Conn, on: bool) -> Result<()> {
+    set(conn, PROTECTION, if on { "on" } else { "off" }).await
 }

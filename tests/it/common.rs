@@ -12,9 +12,7 @@ use sipwarden::store::{self, Store};
 use tokio::sync::Notify;
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// 2026-11-24 21:10:00 UTC, just after the corpus was recorded.
@@ -48,31 +46,17 @@ impl TestApp {
             trusted,
             clock: Arc::new(clock.clone()),
             security_source_present,
+            protection_default: true,
             clean_log: Some(CleanLog::new(dir.path().join("failed-auth.log"))),
             bans_changed: Arc::new(Notify::new()),
         };
-        TestApp {
-            dir,
-            store,
-            clock,
-            pipeline,
-            followers: Vec::new(),
-        }
+        TestApp { dir, store, clock, pipeline, followers: Vec::new() }
     }
 
     /// Closes the database and opens it again from the same directory, as a restart does.
     pub async fn restart(self) -> TestApp {
-        let TestApp {
-            dir,
-            store,
-            pipeline,
-            followers,
-            ..
-        } = self;
-        let specs: Vec<_> = followers
-            .iter()
-            .map(|f| (f.path().to_owned(), f.kind()))
-            .collect();
+        let TestApp { dir, store, pipeline, followers, .. } = self;
+        let specs: Vec<_> = followers.iter().map(|f| (f.path().to_owned(), f.kind())).collect();
         let (trusted, security) = (pipeline.trusted.clone(), pipeline.security_source_present);
         drop(pipeline);
         store.close().await;
@@ -88,9 +72,7 @@ impl TestApp {
     }
 
     pub async fn follow(&mut self, path: &Path, kind: Option<SourceKind>, start_at: StartAt) {
-        let f = ingest::follower_for(&self.store, path.to_owned(), kind, start_at)
-            .await
-            .unwrap();
+        let f = ingest::follower_for(&self.store, path.to_owned(), kind, start_at).await.unwrap();
         self.followers.push(f);
     }
 
@@ -104,18 +86,12 @@ impl TestApp {
     }
 
     pub async fn count_for(&self, ip: &str) -> i64 {
-        self.counts()
-            .await
-            .into_iter()
-            .find(|(i, _)| i == ip)
-            .map_or(0, |(_, n)| n)
+        self.counts().await.into_iter().find(|(i, _)| i == ip).map_or(0, |(_, n)| n)
     }
 
     pub async fn active_bans(&self) -> Vec<store::bans::BanRow> {
         let mut conn = self.store.pool().acquire().await.unwrap();
-        store::bans::active(&mut conn, self.clock_now())
-            .await
-            .unwrap()
+        store::bans::active(&mut conn, self.clock_now()).await.unwrap()
     }
 
     pub fn clock_now(&self) -> UnixMs {
@@ -125,11 +101,7 @@ impl TestApp {
 }
 
 pub fn append(path: &Path, text: &str) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
 

@@ -14,24 +14,13 @@ use crate::common::{TestApp, fixture};
 
 /// TRUTH.md: failure lines per source address, in each file and in both together.
 fn truth() -> BTreeMap<String, u64> {
-    [
-        ("127.0.0.13".to_string(), 49),
-        ("127.0.0.15".to_string(), 26),
-    ]
-    .into()
+    [("127.0.0.13".to_string(), 49), ("127.0.0.15".to_string(), 26)].into()
 }
 
 fn offline(files: &[&str]) -> BTreeMap<String, u64> {
-    let paths: Vec<_> = files
-        .iter()
-        .map(|f| fixture(&format!("corpus/{f}")))
-        .collect();
+    let paths: Vec<_> = files.iter().map(|f| fixture(&format!("corpus/{f}"))).collect();
     let report = check_files(&paths, Ladder::default(), TrustedNetworks::default()).unwrap();
-    report
-        .by_ip
-        .into_iter()
-        .map(|(ip, r)| (ip, r.failures))
-        .collect()
+    report.by_ip.into_iter().map(|(ip, r)| (ip, r.failures)).collect()
 }
 
 #[test]
@@ -49,11 +38,7 @@ fn check_log_binary_prints_json_by_ip() {
         .arg(fixture("corpus/security.log"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["by_ip"]["127.0.0.13"]["failures"], 49);
     assert_eq!(json["by_ip"]["127.0.0.15"]["failures"], 26);
@@ -89,29 +74,15 @@ async fn live(files: &[(&str, SourceKind)]) -> BTreeMap<String, u64> {
         app.follow(&path, Some(*kind), StartAt::Beginning).await;
     }
     app.poll().await;
-    app.counts()
-        .await
-        .into_iter()
-        .map(|(ip, n)| (ip, n as u64))
-        .collect()
+    app.counts().await.into_iter().map(|(ip, n)| (ip, n as u64)).collect()
 }
 
 #[tokio::test]
 async fn live_pipeline_stores_truth_per_file_and_together() {
+    assert_eq!(live(&[("messages.log", SourceKind::Messages)]).await, truth());
+    assert_eq!(live(&[("security.log", SourceKind::Security)]).await, truth());
     assert_eq!(
-        live(&[("messages.log", SourceKind::Messages)]).await,
-        truth()
-    );
-    assert_eq!(
-        live(&[("security.log", SourceKind::Security)]).await,
-        truth()
-    );
-    assert_eq!(
-        live(&[
-            ("messages.log", SourceKind::Messages),
-            ("security.log", SourceKind::Security)
-        ])
-        .await,
+        live(&[("messages.log", SourceKind::Messages), ("security.log", SourceKind::Security)]).await,
         truth()
     );
 }

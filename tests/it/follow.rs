@@ -13,8 +13,7 @@ async fn app_following(name: &str, start_at: StartAt) -> (TestApp, std::path::Pa
     let mut app = TestApp::new(TrustedNetworks::default(), false).await;
     let path = app.path(name);
     append(&path, "");
-    app.follow(&path, Some(SourceKind::Messages), start_at)
-        .await;
+    app.follow(&path, Some(SourceKind::Messages), start_at).await;
     (app, path)
 }
 
@@ -35,27 +34,16 @@ async fn partial_last_line_waits_for_its_newline() {
 #[tokio::test]
 async fn restart_neither_loses_nor_repeats_lines() {
     let (mut app, log) = app_following("messages", StartAt::Beginning).await;
-    append(
-        &log,
-        &(sip_failure(A, "1", 1) + &noise(5) + &sip_failure(A, "2", 2)),
-    );
+    append(&log, &(sip_failure(A, "1", 1) + &noise(5) + &sip_failure(A, "2", 2)));
     app.poll().await;
     assert_eq!(app.count_for(A).await, 2);
     let mut app = app.restart().await;
     app.poll().await;
-    assert_eq!(
-        app.count_for(A).await,
-        2,
-        "nothing repeated after a restart"
-    );
+    assert_eq!(app.count_for(A).await, 2, "nothing repeated after a restart");
     append(&log, &sip_failure(A, "3", 3));
     let mut app = app.restart().await;
     app.poll().await;
-    assert_eq!(
-        app.count_for(A).await,
-        3,
-        "a line written while stopped is read once"
-    );
+    assert_eq!(app.count_for(A).await, 3, "a line written while stopped is read once");
 }
 
 #[tokio::test]
@@ -91,11 +79,7 @@ async fn copytruncate_starts_again_from_the_top() {
     append(&log, &(noise(20) + &sip_failure(A, "1", 1)));
     app.poll().await;
     std::fs::copy(&log, app.path("messages.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&log)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
     append(&log, &sip_failure(B, "1", 2));
     app.poll().await;
     assert_eq!((app.count_for(A).await, app.count_for(B).await), (1, 1));
@@ -117,10 +101,7 @@ async fn file_replaced_in_place_with_a_longer_one_is_read_from_the_top() {
 async fn start_at_end_skips_history_but_reads_what_follows() {
     let mut app = TestApp::new(TrustedNetworks::default(), false).await;
     let log = app.path("messages");
-    append(
-        &log,
-        &(sip_failure(A, "old", 1) + &sip_failure(A, "old", 2)),
-    );
+    append(&log, &(sip_failure(A, "old", 1) + &sip_failure(A, "old", 2)));
     app.follow(&log, None, StartAt::End).await;
     app.poll().await;
     assert_eq!(app.count_for(A).await, 0);
@@ -145,14 +126,8 @@ async fn unreadable_lines_are_counted_and_skipped_neighbours_kept() {
     app.poll().await;
     assert_eq!((app.count_for(A).await, app.count_for(B).await), (2, 1));
     let mut conn = app.store.pool().acquire().await.unwrap();
-    let src = sipwarden::store::sources::get(&mut conn, &log.display().to_string())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        src.unreadable_lines, 3,
-        "two non-UTF-8 lines and one oversized line"
-    );
+    let src = sipwarden::store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().unwrap();
+    assert_eq!(src.unreadable_lines, 3, "two non-UTF-8 lines and one oversized line");
     assert_eq!(src.lines_read, 5);
 }
 
@@ -161,11 +136,7 @@ async fn a_backlog_larger_than_one_batch_is_read_completely() {
     let (mut app, log) = app_following("messages", StartAt::Beginning).await;
     let mut text = String::new();
     for i in 0..40_000u32 {
-        text.push_str(&sip_failure(
-            &format!("198.51.{}.{}", i / 250, i % 250),
-            "1",
-            i,
-        ));
+        text.push_str(&sip_failure(&format!("198.51.{}.{}", i / 250, i % 250), "1", i));
         text.push_str(&noise(1));
     }
     assert!(text.len() > 2 * sipwarden::ingest::follower::MAX_BATCH_BYTES);

@@ -27,9 +27,7 @@ fn security_event_at(event: &str, ip: &str, at: i64, tail: &str) -> String {
     format!(
         "[{}] SECURITY[2] res_security_log.c: SecurityEvent=\"{event}\",EventTV=\"{}\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"2001\",SessionID=\"{at}\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/{ip}/5060\"{tail}\n",
         date(at),
-        chrono::DateTime::from_timestamp_millis(at)
-            .unwrap()
-            .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        chrono::DateTime::from_timestamp_millis(at).unwrap().format("%Y-%m-%dT%H:%M:%S%.3f+0000")
     )
 }
 
@@ -37,8 +35,7 @@ async fn app_with_log(trusted: TrustedNetworks) -> (TestApp, std::path::PathBuf)
     let mut app = TestApp::new(trusted, false).await;
     let log = app.path("full");
     append(&log, "");
-    app.follow(&log, Some(SourceKind::Messages), StartAt::Beginning)
-        .await;
+    app.follow(&log, Some(SourceKind::Messages), StartAt::Beginning).await;
     (app, log)
 }
 
@@ -49,10 +46,7 @@ async fn two_failures_within_an_hour_ban_for_an_hour() {
     let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
     append(&log, &failure_at(ATTACKER, NOW - 10 * MINUTE_MS));
     app.poll().await;
-    assert!(
-        app.active_bans().await.is_empty(),
-        "one failure is not enough"
-    );
+    assert!(app.active_bans().await.is_empty(), "one failure is not enough");
     append(&log, &failure_at(ATTACKER, NOW - 5 * MINUTE_MS));
     app.poll().await;
     let bans = app.active_bans().await;
@@ -68,10 +62,7 @@ async fn twelve_failures_in_a_day_ban_until_released() {
     let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
     for i in 0..12 {
         // 100 minutes apart: never two within an hour.
-        append(
-            &log,
-            &failure_at(ATTACKER, NOW - 20 * HOUR_MS + i * 100 * MINUTE_MS),
-        );
+        append(&log, &failure_at(ATTACKER, NOW - 20 * HOUR_MS + i * 100 * MINUTE_MS));
     }
     app.poll().await;
     let bans = app.active_bans().await;
@@ -84,13 +75,9 @@ async fn a_repeat_offender_gets_a_day() {
     let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
     append(
         &log,
-        &(failure_at(ATTACKER, NOW - 5 * HOUR_MS)
-            + &failure_at(ATTACKER, NOW - 5 * HOUR_MS + MINUTE_MS)),
+        &(failure_at(ATTACKER, NOW - 5 * HOUR_MS) + &failure_at(ATTACKER, NOW - 5 * HOUR_MS + MINUTE_MS)),
     );
-    append(
-        &log,
-        &(failure_at(ATTACKER, NOW - 2 * MINUTE_MS) + &failure_at(ATTACKER, NOW - MINUTE_MS)),
-    );
+    append(&log, &(failure_at(ATTACKER, NOW - 2 * MINUTE_MS) + &failure_at(ATTACKER, NOW - MINUTE_MS)));
     app.poll().await;
     let bans = app.active_bans().await;
     assert_eq!(bans.len(), 1);
@@ -115,35 +102,15 @@ async fn a_phone_that_authenticated_gets_five_tries_and_its_failures_stay_visibl
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
     let log = app.path("security");
     let phone = "198.51.100.20";
-    append(
-        &log,
-        &security_event_at(
-            "SuccessfulAuth",
-            phone,
-            NOW - DAY_MS,
-            ",UsingPassword=\"1\"",
-        ),
-    );
-    app.follow(&log, Some(SourceKind::Security), StartAt::Beginning)
-        .await;
+    append(&log, &security_event_at("SuccessfulAuth", phone, NOW - DAY_MS, ",UsingPassword=\"1\""));
+    app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
     for i in 0..4 {
-        append(
-            &log,
-            &security_event_at(
-                "InvalidAccountID",
-                phone,
-                NOW - 10 * MINUTE_MS + i * MINUTE_MS,
-                "",
-            ),
-        );
+        append(&log, &security_event_at("InvalidAccountID", phone, NOW - 10 * MINUTE_MS + i * MINUTE_MS, ""));
     }
     app.poll().await;
     assert!(app.active_bans().await.is_empty());
     assert_eq!(app.count_for(phone).await, 4);
-    append(
-        &log,
-        &security_event_at("InvalidAccountID", phone, NOW - MINUTE_MS, ""),
-    );
+    append(&log, &security_event_at("InvalidAccountID", phone, NOW - MINUTE_MS, ""));
     app.poll().await;
     assert_eq!(app.active_bans().await.len(), 1);
 }
@@ -170,16 +137,10 @@ async fn with_a_security_log_the_messages_log_only_adds_iax2() {
             ",Challenge=\"a\",Response=\"b\",ExpectedResponse=\"\"",
         ),
     );
-    app.follow(&messages, Some(SourceKind::Messages), StartAt::Beginning)
-        .await;
-    app.follow(&security, Some(SourceKind::Security), StartAt::Beginning)
-        .await;
+    app.follow(&messages, Some(SourceKind::Messages), StartAt::Beginning).await;
+    app.follow(&security, Some(SourceKind::Security), StartAt::Beginning).await;
     app.poll().await;
-    assert_eq!(
-        app.count_for(ATTACKER).await,
-        2,
-        "one PJSIP attempt from security, one IAX2 from messages"
-    );
+    assert_eq!(app.count_for(ATTACKER).await, 2, "one PJSIP attempt from security, one IAX2 from messages");
 }
 
 #[tokio::test]
@@ -205,9 +166,5 @@ async fn the_clean_log_has_one_escaped_line_per_counted_failure() {
         "{}",
         lines[0]
     );
-    assert!(
-        lines[1].contains("verdict=\"ban (rung 1)\""),
-        "{}",
-        lines[1]
-    );
+    assert!(lines[1].contains("verdict=\"ban (rung 1)\""), "{}", lines[1]);
 }

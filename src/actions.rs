@@ -1,0 +1,82 @@
+//! Admin actions shared by the CLI and the panel. Each one changes the database and
+//! writes the audit log in one transaction; the enforcer then converges the kernel.
+
+use std::net::IpAddr;
+
+use crate::domain::{TrustedNetworks, UnixMs, network::canonical_ip};
+use crate::store::{self, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0} is in a trusted network and is never banned")]
+    Trusted(IpAddr),
+    #[error("{0} has no active ban")]
+    NotBanned(IpAddr),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Who acts, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub client_ip: Option<&'a str>,
+}
+
+pub async fn ban(
+    store: &Store,
+    trusted: &TrustedNetworks,
+    actor: &Actor<'_>,
+    ip: IpAddr,
+    until: Option<UnixMs>,
+    reason: &str,
+    now: UnixMs,
+) -> Result<i64, ActionError> {
+    let ip = canonical_ip(ip);
+    if trusted.contains(ip) {
+        return Err(ActionError::Trusted(ip));
+    }
+    let mut tx = store.begin().await?;
+    let ip_text = ip.to_string();
+    let reason = format!("manual: {reason}");
+    let id = store::bans::insert(
+        &mut tx,
+        &store::bans::NewBan { ip: &ip_text, reason: &reason, rung: 0, created_at: now, until_at: until },
+    )
+    .await?;
+    store::bans::set_created_by(&mut tx, id, actor.name).await?;
+    let detail = match until {
+        Some(u) => format!("{ip_text} for {} ({reason})", crate::policy::human_duration(u - now)),
+        None => format!("{ip_text} until released ({reason})"),
+    };
+    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "ban", &detail).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    Ok(id)
+}
+
+/// Ends every active ban of `ip`.
+pub async fn release(store: &Store, actor: &Actor<'_>, ip: IpAddr, now: UnixMs) -> Result<u64, ActionError> {
+    let ip = canonical_ip(ip);
+    let mut tx = store.begin().await?;
+    let released = store::bans::release_ip(&mut tx, &ip.to_string(), now, actor.name).await?;
+    if released == 0 {
+        return Err(ActionError::NotBanned(ip));
+    }
+    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "release", &ip.to_string()).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    Ok(released)
+}
+
+pub async fn set_protection(
+    store: &Store,
+    actor: &Actor<'_>,
+    on: bool,
+    now: UnixMs,
+) -> Result<(), ActionError> {
+    let mut tx = store.begin().await?;
+    store::settings::set_protection(&mut tx, on).await?;
+    let detail = if on { "protection on: bans are enforced" } else { "protection off: monitor mode" };
+    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "protection", detail).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The admin commands (`ban`, `unban`, `protection`, `status`): they change the
+//! database, then have the running enforcer converge the kernel (or, with no
+//! `serve` running, converge it themselves with the same code).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::actions::{self, Actor};
+use crate::app;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::domain::{DAY_MS, HOUR_MS};
+use crate::store;
+
+const CLI: Actor<'static> = Actor { name: "cli", client_ip: None };
+
+/// Makes the kernel follow the database now. Returns a line for the admin.
+async fn converge(config: &Config, store: &store::Store) -> String {
+    let socket = crate::control::socket_path(&config.data_dir);
+    match crate::control::request_reconcile(&socket).await {
+        Some(Ok(r)) => format!("firewall updated by the running sipwarden ({r})"),
+        Some(Err(e)) => format!("the running sipwarden could not update the firewall: {e}"),
+        None => {
+            let (firewall, warning) = app::choose_firewall(config);
+            let enforcer = app::enforcer_for(config, store, firewall, Arc::new(Notify::new()));
+            match (enforcer.reconcile_once().await, warning) {
+                (Ok(r), None) => format!("firewall updated ({} bans enforced)", r.enforced),
+                (Ok(_), Some(w)) => w,
+                (Err(e), _) => format!("firewall not updated: {e}"),
+            }
+        }
+    }
+}
+
+pub async fn ban(config: Config, ip: IpAddr, duration_ms: Option<i64>, reason: &str) -> anyhow::Result<()> {
+    let store = app::open_store(&config).await?;
+    let now = SystemClock.now();
+    actions::ban(&store, &config.trusted, &CLI, ip, duration_ms.map(|d| now + d), reason, now).await?;
+    let length = duration_ms
+        .map_or("until released".to_string(), |d| format!("for {}", crate::policy::human_duration(d)));
+    println!("{ip} banned {length}; {}", converge(&config, &store).await);
+    Ok(())
+}
+
+pub async fn unban(config: Config, ip: IpAddr) -> anyhow::Result<()> {
+    let store = app::open_store(&config).await?;
+    let n = actions::release(&store, &CLI, ip, SystemClock.now()).await?;
+    println!("{ip} released ({n} ban{}); {}", if n == 1 { "" } else { "s" }, converge(&config, &store).await);
+    Ok(())
+}
+
+pub async fn protection(config: Config, on: bool) -> anyhow::Result<()> {
+    let store = app::open_store(&config).await?;
+    actions::set_protection(&store, &CLI, on, SystemClock.now()).await?;
+    let what = if on { "protection ON: bans are enforced" } else { "protection OFF: monitor mode" };
+    println!("{what}; {}", converge(&config, &store).await);
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub protection: bool,
+    pub bans_timed: i64,
+    pub bans_until_released: i64,
+    pub failures_last_hour: i64,
+    pub failures_last_day: i64,
+    pub health: Vec<HealthLine>,
+    pub sources: Vec<SourceLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HealthLine {
+    pub component: String,
+    pub ok: bool,
+    pub detail: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceLine {
+    pub path: String,
+    pub kind: String,
+    pub lines_read: i64,
+    pub unreadable_lines: i64,
+    pub tampered_records: i64,
+    pub last_line_at: Option<i64>,
+}
+
+pub async fn gather_status(config: &Config, store: &store::Store) -> anyhow::Result<Status> {
+    let now = SystemClock.now();
+    let mut conn = store.pool().acquire().await?;
+    let (bans_timed, bans_until_released) = store::bans::active_counts(&mut conn, now).await?;
+    Ok(Status {
+        protection: store::settings::protection(&mut conn, config.protection_default).await?,
+        bans_timed,
+        bans_until_released,
+        failures_last_hour: store::failures::count_all_since(&mut conn, now - HOUR_MS).await?,
+        failures_last_day: store::failures::count_all_since(&mut conn, now - DAY_MS).await?,
+        health: store::health::all(&mut conn)
+            .await?
+            .into_iter()
+            .map(|h| HealthLine {
+                component: h.component,
+                ok: h.ok,
+                detail: h.detail,
+                updated_at: h.updated_at,
+            })
+            .collect(),
+        sources: store::sources::all(&mut conn)
+            .await?
+            .into_iter()
+            .map(|s| SourceLine {
+                path: s.path,
+                kind: s.kind,
+                lines_read: s.lines_read,
+                unreadable_lines: s.unreadable_lines,
+                tampered_records: s.tampered_records,
+                last_line_at: s.last_line_at,
+            })
+            .collect(),
+    })
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
+    let store = app::open_store(&config).await?;
+    let s = gather_status(&config, &store).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("protection      {}", if s.protection { "ON (bans enforced)" } else { "OFF (monitor mode)" });
+    println!("active bans     {} timed, {} until released", s.bans_timed, s.bans_until_released);
+    println!(
+        "failures        {} in the last hour, {} in the last 24 h",
+        s.failures_last_hour, s.failures_last_day
+    );
+    for h in &s.health {
+        println!(
+            "{:<15} {} {} (at {})",
+            h.component,
+            if h.ok { "ok" } else { "ERROR" },
+            h.detail,
+            when(h.updated_at)
+        );
+    }
+    for src in &s.sources {
+        println!(
+            "log             {} ({}): {} lines, {} unreadable, {} tampered, last line {}",
+            src.path,
+            src.kind,
+            src.lines_read,
+            src.unreadable_lines,
+            src.tampered_records,
+            src.last_line_at.map_or("-".into(), when)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! Converges the kernel to the database. The database is the truth: active bans
+//! (while protection is on) minus trusted networks. `reconcile_once` compares a full
+//! listing and repairs every difference; `sync_changes` applies just the bans
+//! created or released since the last pass, for speed; `run` loops around both.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::sync::{Mutex, Notify, watch};
+
+use crate::clock::Clock;
+use crate::domain::{TrustedNetworks, UnixMs};
+use crate::firewall::{Firewall, FirewallError, KernelBan, render, state};
+use crate::store::{self, Store};
+
+pub const HEALTH_COMPONENT: &str = "firewall";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error("firewall task failed: {0}")]
+    Task(String),
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub enforced: usize,
+    pub repairs: Vec<String>,
+}
+
+/// Where `sync_changes` resumes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Watermark {
+    last_ban_id: i64,
+    released_since: UnixMs,
+}
+
+pub struct Enforcer {
+    store: Store,
+    firewall: Arc<dyn Firewall>,
+    clock: Arc<dyn Clock>,
+    trusted: TrustedNetworks,
+    protection_default: bool,
+    poke: Arc<Notify>,
+    watermark: Mutex<Watermark>,
+}
+
+/// Networks the kernel accepts before any ban: the configured ones and loopback.
+fn kernel_trusted(trusted: &TrustedNetworks) -> Vec<IpNet> {
+    let mut nets: Vec<IpNet> = trusted.networks().to_vec();
+    for always in ["127.0.0.0/8", "::1/128"] {
+        let net: IpNet = always.parse().expect("loopback network");
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    nets
+}
+
+/// Seconds left, rounded up so the kernel never frees an address early.
+fn remaining_secs(until: UnixMs, now: UnixMs) -> u32 {
+    (((until - now).max(1) + 999) / 1000).min(i64::from(u32::MAX)) as u32
+}
+
+impl Enforcer {
+    pub fn new(
+        store: Store,
+        firewall: Arc<dyn Firewall>,
+        clock: Arc<dyn Clock>,
+        trusted: TrustedNetworks,
+        protection_default: bool,
+        poke: Arc<Notify>,
+    ) -> Self {
+        Enforcer {
+            store,
+            firewall,
+            clock,
+            trusted,
+            protection_default,
+            poke,
+            watermark: Mutex::new(Watermark::default()),
+        }
+    }
+
+    pub fn firewall_name(&self) -> String {
+        self.firewall.name()
+    }
+
+    async fn desired(&self, now: UnixMs) -> Result<(bool, Vec<KernelBan>), EnforceError> {
+        let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
+        let on = store::settings::protection(&mut conn, self.protection_default).await?;
+        if !on {
+            return Ok((false, Vec::new()));
+        }
+        let mut seen = HashSet::new();
+        let mut bans = Vec::new();
+        // Longest first, so an address banned twice gets its strongest ban.
+        let mut rows = store::bans::active(&mut conn, now).await?;
+        rows.sort_by_key(|b| std::cmp::Reverse(b.until_at.unwrap_or(i64::MAX)));
+        for b in rows {
+            let Ok(ip) = b.ip.parse::<IpAddr>() else {
+                continue;
+            };
+            if self.trusted.contains(ip) || !seen.insert(ip) {
+                continue;
+            }
+            bans.push(KernelBan { ip, timeout_secs: b.until_at.map(|u| remaining_secs(u, now)) });
+        }
+        Ok((true, bans))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Firewall) -> Result<T, FirewallError> + Send + 'static,
+    ) -> Result<T, EnforceError> {
+        let fw = self.firewall.clone();
+        tokio::task::spawn_blocking(move || f(fw.as_ref()))
+            .await
+            .map_err(|e| EnforceError::Task(e.to_string()))?
+            .map_err(EnforceError::from)
+    }
+
+    /// Lists the kernel, compares it with the database and repairs every difference.
+    pub async fn reconcile_once(&self) -> Result<Report, EnforceError> {
+        let result = self.reconcile_inner().await;
+        self.record_health(&result).await;
+        result
+    }
+
+    async fn reconcile_inner(&self) -> Result<Report, EnforceError> {
+        let now = self.clock.now();
+        let mut watermark = self.watermark.lock().await;
+        let last_ban_id =
+            store::bans::last_id(&mut *self.store.pool().acquire().await.map_err(store::StoreError::from)?)
+                .await?;
+        let (_, desired) = self.desired(now).await?;
+        let kernel = self.blocking(|fw| fw.list()).await?;
+        let trusted = kernel_trusted(&self.trusted);
+        let plan = state::plan(&kernel, &desired, &trusted);
+        if !plan.is_empty() {
+            let ruleset = if plan.replace {
+                render::full_ruleset(&trusted, &desired)
+            } else {
+                let mut objects = render::remove_bans(&plan.remove).objects.into_owned();
+                objects.extend(render::add_bans(&plan.add).objects.into_owned());
+                nftables::schema::Nftables { objects: objects.into() }
+            };
+            self.blocking(move |fw| fw.apply(&ruleset)).await?;
+            // The very first build of the table is routine; later rebuilds are repairs.
+            let routine =
+                plan.replace && !kernel.table && watermark.last_ban_id == 0 && watermark.released_since == 0;
+            for r in &plan.repairs {
+                if routine {
+                    tracing::info!(repair = %r, "firewall set up");
+                } else {
+                    tracing::warn!(repair = %r, "firewall repaired");
+                }
+            }
+        }
+        *watermark = Watermark { last_ban_id, released_since: now };
+        Ok(Report { enforced: desired.len(), repairs: plan.repairs })
+    }
+
+    /// Applies bans created, and releases made, since the last pass, without listing
+    /// the kernel: the fast path after a poke.
+    pub async fn sync_changes(&self) -> Result<usize, EnforceError> {
+        let result = self.sync_inner().await;
+        if result.is_err() {
+            self.record_health(
+                &result.as_ref().map(|_| Report::default()).map_err(|e| EnforceError::Task(e.to_string())),
+            )
+            .await;
+        }
+        result
+    }
+
+    async fn sync_inner(&self) -> Result<usize, EnforceError> {
+        let now = self.clock.now();
+        let mut watermark = self.watermark.lock().await;
+        let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
+        let on = store::settings::protection(&mut conn, self.protection_default).await?;
+        let created = store::bans::active_created_after(&mut conn, watermark.last_ban_id, now).await?;
+        let released = store::bans::released_since(&mut conn, watermark.released_since).await?;
+        let next = Watermark {
+            last_ban_id: created.iter().map(|b| b.id).max().unwrap_or(watermark.last_ban_id),
+            released_since: now,
+        };
+        let mut add = Vec::new();
+        if on {
+            for b in &created {
+                let Ok(ip) = b.ip.parse::<IpAddr>() else {
+                    continue;
+                };
+                if !self.trusted.contains(ip) {
+                    add.push(KernelBan { ip, timeout_secs: b.until_at.map(|u| remaining_secs(u, now)) });
+                }
+            }
+        }
+        let mut remove = Vec::new();
+        for ip in released {
+            // Still banned by another row: the full pass decides what the kernel keeps.
+            if store::bans::active_for(&mut conn, &ip, now).await?.is_none() {
+                if let Ok(ip) = ip.parse() {
+                    remove.push(ip);
+                }
+            }
+        }
+        drop(conn);
+        let changes = add.len() + remove.len();
+        if changes > 0 {
+            let mut objects = render::remove_bans(&remove).objects.into_owned();
+            objects.extend(render::add_bans(&add).objects.into_owned());
+            let ruleset = nftables::schema::Nftables { objects: objects.into() };
+            self.blocking(move |fw| fw.apply(&ruleset)).await?;
+            for b in &add {
+                tracing::info!(ip = %b.ip, seconds = ?b.timeout_secs, "banned in the kernel");
+            }
+            for ip in &remove {
+                tracing::info!(%ip, "released in the kernel");
+            }
+        }
+        *watermark = next;
+        Ok(changes)
+    }
+
+    async fn record_health(&self, result: &Result<Report, EnforceError>) {
+        let (ok, detail) = match result {
+            Ok(r) => (true, format!("{}: {} bans enforced", self.firewall.name(), r.enforced)),
+            Err(e) => (false, format!("{}: {e}", self.firewall.name())),
+        };
+        if let Ok(mut conn) = self.store.pool().acquire().await {
+            let _ = store::health::set(&mut conn, HEALTH_COMPONENT, ok, &detail, self.clock.now()).await;
+        }
+    }
+
+    /// Soonest moment a timed ban ends, to wake then.
+    async fn next_expiry(&self) -> Option<UnixMs> {
+        let mut conn = self.store.pool().acquire().await.ok()?;
+        store::bans::next_expiry(&mut conn, self.clock.now()).await.ok().flatten()
+    }
+
+    /// Reconciles at start, then on every poke (fast path), at the next expiry and
+    /// every `period` (full pass). Failures are retried with a doubling delay.
+    pub async fn run(self: Arc<Self>, period: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(500);
+        let mut full_due = true;
+        loop {
+            let result = if full_due {
+                self.reconcile_once().await.map(|_| ())
+            } else {
+                self.sync_changes().await.map(|_| ())
+            };
+            let wait = match result {
+                Ok(()) => {
+                    backoff = Duration::from_millis(500);
+                    let until_expiry = self
+                        .next_expiry()
+                        .await
+                        .map(|at| Duration::from_millis((at - self.clock.now()).max(0) as u64 + 50));
+                    until_expiry.map_or(period, |d| d.min(period))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "firewall update failed; will retry");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    full_due = true;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            tokio::select! {
+                _ = self.poke.notified() => full_due = false,
+                _ = tokio::time::sleep(wait) => full_due = true,
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}

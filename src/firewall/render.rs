@@ -1,0 +1,273 @@
+//! The `inet sipwarden` table as nftables JSON commands. Pure functions.
+//!
+//! One base chain on the prerouting hook at priority -300 (before connection
+//! tracking): packets from banned addresses are dropped before anything else on
+//! the host or behind it sees them, and never fill the conntrack table. Trusted
+//! networks are accepted first.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use nftables::expr::{Elem, Expression, NamedExpression, Payload, PayloadField, Prefix};
+use nftables::schema::{
+    Chain, Element, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
+};
+use nftables::stmt::{Counter, Match, Operator, Statement};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+pub const TABLE: &str = "sipwarden";
+pub const CHAIN: &str = "drop_banned";
+pub const PRIORITY: i32 = -300;
+
+/// The sets of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SetName {
+    Trusted4,
+    Trusted6,
+    /// Timed bans: each element carries its remaining time and the kernel expires it.
+    Ban4,
+    Ban6,
+    /// Bans until released.
+    Forever4,
+    Forever6,
+}
+
+impl SetName {
+    pub const ALL: [SetName; 6] = [
+        SetName::Trusted4,
+        SetName::Trusted6,
+        SetName::Ban4,
+        SetName::Ban6,
+        SetName::Forever4,
+        SetName::Forever6,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetName::Trusted4 => "trusted4",
+            SetName::Trusted6 => "trusted6",
+            SetName::Ban4 => "ban4",
+            SetName::Ban6 => "ban6",
+            SetName::Forever4 => "forever4",
+            SetName::Forever6 => "forever6",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SetName> {
+        SetName::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    fn is_v6(self) -> bool {
+        matches!(self, SetName::Trusted6 | SetName::Ban6 | SetName::Forever6)
+    }
+
+    /// The set a ban of `ip` belongs in.
+    pub fn for_ban(ip: IpAddr, timed: bool) -> SetName {
+        match (ip.is_ipv6(), timed) {
+            (false, true) => SetName::Ban4,
+            (true, true) => SetName::Ban6,
+            (false, false) => SetName::Forever4,
+            (true, false) => SetName::Forever6,
+        }
+    }
+
+    fn flags(self) -> HashSet<SetFlag> {
+        match self {
+            SetName::Trusted4 | SetName::Trusted6 => [SetFlag::Interval].into(),
+            SetName::Ban4 | SetName::Ban6 => [SetFlag::Timeout].into(),
+            SetName::Forever4 | SetName::Forever6 => HashSet::new(),
+        }
+    }
+}
+
+/// One ban as the kernel should hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KernelBan {
+    pub ip: IpAddr,
+    /// Remaining seconds (at least 1) for a timed ban; `None` until released.
+    pub timeout_secs: Option<u32>,
+}
+
+fn cmd(c: NfCmd<'static>) -> NfObject<'static> {
+    NfObject::CmdObject(c)
+}
+
+fn table() -> Table<'static> {
+    Table { family: NfFamily::INet, name: Cow::Borrowed(TABLE), handle: None }
+}
+
+fn set(name: SetName) -> Set<'static> {
+    let flags = name.flags();
+    Set {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(name.as_str()),
+        handle: None,
+        set_type: SetTypeValue::Single(if name.is_v6() { SetType::Ipv6Addr } else { SetType::Ipv4Addr }),
+        policy: None,
+        flags: (!flags.is_empty()).then_some(flags),
+        elem: None,
+        timeout: None,
+        gc_interval: None,
+        size: None,
+        comment: None,
+    }
+}
+
+fn saddr_in(v6: bool, set: SetName) -> Statement<'static> {
+    Statement::Match(Match {
+        left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(PayloadField {
+            protocol: Cow::Borrowed(if v6 { "ip6" } else { "ip" }),
+            field: Cow::Borrowed("saddr"),
+        }))),
+        right: Expression::String(Cow::Owned(format!("@{}", set.as_str()))),
+        op: Operator::EQ,
+    })
+}
+
+fn rule(stmts: Vec<Statement<'static>>, comment: &'static str) -> NfObject<'static> {
+    cmd(NfCmd::Add(NfListObject::Rule(Rule {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        chain: Cow::Borrowed(CHAIN),
+        expr: Cow::Owned(stmts),
+        handle: None,
+        index: None,
+        comment: Some(Cow::Borrowed(comment)),
+    })))
+}
+
+/// The rules of the chain, in order. Their count is how a listing is checked.
+fn rules() -> Vec<NfObject<'static>> {
+    let counter = || Statement::Counter(Counter::Anonymous(None));
+    vec![
+        rule(vec![saddr_in(false, SetName::Trusted4), Statement::Accept(None)], "trusted"),
+        rule(vec![saddr_in(true, SetName::Trusted6), Statement::Accept(None)], "trusted"),
+        rule(vec![saddr_in(false, SetName::Ban4), counter(), Statement::Drop(None)], "banned"),
+        rule(vec![saddr_in(true, SetName::Ban6), counter(), Statement::Drop(None)], "banned"),
+        rule(
+            vec![saddr_in(false, SetName::Forever4), counter(), Statement::Drop(None)],
+            "banned until released",
+        ),
+        rule(
+            vec![saddr_in(true, SetName::Forever6), counter(), Statement::Drop(None)],
+            "banned until released",
+        ),
+    ]
+}
+
+pub fn rule_count() -> usize {
+    rules().len()
+}
+
+fn element_expr(ban: &KernelBan) -> Expression<'static> {
+    let val = Expression::String(Cow::Owned(ban.ip.to_string()));
+    match ban.timeout_secs {
+        Some(t) => Expression::Named(NamedExpression::Elem(Elem {
+            val: Box::new(val),
+            timeout: Some(t.max(1)),
+            expires: None,
+            comment: None,
+            counter: None,
+        })),
+        None => val,
+    }
+}
+
+fn prefix_expr(net: &IpNet) -> Expression<'static> {
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(Expression::String(Cow::Owned(net.network().to_string()))),
+        len: u32::from(net.prefix_len()),
+    }))
+}
+
+fn element(set: SetName, elem: Vec<Expression<'static>>) -> NfListObject<'static> {
+    NfListObject::Element(Element {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(set.as_str()),
+        elem: Cow::Owned(elem),
+    })
+}
+
+/// Group bans by the set they belong in, in a stable order.
+fn by_set(bans: &[KernelBan]) -> Vec<(SetName, Vec<Expression<'static>>)> {
+    SetName::ALL
+        .into_iter()
+        .filter_map(|s| {
+            let elems: Vec<_> = bans
+                .iter()
+                .filter(|b| SetName::for_ban(b.ip, b.timeout_secs.is_some()) == s)
+                .map(element_expr)
+                .collect();
+            (!elems.is_empty()).then_some((s, elems))
+        })
+        .collect()
+}
+
+/// The whole table, replacing whatever exists in one transaction: `add table` makes
+/// the `delete table` valid whether or not it existed.
+pub fn full_ruleset(trusted: &[IpNet], bans: &[KernelBan]) -> Nftables<'static> {
+    let mut objects = vec![
+        cmd(NfCmd::Add(NfListObject::Table(table()))),
+        cmd(NfCmd::Delete(NfListObject::Table(table()))),
+        cmd(NfCmd::Add(NfListObject::Table(table()))),
+    ];
+    for s in SetName::ALL {
+        objects.push(cmd(NfCmd::Add(NfListObject::Set(Box::new(set(s))))));
+    }
+    objects.push(cmd(NfCmd::Add(NfListObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(CHAIN),
+        newname: None,
+        handle: None,
+        _type: Some(NfChainType::Filter),
+        hook: Some(NfHook::Prerouting),
+        prio: Some(PRIORITY),
+        dev: None,
+        policy: Some(NfChainPolicy::Accept),
+    }))));
+    objects.extend(rules());
+    for (s, v6) in [(SetName::Trusted4, false), (SetName::Trusted6, true)] {
+        let elems: Vec<_> =
+            trusted.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6).map(prefix_expr).collect();
+        if !elems.is_empty() {
+            objects.push(cmd(NfCmd::Add(element(s, elems))));
+        }
+    }
+    for (s, elems) in by_set(bans) {
+        objects.push(cmd(NfCmd::Add(element(s, elems))));
+    }
+    Nftables { objects: Cow::Owned(objects) }
+}
+
+/// New bans as `add element` commands (an element already present is left as is).
+pub fn add_bans(bans: &[KernelBan]) -> Nftables<'static> {
+    let objects = by_set(bans).into_iter().map(|(s, e)| cmd(NfCmd::Add(element(s, e)))).collect();
+    Nftables { objects: Cow::Owned(objects) }
+}
+
+/// Removes `ip` from every ban set, whether or not it is there: each delete is
+/// preceded by an add (deleting an absent element is an error in nft 1.0.6, which
+/// has no `destroy`), all in one transaction.
+pub fn remove_bans(ips: &[IpAddr]) -> Nftables<'static> {
+    let mut objects = Vec::new();
+    for ip in ips {
+        for timed in [true, false] {
+            let s = SetName::for_ban(*ip, timed);
+            let placeholder = KernelBan { ip: *ip, timeout_secs: timed.then_some(1) };
+            objects.push(cmd(NfCmd::Add(element(s, vec![element_expr(&placeholder)]))));
+            let bare = Expression::String(Cow::Owned(ip.to_string()));
+            objects.push(cmd(NfCmd::Delete(element(s, vec![bare]))));
+        }
+    }
+    Nftables { objects: Cow::Owned(objects) }
+}
+
+/// Pretty JSON, as golden files store it.
+pub fn to_json(n: &Nftables<'_>) -> String {
+    serde_json::to_string_pretty(n).expect("nftables model serializes")
+}

@@ -1,0 +1,234 @@
+//! What the kernel holds, read from `nft -j list table inet sipwarden`, and the plan
+//! that brings it to what the database says. Pure functions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use nftables::expr::{Expression, NamedExpression};
+use nftables::schema::{NfListObject, NfObject, Nftables};
+use nftables::types::NfHook;
+
+use super::render::{self, CHAIN, KernelBan, PRIORITY, SetName, TABLE};
+
+/// The sipwarden table as listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelState {
+    pub table: bool,
+    pub chain: bool,
+    pub rules: usize,
+    pub sets: BTreeSet<&'static str>,
+    /// (banned address, the set it is in) → for timed bans, seconds left. An address
+    /// can sit in two sets when someone edited the table by hand.
+    pub bans: HashMap<(IpAddr, SetName), Option<u32>>,
+    pub trusted: BTreeSet<IpNet>,
+}
+
+impl KernelState {
+    /// The set (and seconds left) of `ip`, if any set holds it.
+    pub fn ban_of(&self, ip: IpAddr) -> Option<(SetName, Option<u32>)> {
+        SetName::ALL.into_iter().find_map(|s| self.bans.get(&(ip, s)).map(|t| (s, *t)))
+    }
+
+    pub fn banned_addresses(&self) -> BTreeSet<IpAddr> {
+        self.bans.keys().map(|(ip, _)| *ip).collect()
+    }
+
+    /// Table, chain, every set and every rule are as sipwarden writes them.
+    pub fn structure_ok(&self) -> bool {
+        self.table
+            && self.chain
+            && self.rules == render::rule_count()
+            && self.sets.len() == SetName::ALL.len()
+    }
+}
+
+fn text<'a>(e: &'a Expression<'_>) -> Option<&'a str> {
+    match e {
+        Expression::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Reads the listing. An absent table (nft answers with an error instead) is the
+/// caller's `KernelState::default()`.
+pub fn parse_listing(n: &Nftables<'_>) -> KernelState {
+    let mut state = KernelState::default();
+    for obj in n.objects.iter() {
+        let NfObject::ListObject(obj) = obj else {
+            continue;
+        };
+        match obj {
+            NfListObject::Table(t) if t.name == TABLE => state.table = true,
+            NfListObject::Chain(c) if c.table == TABLE && c.name == CHAIN => {
+                state.chain = c.hook == Some(NfHook::Prerouting) && c.prio == Some(PRIORITY);
+            }
+            NfListObject::Rule(r) if r.table == TABLE && r.chain == CHAIN => state.rules += 1,
+            NfListObject::Set(s) if s.table == TABLE => {
+                let Some(name) = SetName::parse(&s.name) else {
+                    continue;
+                };
+                state.sets.insert(name.as_str());
+                for e in s.elem.iter().flat_map(|e| e.iter()) {
+                    read_element(&mut state, name, e);
+                }
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
+fn read_element(state: &mut KernelState, set: SetName, e: &Expression<'_>) {
+    let (value, expires) = match e {
+        Expression::Named(NamedExpression::Elem(elem)) => (elem.val.as_ref(), elem.expires.or(elem.timeout)),
+        other => (other, None),
+    };
+    match set {
+        SetName::Trusted4 | SetName::Trusted6 => {
+            let net = match value {
+                Expression::Named(NamedExpression::Prefix(p)) => text(&p.addr)
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    .and_then(|a| IpNet::new(a, p.len as u8).ok()),
+                other => text(other).and_then(|a| a.parse::<IpAddr>().ok()).map(IpNet::from),
+            };
+            if let Some(net) = net {
+                state.trusted.insert(net);
+            }
+        }
+        _ => {
+            if let Some(ip) = text(value).and_then(|a| a.parse::<IpAddr>().ok()) {
+                state.bans.insert((ip, set), expires);
+            }
+        }
+    }
+}
+
+/// What to change in the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Replace the whole table (structure missing or altered, or trusted sets differ).
+    pub replace: bool,
+    pub add: Vec<KernelBan>,
+    pub remove: Vec<IpAddr>,
+    /// Human-readable reasons, one per repair, for the log.
+    pub repairs: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        !self.replace && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// How far a kernel timeout may run short of the database before it is refreshed:
+/// listing and applying take time, and nft counts in whole seconds.
+pub const TIMEOUT_SLACK_SECS: u32 = 5;
+
+/// Compares the kernel with the desired bans and trusted networks.
+pub fn plan(kernel: &KernelState, desired: &[KernelBan], trusted: &[IpNet]) -> Plan {
+    let mut p = Plan::default();
+    if !kernel.structure_ok() {
+        p.replace = true;
+        p.repairs.push(if kernel.table {
+            "sipwarden table altered: chain, sets or rules missing; table rebuilt".into()
+        } else {
+            "sipwarden table missing; table rebuilt".into()
+        });
+        return p;
+    }
+    let wanted_trusted: BTreeSet<IpNet> = trusted.iter().map(|n| n.trunc()).collect();
+    if wanted_trusted != kernel.trusted {
+        p.replace = true;
+        p.repairs.push("trusted networks differ; table rebuilt".into());
+        return p;
+    }
+    let wanted: BTreeMap<IpAddr, KernelBan> = desired.iter().map(|b| (b.ip, *b)).collect();
+    for (ip, ban) in &wanted {
+        let set = SetName::for_ban(*ip, ban.timeout_secs.is_some());
+        let held: Vec<(SetName, Option<u32>)> =
+            SetName::ALL.into_iter().filter_map(|s| kernel.bans.get(&(*ip, s)).map(|t| (s, *t))).collect();
+        let repair = match held.as_slice() {
+            [] => Some("ban missing in the kernel; added".to_string()),
+            [(have, _)] if *have != set => Some("ban in the wrong set; moved".to_string()),
+            [(_, Some(left))] => match ban.timeout_secs {
+                Some(want) if left.saturating_add(TIMEOUT_SLACK_SECS) < want => {
+                    Some(format!("kernel timeout {left}s shorter than {want}s; refreshed"))
+                }
+                _ => None,
+            },
+            [_] => None,
+            _ => Some("ban in several sets; rewritten".to_string()),
+        };
+        if let Some(why) = repair {
+            p.repairs.push(format!("{ip}: {why}"));
+            if !held.is_empty() {
+                p.remove.push(*ip);
+            }
+            p.add.push(*ban);
+        }
+    }
+    for ip in kernel.banned_addresses() {
+        if !wanted.contains_key(&ip) {
+            p.repairs.push(format!("{ip}: not banned in the database; removed from the kernel"));
+            p.remove.push(ip);
+        }
+    }
+    p.remove.sort();
+    p.remove.dedup();
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban(ip: &str, t: Option<u32>) -> KernelBan {
+        KernelBan { ip: ip.parse().unwrap(), timeout_secs: t }
+    }
+
+    fn healthy(bans: &[(&str, SetName, Option<u32>)]) -> KernelState {
+        KernelState {
+            table: true,
+            chain: true,
+            rules: render::rule_count(),
+            sets: SetName::ALL.iter().map(|s| s.as_str()).collect(),
+            bans: bans.iter().map(|(ip, s, t)| ((ip.parse().unwrap(), *s), *t)).collect(),
+            trusted: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_missing_or_altered_table_is_rebuilt() {
+        assert!(plan(&KernelState::default(), &[], &[]).replace);
+        let mut k = healthy(&[]);
+        k.rules -= 1;
+        assert!(plan(&k, &[], &[]).replace);
+        let k = healthy(&[]);
+        assert!(plan(&k, &[], &["10.0.0.0/8".parse().unwrap()]).replace);
+        assert!(plan(&k, &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn missing_extra_moved_and_short_bans_are_repaired() {
+        let k = healthy(&[
+            ("203.0.113.1", SetName::Ban4, Some(3000)),
+            ("203.0.113.2", SetName::Ban4, Some(100)),
+            ("203.0.113.3", SetName::Ban4, Some(100)),
+            ("2001:db8::9", SetName::Forever6, None),
+        ]);
+        let desired = [
+            ban("203.0.113.1", Some(3002)),
+            ban("203.0.113.2", Some(3600)),
+            ban("203.0.113.3", None),
+            ban("198.51.100.4", Some(60)),
+        ];
+        let p = plan(&k, &desired, &[]);
+        assert!(!p.replace);
+        let added: Vec<String> = p.add.iter().map(|b| b.ip.to_string()).collect();
+        assert_eq!(added, ["198.51.100.4", "203.0.113.2", "203.0.113.3"]);
+        let removed: Vec<String> = p.remove.iter().map(|ip| ip.to_string()).collect();
+        assert_eq!(removed, ["203.0.113.2", "203.0.113.3", "2001:db8::9"]);
+        assert_eq!(p.repairs.len(), 4);
+    }
+}

@@ -1,0 +1,38 @@
+//! Golden files for the nftables JSON sipwarden sends. Regenerate on purpose with
+//! `UPDATE_GOLDEN=1 cargo test --test it firewall_render`, then read the diff.
+
+use sipwarden::firewall::KernelBan;
+use sipwarden::firewall::render::{add_bans, full_ruleset, remove_bans, to_json};
+
+use crate::common::fixture;
+
+fn golden(name: &str, actual: &str) {
+    let path = fixture("../golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(actual, expected, "{} differs; UPDATE_GOLDEN=1 regenerates it", path.display());
+}
+
+fn bans() -> Vec<KernelBan> {
+    vec![
+        KernelBan { ip: "203.0.113.7".parse().unwrap(), timeout_secs: Some(3600) },
+        KernelBan { ip: "2001:db8::66".parse().unwrap(), timeout_secs: Some(60) },
+        KernelBan { ip: "198.51.100.9".parse().unwrap(), timeout_secs: None },
+        KernelBan { ip: "2001:db8::99".parse().unwrap(), timeout_secs: None },
+    ]
+}
+
+#[test]
+fn full_table_with_trusted_networks_and_every_kind_of_ban() {
+    let trusted =
+        ["192.168.1.0/24".parse().unwrap(), "127.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+    golden("ruleset-full.json", &to_json(&full_ruleset(&trusted, &bans())));
+}
+
+#[test]
+fn incremental_add_and_idempotent_release() {
+    golden("ruleset-add.json", &to_json(&add_bans(&bans()[..2])));
+    golden("ruleset-release.json", &to_json(&remove_bans(&["203.0.113.7".parse().unwrap()])));
+}

@@ -1,0 +1,286 @@
+//! The real kernel: sipwarden's table in one network namespace, traffic from another
+//! over a veth pair. Needs root, `nft` and `ip`; under `CI=true` a missing one fails
+//! the test instead of skipping it.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sched::{CloneFlags, setns};
+use sipwarden::actions::{self, Actor};
+use sipwarden::clock::{Clock, SystemClock};
+use sipwarden::domain::TrustedNetworks;
+use sipwarden::enforcer::Enforcer;
+use sipwarden::firewall::NftBackend;
+use sipwarden::store::Store;
+use tokio::sync::Notify;
+
+const ADMIN: Actor<'static> = Actor { name: "test", client_ip: None };
+
+fn tool_works(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success())
+}
+
+/// True when the test can run; false (skip) only outside CI.
+fn can_run() -> bool {
+    let missing: Vec<&str> = [
+        (!nix::unistd::geteuid().is_root()).then_some("root"),
+        (!tool_works("nft", &["--version"])).then_some("nft"),
+        (!tool_works("ip", &["-V"])).then_some("ip (iproute2)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("kernel tests need {missing:?} and CI=true forbids skipping them");
+    }
+    eprintln!("skipping kernel test: needs {missing:?}");
+    false
+}
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces joined by a veth pair: `pbx` (10.77.0.1, fd77::1) runs sipwarden's
+/// table, `outside` (10.77.0.2, fd77::2) sends. Both are deleted on drop.
+struct Pair {
+    pbx: String,
+    outside: String,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let base = format!("swt-{}-{n}", std::process::id());
+        let pair = Pair { pbx: format!("{base}-p"), outside: format!("{base}-o") };
+        run(&["ip", "netns", "add", &pair.pbx]);
+        run(&["ip", "netns", "add", &pair.outside]);
+        run(&[
+            "ip",
+            "-n",
+            &pair.pbx,
+            "link",
+            "add",
+            "va",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vb",
+            "netns",
+            &pair.outside,
+        ]);
+        for (ns, dev, v4, v6) in [
+            (&pair.pbx, "va", "10.77.0.1/24", "fd77::1/64"),
+            (&pair.outside, "vb", "10.77.0.2/24", "fd77::2/64"),
+        ] {
+            run(&["ip", "-n", ns, "addr", "add", v4, "dev", dev]);
+            run(&["ip", "-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    fn nft_prefix(&self) -> Vec<String> {
+        ["ip", "netns", "exec", &self.pbx].iter().map(|s| s.to_string()).collect()
+    }
+
+    fn nft(&self, args: &[&str]) -> String {
+        let out = Command::new("ip").args(["netns", "exec", &self.pbx, "nft"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Packets counted by the drop rules.
+    fn dropped(&self) -> u64 {
+        let json: serde_json::Value =
+            serde_json::from_str(&self.nft(&["-j", "list", "table", "inet", "sipwarden"]))
+                .unwrap_or_default();
+        let mut total = 0;
+        for obj in json["nftables"].as_array().into_iter().flatten() {
+            for e in obj["rule"]["expr"].as_array().into_iter().flatten() {
+                total += e["counter"]["packets"].as_u64().unwrap_or(0);
+            }
+        }
+        total
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.pbx, &self.outside] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Runs `f` on a thread that entered namespace `ns`; sockets made there stay there.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = File::open(path).unwrap();
+        setns(&fd, CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// SIP listeners on the PBX side: UDP and TCP 5060, IPv4 and IPv6.
+struct Listeners {
+    udp4: UdpSocket,
+    udp6: UdpSocket,
+    _tcp4: TcpListener,
+    _tcp6: TcpListener,
+}
+
+fn listen(pair: &Pair) -> Listeners {
+    in_netns(&pair.pbx, || Listeners {
+        udp4: UdpSocket::bind("10.77.0.1:5060").unwrap(),
+        udp6: UdpSocket::bind("[fd77::1]:5060").unwrap(),
+        _tcp4: TcpListener::bind("10.77.0.1:5060").unwrap(),
+        _tcp6: TcpListener::bind("[fd77::1]:5060").unwrap(),
+    })
+}
+
+fn udp_arrives(pair: &Pair, rx: &UdpSocket, dst: &str) -> bool {
+    let dst: SocketAddr = dst.parse().unwrap();
+    let payload = format!("OPTIONS sip:x SIP/2.0 {}", NEXT.fetch_add(1, Ordering::SeqCst));
+    let sent = payload.clone();
+    in_netns(&pair.outside, move || {
+        let bind = if dst.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        UdpSocket::bind(bind).unwrap().send_to(sent.as_bytes(), dst).unwrap();
+    });
+    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 256];
+    while let Ok((n, _)) = rx.recv_from(&mut buf) {
+        if &buf[..n] == payload.as_bytes() {
+            return true;
+        }
+    }
+    false
+}
+
+fn tcp_arrives(pair: &Pair, dst: &str) -> bool {
+    let dst: SocketAddr = dst.parse().unwrap();
+    in_netns(&pair.outside, move || TcpStream::connect_timeout(&dst, Duration::from_millis(400)).is_ok())
+}
+
+fn all_arrive(pair: &Pair, l: &Listeners) -> [bool; 4] {
+    [
+        udp_arrives(pair, &l.udp4, "10.77.0.1:5060"),
+        tcp_arrives(pair, "10.77.0.1:5060"),
+        udp_arrives(pair, &l.udp6, "[fd77::1]:5060"),
+        tcp_arrives(pair, "[fd77::1]:5060"),
+    ]
+}
+
+async fn enforcer_for(pair: &Pair, dir: &tempfile::TempDir) -> (Store, Arc<Enforcer>) {
+    let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
+    let enforcer = Enforcer::new(
+        store.clone(),
+        Arc::new(NftBackend::new(pair.nft_prefix())),
+        Arc::new(SystemClock),
+        TrustedNetworks::default(),
+        true,
+        Arc::new(Notify::new()),
+    );
+    (store, Arc::new(enforcer))
+}
+
+async fn ban(store: &Store, ip: &str, seconds: Option<i64>) {
+    let now = SystemClock.now();
+    actions::ban(
+        store,
+        &TrustedNetworks::default(),
+        &ADMIN,
+        ip.parse().unwrap(),
+        seconds.map(|s| now + s * 1000),
+        "t",
+        now,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn banned_addresses_are_dropped_silently_and_released_ones_arrive_again() {
+    if !can_run() {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, enforcer) = enforcer_for(&pair, &dir).await;
+    let l = listen(&pair);
+    enforcer.reconcile_once().await.unwrap();
+    assert_eq!(all_arrive(&pair, &l), [true; 4], "before any ban");
+
+    ban(&store, "10.77.0.2", Some(3600)).await;
+    ban(&store, "fd77::2", None).await;
+    enforcer.sync_changes().await.unwrap();
+    let before = pair.dropped();
+    assert_eq!(all_arrive(&pair, &l), [false; 4], "banned: UDP and TCP, IPv4 and IPv6 dropped");
+    assert!(pair.dropped() >= before + 4, "the drop rules counted the packets");
+
+    let now = SystemClock.now();
+    actions::release(&store, &ADMIN, "10.77.0.2".parse().unwrap(), now).await.unwrap();
+    actions::release(&store, &ADMIN, "fd77::2".parse().unwrap(), now).await.unwrap();
+    enforcer.sync_changes().await.unwrap();
+    assert_eq!(all_arrive(&pair, &l), [true; 4], "released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_second_ban_expires_in_the_kernel_on_its_own() {
+    if !can_run() {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, enforcer) = enforcer_for(&pair, &dir).await;
+    let l = listen(&pair);
+    ban(&store, "10.77.0.2", Some(1)).await;
+    enforcer.reconcile_once().await.unwrap();
+    assert!(!udp_arrives(&pair, &l.udp4, "10.77.0.1:5060"));
+    // No sipwarden process acts from here on: the kernel expires the element.
+    drop(enforcer);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(udp_arrives(&pair, &l.udp4, "10.77.0.1:5060"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flushed_ruleset_is_repaired_within_the_reconcile_period() {
+    if !can_run() {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, enforcer) = enforcer_for(&pair, &dir).await;
+    let l = listen(&pair);
+    ban(&store, "10.77.0.2", Some(3600)).await;
+    ban(&store, "fd77::2", Some(3600)).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(enforcer.clone().run(Duration::from_millis(500), stopped));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while udp_arrives(&pair, &l.udp4, "10.77.0.1:5060") {
+        assert!(Instant::now() < deadline, "ban never enforced");
+    }
+    pair.nft(&["flush", "ruleset"]);
+    assert!(udp_arrives(&pair, &l.udp4, "10.77.0.1:5060"), "the flush really opened the door");
+    let flushed = Instant::now();
+    while udp_arrives(&pair, &l.udp4, "10.77.0.1:5060") {
+        assert!(flushed.elapsed() < Duration::from_secs(3), "not repaired within the period");
+    }
+    assert!(!udp_arrives(&pair, &l.udp6, "[fd77::1]:5060"), "IPv6 repaired too");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

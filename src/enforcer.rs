@@ -100,17 +100,13 @@ impl Enforcer {
         }
         let mut seen = HashSet::new();
         let mut bans = Vec::new();
-        // Longest first, so an address banned twice gets its strongest ban.
-        let mut rows = store::bans::active(&mut conn, now).await?;
-        rows.sort_by_key(|b| std::cmp::Reverse(b.until_at.unwrap_or(i64::MAX)));
-        for b in rows {
-            let Ok(ip) = b.ip.parse::<IpAddr>() else {
-                continue;
-            };
+        // Strongest first, so an address banned twice gets its longest ban.
+        for (ip, until) in store::bans::active_targets(&mut conn, now).await? {
+            let Ok(ip) = ip.parse::<IpAddr>() else { continue };
             if self.trusted.contains(ip) || !seen.insert(ip) {
                 continue;
             }
-            bans.push(KernelBan { ip, timeout_secs: b.until_at.map(|u| remaining_secs(u, now)) });
+            bans.push(KernelBan { ip, timeout_secs: until.map(|u| remaining_secs(u, now)) });
         }
         Ok((true, bans))
     }

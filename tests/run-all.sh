@@ -19,7 +19,7 @@ fi
 
 # Network namespaces left behind by a killed run.
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
-  for ns in $(ip netns list 2>/dev/null | awk '/^swt-/{print $1}'); do
+  for ns in $(ip netns list 2>/dev/null | awk '/^sw[tb]-/{print $1}'); do
     ip netns delete "$ns" 2>/dev/null || true
   done
 fi

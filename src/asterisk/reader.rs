@@ -23,6 +23,9 @@ pub struct ReadRecord {
     pub tampered: bool,
     /// The record's text (physical lines joined by `\n`).
     pub raw: String,
+    /// Byte offset just past the record's last line: reading resumed there neither
+    /// repeats nor misses it.
+    pub end: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub struct RecordReader {
     timestamps: Timestamper,
     pending: Option<Pending>,
     settled: u64,
+    /// End of the line being read: where a record completed by it ends.
+    line_end: u64,
     /// Keep each record's text (the live pipeline stores it as evidence; offline
     /// checks do not need it).
     keep_raw: bool,
@@ -62,6 +67,7 @@ impl RecordReader {
             timestamps: Timestamper::new(reference),
             pending: None,
             settled: start,
+            line_end: start,
             keep_raw: true,
             stats: ReadStats::default(),
         }
@@ -103,6 +109,7 @@ impl RecordReader {
     /// Feeds one physical line (without its newline) spanning `[start, end)` in the file.
     pub fn push(&mut self, line: &str, start: u64, end: u64, out: &mut Vec<ReadRecord>) {
         self.stats.lines += 1;
+        self.line_end = end;
         if let Some(mut p) = self.pending.take() {
             p.message.push('\n');
             p.message.push_str(line);
@@ -179,7 +186,7 @@ impl RecordReader {
         if event.is_some() {
             self.stats.events += 1;
         }
-        out.push(ReadRecord { event, tampered: true, raw: p.raw });
+        out.push(ReadRecord { event, tampered: true, raw: p.raw, end: self.line_end });
     }
 
     fn emit(&mut self, judged: Judged, date: &str, raw: &str, out: &mut Vec<ReadRecord>) {
@@ -187,7 +194,7 @@ impl RecordReader {
             Judged::Ignored => return,
             Judged::Broken => {
                 self.stats.tampered_records += 1;
-                out.push(ReadRecord { event: None, tampered: true, raw: raw.to_owned() });
+                out.push(ReadRecord { event: None, tampered: true, raw: raw.to_owned(), end: self.line_end });
                 return;
             }
             Judged::Module(p) => (p, None, false),
@@ -210,6 +217,7 @@ impl RecordReader {
                 security_event,
             }),
             raw: if self.keep_raw { raw.to_owned() } else { String::new() },
+            end: self.line_end,
         });
     }
 }

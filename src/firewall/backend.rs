@@ -77,6 +77,9 @@ impl Firewall for NftBackend {
 
     fn apply(&self, ruleset: &Nftables<'_>) -> Result<(), FirewallError> {
         let json = serde_json::to_string(ruleset).map_err(|e| FirewallError::Output(e.to_string()))?;
+        // The model writes every unset element property as null; nft ignores them but
+        // parses them, which is a third of the work for 100k elements.
+        let json = json.replace(r#","expires":null,"comment":null,"counter":null"#, "");
         self.run(&["-j", "-f", "-"], Some(&json)).map(|_| ())
     }
 

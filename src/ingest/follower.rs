@@ -42,9 +42,22 @@ pub struct Batch {
     pub cursor: Cursor,
     pub lines: u64,
     pub unreadable_lines: u64,
-    pub tampered_records: u64,
     /// More data is waiting: poll again at once.
     pub more: bool,
+    /// End offsets of the lines read and of the unreadable ones, so a batch stored in
+    /// parts counts each part's lines.
+    pub line_ends: Vec<u64>,
+    pub unreadable_ends: Vec<u64>,
+}
+
+impl Batch {
+    /// (lines, unreadable lines) that end at or before `offset`.
+    pub fn lines_up_to(&self, offset: u64) -> (u64, u64) {
+        (
+            self.line_ends.partition_point(|&e| e <= offset) as u64,
+            self.unreadable_ends.partition_point(|&e| e <= offset) as u64,
+        )
+    }
 }
 
 pub struct Follower {
@@ -142,16 +155,8 @@ impl Follower {
     }
 
     fn empty_batch(&mut self, cursor: Cursor) -> Batch {
-        Batch {
-            path: self.path.display().to_string(),
-            kind: self.kind.unwrap_or(SourceKind::Messages),
-            records: Vec::new(),
-            cursor,
-            lines: 0,
-            unreadable_lines: 0,
-            tampered_records: 0,
-            more: false,
-        }
+        let kind = self.kind.unwrap_or(SourceKind::Messages);
+        self.batch_of(kind, Vec::new(), cursor, (Vec::new(), Vec::new()), false)
     }
 
     fn detect_kind(&mut self, file: &File) -> io::Result<SourceKind> {
@@ -187,7 +192,7 @@ impl Follower {
         let base = cursor.offset;
         let mut reader = RecordReader::new(now, base);
         let mut records = Vec::new();
-        let mut unreadable = 0u64;
+        let mut unreadable_ends = Vec::new();
         let mut line_ends = Vec::new();
         let mut pos = 0usize;
         if self.skipping {
@@ -199,7 +204,7 @@ impl Follower {
                 }
                 None => {
                     cursor.offset = base + buf.len() as u64;
-                    return Ok(self.batch_of(kind, Vec::new(), cursor, 0, 0, 0, more));
+                    return Ok(self.batch_of(kind, Vec::new(), cursor, (line_ends, unreadable_ends), more));
                 }
             }
         }
@@ -210,9 +215,10 @@ impl Follower {
                 None if final_tail && !more => (buf.len(), buf.len()),
                 None if pos == 0 && more => {
                     // One line fills the whole window: skip it without holding it.
-                    unreadable += 1;
+                    let end = base + buf.len() as u64;
+                    unreadable_ends.push(end);
                     self.skipping = true;
-                    settled_extra = Some(base + buf.len() as u64);
+                    settled_extra = Some(end);
                     break;
                 }
                 None => break,
@@ -220,44 +226,39 @@ impl Follower {
             let bytes = &buf[pos..line_end];
             let (start, end) = (base + pos as u64, base + next as u64);
             if bytes.len() > MAX_LINE_BYTES {
-                unreadable += 1;
+                unreadable_ends.push(end);
                 reader.push("", start, end, &mut records);
-            } else {
-                if !reader.push_bytes(bytes, start, end, &mut records) {
-                    unreadable += 1;
-                }
+            } else if !reader.push_bytes(bytes, start, end, &mut records) {
+                unreadable_ends.push(end);
             }
             line_ends.push(end);
             pos = next;
         }
-        let settled = settled_extra.unwrap_or_else(|| reader.settled_offset());
-        let lines = line_ends.partition_point(|&e| e <= settled) as u64;
-        cursor.offset = settled;
-        let tampered = reader.stats.tampered_records;
-        Ok(self.batch_of(kind, records, cursor, lines, unreadable, tampered, more))
+        cursor.offset = settled_extra.unwrap_or_else(|| reader.settled_offset());
+        Ok(self.batch_of(kind, records, cursor, (line_ends, unreadable_ends), more))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn batch_of(
         &self,
         kind: SourceKind,
         records: Vec<ReadRecord>,
         cursor: Cursor,
-        lines: u64,
-        unreadable_lines: u64,
-        tampered_records: u64,
+        (line_ends, unreadable_ends): (Vec<u64>, Vec<u64>),
         more: bool,
     ) -> Batch {
-        Batch {
+        let mut batch = Batch {
             path: self.path.display().to_string(),
             kind,
             records,
-            cursor,
-            lines,
-            unreadable_lines,
-            tampered_records,
+            lines: 0,
+            unreadable_lines: 0,
             more,
-        }
+            line_ends,
+            unreadable_ends,
+            cursor,
+        };
+        (batch.lines, batch.unreadable_lines) = batch.lines_up_to(batch.cursor.offset);
+        batch
     }
 
     /// The file that had `inode`: still at the path, or renamed beside it (`messages.1`).

@@ -60,8 +60,11 @@ pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
                     follower.commit(batch.cursor);
                 }
                 Err(e) => {
-                    // The cursor stays: the same lines are read again next time.
+                    // What was not stored is read again next time.
                     tracing::error!(path = %batch.path, error = %e, "could not store log records");
+                    if let Some(cursor) = e.committed {
+                        follower.commit(cursor);
+                    }
                     break;
                 }
             }

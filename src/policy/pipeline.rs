@@ -10,8 +10,8 @@ use super::{History, Ladder, Verdict, decide};
 use crate::asterisk::{ReadRecord, SourceKind};
 use crate::clock::Clock;
 use crate::domain::{LogEvent, Outcome, TrustedNetworks, UnixMs};
-use crate::ingest::Batch;
 use crate::ingest::cleanlog::{CleanLog, CleanLogLine};
+use crate::ingest::{Batch, Cursor};
 use crate::store::{self, Conn, Store};
 
 struct RecordContext<'a> {
@@ -28,6 +28,18 @@ pub struct NewBan {
     pub ip: IpAddr,
     pub until: Option<UnixMs>,
     pub reason: String,
+}
+
+/// How long a transaction that decided a ban may go on storing further records.
+const SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// A batch could not be stored completely.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct ApplyError {
+    /// The part that was stored: the follower resumes after it.
+    pub committed: Option<Cursor>,
+    pub source: store::StoreError,
 }
 
 #[derive(Debug, Default)]
@@ -57,45 +69,86 @@ impl Pipeline {
         !(kind == SourceKind::Messages && self.security_source_present && event.service.has_security_events())
     }
 
-    pub async fn apply(&self, batch: &Batch) -> store::Result<Applied> {
+    /// Stores a batch. A transaction that decided a ban is closed within a few
+    /// milliseconds (the cursor saved at its last record's end) and the enforcer poked,
+    /// so a ban never waits for the rest of a large batch. On error, `ApplyError::committed` tells how far
+    /// the batch was stored.
+    pub async fn apply(&self, batch: &Batch) -> Result<Applied, ApplyError> {
+        let mut applied = Applied::default();
+        let mut committed = None;
+        let mut next = 0;
+        let mut counted = (0, 0);
+        loop {
+            match self.apply_segment(batch, &mut next, &mut counted, &mut applied).await {
+                Ok(cursor) => committed = Some(cursor),
+                Err(source) => return Err(ApplyError { committed, source }),
+            }
+            if next >= batch.records.len() {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Stores records from `*next` until a ban has been decided and `SEGMENT_WITH_BAN`
+    /// has passed (or to the end), with the cursor and line counts for that stretch.
+    async fn apply_segment(
+        &self,
+        batch: &Batch,
+        next: &mut usize,
+        counted: &mut (u64, u64),
+        applied: &mut Applied,
+    ) -> store::Result<Cursor> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let mut applied = Applied::default();
-        let mut clean = Vec::new();
-        let mut last_at = None;
         let enforcing = store::settings::protection(&mut tx, self.protection_default).await?;
-        for record in &batch.records {
+        let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
+        let bans_before = applied.bans.len();
+        let started = std::time::Instant::now();
+        while let Some(record) = batch.records.get(*next) {
+            *next += 1;
             let at = record.event.as_ref().and_then(|e| e.at).map_or(now, |at| at.min(now));
             last_at = Some(at);
+            tampered += i64::from(record.tampered);
             let ctx = RecordContext { at, source: &batch.path, kind: batch.kind, enforcing };
-            self.apply_record(&mut tx, record, &ctx, &mut applied, &mut clean).await?;
+            self.apply_record(&mut tx, record, &ctx, applied, &mut clean).await?;
+            // A ban waits at most a few milliseconds of further work for its commit;
+            // committing after every ban would slow a flood down instead.
+            if applied.bans.len() > bans_before && started.elapsed() >= SEGMENT_WITH_BAN {
+                break;
+            }
         }
+        let cursor = match batch.records.get(*next) {
+            Some(_) => Cursor { offset: batch.records[*next - 1].end, ..batch.cursor.clone() },
+            None => batch.cursor.clone(),
+        };
+        let (lines, unreadable) = batch.lines_up_to(cursor.offset);
         store::sources::save(
             &mut tx,
             &store::sources::Progress {
                 path: &batch.path,
                 kind: batch.kind.as_str(),
-                inode: batch.cursor.inode as i64,
-                first_line_hash: &batch.cursor.first_line_hash,
-                read_offset: batch.cursor.offset as i64,
-                lines: batch.lines as i64,
-                unreadable: batch.unreadable_lines as i64,
-                tampered: batch.tampered_records as i64,
+                inode: cursor.inode as i64,
+                first_line_hash: &cursor.first_line_hash,
+                read_offset: cursor.offset as i64,
+                lines: (lines - counted.0) as i64,
+                unreadable: (unreadable - counted.1) as i64,
+                tampered,
                 last_line_at: last_at,
                 now,
             },
         )
         .await?;
         tx.commit().await?;
+        *counted = (lines, unreadable);
+        if applied.bans.len() > bans_before {
+            self.bans_changed.notify_one();
+        }
         if let Some(log) = &self.clean_log {
             if let Err(e) = log.append(&clean) {
                 tracing::warn!(error = %e, "could not append to the failed-auth log");
             }
         }
-        if !applied.bans.is_empty() {
-            self.bans_changed.notify_one();
-        }
-        Ok(applied)
+        Ok(cursor)
     }
 
     async fn apply_record(
@@ -153,12 +206,14 @@ impl Pipeline {
                 },
             )
             .await?;
-            store::bans::supersede(conn, &ip_text, id, at).await?;
+            if history.active_until.is_some() {
+                store::bans::supersede(conn, &ip_text, id, at).await?;
+            }
             applied.bans.push(NewBan { ip, until: *until, reason: reason.clone() });
         }
         let label = match &verdict {
             Verdict::Ban { .. } if !ctx.enforcing => {
-                format!("would {} (monitor mode)", verdict.label())
+                format!("would {}", verdict.label())
             }
             _ => verdict.label(),
         };
@@ -197,16 +252,20 @@ impl Pipeline {
         ip_text: &str,
         at: UnixMs,
     ) -> store::Result<History> {
-        let mut failures_in_window = Vec::with_capacity(self.ladder.rungs.len());
-        for rung in &self.ladder.rungs {
-            failures_in_window
-                .push(store::failures::count_since(conn, ip_text, at - rung.within_ms).await? + 1);
-        }
-        let known_good =
-            store::known_good::succeeded_since(conn, ip_text, at - self.ladder.known_good_for_ms).await?;
-        let recent_timed_bans =
-            store::bans::timed_since(conn, ip_text, at - self.ladder.repeat_within_ms).await?;
-        let active_until = store::bans::active_for(conn, ip_text, at).await?.map(|b| b.until_at);
+        let windows: Vec<UnixMs> = self.ladder.rungs.iter().map(|r| at - r.within_ms).collect();
+        let h = store::history::for_address(
+            conn,
+            ip_text,
+            &windows,
+            at - self.ladder.known_good_for_ms,
+            at - self.ladder.repeat_within_ms,
+            at,
+        )
+        .await?;
+        // Counting the failure being judged, which is stored right after.
+        let failures_in_window = h.failures_since.iter().map(|n| n + 1).collect();
+        let (known_good, recent_timed_bans, active_until) =
+            (h.succeeded_since, h.timed_bans_since, h.active_until);
         Ok(History {
             failures_in_window,
             trusted: self.trusted.contains(ip),

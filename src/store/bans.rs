@@ -156,3 +156,15 @@ pub async fn active_counts(conn: &mut Conn, now: UnixMs) -> Result<(i64, i64)> {
     .await?;
     Ok(n)
 }
+
+/// Address and end of every ban in force, strongest first per address: what the
+/// kernel should hold. Lean on purpose: it runs for 100k bans.
+pub async fn active_targets(conn: &mut Conn, now: UnixMs) -> Result<Vec<(String, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT ip, until_at FROM bans WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1) \
+         ORDER BY CASE WHEN until_at IS NULL THEN 0 ELSE 1 END, until_at DESC",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}

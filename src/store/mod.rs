@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bans;
 pub mod failures;
 pub mod health;
+pub mod history;
 pub mod known_good;
 pub mod settings;
 pub mod sources;

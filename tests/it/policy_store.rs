@@ -168,3 +168,35 @@ async fn the_clean_log_has_one_escaped_line_per_counted_failure() {
     );
     assert!(lines[1].contains("verdict=\"ban (rung 1)\""), "{}", lines[1]);
 }
+
+#[tokio::test]
+async fn a_flood_of_bans_is_stored_completely_across_transactions() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    let mut text = String::new();
+    for round in 0..3 {
+        for i in 0..400 {
+            text.push_str(&failure_at(&format!("198.18.{}.{}", i / 200, i % 200), NOW - 1000 + round));
+        }
+    }
+    append(&log, &text);
+    app.poll().await;
+    assert_eq!(app.active_bans().await.len(), 400);
+    assert_eq!(app.counts().await.iter().map(|c| c.1).sum::<i64>(), 1200);
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    let src = sipwarden::store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().unwrap();
+    assert_eq!(src.lines_read, 1200, "every line counted once across the partial commits");
+    assert_eq!(src.read_offset as usize, text.len());
+}
+
+#[tokio::test]
+async fn in_monitor_mode_bans_are_recorded_as_would_ban() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    sipwarden::store::settings::set_protection(&mut conn, false).await.unwrap();
+    drop(conn);
+    append(&log, &(failure_at(ATTACKER, NOW - 2000) + &failure_at(ATTACKER, NOW - 1000)));
+    app.poll().await;
+    assert_eq!(app.active_bans().await.len(), 1, "the decision is stored");
+    let clean = std::fs::read_to_string(app.path("failed-auth.log")).unwrap();
+    assert!(clean.lines().last().unwrap().contains("verdict=\"would ban (rung 1)\""), "{clean}");
+}

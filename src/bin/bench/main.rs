@@ -1,7 +1,10 @@
-//! `sipwarden-bench`: check-log throughput on a generated log, checked against the
-//! generator's truth. See README "Performance" for how to run it.
+//! `sipwarden-bench`: the measurements quoted in README "Performance".
 //!
-//! Usage: sipwarden-bench LOG [TRUTH.tsv] [--runs N]
+//!   sipwarden-bench check-log LOG [TRUTH.tsv] [--runs N]
+//!   sipwarden-bench reconcile [--bans N]            (root: uses its own network namespace)
+//!   sipwarden-bench time-to-ban [--bans N] [--rate LINES_PER_S]   (root, idem)
+
+mod kernel;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,6 +22,17 @@ fn peak_rss_kib() -> Option<u64> {
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("check-log") => check_log(args),
+        Some("reconcile") => kernel::reconcile(args),
+        Some("time-to-ban") => kernel::time_to_ban(args),
+        _ => anyhow::bail!(
+            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R]"
+        ),
+    }
+}
+
+fn check_log(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let mut log = None;
     let mut truth = None;
     let mut runs = 5usize;

@@ -92,23 +92,29 @@ impl Enforcer {
         self.firewall.name()
     }
 
-    async fn desired(&self, now: UnixMs) -> Result<(bool, Vec<KernelBan>), EnforceError> {
+    /// Configured trusted networks plus those added from the panel.
+    async fn trusted_now(&self, conn: &mut store::Conn) -> Result<TrustedNetworks, EnforceError> {
+        Ok(self.trusted.with(store::networks::trusted_nets(conn).await?))
+    }
+
+    async fn desired(&self, now: UnixMs) -> Result<(TrustedNetworks, Vec<KernelBan>), EnforceError> {
         let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
         let on = store::settings::protection(&mut conn, self.protection_default).await?;
         if !on {
-            return Ok((false, Vec::new()));
+            return Ok((self.trusted_now(&mut conn).await?, Vec::new()));
         }
+        let trusted = self.trusted_now(&mut conn).await?;
         let mut seen = HashSet::new();
         let mut bans = Vec::new();
         // Strongest first, so an address banned twice gets its longest ban.
         for (ip, until) in store::bans::active_targets(&mut conn, now).await? {
             let Ok(ip) = ip.parse::<IpAddr>() else { continue };
-            if self.trusted.contains(ip) || !seen.insert(ip) {
+            if trusted.contains(ip) || !seen.insert(ip) {
                 continue;
             }
             bans.push(KernelBan { ip, timeout_secs: until.map(|u| remaining_secs(u, now)) });
         }
-        Ok((true, bans))
+        Ok((trusted, bans))
     }
 
     async fn blocking<T: Send + 'static>(
@@ -135,9 +141,9 @@ impl Enforcer {
         let last_ban_id =
             store::bans::last_id(&mut *self.store.pool().acquire().await.map_err(store::StoreError::from)?)
                 .await?;
-        let (_, desired) = self.desired(now).await?;
+        let (trusted, desired) = self.desired(now).await?;
         let kernel = self.blocking(|fw| fw.list()).await?;
-        let trusted = kernel_trusted(&self.trusted);
+        let trusted = kernel_trusted(&trusted);
         let plan = state::plan(&kernel, &desired, &trusted);
         if !plan.is_empty() {
             let ruleset = if plan.replace {
@@ -181,6 +187,7 @@ impl Enforcer {
         let mut watermark = self.watermark.lock().await;
         let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
         let on = store::settings::protection(&mut conn, self.protection_default).await?;
+        let trusted = self.trusted_now(&mut conn).await?;
         let created = store::bans::active_created_after(&mut conn, watermark.last_ban_id, now).await?;
         let released = store::bans::released_since(&mut conn, watermark.released_since).await?;
         let next = Watermark {
@@ -193,7 +200,7 @@ impl Enforcer {
                 let Ok(ip) = b.ip.parse::<IpAddr>() else {
                     continue;
                 };
-                if !self.trusted.contains(ip) {
+                if !trusted.contains(ip) {
                     add.push(KernelBan { ip, timeout_secs: b.until_at.map(|u| remaining_secs(u, now)) });
                 }
             }

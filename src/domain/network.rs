@@ -18,6 +18,18 @@ impl TrustedNetworks {
         ip.is_loopback() || self.nets.iter().any(|n| n.contains(&ip))
     }
 
+    /// These networks plus `more` (e.g. those added from the panel).
+    pub fn with(&self, more: impl IntoIterator<Item = IpNet>) -> TrustedNetworks {
+        let mut nets = self.nets.clone();
+        for n in more {
+            let n = n.trunc();
+            if !nets.contains(&n) {
+                nets.push(n);
+            }
+        }
+        TrustedNetworks { nets }
+    }
+
     pub fn networks(&self) -> &[IpNet] {
         &self.nets
     }

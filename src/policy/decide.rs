@@ -12,7 +12,7 @@ pub struct Rung {
     pub ban_ms: Option<UnixMs>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ladder {
     /// Weakest first.
     pub rungs: Vec<Rung>,

@@ -16,6 +16,8 @@ use crate::store::{self, Conn, Store};
 
 struct RecordContext<'a> {
     at: UnixMs,
+    ladder: &'a Ladder,
+    trusted: &'a TrustedNetworks,
     source: &'a str,
     kind: SourceKind,
     /// Protection is on: decided bans are enforced (otherwise recorded as "would ban").
@@ -101,6 +103,9 @@ impl Pipeline {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let enforcing = store::settings::protection(&mut tx, self.protection_default).await?;
+        // Both can be changed from the panel while sipwarden runs.
+        let ladder = store::settings::ladder(&mut tx).await?.unwrap_or_else(|| self.ladder.clone());
+        let trusted = self.trusted.with(store::networks::trusted_nets(&mut tx).await?);
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
         let bans_before = applied.bans.len();
         let started = std::time::Instant::now();
@@ -109,7 +114,14 @@ impl Pipeline {
             let at = record.event.as_ref().and_then(|e| e.at).map_or(now, |at| at.min(now));
             last_at = Some(at);
             tampered += i64::from(record.tampered);
-            let ctx = RecordContext { at, source: &batch.path, kind: batch.kind, enforcing };
+            let ctx = RecordContext {
+                at,
+                ladder: &ladder,
+                trusted: &trusted,
+                source: &batch.path,
+                kind: batch.kind,
+                enforcing,
+            };
             self.apply_record(&mut tx, record, &ctx, applied, &mut clean).await?;
             // A ban waits at most a few milliseconds of further work for its commit;
             // committing after every ban would slow a flood down instead.
@@ -192,8 +204,8 @@ impl Pipeline {
             }
             Outcome::Failure(k) => k.as_str(),
         };
-        let history = self.history(conn, ip, &ip_text, at).await?;
-        let verdict = decide(&self.ladder, &history, at);
+        let history = self.history(conn, ctx, ip, &ip_text).await?;
+        let verdict = decide(&ctx.ladder, &history, at);
         if let Verdict::Ban { rung, until, reason } = &verdict {
             let id = store::bans::insert(
                 conn,
@@ -217,6 +229,8 @@ impl Pipeline {
             }
             _ => verdict.label(),
         };
+        store::offenders::record(conn, &ip_text, event.service.as_str(), event.account.as_deref(), at)
+            .await?;
         store::failures::insert(
             conn,
             &store::failures::NewFailure {
@@ -248,17 +262,18 @@ impl Pipeline {
     async fn history(
         &self,
         conn: &mut Conn,
+        ctx: &RecordContext<'_>,
         ip: IpAddr,
         ip_text: &str,
-        at: UnixMs,
     ) -> store::Result<History> {
-        let windows: Vec<UnixMs> = self.ladder.rungs.iter().map(|r| at - r.within_ms).collect();
+        let at = ctx.at;
+        let windows: Vec<UnixMs> = ctx.ladder.rungs.iter().map(|r| at - r.within_ms).collect();
         let h = store::history::for_address(
             conn,
             ip_text,
             &windows,
-            at - self.ladder.known_good_for_ms,
-            at - self.ladder.repeat_within_ms,
+            at - ctx.ladder.known_good_for_ms,
+            at - ctx.ladder.repeat_within_ms,
             at,
         )
         .await?;
@@ -268,7 +283,7 @@ impl Pipeline {
             (h.succeeded_since, h.timed_bans_since, h.active_until);
         Ok(History {
             failures_in_window,
-            trusted: self.trusted.contains(ip),
+            trusted: ctx.trusted.contains(ip),
             known_good,
             recent_timed_bans,
             active_until,

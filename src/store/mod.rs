@@ -1,12 +1,15 @@
 //! The only code with SQL. One file per table; every function takes a connection
 //! (or an open transaction) so callers decide what is atomic.
 
+pub mod admins;
 pub mod audit;
 pub mod bans;
 pub mod failures;
 pub mod health;
 pub mod history;
 pub mod known_good;
+pub mod networks;
+pub mod offenders;
 pub mod settings;
 pub mod sources;
 

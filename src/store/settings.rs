@@ -32,3 +32,20 @@ pub async fn protection(conn: &mut Conn, default: bool) -> Result<bool> {
 pub async fn set_protection(conn: &mut Conn, on: bool) -> Result<()> {
     set(conn, PROTECTION, if on { "on" } else { "off" }).await
 }
+
+pub const LADDER: &str = "ladder";
+
+/// The ladder as last saved from the panel, if it was.
+pub async fn ladder(conn: &mut Conn) -> Result<Option<crate::policy::Ladder>> {
+    match get(conn, LADDER).await? {
+        Some(json) => serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| super::StoreError::Corrupt(format!("setting {LADDER}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+pub async fn set_ladder(conn: &mut Conn, ladder: &crate::policy::Ladder) -> Result<()> {
+    let json = serde_json::to_string(ladder).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+    set(conn, LADDER, &json).await
+}

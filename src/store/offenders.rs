@@ -1,0 +1,145 @@
+//! Per-address summaries, kept up to date by the pipeline in the same transaction as
+//! the failures themselves.
+
+use sqlx::FromRow;
+
+use super::{Conn, Result};
+use crate::domain::UnixMs;
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct OffenderRow {
+    pub ip: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub failures: i64,
+    pub services: String,
+}
+
+pub async fn record(
+    conn: &mut Conn,
+    ip: &str,
+    service: &str,
+    account: Option<&str>,
+    at: UnixMs,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO offenders (ip, first_seen, last_seen, failures, services) VALUES ($1, $2, $2, 1, $3) \
+         ON CONFLICT (ip) DO UPDATE SET \
+           first_seen = CASE WHEN excluded.first_seen < offenders.first_seen THEN excluded.first_seen ELSE offenders.first_seen END, \
+           last_seen = CASE WHEN excluded.last_seen > offenders.last_seen THEN excluded.last_seen ELSE offenders.last_seen END, \
+           failures = offenders.failures + 1, \
+           services = CASE WHEN (',' || offenders.services || ',') LIKE ('%,' || excluded.services || ',%') \
+             THEN offenders.services ELSE offenders.services || ',' || excluded.services END",
+    )
+    .bind(ip)
+    .bind(at)
+    .bind(service)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(account) = account {
+        sqlx::query(
+            "INSERT INTO offender_accounts (ip, account, failures) VALUES ($1, $2, 1) \
+             ON CONFLICT (ip, account) DO UPDATE SET failures = offender_accounts.failures + 1",
+        )
+        .bind(ip)
+        .bind(account)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// How a search narrows the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    /// Addresses within [low, high] (text comparison is wrong for addresses, so the
+    /// caller passes the exact list of candidates matched in Rust for CIDRs).
+    Address(String),
+    Account(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    LastSeen,
+    Failures,
+    FirstSeen,
+}
+
+pub async fn page(
+    conn: &mut Conn,
+    filter: &Filter,
+    sort: Sort,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<OffenderRow>> {
+    let order = match sort {
+        Sort::LastSeen => "o.last_seen DESC, o.ip",
+        Sort::Failures => "o.failures DESC, o.ip",
+        Sort::FirstSeen => "o.first_seen DESC, o.ip",
+    };
+    let cols = "o.ip, o.first_seen, o.last_seen, o.failures, o.services";
+    let rows = match filter {
+        Filter::All => {
+            sqlx::query_as(&format!("SELECT {cols} FROM offenders o ORDER BY {order} LIMIT $1 OFFSET $2"))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(conn)
+                .await?
+        }
+        Filter::Address(prefix) => {
+            sqlx::query_as(&format!(
+                "SELECT {cols} FROM offenders o WHERE o.ip LIKE $1 ESCAPE '\\' ORDER BY {order} LIMIT $2 OFFSET $3"
+            ))
+            .bind(format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(conn)
+            .await?
+        }
+        Filter::Account(account) => {
+            sqlx::query_as(&format!(
+                "SELECT {cols} FROM offenders o JOIN offender_accounts a ON a.ip = o.ip WHERE a.account = $1 \
+                 ORDER BY {order} LIMIT $2 OFFSET $3"
+            ))
+            .bind(account)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(conn)
+            .await?
+        }
+    };
+    Ok(rows)
+}
+
+pub async fn get(conn: &mut Conn, ip: &str) -> Result<Option<OffenderRow>> {
+    Ok(sqlx::query_as("SELECT ip, first_seen, last_seen, failures, services FROM offenders WHERE ip = $1")
+        .bind(ip)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn count(conn: &mut Conn) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM offenders").fetch_one(conn).await?)
+}
+
+/// Accounts tried by `ip`, most tried first.
+pub async fn accounts(conn: &mut Conn, ip: &str, limit: i64) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT account, failures FROM offender_accounts WHERE ip = $1 ORDER BY failures DESC, account LIMIT $2",
+    )
+    .bind(ip)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The addresses that tried each account most, over every address.
+pub async fn top_accounts(conn: &mut Conn, limit: i64) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT account, SUM(failures) AS n FROM offender_accounts GROUP BY account ORDER BY n DESC, account LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

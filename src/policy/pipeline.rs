@@ -205,7 +205,7 @@ impl Pipeline {
             Outcome::Failure(k) => k.as_str(),
         };
         let history = self.history(conn, ctx, ip, &ip_text).await?;
-        let verdict = decide(&ctx.ladder, &history, at);
+        let verdict = decide(ctx.ladder, &history, at);
         if let Verdict::Ban { rung, until, reason } = &verdict {
             let id = store::bans::insert(
                 conn,

@@ -90,10 +90,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         clean_log: Some(CleanLog::new(config.clean_log.clone())),
         bans_changed: poke.clone(),
     };
-    let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke));
+    let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");
+    let web_state = crate::web::WebState::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        config.trusted.clone(),
+        config.ladder.clone(),
+        config.protection_default,
+        poke,
+        enforcer.firewall_name(),
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
+        format!("cannot listen on {} (set panel.listen / SIPWARDEN_LISTEN / --listen)", config.listen)
+    })?;
+    let panel_url = format!("http://{}", listener.local_addr()?);
+    announce_setup(&config, &store, &web_state, &panel_url).await?;
+    tracing::info!(url = %panel_url, "panel listening");
+    let options = crate::web::PanelOptions {
+        listen: config.listen,
+        secure_cookies: config.secure_cookies,
+        session_idle: time::Duration::seconds(config.session_idle.as_secs() as i64),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = [
+        tokio::spawn({
+            let stop = stop_rx.clone();
+            async move {
+                if let Err(e) = crate::web::serve(web_state, options, listener, stop).await {
+                    tracing::error!(error = %e, "panel stopped");
+                }
+            }
+        }),
         tokio::spawn(ingest::run(followers, pipeline, config.poll_interval, stop_rx.clone())),
         tokio::spawn(enforcer.clone().run(config.reconcile_interval, stop_rx.clone())),
         tokio::spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop_rx)),
@@ -106,6 +134,40 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = t.await;
     }
     store.close().await;
+    Ok(())
+}
+
+/// With no admin yet, prints a one-time setup address (and keeps it in a 0600 file).
+async fn announce_setup(
+    config: &Config,
+    store: &Store,
+    state: &crate::web::WebState,
+    url: &str,
+) -> anyhow::Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    let path = config.data_dir.join("setup-url");
+    if store::admins::count(&mut conn).await? > 0 {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    }
+    let token: String = {
+        use rand::Rng;
+        let bytes: [u8; 24] = rand::rng().random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    *state.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+    let setup = format!("{url}/setup?token={token}");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        writeln!(f, "{setup}")?;
+    }
+    println!(
+        "\n  No administrator yet. Open this address once to create one:\n\n    {setup}\n\n  (also written to {})\n",
+        path.display()
+    );
     Ok(())
 }
 

@@ -37,6 +37,16 @@ pub struct FileConfig {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub firewall: FirewallConfig,
+    #[serde(default)]
+    pub panel: PanelConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelConfig {
+    pub listen: Option<String>,
+    pub secure_cookies: Option<bool>,
+    pub session_idle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +119,7 @@ pub struct Overrides {
     pub start_at: Option<StartAt>,
     pub trusted: Vec<String>,
     pub backend: Option<BackendChoice>,
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,9 +137,15 @@ pub struct Config {
     /// Words before `nft`, e.g. `["ip", "netns", "exec", "pbx"]`.
     pub nft_prefix: Vec<String>,
     pub reconcile_interval: Duration,
+    /// Where the panel listens.
+    pub listen: std::net::SocketAddr,
+    pub secure_cookies: bool,
+    pub session_idle: Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
+/// The panel answers on loopback only until told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8088";
 /// Looked for when no log is configured.
 pub const DEFAULT_LOGS: [&str; 3] =
     ["security:/var/log/asterisk/security", "/var/log/asterisk/full", "/var/log/asterisk/messages"];
@@ -183,7 +200,19 @@ impl Config {
                 message: "must be at least 100ms".into(),
             });
         }
+        let listen_text = o.listen.or(file.panel.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            key: "panel.listen (SIPWARDEN_LISTEN, --listen)",
+            message: format!("{listen_text:?} is not an address:port like 127.0.0.1:8088 or 0.0.0.0:8088"),
+        })?;
+        let session_idle = match file.panel.session_idle {
+            Some(s) => duration(&s, "panel.session_idle")?,
+            None => Duration::from_secs(12 * 3600),
+        };
         Ok(Config {
+            listen,
+            secure_cookies: file.panel.secure_cookies.unwrap_or(false),
+            session_idle,
             protection_default: file.protection.unwrap_or(true),
             backend: o.backend.or(file.firewall.backend).unwrap_or(BackendChoice::Auto),
             nft_prefix: file.firewall.command_prefix.unwrap_or_default(),
@@ -234,7 +263,7 @@ fn duration(text: &str, key: &'static str) -> Result<Duration, ConfigError> {
     })
 }
 
-fn duration_ms(text: &str, key: &'static str) -> Result<UnixMs, ConfigError> {
+pub fn duration_ms(text: &str, key: &'static str) -> Result<UnixMs, ConfigError> {
     Ok(duration(text, key)?.as_millis() as UnixMs)
 }
 

@@ -27,3 +27,4 @@ pub mod firewall;
 pub mod ingest;
 pub mod policy;
 pub mod store;
+pub mod web;

@@ -19,6 +19,9 @@ struct Cli {
     /// Networks never banned (CIDR or address; repeatable or comma-separated).
     #[arg(long, global = true, env = "SIPWARDEN_TRUSTED", value_delimiter = ',')]
     trusted: Vec<String>,
+    /// Address and port of the web panel (default 127.0.0.1:8088).
+    #[arg(long, global = true, env = "SIPWARDEN_LISTEN")]
+    listen: Option<String>,
     /// Firewall backend: auto (nft when usable, else a loud dry run), nft, dry-run.
     #[arg(long, global = true, env = "SIPWARDEN_FIREWALL", value_enum)]
     firewall: Option<BackendChoice>,
@@ -116,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         trusted: cli.trusted,
         backend: cli.firewall,
+        listen: cli.listen,
         ..Overrides::default()
     };
     match cli.command {

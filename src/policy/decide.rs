@@ -106,10 +106,11 @@ pub fn decide(ladder: &Ladder, history: &History, now: UnixMs) -> Verdict {
             .ban_ms
             .map(|ms| if history.recent_timed_bans > 0 { ms.max(ladder.repeat_ban_ms) } else { ms });
         let until = ban_ms.map(|ms| now + ms);
+        // A ban in force is not renewed by further failures (the kernel drops them
+        // anyway); only a rung that bans until released upgrades a timed one.
         let covered = match (history.active_until, until) {
-            (Some(None), _) => true,
-            (Some(Some(active)), Some(wanted)) => active >= wanted,
-            _ => false,
+            (Some(None), _) | (Some(Some(_)), Some(_)) => true,
+            (Some(Some(_)), None) | (None, _) => false,
         };
         if covered {
             return Verdict::AlreadyBanned;

@@ -13,9 +13,10 @@ pub struct BanRow {
     pub until_at: Option<i64>,
     pub released_at: Option<i64>,
     pub released_by: Option<String>,
+    pub created_by: Option<String>,
 }
 
-const COLUMNS: &str = "id, ip, reason, rung, created_at, until_at, released_at, released_by";
+const COLUMNS: &str = "id, ip, reason, rung, created_at, until_at, released_at, released_by, created_by";
 
 pub struct NewBan<'a> {
     pub ip: &'a str,
@@ -167,4 +168,30 @@ pub async fn active_targets(conn: &mut Conn, now: UnixMs) -> Result<Vec<(String,
     .bind(now)
     .fetch_all(conn)
     .await?)
+}
+
+/// Bans no longer in force (released or expired), newest first.
+pub async fn history(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<Vec<BanRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bans WHERE released_at IS NOT NULL OR (until_at IS NOT NULL AND until_at <= $1) \
+         ORDER BY COALESCE(released_at, until_at) DESC, id DESC LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn for_ip(conn: &mut Conn, ip: &str) -> Result<Vec<BanRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM bans WHERE ip = $1 ORDER BY created_at DESC, id DESC"))
+        .bind(ip)
+        .fetch_all(conn)
+        .await?)
+}
+
+pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<BanRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM bans WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }

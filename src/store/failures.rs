@@ -104,3 +104,54 @@ pub async fn count_all_since(conn: &mut Conn, since: UnixMs) -> Result<i64> {
         .await?;
     Ok(n.0)
 }
+
+/// Attributed failures per bucket of `bucket_ms` from `since`: (bucket index, count).
+pub async fn histogram(conn: &mut Conn, since: UnixMs, bucket_ms: i64) -> Result<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT (at - $1) / $2 AS bucket, COUNT(*) FROM failures WHERE at >= $1 AND ip IS NOT NULL \
+         GROUP BY bucket ORDER BY bucket",
+    )
+    .bind(since)
+    .bind(bucket_ms)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Filters of the failed-auth log; every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub since: Option<UnixMs>,
+    pub until: Option<UnixMs>,
+    pub ip: Option<String>,
+    pub account: Option<String>,
+    pub service: Option<String>,
+    /// Rows before this id only (paging backwards in time).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub async fn search(conn: &mut Conn, s: &Search) -> Result<Vec<FailureRow>> {
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict FROM failures WHERE 1 = 1",
+    );
+    if let Some(v) = s.since {
+        q.push(" AND at >= ").push_bind(v);
+    }
+    if let Some(v) = s.until {
+        q.push(" AND at < ").push_bind(v);
+    }
+    if let Some(v) = &s.ip {
+        q.push(" AND ip = ").push_bind(v.clone());
+    }
+    if let Some(v) = &s.account {
+        q.push(" AND account = ").push_bind(v.clone());
+    }
+    if let Some(v) = &s.service {
+        q.push(" AND service = ").push_bind(v.clone());
+    }
+    if let Some(v) = s.before_id {
+        q.push(" AND id < ").push_bind(v);
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(s.limit);
+    Ok(q.build_query_as().fetch_all(conn).await?)
+}

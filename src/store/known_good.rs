@@ -25,3 +25,11 @@ pub async fn succeeded_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result
             .await?;
     Ok(row.is_some())
 }
+
+/// When `ip` last authenticated successfully, and as whom.
+pub async fn last_success(conn: &mut Conn, ip: &str) -> Result<Option<(Option<String>, i64)>> {
+    Ok(sqlx::query_as("SELECT account, last_success_at FROM known_good WHERE ip = $1")
+        .bind(ip)
+        .fetch_optional(conn)
+        .await?)
+}

@@ -77,8 +77,11 @@ impl Store {
         &self.pool
     }
 
+    /// A write transaction. It takes the write lock up front (`BEGIN IMMEDIATE`): a
+    /// transaction that first reads and later writes could otherwise fail with "database
+    /// is locked" when another connection wrote in between, which no busy timeout cures.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     pub async fn close(&self) {

@@ -4,6 +4,8 @@ use super::{Conn, Result};
 use crate::domain::UnixMs;
 
 pub const TRUSTED: &str = "trusted";
+/// Addresses an admin logged in to the panel from: never banned, so the panel cannot lock its admin out.
+pub const ADMIN: &str = "admin";
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct NetworkRow {
@@ -56,7 +58,7 @@ pub async fn remove(conn: &mut Conn, id: i64) -> Result<Option<NetworkRow>> {
     .await?)
 }
 
-/// The trusted networks added from the panel, parsed (a row that no longer parses is skipped).
+/// The trusted networks added from the panel and the admins' login addresses, parsed (a row that no longer parses is skipped).
 pub async fn trusted_nets(conn: &mut Conn) -> Result<Vec<ipnet::IpNet>> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT cidr FROM networks WHERE list = $1").bind(TRUSTED).fetch_all(conn).await?;

@@ -53,9 +53,8 @@ pub async fn record(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
     All,
-    /// Addresses within [low, high] (text comparison is wrong for addresses, so the
-    /// caller passes the exact list of candidates matched in Rust for CIDRs).
-    Address(String),
+    /// Addresses whose text starts with this (the caller narrows CIDRs exactly).
+    Prefix(String),
     Account(String),
 }
 
@@ -87,7 +86,7 @@ pub async fn page(
                 .fetch_all(conn)
                 .await?
         }
-        Filter::Address(prefix) => {
+        Filter::Prefix(prefix) => {
             sqlx::query_as(&format!(
                 "SELECT {cols} FROM offenders o WHERE o.ip LIKE $1 ESCAPE '\\' ORDER BY {order} LIMIT $2 OFFSET $3"
             ))

@@ -1,5 +1,6 @@
 //! Integration tests: real files, a real SQLite database, the real binary.
 
+mod browser;
 mod cli;
 mod common;
 mod corpus;
@@ -8,4 +9,5 @@ mod firewall_render;
 mod follow;
 mod hostile_input;
 mod netns;
+mod panel;
 mod policy_store;

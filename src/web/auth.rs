@@ -1,0 +1,334 @@
+//! First start, login, logout, password change; `CurrentAdmin` guards every page.
+
+use std::net::{IpAddr, SocketAddr};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{WebError, WebState};
+use crate::actions::Actor;
+use crate::store;
+
+const SESSION_ADMIN: &str = "admin_id";
+const MIN_PASSWORD: usize = 10;
+
+/// The logged-in admin. Pages take it as an argument; without a session the
+/// request is sent to the login page.
+#[derive(Debug, Clone)]
+pub struct CurrentAdmin {
+    pub id: i64,
+    pub username: String,
+    pub client_ip: String,
+}
+
+impl CurrentAdmin {
+    pub fn actor(&self) -> Actor<'_> {
+        Actor { name: &self.username, client_ip: Some(&self.client_ip) }
+    }
+}
+
+/// Sends the browser to `to`; htmx requests get `HX-Redirect` so the whole page moves.
+pub fn redirect(parts_is_htmx: bool, to: &str) -> Response {
+    if parts_is_htmx { ([("HX-Redirect", to)], "").into_response() } else { Redirect::to(to).into_response() }
+}
+
+pub fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| canonical(c.0.ip()).to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    crate::domain::network::canonical_ip(ip)
+}
+
+impl FromRequestParts<WebState> for CurrentAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let htmx = parts.headers.contains_key("hx-request");
+        let session = Session::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
+        let id: Option<i64> =
+            session.get(SESSION_ADMIN).await.map_err(|e| WebError::from(e).into_response())?;
+        let Some(id) = id else {
+            let mut conn =
+                state.store.pool().acquire().await.map_err(|e| WebError::from(e).into_response())?;
+            let none =
+                store::admins::count(&mut conn).await.map_err(|e| WebError::from(e).into_response())? == 0;
+            return Err(redirect(htmx, if none { "/setup" } else { "/login" }));
+        };
+        let mut conn = state.store.pool().acquire().await.map_err(|e| WebError::from(e).into_response())?;
+        let admin =
+            store::admins::by_id(&mut conn, id).await.map_err(|e| WebError::from(e).into_response())?;
+        match admin {
+            Some(a) => Ok(CurrentAdmin { id: a.id, username: a.username, client_ip: client_ip(parts) }),
+            None => Err(redirect(htmx, "/login")),
+        }
+    }
+}
+
+/// Hashes off the async threads: argon2 is slow on purpose.
+async fn hash(password: String) -> Result<String, WebError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?
+    .map_err(|e| WebError::Internal(e.to_string()))
+}
+
+async fn verify(password: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored)
+            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Verified against for unknown user names, so they take as long as known ones.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    Argon2::default()
+        .hash_password(b"no such admin, no such password")
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    error: Option<String>,
+    username: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+pub async fn login_form(State(state): State<WebState>) -> Result<Response, WebError> {
+    let mut conn = state.store.pool().acquire().await?;
+    if store::admins::count(&mut conn).await? == 0 {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    Ok(LoginPage { error: None, username: String::new() }.into_response())
+}
+
+pub async fn login(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let ip = canonical(peer.ip());
+    let username = form.username.trim().to_string();
+    if state.login_per_ip.check_key(&ip).is_err() || state.login_per_user.check_key(&username).is_err() {
+        tracing::warn!("sipwarden: panel login rate-limited client_ip={ip}");
+        return Err(WebError::TooManyRequests);
+    }
+    let mut conn = state.store.pool().acquire().await?;
+    let admin = store::admins::by_username(&mut conn, &username).await?;
+    let stored = match admin.as_ref() {
+        Some(a) => a.password_hash.clone(),
+        None => tokio::task::spawn_blocking(|| DUMMY_HASH.clone()).await.unwrap_or_default(),
+    };
+    let ok = verify(form.password, stored).await && admin.is_some();
+    let now = state.clock.now();
+    let ip_text = ip.to_string();
+    let Some(admin) = admin.filter(|_| ok) else {
+        // One stable line a log watcher (even fail2ban) can read.
+        tracing::warn!("sipwarden: panel login failed client_ip={ip} user={username:?}");
+        store::audit::record(
+            &mut conn,
+            now,
+            &username,
+            Some(&ip_text),
+            "login failed",
+            "wrong user name or password",
+        )
+        .await?;
+        let page = LoginPage { error: Some("Wrong user name or password.".into()), username };
+        return Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response());
+    };
+    // A new session id at login: a planted cookie never becomes a logged-in one.
+    session.cycle_id().await?;
+    session.insert(SESSION_ADMIN, admin.id).await?;
+    store::audit::record(&mut conn, now, &admin.username, Some(&ip_text), "login", "").await?;
+    remember_admin_address(&state, &mut conn, ip, &admin.username).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+pub async fn logout(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    session: Session,
+) -> Result<Response, WebError> {
+    let mut conn = state.store.pool().acquire().await?;
+    store::audit::record(&mut conn, state.clock.now(), &admin.username, Some(&admin.client_ip), "logout", "")
+        .await?;
+    session.flush().await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    token: String,
+    error: Option<String>,
+    username: String,
+}
+
+#[derive(Deserialize)]
+pub struct SetupQuery {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    token: String,
+    username: String,
+    password: String,
+    confirm: String,
+}
+
+fn token_matches(state: &WebState, token: &str) -> bool {
+    let guard = state.setup_token.lock().unwrap_or_else(|p| p.into_inner());
+    guard.as_deref().is_some_and(|t| !token.is_empty() && constant_time_eq(t.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn setup_form(
+    State(state): State<WebState>,
+    Query(q): Query<SetupQuery>,
+) -> Result<Response, WebError> {
+    let mut conn = state.store.pool().acquire().await?;
+    if store::admins::count(&mut conn).await? > 0 {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    if !token_matches(&state, &q.token) {
+        return Err(WebError::BadRequest(
+            "Open the setup address printed by `sipwarden serve` (also in setup-url in the data directory)."
+                .into(),
+        ));
+    }
+    Ok(SetupPage { token: q.token, error: None, username: "admin".into() }.into_response())
+}
+
+pub async fn setup(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, WebError> {
+    let mut conn = state.store.pool().acquire().await?;
+    if store::admins::count(&mut conn).await? > 0 || !token_matches(&state, &form.token) {
+        return Err(WebError::BadRequest("This setup link is no longer valid.".into()));
+    }
+    let username = form.username.trim().to_string();
+    let problem = if username.is_empty() || username.len() > 64 {
+        Some("Choose a user name of 1 to 64 characters.".to_string())
+    } else {
+        password_problem(&form.password, &form.confirm)
+    };
+    if let Some(error) = problem {
+        let page = SetupPage { token: form.token, error: Some(error), username };
+        return Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response());
+    }
+    let hashed = hash(form.password).await?;
+    let now = state.clock.now();
+    let id = store::admins::create(&mut conn, &username, &hashed, now).await?;
+    *state.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let ip = canonical(peer.ip()).to_string();
+    store::audit::record(&mut conn, now, &username, Some(&ip), "setup", "first admin created").await?;
+    session.cycle_id().await?;
+    session.insert(SESSION_ADMIN, id).await?;
+    remember_admin_address(&state, &mut conn, canonical(peer.ip()), &username).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// The address an admin logged in from is never banned (and, if banned, released).
+async fn remember_admin_address(
+    state: &WebState,
+    conn: &mut store::Conn,
+    ip: IpAddr,
+    username: &str,
+) -> Result<(), WebError> {
+    let net = ipnet::IpNet::from(ip).to_string();
+    let now = state.clock.now();
+    let label = format!("panel login by {username}");
+    if store::networks::add(conn, store::networks::ADMIN, &net, &label, username, now).await? {
+        store::bans::release_ip(conn, &ip.to_string(), now, username).await?;
+        state.poke.notify_one();
+    }
+    Ok(())
+}
+
+fn password_problem(password: &str, confirm: &str) -> Option<String> {
+    if password.chars().count() < MIN_PASSWORD {
+        Some(format!("The password needs at least {MIN_PASSWORD} characters."))
+    } else if password != confirm {
+        Some("The two passwords differ.".into())
+    } else {
+        None
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    admin: String,
+    error: Option<String>,
+    done: bool,
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    password: String,
+    confirm: String,
+}
+
+pub async fn password_form(admin: CurrentAdmin) -> impl IntoResponse {
+    PasswordPage { admin: admin.username, error: None, done: false }
+}
+
+pub async fn change_password(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    session: Session,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, WebError> {
+    let mut conn = state.store.pool().acquire().await?;
+    let row = store::admins::by_id(&mut conn, admin.id).await?.ok_or(WebError::NotFound)?;
+    let error = if !verify(form.current, row.password_hash).await {
+        Some("The current password is wrong.".to_string())
+    } else {
+        password_problem(&form.password, &form.confirm)
+    };
+    if let Some(error) = error {
+        let page = PasswordPage { admin: admin.username, error: Some(error), done: false };
+        return Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response());
+    }
+    let hashed = hash(form.password).await?;
+    let now = state.clock.now();
+    store::admins::set_password(&mut conn, admin.id, &hashed, now).await?;
+    store::audit::record(&mut conn, now, &admin.username, Some(&admin.client_ip), "password changed", "")
+        .await?;
+    session.cycle_id().await?;
+    Ok(PasswordPage { admin: admin.username, error: None, done: true }.into_response())
+}

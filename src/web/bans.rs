@@ -1,0 +1,193 @@
+//! `/bans`: bans in force with one-click release, bans by hand, and their history.
+
+use std::net::IpAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::auth::redirect;
+use super::offenders::{BanView, ban_view};
+use super::{CurrentAdmin, WebError, WebState, when};
+use crate::actions::{self, ActionError};
+use crate::store;
+
+pub struct ActiveBan {
+    pub id: i64,
+    pub ip: String,
+    pub reason: String,
+    pub rung: String,
+    pub created: String,
+    pub until: String,
+    pub by: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "bans.html")]
+struct BansPage {
+    admin: String,
+    active: Vec<ActiveBan>,
+    history: Vec<(String, BanView)>,
+    message: Option<String>,
+}
+
+async fn page(state: &WebState, admin: String, message: Option<String>) -> Result<BansPage, WebError> {
+    let now = state.clock.now();
+    let mut conn = state.store.pool().acquire().await?;
+    let active = store::bans::active(&mut conn, now)
+        .await?
+        .into_iter()
+        .rev()
+        .take(1000)
+        .map(|b| ActiveBan {
+            id: b.id,
+            reason: b.reason,
+            rung: if b.rung == 0 { "manual".into() } else { format!("rung {}", b.rung) },
+            created: when(b.created_at),
+            until: b.until_at.map_or("until released".into(), when),
+            by: b.created_by.unwrap_or_else(|| "sipwarden".into()),
+            ip: b.ip,
+        })
+        .collect();
+    let history = store::bans::history(&mut conn, now, 100)
+        .await?
+        .iter()
+        .map(|b| (b.ip.clone(), ban_view(b, now)))
+        .collect();
+    Ok(BansPage { admin, active, history, message })
+}
+
+pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
+    page(&state, admin.username, None).await
+}
+
+fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
+async fn release_ban(state: &WebState, admin: &CurrentAdmin, id: i64) -> Result<IpAddr, WebError> {
+    let mut conn = state.store.pool().acquire().await?;
+    let ban = store::bans::by_id(&mut conn, id).await?.ok_or(WebError::NotFound)?;
+    drop(conn);
+    let ip: IpAddr = ban.ip.parse().map_err(|_| WebError::BadRequest("stored address unreadable".into()))?;
+    match actions::release(&state.store, &admin.actor(), ip, state.clock.now()).await {
+        Ok(_) | Err(ActionError::NotBanned(_)) => Ok(ip),
+        Err(e) => Err(WebError::Internal(e.to_string())),
+    }
+}
+
+/// One click: the ban ends in the database, the enforcer removes the element at once,
+/// and htmx replaces the row with nothing.
+pub async fn release(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    release_ban(&state, &admin, id).await?;
+    state.poke.notify_one();
+    if is_htmx(&headers) {
+        return Ok("".into_response());
+    }
+    Ok(redirect(false, "/bans"))
+}
+
+pub async fn release_and_trust(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let ip = release_ban(&state, &admin, id).await?;
+    let net = ipnet::IpNet::from(ip).to_string();
+    let now = state.clock.now();
+    let mut conn = state.store.pool().acquire().await?;
+    let label = format!("released and trusted by {}", admin.username);
+    store::networks::add(&mut conn, store::networks::TRUSTED, &net, &label, &admin.username, now).await?;
+    store::audit::record(&mut conn, now, &admin.username, Some(&admin.client_ip), "trust", &net).await?;
+    state.poke.notify_one();
+    if is_htmx(&headers) {
+        return Ok("".into_response());
+    }
+    Ok(redirect(false, "/bans"))
+}
+
+/// Several at once: `id=1&id=2...` from the checkboxes.
+pub async fn release_many(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let ids: Vec<i64> = form_urlencoded::parse(&body)
+        .filter(|(k, _)| k == "id")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return Ok(page(&state, admin.username, Some("Tick the bans to release first.".into()))
+            .await?
+            .into_response());
+    }
+    for id in &ids {
+        release_ban(&state, &admin, *id).await?;
+    }
+    state.poke.notify_one();
+    let message = format!("Released {} ban{}.", ids.len(), if ids.len() == 1 { "" } else { "s" });
+    Ok(page(&state, admin.username, Some(message)).await?.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct BanForm {
+    ip: String,
+    duration: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn ban(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Form(form): Form<BanForm>,
+) -> Result<Response, WebError> {
+    let ip: IpAddr = match form.ip.trim().parse() {
+        Ok(ip) => ip,
+        Err(_) => {
+            let msg = format!("{:?} is not an IPv4 or IPv6 address.", form.ip.trim());
+            return Ok((axum::http::StatusCode::BAD_REQUEST, page(&state, admin.username, Some(msg)).await?)
+                .into_response());
+        }
+    };
+    let now = state.clock.now();
+    let until = match form.duration.trim() {
+        "until-released" | "" => None,
+        d => match crate::config::duration_ms(d, "duration") {
+            Ok(ms) => Some(now + ms),
+            Err(e) => {
+                return Ok((
+                    axum::http::StatusCode::BAD_REQUEST,
+                    page(&state, admin.username, Some(e.to_string())).await?,
+                )
+                    .into_response());
+            }
+        },
+    };
+    let mut conn = state.store.pool().acquire().await?;
+    let trusted = state.trusted.with(store::networks::trusted_nets(&mut conn).await?);
+    drop(conn);
+    let reason = if form.reason.trim().is_empty() { "banned from the panel" } else { form.reason.trim() };
+    let message = match actions::ban(&state.store, &trusted, &admin.actor(), ip, until, reason, now).await {
+        Ok(_) => {
+            state.poke.notify_one();
+            format!("{ip} banned.")
+        }
+        Err(ActionError::Trusted(ip)) => {
+            format!("{ip} is trusted (or an admin address) and is never banned.")
+        }
+        Err(e) => return Err(WebError::Internal(e.to_string())),
+    };
+    Ok(page(&state, admin.username, Some(message)).await?.into_response())
+}

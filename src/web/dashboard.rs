@@ -1,0 +1,165 @@
+//! `/`: protection state and switch, health, charts, top offenders and accounts.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::auth::redirect;
+use super::chart::{self, Chart};
+use super::{CurrentAdmin, WebError, WebState, when};
+use crate::actions;
+use crate::domain::{DAY_MS, HOUR_MS};
+use crate::store;
+
+pub struct SourceView {
+    pub path: String,
+    pub kind: String,
+    pub last_line: String,
+    pub lines_read: i64,
+    pub unreadable: i64,
+    pub tampered: i64,
+}
+
+pub struct Live {
+    pub protection: bool,
+    pub firewall: String,
+    pub firewall_ok: bool,
+    pub firewall_detail: String,
+    pub sources: Vec<SourceView>,
+    pub hourly: Chart,
+    pub daily: Chart,
+    pub top_addresses: Vec<(String, i64)>,
+    pub top_accounts: Vec<(String, i64)>,
+    pub bans_timed: i64,
+    pub bans_forever: i64,
+    pub failures_day: i64,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    admin: String,
+    live: Live,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "partials/dashboard_live.html")]
+struct LivePartial {
+    live: Live,
+}
+
+fn hour_label(ms: i64) -> String {
+    when(ms).get(11..16).unwrap_or("").to_string()
+}
+
+fn day_label(ms: i64) -> String {
+    when(ms).get(5..10).unwrap_or("").to_string()
+}
+
+async fn gather(state: &WebState) -> Result<Live, WebError> {
+    let now = state.clock.now();
+    let mut conn = state.store.pool().acquire().await?;
+    let hour_start = now - now % HOUR_MS - 23 * HOUR_MS;
+    let day_start = now - now % DAY_MS - 29 * DAY_MS;
+    let hourly = store::failures::histogram(&mut conn, hour_start, HOUR_MS).await?;
+    let daily = store::failures::histogram(&mut conn, day_start, DAY_MS).await?;
+    let health = store::health::all(&mut conn).await?;
+    let firewall = health.iter().find(|h| h.component == crate::enforcer::HEALTH_COMPONENT);
+    let (bans_timed, bans_forever) = store::bans::active_counts(&mut conn, now).await?;
+    let top = store::offenders::page(
+        &mut conn,
+        &store::offenders::Filter::All,
+        store::offenders::Sort::Failures,
+        10,
+        0,
+    )
+    .await?;
+    Ok(Live {
+        protection: store::settings::protection(&mut conn, state.protection_default).await?,
+        firewall: state.firewall_name.clone(),
+        firewall_ok: firewall.is_some_and(|h| h.ok),
+        firewall_detail: firewall
+            .map_or("not checked yet".into(), |h| format!("{} (at {})", h.detail, when(h.updated_at))),
+        sources: store::sources::all(&mut conn)
+            .await?
+            .into_iter()
+            .map(|s| SourceView {
+                path: s.path,
+                kind: s.kind,
+                last_line: s.last_line_at.map_or("never".into(), when),
+                lines_read: s.lines_read,
+                unreadable: s.unreadable_lines,
+                tampered: s.tampered_records,
+            })
+            .collect(),
+        hourly: chart::bars(&hourly, 24, hour_start, HOUR_MS, hour_label),
+        daily: chart::bars(&daily, 30, day_start, DAY_MS, day_label),
+        top_addresses: top.into_iter().map(|o| (o.ip, o.failures)).collect(),
+        top_accounts: store::offenders::top_accounts(&mut conn, 10).await?,
+        bans_timed,
+        bans_forever,
+        failures_day: store::failures::count_all_since(&mut conn, now - DAY_MS).await?,
+    })
+}
+
+pub async fn show(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+) -> Result<impl axum::response::IntoResponse, WebError> {
+    Ok(DashboardPage { admin: admin.username, live: gather(&state).await? })
+}
+
+pub async fn live(
+    _admin: CurrentAdmin,
+    State(state): State<WebState>,
+) -> Result<impl axum::response::IntoResponse, WebError> {
+    Ok(LivePartial { live: gather(&state).await? })
+}
+
+#[derive(Deserialize)]
+pub struct SwitchForm {
+    on: String,
+}
+
+pub async fn switch_protection(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<SwitchForm>,
+) -> Result<Response, WebError> {
+    let on = match form.on.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(WebError::BadRequest("on must be true or false".into())),
+    };
+    actions::set_protection(&state.store, &admin.actor(), on, state.clock.now())
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    state.poke.notify_one();
+    Ok(redirect(headers.contains_key("hx-request"), "/"))
+}
+
+#[derive(serde::Serialize)]
+pub struct Health {
+    status: &'static str,
+    protection: bool,
+    firewall_ok: bool,
+    log_sources: usize,
+}
+
+/// Unauthenticated liveness for monitors and container health checks: no secrets.
+pub async fn healthz(State(state): State<WebState>) -> Result<Json<Health>, WebError> {
+    let mut conn = state.store.pool().acquire().await?;
+    let health = store::health::all(&mut conn).await?;
+    Ok(Json(Health {
+        status: "ok",
+        protection: store::settings::protection(&mut conn, state.protection_default).await?,
+        firewall_ok: health.iter().any(|h| h.component == crate::enforcer::HEALTH_COMPONENT && h.ok),
+        log_sources: store::sources::all(&mut conn).await?.len(),
+    }))
+}

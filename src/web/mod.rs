@@ -1,0 +1,190 @@
+//! The admin panel: one route table, one file per page, typed templates.
+
+mod assets;
+mod audit;
+mod auth;
+mod bans;
+mod chart;
+mod dashboard;
+mod error;
+mod log;
+mod offenders;
+mod settings;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Notify, watch};
+use tower_http::csrf::CsrfLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+pub use auth::CurrentAdmin;
+pub use error::WebError;
+
+use crate::clock::Clock;
+use crate::domain::TrustedNetworks;
+use crate::policy::Ladder;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct WebState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// Trusted networks from the config file (the panel adds its own in the database).
+    pub trusted: TrustedNetworks,
+    pub ladder: Ladder,
+    pub protection_default: bool,
+    /// Wakes the enforcer after a change.
+    pub poke: Arc<Notify>,
+    pub firewall_name: String,
+    /// One-time token that allows creating the first admin.
+    pub setup_token: Arc<Mutex<Option<String>>>,
+    pub login_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub login_per_user: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl WebState {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        trusted: TrustedNetworks,
+        ladder: Ladder,
+        protection_default: bool,
+        poke: Arc<Notify>,
+        firewall_name: String,
+    ) -> Self {
+        let per = |n: u32| NonZeroU32::new(n).expect("non-zero");
+        WebState {
+            store,
+            clock,
+            trusted,
+            ladder,
+            protection_default,
+            poke,
+            firewall_name,
+            setup_token: Arc::new(Mutex::new(None)),
+            // A person mistyping gets several tries; a guesser gets ten a minute.
+            login_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per(10)).allow_burst(per(5)))),
+            login_per_user: Arc::new(RateLimiter::keyed(Quota::per_minute(per(20)).allow_burst(per(10)))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PanelOptions {
+    pub listen: SocketAddr,
+    /// Mark the session cookie `Secure` (the panel is reached over HTTPS, e.g. behind a proxy).
+    pub secure_cookies: bool,
+    pub session_idle: time::Duration,
+}
+
+/// THE route table.
+pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Router {
+    let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+               connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
+    Router::new()
+        .route("/", get(dashboard::show))
+        .route("/dashboard/live", get(dashboard::live))
+        .route("/protection", post(dashboard::switch_protection))
+        .route("/setup", get(auth::setup_form).post(auth::setup))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/password", get(auth::password_form).post(auth::change_password))
+        .route("/offenders", get(offenders::list))
+        .route("/offenders/{ip}", get(offenders::explain))
+        .route("/bans", get(bans::list).post(bans::ban))
+        .route("/bans/release", post(bans::release_many))
+        .route("/bans/{id}/release", post(bans::release))
+        .route("/bans/{id}/release-and-trust", post(bans::release_and_trust))
+        .route("/log", get(log::list))
+        .route("/log.csv", get(log::export))
+        .route("/settings", get(settings::show).post(settings::save_ladder))
+        .route("/settings/trusted", post(settings::add_trusted))
+        .route("/settings/trusted/{id}/delete", post(settings::remove_trusted))
+        .route("/audit", get(audit::list))
+        .route("/healthz", get(dashboard::healthz))
+        .route("/static/{*path}", get(assets::serve))
+        .fallback(error::not_found)
+        .with_state(state)
+        .layer(sessions)
+        .layer(CsrfLayer::new())
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+/// Session cookies: HttpOnly, SameSite=Strict, Secure when served over HTTPS, idle expiry.
+pub async fn sessions(
+    store: &Store,
+    options: &PanelOptions,
+) -> anyhow::Result<SessionManagerLayer<SqliteStore>> {
+    let session_store = SqliteStore::new(store.pool().clone())
+        .with_table_name("panel_sessions")
+        .map_err(anyhow::Error::msg)?;
+    session_store.migrate().await?;
+    let cleaner = session_store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = cleaner.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired panel sessions");
+            }
+        }
+    });
+    Ok(SessionManagerLayer::new(session_store)
+        .with_name("sipwarden_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(options.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(options.session_idle)))
+}
+
+/// Serves the panel until `shutdown` turns true.
+pub async fn serve(
+    state: WebState,
+    options: PanelOptions,
+    listener: tokio::net::TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let sessions = sessions(&state.store, &options).await?;
+    let app = router(state, sessions);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// A stored time as the admin reads it: local time, to the second.
+pub fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}

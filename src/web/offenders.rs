@@ -1,0 +1,229 @@
+//! `/offenders`: every address with failures, searchable; `/offenders/{ip}` explains one.
+
+use std::net::IpAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::{CurrentAdmin, WebError, WebState, when};
+use crate::domain::{DAY_MS, HOUR_MS};
+use crate::store::{self, offenders::Filter, offenders::Sort};
+
+pub const PAGE: i64 = 50;
+
+pub struct OffenderView {
+    pub ip: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub hour: u32,
+    pub day: u32,
+    pub total: i64,
+    pub services: String,
+    pub accounts: String,
+    pub verdict: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "offenders.html")]
+struct OffendersPage {
+    admin: String,
+    q: String,
+    sort: String,
+    page: i64,
+    rows: Vec<OffenderView>,
+    total: i64,
+    has_next: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    page: i64,
+}
+
+/// Text prefix that every address of `net` starts with (whole IPv4 octets only).
+fn text_prefix(net: &IpNet) -> String {
+    match net {
+        IpNet::V4(v4) => {
+            let octets = v4.network().octets();
+            let whole = usize::from(v4.prefix_len() / 8);
+            octets[..whole].iter().map(|o| format!("{o}.")).collect()
+        }
+        IpNet::V6(_) => String::new(),
+    }
+}
+
+pub async fn list(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Query(q): Query<ListQuery>,
+) -> Result<impl axum::response::IntoResponse, WebError> {
+    let now = state.clock.now();
+    let sort = match q.sort.as_str() {
+        "failures" => Sort::Failures,
+        "first" => Sort::FirstSeen,
+        _ => Sort::LastSeen,
+    };
+    let page = q.page.max(0);
+    let term = q.q.trim();
+    let mut conn = state.store.pool().acquire().await?;
+    let rows = if term.is_empty() {
+        store::offenders::page(&mut conn, &Filter::All, sort, PAGE + 1, page * PAGE).await?
+    } else if let Ok(ip) = term.parse::<IpAddr>() {
+        store::offenders::get(&mut conn, &crate::domain::network::canonical_ip(ip).to_string())
+            .await?
+            .into_iter()
+            .collect()
+    } else if let Ok(net) = term.parse::<IpNet>() {
+        // Narrow by text in SQL, then exactly by network here.
+        let candidates =
+            store::offenders::page(&mut conn, &Filter::Prefix(text_prefix(&net)), sort, i64::MAX, 0).await?;
+        candidates
+            .into_iter()
+            .filter(|o| o.ip.parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)))
+            .skip((page * PAGE) as usize)
+            .take(PAGE as usize + 1)
+            .collect()
+    } else {
+        store::offenders::page(&mut conn, &Filter::Account(term.to_string()), sort, PAGE + 1, page * PAGE)
+            .await?
+    };
+    let has_next = rows.len() as i64 > PAGE;
+    let mut views = Vec::new();
+    for o in rows.into_iter().take(PAGE as usize) {
+        let hour = store::failures::count_since(&mut conn, &o.ip, now - HOUR_MS).await?;
+        let day = store::failures::count_since(&mut conn, &o.ip, now - DAY_MS).await?;
+        let accounts = store::offenders::accounts(&mut conn, &o.ip, 4).await?;
+        let verdict = verdict(&mut conn, &state, &o.ip, now).await?;
+        views.push(OffenderView {
+            first_seen: when(o.first_seen),
+            last_seen: when(o.last_seen),
+            hour,
+            day,
+            total: o.failures,
+            services: o.services.replace(',', ", "),
+            accounts: accounts.into_iter().map(|(a, _)| a).collect::<Vec<_>>().join(", "),
+            verdict,
+            ip: o.ip,
+        });
+    }
+    Ok(OffendersPage {
+        admin: admin.username,
+        q: term.to_string(),
+        sort: q.sort,
+        page,
+        rows: views,
+        total: store::offenders::count(&mut conn).await?,
+        has_next,
+    })
+}
+
+async fn verdict(conn: &mut store::Conn, state: &WebState, ip: &str, now: i64) -> Result<String, WebError> {
+    let trusted = state.trusted.with(store::networks::trusted_nets(conn).await?);
+    if ip.parse::<IpAddr>().is_ok_and(|a| trusted.contains(a)) {
+        return Ok("trusted".into());
+    }
+    Ok(match store::bans::active_for(conn, ip, now).await? {
+        Some(b) => match b.until_at {
+            None => "banned until released".into(),
+            Some(u) => format!("banned until {}", when(u)),
+        },
+        None => "watched".into(),
+    })
+}
+
+pub struct FailureView {
+    pub at: String,
+    pub service: String,
+    pub account: String,
+    pub kind: String,
+    pub verdict: String,
+    pub tampered: bool,
+    pub raw: String,
+}
+
+pub struct BanView {
+    pub reason: String,
+    pub rung: String,
+    pub created: String,
+    pub until: String,
+    pub ended: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "offender.html")]
+struct ExplainPage {
+    admin: String,
+    ip: String,
+    verdict: String,
+    total: i64,
+    accounts: Vec<(String, i64)>,
+    success: Option<String>,
+    bans: Vec<BanView>,
+    failures: Vec<FailureView>,
+}
+
+pub fn ban_view(b: &store::bans::BanRow, now: i64) -> BanView {
+    let ended = match (&b.released_at, b.until_at) {
+        (Some(at), _) => format!("released {} by {}", when(*at), b.released_by.as_deref().unwrap_or("?")),
+        (None, Some(u)) if u <= now => format!("expired {}", when(u)),
+        _ => "in force".into(),
+    };
+    BanView {
+        reason: b.reason.clone(),
+        rung: if b.rung == 0 { "manual".into() } else { format!("rung {}", b.rung) },
+        created: when(b.created_at),
+        until: b.until_at.map_or("until released".into(), when),
+        ended,
+    }
+}
+
+/// Why an address is (or is not) banned: the log lines, the rung, the accounts tried,
+/// and whether it ever authenticated.
+pub async fn explain(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Path(ip): Path<String>,
+) -> Result<impl axum::response::IntoResponse, WebError> {
+    let ip: IpAddr = ip.parse().map_err(|_| WebError::BadRequest("not an address".into()))?;
+    let ip = crate::domain::network::canonical_ip(ip).to_string();
+    let now = state.clock.now();
+    let mut conn = state.store.pool().acquire().await?;
+    let offender = store::offenders::get(&mut conn, &ip).await?;
+    let bans = store::bans::for_ip(&mut conn, &ip).await?;
+    if offender.is_none() && bans.is_empty() {
+        return Err(WebError::NotFound);
+    }
+    let search = store::failures::Search { ip: Some(ip.clone()), limit: 200, ..Default::default() };
+    let failures = store::failures::search(&mut conn, &search).await?;
+    Ok(ExplainPage {
+        admin: admin.username,
+        verdict: verdict(&mut conn, &state, &ip, now).await?,
+        total: offender.map_or(0, |o| o.failures),
+        accounts: store::offenders::accounts(&mut conn, &ip, 50).await?,
+        success: store::known_good::last_success(&mut conn, &ip)
+            .await?
+            .map(|(account, at)| format!("{} as {}", when(at), account.unwrap_or_else(|| "?".into()))),
+        bans: bans.iter().map(|b| ban_view(b, now)).collect(),
+        failures: failures
+            .into_iter()
+            .map(|f| FailureView {
+                at: when(f.at),
+                service: f.service,
+                account: f.account.unwrap_or_default(),
+                kind: f.kind,
+                verdict: f.verdict,
+                tampered: f.tampered,
+                raw: f.raw,
+            })
+            .collect(),
+        ip,
+    })
+}

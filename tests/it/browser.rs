@@ -1,0 +1,285 @@
+//! The panel in a real headless Chromium (through chromedriver), against a real
+//! `sipwarden serve` with a real SQLite file, a log file the test appends to, and
+//! nftables in a network namespace. Needs root, nft, ip, chromium and chromedriver;
+//! under `CI=true` a missing one fails the test instead of skipping it.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use sipwarden::store::{self, Store};
+
+use crate::common::append;
+
+fn works(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success())
+}
+
+fn can_run() -> bool {
+    let missing: Vec<&str> = [
+        (!nix::unistd::geteuid().is_root()).then_some("root"),
+        (!works("nft", &["--version"])).then_some("nft"),
+        (!works("ip", &["-V"])).then_some("ip"),
+        (!works("chromedriver", &["--version"])).then_some("chromedriver"),
+        (!Path::new("/usr/bin/chromium").exists()).then_some("chromium"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("browser test needs {missing:?} and CI=true forbids skipping it");
+    }
+    eprintln!("skipping browser test: needs {missing:?}");
+    false
+}
+
+/// Kills the child and removes the namespace however the test ends.
+struct Guard {
+    children: Vec<Child>,
+    netns: String,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).output();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn kernel_bans(netns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "nft", "list", "table", "inet", "sipwarden"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn failure(ip: &str, user: &str) -> String {
+    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+    format!(
+        "[{now}] SECURITY[2] res_security_log.c: SecurityEvent=\"InvalidAccountID\",EventTV=\"{}\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"{user}\",SessionID=\"1@x\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/{ip}/5060\"\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+    )
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    let found = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+    if found.is_err() {
+        screenshot(c, "failure").await;
+        panic!(
+            "{css} not found on {}: {}",
+            c.current_url().await.unwrap(),
+            c.source().await.unwrap_or_default()
+        );
+    }
+    found.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let netns = format!("swt-{}-web", std::process::id());
+    assert!(works("ip", &["netns", "add", &netns]));
+    let mut guard = Guard { children: Vec::new(), netns: netns.clone() };
+    let log = dir.path().join("messages");
+    append(&log, "[2026-11-27 10:00:00] NOTICE[1] chan_sip.c: sipwarden browser test log\n");
+    let config = dir.path().join("sipwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{netns}\"]\nreconcile_interval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let panel_port = free_port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--log")
+        .arg(&log)
+        .args(["--listen", &format!("127.0.0.1:{panel_port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = serve.stdout.take().unwrap();
+    guard.children.push(serve);
+    let setup_url = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.trim().starts_with("http://").then(|| l.trim().to_string()))
+        .expect("serve prints the setup address");
+    assert!(setup_url.contains("/setup?token="));
+
+    let driver_port = free_port();
+    let driver = Command::new("chromedriver")
+        .args([format!("--port={driver_port}"), "--allowed-ips=127.0.0.1".into()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    guard.children.push(driver);
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--window-size=1280,1000", format!("--user-data-dir={}", profile.path().display())]
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let mut c = None;
+    for _ in 0..50 {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+        {
+            Ok(client) => {
+                c = Some(client);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let c = c.expect("chromedriver answers");
+    let base = format!("http://127.0.0.1:{panel_port}");
+
+    // First start: create the admin from the one-time address.
+    c.goto(&setup_url).await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().clear().await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys("office-admin").await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("a long passphrase").await.unwrap();
+    c.find(Locator::Css("input[name=confirm]")).await.unwrap().send_keys("a long passphrase").await.unwrap();
+    c.find(Locator::Id("create")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("protection-state")).await.unwrap();
+
+    // Log out and in again.
+    c.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("login")).await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys("office-admin").await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("wrong password!").await.unwrap();
+    c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    assert!(text_of(&c, ".error").await.contains("Wrong user name or password"));
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("a long passphrase").await.unwrap();
+    c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    assert!(text_of(&c, "#protection-state").await.contains("Protection is ON"));
+    screenshot(&c, "dashboard").await;
+
+    // An attacker whose user name is a script: two failures, a ban.
+    let attacker = "198.51.100.50";
+    let script = "<script>alert(1)</script>";
+    append(&log, &(failure(attacker, script) + &failure(attacker, script)));
+    eventually("the ban reaches the kernel", async || kernel_bans(&netns).contains(attacker)).await;
+    c.goto(&format!("{base}/offenders")).await.unwrap();
+    let table = text_of(&c, "#offenders").await;
+    assert!(table.contains(attacker) && table.contains(script), "the name shows as text: {table}");
+    assert!(c.get_alert_text().await.is_err(), "no script ran");
+    screenshot(&c, "offenders").await;
+
+    // Release in one click: the row goes, the database and the kernel follow.
+    c.goto(&format!("{base}/bans")).await.unwrap();
+    assert!(text_of(&c, "#bans").await.contains(attacker));
+    screenshot(&c, "bans").await;
+    c.find(Locator::Css("#bans button.release")).await.unwrap().click().await.unwrap();
+    eventually("the row disappears", async || !text_of(&c, "#bans").await.contains(attacker)).await;
+    let store = Store::open(&dir.path().join("data/sipwarden.db")).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(
+        store::bans::active_for(&mut conn, attacker, now).await.unwrap().is_none(),
+        "released in the database"
+    );
+    let history = store::bans::for_ip(&mut conn, attacker).await.unwrap();
+    assert_eq!(history[0].released_by.as_deref(), Some("office-admin"));
+    drop(conn);
+    eventually("the kernel element goes", async || !kernel_bans(&netns).contains(attacker)).await;
+
+    // Protection off: a new decision is recorded but not enforced; on: enforced.
+    c.goto(&base).await.unwrap();
+    c.find(Locator::Id("protection-toggle")).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    eventually("monitor mode shown", async || text_of(&c, "#protection-state").await.contains("OFF")).await;
+    let second = "198.51.100.51";
+    append(&log, &(failure(second, "1001") + &failure(second, "1002")));
+    eventually("the decision is stored", async || {
+        let mut conn = store.pool().acquire().await.unwrap();
+        store::bans::active_for(&mut conn, second, chrono::Utc::now().timestamp_millis())
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!kernel_bans(&netns).contains(second), "monitor mode blocks nobody");
+    c.find(Locator::Id("protection-toggle")).await.unwrap().click().await.unwrap();
+    c.accept_alert().await.unwrap();
+    eventually("protection back on", async || text_of(&c, "#protection-state").await.contains("ON")).await;
+    eventually("the decision taken meanwhile is enforced", async || kernel_bans(&netns).contains(second))
+        .await;
+
+    // The failed-login log, and the audit of all of this.
+    c.goto(&format!("{base}/log")).await.unwrap();
+    assert!(text_of(&c, "#log").await.contains(second));
+    screenshot(&c, "log").await;
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    let audit = text_of(&c, "#audit").await;
+    for action in ["setup", "login failed", "login", "release", "protection"] {
+        assert!(audit.contains(action), "audit has {action}: {audit}");
+    }
+
+    // A form on another site (here: another port of the same host, which is
+    // "same-site" for cookies) cannot switch protection off.
+    let evil_port = free_port();
+    let evil = tokio::net::TcpListener::bind(("127.0.0.1", evil_port)).await.unwrap();
+    let page = format!(
+        "<!doctype html><form method=post action='{base}/protection'><input type=hidden name=on value=false><button id=go>win a prize</button></form>"
+    );
+    tokio::spawn(async move {
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+        axum::serve(evil, app).await.unwrap();
+    });
+    c.goto(&format!("http://127.0.0.1:{evil_port}/")).await.unwrap();
+    c.find(Locator::Id("go")).await.unwrap().click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert!(store::settings::protection(&mut conn, true).await.unwrap(), "the cross-site post was refused");
+    c.close().await.unwrap();
+}

@@ -1,0 +1,272 @@
+//! The panel over raw HTTP: authentication, CSRF, headers, rate limits and input
+//! validation, against an in-process server on 127.0.0.1 with a real SQLite file.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
+use sipwarden::clock::SystemClock;
+use sipwarden::domain::TrustedNetworks;
+use sipwarden::policy::Ladder;
+use sipwarden::store::{self, Store};
+use sipwarden::web::{self, PanelOptions, WebState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+use tokio::sync::Notify;
+
+struct Panel {
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+    store: Store,
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    fn session(&self) -> Option<String> {
+        let c = self.header("set-cookie")?;
+        Some(c.split(';').next()?.to_string())
+    }
+}
+
+async fn panel() -> Panel {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
+    let hash = Argon2::default().hash_password(b"a long passphrase").unwrap().to_string();
+    let mut conn = store.pool().acquire().await.unwrap();
+    store::admins::create(&mut conn, "admin", &hash, 0).await.unwrap();
+    drop(conn);
+    let state = WebState::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        TrustedNetworks::default(),
+        Ladder::default(),
+        true,
+        Arc::new(Notify::new()),
+        "test".into(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options =
+        PanelOptions { listen: addr, secure_cookies: false, session_idle: time::Duration::hours(1) };
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _keep = _stop;
+        web::serve(state, options, listener, stopped).await.unwrap();
+    });
+    Panel { _dir: dir, addr, store }
+}
+
+impl Panel {
+    /// One HTTP/1.1 request from `from` (any 127.x address).
+    async fn request_from(
+        &self,
+        from: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut stream = socket.connect(self.addr).await.unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+        Reply { status, head: head.to_string(), body: body.to_string() }
+    }
+
+    async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        self.request_from("127.0.0.1", method, path, headers, body).await
+    }
+
+    async fn login(&self) -> String {
+        let r = self
+            .request(
+                "POST",
+                "/login",
+                &[("Sec-Fetch-Site", "same-origin")],
+                "username=admin&password=a+long+passphrase",
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        r.session().expect("a session cookie")
+    }
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_carry_security_headers() {
+    let p = panel().await;
+    let r = p.request("GET", "/bans", &[], "").await;
+    assert_eq!((r.status, r.header("location").as_deref()), (303, Some("/login")));
+    assert!(r.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert!(r.header("referrer-policy").is_some());
+    let r = p.request("GET", "/bans", &[("HX-Request", "true")], "").await;
+    assert_eq!(
+        r.header("hx-redirect").as_deref(),
+        Some("/login"),
+        "htmx is sent to the login page as a whole"
+    );
+    let r = p.request("GET", "/healthz", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("\"status\":\"ok\"") && !r.body.contains("admin"));
+}
+
+#[tokio::test]
+async fn login_cycles_the_session_id_and_the_cookie_is_strict() {
+    let p = panel().await;
+    let planted = "sipwarden_session=planted-by-an-attacker";
+    let r = p
+        .request("POST", "/login", &[("Cookie", planted)], "username=admin&password=a+long+passphrase")
+        .await;
+    assert_eq!(r.status, 303);
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(!cookie.contains("planted"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = r.session().unwrap();
+    assert_eq!(p.request("GET", "/bans", &[("Cookie", &session)], "").await.status, 200);
+    let r = p.request("POST", "/logout", &[("Cookie", &session)], "").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(p.request("GET", "/bans", &[("Cookie", &session)], "").await.status, 303, "logged out");
+}
+
+#[tokio::test]
+async fn login_brute_force_is_rate_limited_per_address_but_the_admin_gets_in_from_another() {
+    let p = panel().await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(p.request("POST", "/login", &[], "username=admin&password=guess").await.status);
+    }
+    assert_eq!(&statuses[..5], &[401; 5]);
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    let r =
+        p.request_from("127.0.0.2", "POST", "/login", &[], "username=admin&password=a+long+passphrase").await;
+    assert_eq!(r.status, 303, "the legitimate admin from another address still gets in");
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let audit = store::audit::recent(&mut conn, 50).await.unwrap();
+    assert_eq!(audit.iter().filter(|a| a.action == "login failed").count(), 5);
+    assert!(audit.iter().any(|a| a.action == "login" && a.client_ip.as_deref() == Some("127.0.0.2")));
+}
+
+#[tokio::test]
+async fn cross_site_and_cross_origin_posts_are_refused() {
+    let p = panel().await;
+    let session = p.login().await;
+    for headers in [
+        vec![("Cookie", session.as_str()), ("Sec-Fetch-Site", "cross-site")],
+        vec![("Cookie", session.as_str()), ("Sec-Fetch-Site", "same-site")],
+        vec![("Cookie", session.as_str()), ("Origin", "http://127.0.0.1:9")],
+    ] {
+        let r = p.request("POST", "/protection", &headers, "on=false").await;
+        assert_eq!(r.status, 403, "{headers:?}");
+    }
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    assert!(store::settings::protection(&mut conn, true).await.unwrap());
+    let r = p
+        .request(
+            "POST",
+            "/protection",
+            &[("Cookie", &session), ("Sec-Fetch-Site", "same-origin")],
+            "on=false",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(!store::settings::protection(&mut conn, true).await.unwrap());
+}
+
+#[tokio::test]
+async fn static_files_do_not_escape_and_big_forms_are_refused() {
+    let p = panel().await;
+    let r = p.request("GET", "/static/htmx.min.js", &[], "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().contains("javascript"));
+    for path in ["/static/../Cargo.toml", "/static/%2e%2e/Cargo.toml", "/static/..%2fCargo.toml", "/static/"]
+    {
+        assert_eq!(p.request("GET", path, &[], "").await.status, 404, "{path}");
+    }
+    let session = p.login().await;
+    let big = format!("cidr={}", "1".repeat(100 * 1024));
+    let r = p.request("POST", "/settings/trusted", &[("Cookie", &session)], &big).await;
+    assert_eq!(r.status, 413);
+}
+
+#[tokio::test]
+async fn invalid_settings_are_explained_and_nothing_is_saved() {
+    let p = panel().await;
+    let session = p.login().await;
+    let r = p
+        .request("POST", "/settings/trusted", &[("Cookie", &session)], "cidr=192.168.1.7%2F24&label=lan")
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("did you mean 192.168.1.0/24"), "{}", r.body);
+    let form = "r1_failures=0&r1_within=1h&r1_ban=1h&known_good_failures=5&known_good_for=7d&repeat_within=24h&repeat_ban=24h";
+    let r = p.request("POST", "/settings", &[("Cookie", &session)], form).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Rung 1: failures must be"), "{}", r.body);
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    assert!(store::networks::in_list(&mut conn, "trusted").await.unwrap().is_empty());
+    assert!(store::settings::ladder(&mut conn).await.unwrap().is_none());
+    let form = "r1_failures=3&r1_within=30m&r1_ban=2h&r2_failures=10&r2_within=1d&r2_ban=until-released&known_good_failures=6&known_good_for=3d&repeat_within=1d&repeat_ban=2d";
+    assert_eq!(p.request("POST", "/settings", &[("Cookie", &session)], form).await.status, 200);
+    let saved = store::settings::ladder(&mut conn).await.unwrap().unwrap();
+    assert_eq!(saved.rungs[0].failures, 3);
+    assert_eq!(saved.rungs[1].ban_ms, None);
+}
+
+#[tokio::test]
+async fn the_failed_login_log_exports_csv_that_spreadsheets_cannot_execute() {
+    let p = panel().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    store::failures::insert(
+        &mut conn,
+        &store::failures::NewFailure {
+            at: 1_795_554_290_544,
+            ip: Some("203.0.113.9".into()),
+            service: "PJSIP",
+            account: Some("=cmd|' /C calc'!A0"),
+            kind: "wrong_password",
+            source: "/var/log/asterisk/full",
+            raw: "raw \"line\"",
+            tampered: false,
+            verdict: "watch",
+        },
+    )
+    .await
+    .unwrap();
+    let session = p.login().await;
+    let r = p.request("GET", "/log.csv?ip=203.0.113.9", &[("Cookie", &session)], "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-disposition").unwrap().contains("attachment"));
+    assert!(r.body.contains("\"'=cmd|' /C calc'!A0\""), "{}", r.body);
+    assert!(r.body.contains("\"raw \"\"line\"\"\""));
+}

@@ -69,6 +69,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Try it: the panel with a replayed attack, a temporary database and no real firewall.
+    Demo {
+        /// Time between two steps of the replayed attack.
+        #[arg(long, default_value = "700ms", hide = true)]
+        pace: String,
+    },
     /// Parse log files offline and print per-address failures and verdicts.
     CheckLog {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -155,6 +161,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { format } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;
             runtime()?.block_on(sipwarden::cli::status(config, matches!(format, Format::Json)))
+        }
+        Command::Demo { pace } => {
+            let pace = humantime::parse_duration(&pace).map_err(|e| anyhow::anyhow!("--pace: {e}"))?;
+            runtime()?.block_on(sipwarden::demo::run(overrides.listen, pace))
         }
         Command::CheckLog { format, files } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;

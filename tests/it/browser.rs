@@ -90,17 +90,49 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// The text of `css`, waiting for it. The dashboard refreshes itself, so an element
+/// found a moment ago may have been replaced: look again rather than fail.
 async fn text_of(c: &Client, css: &str) -> String {
-    let found = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
-    if found.is_err() {
-        screenshot(c, "failure").await;
-        panic!(
-            "{css} not found on {}: {}",
-            c.current_url().await.unwrap(),
-            c.source().await.unwrap_or_default()
-        );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = e.text().await {
+                return text;
+            }
+        }
+        if Instant::now() > deadline {
+            screenshot(c, "failure").await;
+            panic!(
+                "{css} not found on {}: {}",
+                c.current_url().await.unwrap(),
+                c.source().await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    found.unwrap().text().await.unwrap()
+}
+
+/// Says OK to the confirmation the page asks for.
+async fn accept_confirmation(c: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.accept_alert().await.is_err() {
+        assert!(Instant::now() < deadline, "no confirmation was asked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks `css`, looking it up again if a refresh replaced it in between.
+async fn click(c: &Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if e.click().await.is_ok() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "could not click {css}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -217,7 +249,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     c.goto(&format!("{base}/bans")).await.unwrap();
     assert!(text_of(&c, "#bans").await.contains(attacker));
     screenshot(&c, "bans").await;
-    c.find(Locator::Css("#bans button.release")).await.unwrap().click().await.unwrap();
+    click(&c, "#bans button.release").await;
     eventually("the row disappears", async || !text_of(&c, "#bans").await.contains(attacker)).await;
     let store = Store::open(&dir.path().join("data/sipwarden.db")).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
@@ -233,8 +265,8 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
 
     // Protection off: a new decision is recorded but not enforced; on: enforced.
     c.goto(&base).await.unwrap();
-    c.find(Locator::Id("protection-toggle")).await.unwrap().click().await.unwrap();
-    c.accept_alert().await.unwrap();
+    click(&c, "#protection-toggle").await;
+    accept_confirmation(&c).await;
     eventually("monitor mode shown", async || text_of(&c, "#protection-state").await.contains("OFF")).await;
     let second = "198.51.100.51";
     append(&log, &(failure(second, "1001") + &failure(second, "1002")));
@@ -248,8 +280,8 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!kernel_bans(&netns).contains(second), "monitor mode blocks nobody");
-    c.find(Locator::Id("protection-toggle")).await.unwrap().click().await.unwrap();
-    c.accept_alert().await.unwrap();
+    click(&c, "#protection-toggle").await;
+    accept_confirmation(&c).await;
     eventually("protection back on", async || text_of(&c, "#protection-state").await.contains("ON")).await;
     eventually("the decision taken meanwhile is enforced", async || kernel_bans(&netns).contains(second))
         .await;

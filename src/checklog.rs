@@ -52,7 +52,7 @@ struct FileEvents {
 }
 
 /// Reads one file in chunks (memory stays flat whatever its size).
-fn read_file(path: &Path) -> io::Result<FileEvents> {
+fn read_file(path: &Path, progress: &dyn Fn(u64)) -> io::Result<FileEvents> {
     let mut file = File::open(path)?;
     let reference = file
         .metadata()?
@@ -71,6 +71,7 @@ fn read_file(path: &Path) -> io::Result<FileEvents> {
     let mut eof = false;
     while !eof {
         let n = file.read(&mut buf[filled..])?;
+        progress(n as u64);
         eof = n == 0;
         filled += n;
         let mut pos = 0;
@@ -130,9 +131,21 @@ fn read_file(path: &Path) -> io::Result<FileEvents> {
 }
 
 pub fn check_files(paths: &[PathBuf], ladder: Ladder, trusted: TrustedNetworks) -> io::Result<Report> {
+    check_files_with_progress(paths, ladder, trusted, &|_| {})
+}
+
+/// As [`check_files`], calling `progress` with the number of bytes read as it goes.
+pub fn check_files_with_progress(
+    paths: &[PathBuf],
+    ladder: Ladder,
+    trusted: TrustedNetworks,
+    progress: &dyn Fn(u64),
+) -> io::Result<Report> {
     let files = paths
         .iter()
-        .map(|p| read_file(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display()))))
+        .map(|p| {
+            read_file(p, progress).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        })
         .collect::<io::Result<Vec<_>>>()?;
     let security_present = files.iter().any(|f| f.report.kind == SourceKind::Security);
     let mut events: Vec<(UnixMs, IpAddr, LogEvent)> = Vec::new();

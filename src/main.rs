@@ -168,7 +168,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckLog { format, files } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;
-            let report = sipwarden::checklog::check_files(&files, config.ladder, config.trusted)?;
+            let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+            // Drawn on a terminal only; hidden when the output is piped.
+            let bar = indicatif::ProgressBar::new(total).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} reading logs {bar:40} {bytes}/{total_bytes} ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let report = sipwarden::checklog::check_files_with_progress(
+                &files,
+                config.ladder,
+                config.trusted,
+                &|n| bar.inc(n),
+            )?;
+            bar.finish_and_clear();
             match format {
                 Format::Text => print!("{}", sipwarden::checklog::render_text(&report)),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

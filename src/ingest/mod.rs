@@ -37,10 +37,52 @@ pub async fn follower_for(
     Ok(Follower::new(path, kind, cursor, start_at))
 }
 
+/// Shows how far the import of a big backlog has come: a bar on a terminal, and a
+/// log line every few seconds (the panel shows the same from the stored cursor).
+struct ImportProgress {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: std::time::Instant,
+}
+
+impl ImportProgress {
+    fn new() -> Self {
+        ImportProgress { bar: None, last_line: std::time::Instant::now() }
+    }
+
+    fn update(&mut self, path: &std::path::Path, offset: u64, more: bool) {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if !more {
+            if let Some(bar) = self.bar.take() {
+                bar.finish_and_clear();
+                tracing::info!(path = %path.display(), "import finished");
+            }
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            tracing::info!(path = %path.display(), bytes = size, "importing existing log");
+            indicatif::ProgressBar::new(size).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} importing {msg} {bar:40} {bytes}/{total_bytes} ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            )
+        });
+        bar.set_length(size);
+        bar.set_position(offset);
+        bar.set_message(path.display().to_string());
+        if self.last_line.elapsed() >= std::time::Duration::from_secs(5) {
+            self.last_line = std::time::Instant::now();
+            let pct = if size == 0 { 100 } else { offset * 100 / size };
+            tracing::info!(path = %path.display(), percent = pct, "importing");
+        }
+    }
+}
+
 /// Reads every follower until nothing new is left, storing each batch before its
 /// cursor moves. Returns how many failures were stored. This is the step tests drive.
 pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
     let mut stored = 0;
+    let mut progress = ImportProgress::new();
     for follower in followers.iter_mut() {
         loop {
             let batch = match follower.poll(pipeline.clock.now()) {
@@ -57,6 +99,7 @@ pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
                     for ban in &applied.bans {
                         tracing::info!(ip = %ban.ip, until = ?ban.until, reason = %ban.reason, "ban decided");
                     }
+                    progress.update(follower.path(), batch.cursor.offset, batch.more);
                     follower.commit(batch.cursor);
                 }
                 Err(e) => {

@@ -23,6 +23,8 @@ pub struct SourceView {
     pub lines_read: i64,
     pub unreadable: i64,
     pub tampered: i64,
+    /// How much of the file is read, e.g. "100 %" or "37 % (importing)".
+    pub read: String,
 }
 
 pub struct Live {
@@ -89,6 +91,7 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
             .await?
             .into_iter()
             .map(|s| SourceView {
+                read: read_share(&s.path, s.read_offset),
                 path: s.path,
                 kind: s.kind,
                 last_line: s.last_line_at.map_or("never".into(), when),
@@ -105,6 +108,16 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         bans_forever,
         failures_day: store::failures::count_all_since(&mut conn, now - DAY_MS).await?,
     })
+}
+
+fn read_share(path: &str, offset: i64) -> String {
+    let size = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
+    if size == 0 || offset >= size {
+        return "100 %".into();
+    }
+    let pct = offset * 100 / size;
+    // More than a batch behind: the first import of an existing log is running.
+    if size - offset > 4 * 1024 * 1024 { format!("{pct} % (importing)") } else { format!("{pct} %") }
 }
 
 pub async fn show(

@@ -286,6 +286,10 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     eventually("the decision taken meanwhile is enforced", async || kernel_bans(&netns).contains(second))
         .await;
 
+    c.goto(&base).await.unwrap();
+    text_of(&c, "#active-bans").await;
+    screenshot(&c, "dashboard-after").await;
+
     // The failed-login log, and the audit of all of this.
     c.goto(&format!("{base}/log")).await.unwrap();
     assert!(text_of(&c, "#log").await.contains(second));

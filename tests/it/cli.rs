@@ -50,3 +50,57 @@ fn ban_status_unban_and_protection_from_the_command_line() {
     let text = String::from_utf8(sipwarden(dir.path(), &["status"]).stdout).unwrap();
     assert!(text.contains("OFF (monitor mode)") && text.contains("1 until released"), "{text}");
 }
+
+#[test]
+fn the_demo_prints_its_login_and_bans_the_replayed_attackers() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--pace", "20ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let password = lines
+        .find_map(|l| l.trim().strip_prefix("password").map(|p| p.trim().to_string()))
+        .expect("the demo prints a password");
+    let http = |request: String| -> String {
+        for _ in 0..100 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                s.write_all(request.as_bytes()).unwrap();
+                let mut reply = String::new();
+                s.read_to_string(&mut reply).unwrap();
+                return reply;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the demo panel never answered");
+    };
+    let body = format!("username=demo&password={password}");
+    let reply = http(format!(
+        "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    let cookie = reply
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("logged in")
+        .to_string();
+    let mut banned = false;
+    for _ in 0..100 {
+        let page =
+            http(format!("GET /bans HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"));
+        if page.contains("203.0.113.77") && page.contains("198.51.100.99") {
+            banned = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SIGTERM, as Ctrl-C would: the demo removes its temporary data on the way out.
+    let pid = nix::unistd::Pid::from_raw(demo.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(demo.wait().unwrap().success(), "the demo stops cleanly");
+    assert!(banned, "the cracker and the AMI guesser are banned within seconds");
+}

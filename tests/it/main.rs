@@ -9,5 +9,6 @@ mod firewall_render;
 mod follow;
 mod hostile_input;
 mod netns;
+mod packaging;
 mod panel;
 mod policy_store;

@@ -1,0 +1,104 @@
+//! No container engine runs here, so the Dockerfile, the systemd unit and the install
+//! script are held to the facts of the code they package.
+
+use std::path::Path;
+use std::process::Command;
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn the_dockerfile_matches_the_binary_port_health_path_and_paths() {
+    let docker = read("Dockerfile");
+    let binary =
+        Path::new(env!("CARGO_BIN_EXE_sipwarden")).file_name().unwrap().to_str().unwrap().to_string();
+    assert!(docker.contains(&format!("/src/target/release/{binary} /usr/local/bin/{binary}")));
+    assert!(docker.contains(&format!("--bin {binary}")));
+    assert!(docker.contains("cargo build --release --locked"), "built as CI builds: locked dependencies");
+    let port = sipwarden::config::DEFAULT_LISTEN.rsplit(':').next().unwrap();
+    assert!(docker.contains(&format!("EXPOSE {port}")));
+    assert!(docker.contains(&format!("SIPWARDEN_LISTEN=0.0.0.0:{port}")));
+    let health = docker.lines().find(|l| l.starts_with("HEALTHCHECK")).unwrap();
+    let url = health.split_whitespace().find(|w| w.starts_with("http://")).unwrap();
+    assert_eq!(url, format!("http://127.0.0.1:{port}/healthz"));
+    assert!(docker.contains("COPY sipwarden.example.toml /etc/sipwarden/sipwarden.toml"));
+    assert!(docker.contains("SIPWARDEN_CONFIG=/etc/sipwarden/sipwarden.toml"));
+    assert!(docker.contains("SIPWARDEN_DATA_DIR=/var/lib/sipwarden"));
+
+    // The health path answers without a session, as the HEALTHCHECK needs.
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["serve", "--firewall", "dry-run", "--listen", &format!("127.0.0.1:{port}"), "--log"])
+        .arg(dir.path().join("none.log"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).unwrap();
+            answered = reply.starts_with("HTTP/1.1 200") && reply.contains("\"status\":\"ok\"");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(answered, "GET /healthz answers 200 without logging in");
+}
+
+#[test]
+fn the_unit_and_the_install_script_agree_on_paths_and_keep_an_existing_config() {
+    let unit = read("packaging/sipwarden.service");
+    assert!(unit.contains("ExecStart=/usr/local/bin/sipwarden serve"));
+    assert!(unit.contains("SIPWARDEN_CONFIG=/etc/sipwarden/sipwarden.toml"));
+    assert!(unit.contains("SIPWARDEN_DATA_DIR=/var/lib/sipwarden"));
+    assert!(unit.contains("ReadWritePaths=/var/lib/sipwarden"));
+
+    let root = tempfile::tempdir().unwrap();
+    let install = |root: &Path| {
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/install.sh"))
+            .args(["--root"])
+            .arg(root)
+            .args(["--binary", env!("CARGO_BIN_EXE_sipwarden")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    install(root.path());
+    for path in [
+        "usr/local/bin/sipwarden",
+        "etc/systemd/system/sipwarden.service",
+        "etc/sipwarden/sipwarden.toml",
+        "var/lib/sipwarden",
+    ] {
+        assert!(root.path().join(path).exists(), "{path}");
+    }
+    let config = root.path().join("etc/sipwarden/sipwarden.toml");
+    std::fs::write(&config, "# edited by the admin\n").unwrap();
+    let said = install(root.path());
+    assert!(said.contains("kept the existing"));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# edited by the admin\n");
+    // The installed example config is one the binary accepts.
+    let out = Command::new(root.path().join("usr/local/bin/sipwarden"))
+        .args(["--config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sipwarden.example.toml"))
+        .args(["--data-dir"])
+        .arg(root.path().join("var/lib/sipwarden"))
+        .args(["--firewall", "dry-run", "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

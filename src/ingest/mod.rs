@@ -72,7 +72,7 @@ impl ImportProgress {
         bar.set_message(path.display().to_string());
         if self.last_line.elapsed() >= std::time::Duration::from_secs(5) {
             self.last_line = std::time::Instant::now();
-            let pct = if size == 0 { 100 } else { offset * 100 / size };
+            let pct = (offset * 100).checked_div(size).unwrap_or(100);
             tracing::info!(path = %path.display(), percent = pct, "importing");
         }
     }

@@ -112,12 +112,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         secure_cookies: config.secure_cookies,
         session_idle: time::Duration::seconds(config.session_idle.as_secs() as i64),
     };
+    // The session table is created before the workers start writing.
+    let sessions = crate::web::sessions(&store, &options).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = [
         tokio::spawn({
             let stop = stop_rx.clone();
             async move {
-                if let Err(e) = crate::web::serve(web_state, options, listener, stop).await {
+                if let Err(e) = crate::web::serve(web_state, sessions, listener, stop).await {
                     tracing::error!(error = %e, "panel stopped");
                 }
             }

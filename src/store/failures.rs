@@ -105,18 +105,6 @@ pub async fn count_all_since(conn: &mut Conn, since: UnixMs) -> Result<i64> {
     Ok(n.0)
 }
 
-/// Attributed failures per bucket of `bucket_ms` from `since`: (bucket index, count).
-pub async fn histogram(conn: &mut Conn, since: UnixMs, bucket_ms: i64) -> Result<Vec<(i64, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT (at - $1) / $2 AS bucket, COUNT(*) FROM failures WHERE at >= $1 AND ip IS NOT NULL \
-         GROUP BY bucket ORDER BY bucket",
-    )
-    .bind(since)
-    .bind(bucket_ms)
-    .fetch_all(conn)
-    .await?)
-}
-
 /// Filters of the failed-auth log; every field optional.
 #[derive(Debug, Clone, Default)]
 pub struct Search {

@@ -36,12 +36,26 @@ pub async fn record(
     .bind(service)
     .execute(&mut *conn)
     .await?;
+    sqlx::query(
+        "INSERT INTO failure_hours (hour, failures) VALUES ($1, 1) \
+         ON CONFLICT (hour) DO UPDATE SET failures = failure_hours.failures + 1",
+    )
+    .bind(at - at.rem_euclid(crate::domain::HOUR_MS))
+    .execute(&mut *conn)
+    .await?;
     if let Some(account) = account {
         sqlx::query(
             "INSERT INTO offender_accounts (ip, account, failures) VALUES ($1, $2, 1) \
              ON CONFLICT (ip, account) DO UPDATE SET failures = offender_accounts.failures + 1",
         )
         .bind(ip)
+        .bind(account)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO account_totals (account, failures) VALUES ($1, 1) \
+             ON CONFLICT (account) DO UPDATE SET failures = account_totals.failures + 1",
+        )
         .bind(account)
         .execute(conn)
         .await?;
@@ -133,12 +147,20 @@ pub async fn accounts(conn: &mut Conn, ip: &str, limit: i64) -> Result<Vec<(Stri
     .await?)
 }
 
-/// The addresses that tried each account most, over every address.
+/// The accounts tried most, over every address.
 pub async fn top_accounts(conn: &mut Conn, limit: i64) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as(
-        "SELECT account, SUM(failures) AS n FROM offender_accounts GROUP BY account ORDER BY n DESC, account LIMIT $1",
+        "SELECT account, failures FROM account_totals ORDER BY failures DESC, account LIMIT $1",
     )
     .bind(limit)
     .fetch_all(conn)
     .await?)
+}
+
+/// Failures per hour from `since` (hour starts, UTC): (hour start, failures).
+pub async fn hours_since(conn: &mut Conn, since: UnixMs) -> Result<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as("SELECT hour, failures FROM failure_hours WHERE hour >= $1 ORDER BY hour")
+        .bind(since)
+        .fetch_all(conn)
+        .await?)
 }

@@ -68,8 +68,14 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
     let mut conn = state.store.pool().acquire().await?;
     let hour_start = now - now % HOUR_MS - 23 * HOUR_MS;
     let day_start = now - now % DAY_MS - 29 * DAY_MS;
-    let hourly = store::failures::histogram(&mut conn, hour_start, HOUR_MS).await?;
-    let daily = store::failures::histogram(&mut conn, day_start, DAY_MS).await?;
+    // From the running hourly totals: the dashboard never scans the failures.
+    let hours = store::offenders::hours_since(&mut conn, day_start).await?;
+    let bucket = |start: i64, size: i64| -> Vec<(i64, i64)> {
+        hours.iter().filter(|(h, _)| *h >= start).map(|(h, n)| ((h - start) / size, *n)).collect()
+    };
+    let hourly = bucket(hour_start, HOUR_MS);
+    let daily = bucket(day_start, DAY_MS);
+    let failures_day: i64 = hours.iter().filter(|(h, _)| *h > now - DAY_MS - HOUR_MS).map(|(_, n)| n).sum();
     let health = store::health::all(&mut conn).await?;
     let firewall = health.iter().find(|h| h.component == crate::enforcer::HEALTH_COMPONENT);
     let (bans_timed, bans_forever) = store::bans::active_counts(&mut conn, now).await?;
@@ -106,7 +112,7 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         top_accounts: store::offenders::top_accounts(&mut conn, 10).await?,
         bans_timed,
         bans_forever,
-        failures_day: store::failures::count_all_since(&mut conn, now - DAY_MS).await?,
+        failures_day,
     })
 }
 

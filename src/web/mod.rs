@@ -166,13 +166,13 @@ pub async fn sessions(
 }
 
 /// Serves the panel until `shutdown` turns true.
+/// `sessions` comes from [`sessions`], prepared before the workers start writing.
 pub async fn serve(
     state: WebState,
-    options: PanelOptions,
+    sessions: SessionManagerLayer<SqliteStore>,
     listener: tokio::net::TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let sessions = sessions(&state.store, &options).await?;
     let app = router(state, sessions);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {

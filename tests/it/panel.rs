@@ -62,9 +62,10 @@ async fn panel() -> Panel {
     let options =
         PanelOptions { listen: addr, secure_cookies: false, session_idle: time::Duration::hours(1) };
     let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let sessions = web::sessions(&store, &options).await.unwrap();
     tokio::spawn(async move {
         let _keep = _stop;
-        web::serve(state, options, listener, stopped).await.unwrap();
+        web::serve(state, sessions, listener, stopped).await.unwrap();
     });
     Panel { _dir: dir, addr, store }
 }

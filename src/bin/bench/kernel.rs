@@ -41,7 +41,7 @@ impl Drop for Namespace {
     }
 }
 
-fn flag(args: &[String], name: &str, default: u64) -> u64 {
+pub fn flag(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
@@ -49,7 +49,7 @@ fn flag(args: &[String], name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn address(i: u64) -> IpAddr {
+pub fn address(i: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x2800_0000u32 + i as u32))
 }
 

@@ -3,8 +3,10 @@
 //!   sipwarden-bench check-log LOG [TRUTH.tsv] [--runs N]
 //!   sipwarden-bench reconcile [--bans N]            (root: uses its own network namespace)
 //!   sipwarden-bench time-to-ban [--bans N] [--rate LINES_PER_S]   (root, idem)
+//!   sipwarden-bench panel [--offenders N]
 
 mod kernel;
+mod panel;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ fn main() -> anyhow::Result<()> {
         Some("check-log") => check_log(args),
         Some("reconcile") => kernel::reconcile(args),
         Some("time-to-ban") => kernel::time_to_ban(args),
+        Some("panel") => panel::offenders(args),
         _ => anyhow::bail!(
             "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R]"
         ),

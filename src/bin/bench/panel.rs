@@ -1,0 +1,98 @@
+//! Panel pages with many stored offenders: time per request, one client.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
+use sipwarden::clock::{Clock, SystemClock};
+use sipwarden::domain::TrustedNetworks;
+use sipwarden::policy::Ladder;
+use sipwarden::store::{self, Store};
+use sipwarden::web::{self, PanelOptions, WebState};
+use tokio::sync::{Notify, watch};
+
+fn get(port: u16, path: &str, cookie: &str) -> (Duration, String) {
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    (start.elapsed(), reply)
+}
+
+pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let args: Vec<String> = args.collect();
+    let n = super::kernel::flag(&args, "--offenders", 100_000);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("bench.db")).await?;
+        let now = SystemClock.now();
+        let mut tx = store.begin().await?;
+        for i in 0..n {
+            let ip = super::kernel::address(i).to_string();
+            let at = now - (i as i64 % 86_400) * 1000;
+            store::offenders::record(&mut tx, &ip, "PJSIP", Some(&format!("{}", 100 + i % 900)), at).await?;
+            let f = store::failures::NewFailure {
+                at,
+                ip: Some(ip.clone()),
+                service: "PJSIP",
+                account: Some("1001"),
+                kind: "wrong_password",
+                source: "bench",
+                raw: "bench line",
+                tampered: false,
+                verdict: "watch",
+            };
+            store::failures::insert(&mut tx, &f).await?;
+        }
+        let hash = Argon2::default().hash_password(b"bench password").map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
+        store::admins::create(&mut tx, "bench", &hash, now).await?;
+        tx.commit().await?;
+        let state = WebState::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            TrustedNetworks::default(),
+            Ladder::default(),
+            true,
+            Arc::new(Notify::new()),
+            "bench".into(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let options = PanelOptions {
+            listen: listener.local_addr()?,
+            secure_cookies: false,
+            session_idle: time::Duration::hours(1),
+        };
+        let (_stop, stopped) = watch::channel(false);
+        let sessions = web::sessions(&store, &options).await?;
+        tokio::spawn(web::serve(state, sessions, listener, stopped));
+        let cookie = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let body = "username=bench&password=bench+password";
+            write!(s, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).unwrap();
+            reply.lines().find_map(|l| l.strip_prefix("set-cookie: ")).and_then(|c| c.split(';').next()).unwrap().to_string()
+        })
+        .await?;
+        println!("offenders stored          {n}");
+        for path in ["/", "/offenders", "/offenders?sort=failures", &format!("/offenders?page={}", n / 100), "/offenders?q=1001", "/offenders?q=40.0.0.0%2F24", "/bans", "/log"] {
+            let (p, c) = (path.to_string(), cookie.clone());
+            let times = tokio::task::spawn_blocking(move || {
+                let mut t: Vec<Duration> = (0..20).map(|_| get(port, &p, &c)).map(|(d, r)| {
+                    assert!(r.starts_with("HTTP/1.1 200"), "{}", r.lines().next().unwrap_or(""));
+                    d
+                }).collect();
+                t.sort();
+                t
+            })
+            .await?;
+            println!("GET {path:<28} p50 {:>6.1} ms  max {:>6.1} ms", times[10].as_secs_f64() * 1e3, times[19].as_secs_f64() * 1e3);
+        }
+        Ok(())
+    })
+}

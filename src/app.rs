@@ -166,10 +166,14 @@ async fn announce_setup(
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
         writeln!(f, "{setup}")?;
     }
-    println!(
-        "\n  No administrator yet. Open this address once to create one:\n\n    {setup}\n\n  (also written to {})\n",
+    // Not println!: a closed stdout (a service manager, a pipe) must not stop sipwarden.
+    let notice = format!(
+        "\n  No administrator yet. Open this address once to create one:\n\n    {setup}\n\n  (also written to {})\n\n",
         path.display()
     );
+    let mut out = std::io::stdout();
+    let _ = std::io::Write::write_all(&mut out, notice.as_bytes());
+    let _ = std::io::Write::flush(&mut out);
     Ok(())
 }
 

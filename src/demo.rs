@@ -102,7 +102,8 @@ pub async fn run(listen: Option<String>, pace: Duration) -> anyhow::Result<()> {
     store::admins::create(&mut conn, "demo", &hashed, SystemClock.now()).await?;
     drop(conn);
     store.close().await;
-    println!(
+    let _ = writeln!(
+        std::io::stdout(),
         "\n  sipwarden demo: a replayed attack on a pretend PBX (nothing is blocked for real).\n\n    open      http://{}\n    user      demo\n    password  {password}\n\n  Data in {} (deleted when you stop the demo with Ctrl-C).\n",
         config.listen,
         dir.path().display()

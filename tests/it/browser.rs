@@ -83,9 +83,15 @@ fn failure(ip: &str, user: &str) -> String {
     )
 }
 
-async fn screenshot(c: &Client, name: &str) {
+/// Screenshots and the server's log are kept for a look after the run.
+fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = artifacts();
     let png = c.screenshot().await.unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
@@ -164,16 +170,17 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
         .arg(&log)
         .args(["--listen", &format!("127.0.0.1:{panel_port}")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(artifacts().join("serve.log")).unwrap())
         .spawn()
         .unwrap();
     let stdout = serve.stdout.take().unwrap();
     guard.children.push(serve);
-    let setup_url = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let setup_url = lines
         .find_map(|l| l.trim().starts_with("http://").then(|| l.trim().to_string()))
         .expect("serve prints the setup address");
+    // Keep reading, as a terminal would, until serve exits.
+    std::thread::spawn(move || lines.for_each(drop));
     assert!(setup_url.contains("/setup?token="));
 
     let driver_port = free_port();

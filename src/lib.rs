@@ -26,6 +26,7 @@ pub mod domain;
 pub mod enforcer;
 pub mod firewall;
 pub mod ingest;
+pub mod pbx;
 pub mod policy;
 pub mod store;
 pub mod web;

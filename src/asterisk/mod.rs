@@ -1,6 +1,7 @@
 //! The only code that knows Asterisk's text formats: log envelopes, failure and
 //! success messages, security events, and (later) the ACL renderer.
 
+pub mod acl;
 pub mod address;
 pub mod envelope;
 mod fast;

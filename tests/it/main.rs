@@ -11,4 +11,5 @@ mod hostile_input;
 mod netns;
 mod packaging;
 mod panel;
+mod pbx;
 mod policy_store;

@@ -1,0 +1,217 @@
+//! Puts the rendered ACL configuration into Asterisk's configuration directory:
+//! preview, atomic writes with timestamped backups, reload, verification, and
+//! restoring the backups when anything fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::asterisk::acl::{self, AclPlan, AsteriskObject, Tech};
+
+/// Files sipwarden writes. FreePBX regenerates none of them.
+pub const ACL_CONF: &str = "acl.conf";
+pub const SIP_APPENDS: &str = "sip_custom_post.conf";
+pub const PJSIP_APPENDS: &str = "pjsip.endpoint_custom_post.conf";
+
+/// Where objects are discovered (whichever exist): plain Asterisk and FreePBX's files.
+const SIP_SOURCES: [&str; 4] = ["sip.conf", "sip_custom.conf", "sip_additional.conf", SIP_APPENDS];
+const PJSIP_SOURCES: [&str; 5] =
+    ["pjsip.conf", "pjsip_custom.conf", "pjsip.endpoint.conf", "pjsip.endpoint_custom.conf", PJSIP_APPENDS];
+
+#[derive(Debug, Clone)]
+pub struct Pbx {
+    pub config_dir: PathBuf,
+    /// How to run the Asterisk CLI, e.g. `["asterisk"]` (called with `-rx COMMAND`).
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub name: String,
+    pub before: Option<String>,
+    pub after: String,
+}
+
+impl FileChange {
+    /// A unified diff for the preview.
+    pub fn diff(&self) -> String {
+        similar::TextDiff::from_lines(self.before.as_deref().unwrap_or(""), &self.after)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("{} (now)", self.name), &format!("{} (after applying)", self.name))
+            .to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PbxError {
+    #[error("cannot read or write {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("`{command}` failed: {message}")]
+    Command { command: String, message: String },
+    #[error("Asterisk did not load the new ACLs ({0}); the previous files were restored and reloaded")]
+    NotLoaded(String),
+}
+
+fn read(path: &Path) -> Result<Option<String>, PbxError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PbxError::File { path: path.to_owned(), message: e.to_string() }),
+    }
+}
+
+impl Pbx {
+    pub fn discover(&self) -> Result<Vec<AsteriskObject>, PbxError> {
+        let mut out = Vec::new();
+        for (files, tech) in [(&SIP_SOURCES[..], Tech::Sip), (&PJSIP_SOURCES[..], Tech::Pjsip)] {
+            // Sections are read in include order, so appends meet what they append to.
+            let mut text = String::new();
+            for f in files {
+                if let Some(t) = read(&self.config_dir.join(f))? {
+                    // Leave out sipwarden's own appends: they must not count as existing ACLs.
+                    text.push_str(&strip_block(&t));
+                    text.push('\n');
+                }
+            }
+            out.extend(acl::discover(&text, tech));
+        }
+        Ok(out)
+    }
+
+    /// What applying `plan` would change, file by file (unchanged files left out).
+    pub fn preview(&self, plan: &AclPlan) -> Result<Vec<FileChange>, PbxError> {
+        let existing = self.discover()?;
+        let mut changes = Vec::new();
+        let mut consider = |name: &str, after: String| -> Result<(), PbxError> {
+            let before = read(&self.config_dir.join(name))?;
+            if before.as_deref() != Some(after.as_str()) {
+                changes.push(FileChange { name: name.to_string(), before, after });
+            }
+            Ok(())
+        };
+        consider(acl::ACL_INCLUDE, acl::render_acl_include(plan))?;
+        let acl_conf = read(&self.config_dir.join(ACL_CONF))?.unwrap_or_default();
+        consider(ACL_CONF, acl::with_include(&acl_conf))?;
+        for (name, tech) in [(SIP_APPENDS, Tech::Sip), (PJSIP_APPENDS, Tech::Pjsip)] {
+            let current = read(&self.config_dir.join(name))?.unwrap_or_default();
+            consider(name, acl::with_managed_block(&current, &acl::render_appends(plan, tech, &existing)))?;
+        }
+        Ok(changes)
+    }
+
+    fn cli(&self, command: &str) -> Result<String, PbxError> {
+        let out = Command::new(&self.command[0])
+            .args(&self.command[1..])
+            .args(["-rx", command])
+            .output()
+            .map_err(|e| PbxError::Command { command: command.into(), message: e.to_string() })?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() || text.contains("No such command") {
+            return Err(PbxError::Command {
+                command: command.into(),
+                message: format!("{} {}", text.trim(), String::from_utf8_lossy(&out.stderr).trim()),
+            });
+        }
+        Ok(text)
+    }
+
+    fn reload(&self) -> Result<(), PbxError> {
+        self.cli("module reload acl")?;
+        // chan_sip is gone from Asterisk 21: its reload may fail without harm.
+        let _ = self.cli("sip reload");
+        self.cli("module reload res_pjsip.so")?;
+        Ok(())
+    }
+
+    /// `acl show NAME` lists every permit of every ACL sipwarden wrote.
+    fn verify(&self, plan: &AclPlan) -> Result<(), PbxError> {
+        let expected = acl::acls(plan);
+        for name in expected.keys() {
+            let shown = self.cli(&format!("acl show {name}"))?;
+            let nets = if name == acl::EXTENSIONS_ACL {
+                plan.extension_networks.clone()
+            } else {
+                plan.trunk_networks
+                    .iter()
+                    .find(|(t, _)| acl::trunk_acl_name(t) == *name)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_default()
+            };
+            for net in nets {
+                let needle = format!("{}/", net.network());
+                if !shown.lines().any(|l| l.contains("allow") && l.contains(&needle)) {
+                    return Err(PbxError::NotLoaded(format!("`acl show {name}` does not list {net}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `changes` (backups first), reloads, verifies; on any failure puts the
+    /// previous files back and reloads again. Returns the backup paths.
+    pub fn apply(
+        &self,
+        plan: &AclPlan,
+        changes: &[FileChange],
+        stamp: &str,
+    ) -> Result<Vec<PathBuf>, PbxError> {
+        let mut backups = Vec::new();
+        for c in changes {
+            let path = self.config_dir.join(&c.name);
+            if c.before.is_some() {
+                let backup = self.config_dir.join(format!("{}.sipwarden-{stamp}.bak", c.name));
+                std::fs::copy(&path, &backup)
+                    .map_err(|e| PbxError::File { path: backup.clone(), message: e.to_string() })?;
+                backups.push(backup);
+            }
+        }
+        let result = self.write_all(changes).and_then(|_| self.reload()).and_then(|_| self.verify(plan));
+        if let Err(e) = result {
+            self.restore(changes);
+            let _ = self.reload();
+            return Err(match e {
+                PbxError::NotLoaded(m) => PbxError::NotLoaded(m),
+                other => PbxError::NotLoaded(other.to_string()),
+            });
+        }
+        Ok(backups)
+    }
+
+    fn write_all(&self, changes: &[FileChange]) -> Result<(), PbxError> {
+        for c in changes {
+            let path = self.config_dir.join(&c.name);
+            let tmp = self.config_dir.join(format!(".{}.sipwarden-tmp", c.name));
+            std::fs::write(&tmp, &c.after)
+                .map_err(|e| PbxError::File { path: tmp.clone(), message: e.to_string() })?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| PbxError::File { path: path.clone(), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    fn restore(&self, changes: &[FileChange]) {
+        for c in changes {
+            let path = self.config_dir.join(&c.name);
+            let _ = match &c.before {
+                Some(before) => std::fs::write(&path, before),
+                None => std::fs::remove_file(&path),
+            };
+        }
+    }
+}
+
+fn strip_block(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.trim_end() == acl::BEGIN {
+            inside = true;
+        } else if inside && line.trim_end() == acl::END {
+            inside = false;
+        } else if !inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}

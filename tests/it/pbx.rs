@@ -1,0 +1,127 @@
+//! ACL files rendered from sipwarden's lists (golden files) and applied to a copy of a
+//! real Asterisk configuration with a fake `asterisk` that records what it is asked.
+
+use std::path::{Path, PathBuf};
+
+use sipwarden::asterisk::acl::{self, AclPlan, Tech};
+use sipwarden::pbx::Pbx;
+
+use crate::common::fixture;
+
+fn golden(name: &str, actual: &str) {
+    let path = fixture("../golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(actual, expected, "{} differs; UPDATE_GOLDEN=1 regenerates it", path.display());
+}
+
+fn plan() -> AclPlan {
+    AclPlan {
+        extension_networks: vec!["192.168.0.0/16".parse().unwrap(), "fd00:1::/64".parse().unwrap()],
+        trunk_networks: [("itsp".to_string(), vec!["203.0.113.10/32".parse().unwrap()])].into(),
+        always_deny: vec!["192.168.66.0/24".parse().unwrap()],
+        extensions: vec![(Tech::Sip, "1001".into()), (Tech::Pjsip, "2001".into())],
+        trunks: vec![(Tech::Sip, "itsp".into(), "itsp".into()), (Tech::Pjsip, "itsp".into(), "itsp".into())],
+    }
+}
+
+/// A copy of the shared example configuration (it loaded on a real Asterisk 20),
+/// plus a fake `asterisk` that logs its arguments and answers `acl show` from the
+/// files (or, when `broken` exists, answers nothing, as when an include was refused).
+fn config_dir() -> (tempfile::TempDir, Pbx, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("asterisk");
+    std::fs::create_dir(&conf).unwrap();
+    for f in ["acl.conf", "sip.conf", "pjsip.conf"] {
+        std::fs::copy(fixture("example-acl").join(f), conf.join(f)).unwrap();
+    }
+    let calls = dir.path().join("calls.log");
+    let fake = dir.path().join("asterisk-fake");
+    std::fs::write(
+        &fake,
+        format!(
+            r#"#!/usr/bin/env bash
+echo "$*" >> '{calls}'
+case "$2" in
+  "acl show "*)
+    [ -e '{broken}' ] && exit 0
+    name="${{2#acl show }}"
+    awk -v n="[$name]" '$0==n{{on=1; next}} /^\[/{{on=0}} on && /^permit=/{{sub("permit=",""); print "  1: allow - " $0}}' '{conf}/sipwarden_acl.conf'
+    ;;
+  *) echo "Module reloaded.";;
+esac
+"#,
+            calls = calls.display(),
+            broken = dir.path().join("broken").display(),
+            conf = conf.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+    let pbx = Pbx { config_dir: conf, command: vec![fake.display().to_string()] };
+    (dir, pbx, calls)
+}
+
+fn file(pbx: &Pbx, name: &str) -> String {
+    std::fs::read_to_string(pbx.config_dir.join(name)).unwrap_or_default()
+}
+
+#[test]
+fn rendered_files_match_their_golden_copies() {
+    let (_dir, pbx, _) = config_dir();
+    let changes = pbx.preview(&plan()).unwrap();
+    let by_name = |n: &str| changes.iter().find(|c| c.name == n).unwrap().after.clone();
+    golden("acl-include.conf", &by_name(acl::ACL_INCLUDE));
+    golden("sip_custom_post.conf", &by_name("sip_custom_post.conf"));
+    golden("pjsip.endpoint_custom_post.conf", &by_name("pjsip.endpoint_custom_post.conf"));
+    let include = by_name(acl::ACL_INCLUDE);
+    for section in include.split("\n[").skip(1) {
+        let lines: Vec<&str> = section.lines().collect();
+        assert_eq!(&lines[1..3], &["deny=0.0.0.0/0.0.0.0", "deny=::/0"], "both families denied first");
+    }
+    // The example's peers already use other ACLs: sipwarden's are added, once.
+    assert!(by_name("sip_custom_post.conf").contains("[1001](+)\nacl=sipwarden_extensions"));
+}
+
+#[test]
+fn apply_previews_writes_reloads_verifies_and_keeps_backups() {
+    let (_dir, pbx, calls) = config_dir();
+    let changes = pbx.preview(&plan()).unwrap();
+    let diff = changes.iter().find(|c| c.name == "acl.conf").unwrap().diff();
+    assert!(diff.contains("+#include sipwarden_acl.conf"), "{diff}");
+    let original_acl = file(&pbx, "acl.conf");
+    let backups = pbx.apply(&plan(), &changes, "20261127-100000").unwrap();
+    assert_eq!(backups.len(), 1, "only acl.conf existed before");
+    assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), original_acl);
+    assert!(file(&pbx, "acl.conf").ends_with("#include sipwarden_acl.conf\n"));
+    let log = std::fs::read_to_string(&calls).unwrap();
+    for expected in [
+        "-rx module reload acl",
+        "-rx sip reload",
+        "-rx module reload res_pjsip.so",
+        "-rx acl show sipwarden_extensions",
+        "-rx acl show sipwarden_trunk_itsp",
+    ] {
+        assert!(log.contains(expected), "{expected} in {log}");
+    }
+    assert!(pbx.preview(&plan()).unwrap().is_empty(), "applied: nothing left to change");
+}
+
+#[test]
+fn a_reload_that_does_not_take_is_rolled_back() {
+    let (dir, pbx, calls) = config_dir();
+    std::fs::write(dir.path().join("broken"), "").unwrap();
+    let before: Vec<(String, String)> =
+        ["acl.conf", "sip.conf", "pjsip.conf"].iter().map(|f| (f.to_string(), file(&pbx, f))).collect();
+    let changes = pbx.preview(&plan()).unwrap();
+    let err = pbx.apply(&plan(), &changes, "20261127-100001").unwrap_err().to_string();
+    assert!(err.contains("does not list") && err.contains("restored"), "{err}");
+    for (name, text) in before {
+        assert_eq!(file(&pbx, &name), text, "{name} restored");
+    }
+    assert!(!Path::new(&pbx.config_dir.join("sipwarden_acl.conf")).exists(), "new files removed");
+    let reloads = std::fs::read_to_string(&calls).unwrap().matches("module reload acl").count();
+    assert_eq!(reloads, 2, "reloaded again after restoring");
+}

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, Notify, watch};
 
 use crate::clock::Clock;
 use crate::domain::{TrustedNetworks, UnixMs};
-use crate::firewall::{Firewall, FirewallError, KernelBan, render, state};
+use crate::firewall::{Access, Firewall, FirewallError, KernelBan, ServicePorts, render, state};
 use crate::store::{self, Store};
 
 pub const HEALTH_COMPONENT: &str = "firewall";
@@ -49,6 +49,7 @@ pub struct Enforcer {
     protection_default: bool,
     poke: Arc<Notify>,
     watermark: Mutex<Watermark>,
+    ports: ServicePorts,
 }
 
 /// Networks the kernel accepts before any ban: the configured ones and loopback.
@@ -85,7 +86,14 @@ impl Enforcer {
             protection_default,
             poke,
             watermark: Mutex::new(Watermark::default()),
+            ports: ServicePorts::default(),
         }
+    }
+
+    /// The ports closed mode closes (default: SIP 5060/5061, IAX2 4569, AMI 5038, panel 8088).
+    pub fn with_ports(mut self, ports: ServicePorts) -> Self {
+        self.ports = ports;
+        self
     }
 
     pub fn firewall_name(&self) -> String {
@@ -128,6 +136,20 @@ impl Enforcer {
             .map_err(EnforceError::from)
     }
 
+    /// Trusted, allowed and denied networks and closed ports, as the database says now.
+    async fn access(&self, trusted: &TrustedNetworks, now: UnixMs) -> Result<Access, EnforceError> {
+        let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
+        let trusted = kernel_trusted(trusted);
+        let mut allowed = trusted.clone();
+        allowed.extend(store::networks::nets(&mut conn, store::networks::EXTENSIONS, now).await?);
+        allowed.extend(store::networks::trunk_nets(&mut conn, now).await?.into_iter().map(|(_, n)| n));
+        allowed.sort();
+        allowed.dedup();
+        let deny = store::networks::nets(&mut conn, store::networks::DENY, now).await?;
+        let (closed_tcp, closed_udp) = self.ports.closed(&store::settings::closed_services(&mut conn).await?);
+        Ok(Access { trusted, allowed, deny, closed_tcp, closed_udp })
+    }
+
     /// Lists the kernel, compares it with the database and repairs every difference.
     pub async fn reconcile_once(&self) -> Result<Report, EnforceError> {
         let result = self.reconcile_inner().await;
@@ -143,11 +165,11 @@ impl Enforcer {
                 .await?;
         let (trusted, desired) = self.desired(now).await?;
         let kernel = self.blocking(|fw| fw.list()).await?;
-        let trusted = kernel_trusted(&trusted);
-        let plan = state::plan(&kernel, &desired, &trusted);
+        let access = self.access(&trusted, now).await?;
+        let plan = state::plan(&kernel, &desired, &access);
         if !plan.is_empty() {
             let ruleset = if plan.replace {
-                render::full_ruleset(&trusted, &desired)
+                render::full_ruleset(&access, &desired)
             } else {
                 let mut objects = render::remove_bans(&plan.remove).objects.into_owned();
                 objects.extend(render::add_bans(&plan.add).objects.into_owned());

@@ -180,6 +180,10 @@ impl Firewall for RecordingBackend {
                         next.bans.entry(key).or_insert(timeout);
                     }
                     next.trusted.extend(added.trusted);
+                    next.allowed.extend(added.allowed);
+                    next.deny.extend(added.deny);
+                    next.closed_tcp.extend(added.closed_tcp);
+                    next.closed_udp.extend(added.closed_udp);
                 }
                 NfCmd::Delete(NfListObject::Element(e)) => {
                     let set = SetName::parse(&e.name);

@@ -6,7 +6,7 @@ pub mod render;
 pub mod state;
 
 pub use backend::{Firewall, FirewallError, NftBackend, RecordingBackend};
-pub use render::KernelBan;
+pub use render::{Access, KernelBan};
 pub use state::{KernelState, Plan};
 
 /// True when this process can change the host's firewall: root (or CAP_NET_ADMIN,
@@ -18,4 +18,53 @@ pub fn nft_available() -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// The ports of each service that closed mode can close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePorts {
+    /// SIP over UDP and TCP (and TLS/WS ports, which are TCP).
+    pub sip_udp: Vec<u16>,
+    pub sip_tcp: Vec<u16>,
+    pub iax2: u16,
+    pub ami: u16,
+    pub panel: u16,
+}
+
+impl Default for ServicePorts {
+    fn default() -> Self {
+        ServicePorts {
+            sip_udp: vec![5060, 5061],
+            sip_tcp: vec![5060, 5061],
+            iax2: 4569,
+            ami: 5038,
+            panel: 8088,
+        }
+    }
+}
+
+pub const SERVICES: [&str; 4] = ["sip", "iax2", "ami", "panel"];
+
+impl ServicePorts {
+    /// (TCP ports, UDP ports) to close for `services`.
+    pub fn closed(&self, services: &[String]) -> (Vec<u16>, Vec<u16>) {
+        let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+        for s in services {
+            match s.as_str() {
+                "sip" => {
+                    tcp.extend(&self.sip_tcp);
+                    udp.extend(&self.sip_udp);
+                }
+                "iax2" => udp.push(self.iax2),
+                "ami" => tcp.push(self.ami),
+                "panel" => tcp.push(self.panel),
+                _ => {}
+            }
+        }
+        tcp.sort_unstable();
+        tcp.dedup();
+        udp.sort_unstable();
+        udp.dedup();
+        (tcp, udp)
+    }
 }

@@ -32,16 +32,31 @@ pub enum SetName {
     /// Bans until released.
     Forever4,
     Forever6,
+    /// Networks that may reach closed ports (trusted, extension and trunk networks).
+    Allowed4,
+    Allowed6,
+    /// "Always deny": dropped everywhere, before anything else.
+    Deny4,
+    Deny6,
+    /// Ports in closed mode.
+    ClosedTcp,
+    ClosedUdp,
 }
 
 impl SetName {
-    pub const ALL: [SetName; 6] = [
+    pub const ALL: [SetName; 12] = [
         SetName::Trusted4,
         SetName::Trusted6,
         SetName::Ban4,
         SetName::Ban6,
         SetName::Forever4,
         SetName::Forever6,
+        SetName::Allowed4,
+        SetName::Allowed6,
+        SetName::Deny4,
+        SetName::Deny6,
+        SetName::ClosedTcp,
+        SetName::ClosedUdp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +67,12 @@ impl SetName {
             SetName::Ban6 => "ban6",
             SetName::Forever4 => "forever4",
             SetName::Forever6 => "forever6",
+            SetName::Allowed4 => "allowed4",
+            SetName::Allowed6 => "allowed6",
+            SetName::Deny4 => "deny4",
+            SetName::Deny6 => "deny6",
+            SetName::ClosedTcp => "closed_tcp",
+            SetName::ClosedUdp => "closed_udp",
         }
     }
 
@@ -60,7 +81,10 @@ impl SetName {
     }
 
     fn is_v6(self) -> bool {
-        matches!(self, SetName::Trusted6 | SetName::Ban6 | SetName::Forever6)
+        matches!(
+            self,
+            SetName::Trusted6 | SetName::Ban6 | SetName::Forever6 | SetName::Allowed6 | SetName::Deny6
+        )
     }
 
     /// The set a ban of `ip` belongs in.
@@ -75,11 +99,31 @@ impl SetName {
 
     fn flags(self) -> HashSet<SetFlag> {
         match self {
-            SetName::Trusted4 | SetName::Trusted6 => [SetFlag::Interval].into(),
+            SetName::Trusted4
+            | SetName::Trusted6
+            | SetName::Allowed4
+            | SetName::Allowed6
+            | SetName::Deny4
+            | SetName::Deny6 => [SetFlag::Interval].into(),
+            SetName::ClosedTcp | SetName::ClosedUdp => HashSet::new(),
             SetName::Ban4 | SetName::Ban6 => [SetFlag::Timeout].into(),
             SetName::Forever4 | SetName::Forever6 => HashSet::new(),
         }
     }
+}
+
+/// Who may reach what, apart from bans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Accepted before any ban.
+    pub trusted: Vec<IpNet>,
+    /// May reach the closed ports (trusted, extension and trunk networks).
+    pub allowed: Vec<IpNet>,
+    /// Dropped everywhere, first.
+    pub deny: Vec<IpNet>,
+    /// Ports closed to everyone not allowed; empty means open mode.
+    pub closed_tcp: Vec<u16>,
+    pub closed_udp: Vec<u16>,
 }
 
 /// One ban as the kernel should hold it.
@@ -105,7 +149,11 @@ fn set(name: SetName) -> Set<'static> {
         table: Cow::Borrowed(TABLE),
         name: Cow::Borrowed(name.as_str()),
         handle: None,
-        set_type: SetTypeValue::Single(if name.is_v6() { SetType::Ipv6Addr } else { SetType::Ipv4Addr }),
+        set_type: SetTypeValue::Single(match name {
+            SetName::ClosedTcp | SetName::ClosedUdp => SetType::InetService,
+            n if n.is_v6() => SetType::Ipv6Addr,
+            _ => SetType::Ipv4Addr,
+        }),
         policy: None,
         flags: (!flags.is_empty()).then_some(flags),
         elem: None,
@@ -116,15 +164,19 @@ fn set(name: SetName) -> Set<'static> {
     }
 }
 
-fn saddr_in(v6: bool, set: SetName) -> Statement<'static> {
+fn field_in(protocol: &'static str, field: &'static str, set: SetName, op: Operator) -> Statement<'static> {
     Statement::Match(Match {
         left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(PayloadField {
-            protocol: Cow::Borrowed(if v6 { "ip6" } else { "ip" }),
-            field: Cow::Borrowed("saddr"),
+            protocol: Cow::Borrowed(protocol),
+            field: Cow::Borrowed(field),
         }))),
         right: Expression::String(Cow::Owned(format!("@{}", set.as_str()))),
-        op: Operator::EQ,
+        op,
     })
+}
+
+fn saddr_in(v6: bool, set: SetName) -> Statement<'static> {
+    field_in(if v6 { "ip6" } else { "ip" }, "saddr", set, Operator::EQ)
 }
 
 fn rule(stmts: Vec<Statement<'static>>, comment: &'static str) -> NfObject<'static> {
@@ -142,7 +194,21 @@ fn rule(stmts: Vec<Statement<'static>>, comment: &'static str) -> NfObject<'stat
 /// The rules of the chain, in order. Their count is how a listing is checked.
 fn rules() -> Vec<NfObject<'static>> {
     let counter = || Statement::Counter(Counter::Anonymous(None));
+    let closed = |proto: &'static str, ports: SetName, v6: bool| {
+        let (family, allowed) = if v6 { ("ip6", SetName::Allowed6) } else { ("ip", SetName::Allowed4) };
+        rule(
+            vec![
+                field_in(proto, "dport", ports, Operator::EQ),
+                field_in(family, "saddr", allowed, Operator::NEQ),
+                counter(),
+                Statement::Drop(None),
+            ],
+            "closed mode: not from an allowed network",
+        )
+    };
     vec![
+        rule(vec![saddr_in(false, SetName::Deny4), counter(), Statement::Drop(None)], "always deny"),
+        rule(vec![saddr_in(true, SetName::Deny6), counter(), Statement::Drop(None)], "always deny"),
         rule(vec![saddr_in(false, SetName::Trusted4), Statement::Accept(None)], "trusted"),
         rule(vec![saddr_in(true, SetName::Trusted6), Statement::Accept(None)], "trusted"),
         rule(vec![saddr_in(false, SetName::Ban4), counter(), Statement::Drop(None)], "banned"),
@@ -155,6 +221,10 @@ fn rules() -> Vec<NfObject<'static>> {
             vec![saddr_in(true, SetName::Forever6), counter(), Statement::Drop(None)],
             "banned until released",
         ),
+        closed("tcp", SetName::ClosedTcp, false),
+        closed("tcp", SetName::ClosedTcp, true),
+        closed("udp", SetName::ClosedUdp, false),
+        closed("udp", SetName::ClosedUdp, true),
     ]
 }
 
@@ -209,7 +279,7 @@ fn by_set(bans: &[KernelBan]) -> Vec<(SetName, Vec<Expression<'static>>)> {
 
 /// The whole table, replacing whatever exists in one transaction: `add table` makes
 /// the `delete table` valid whether or not it existed.
-pub fn full_ruleset(trusted: &[IpNet], bans: &[KernelBan]) -> Nftables<'static> {
+pub fn full_ruleset(access: &Access, bans: &[KernelBan]) -> Nftables<'static> {
     let mut objects = vec![
         cmd(NfCmd::Add(NfListObject::Table(table()))),
         cmd(NfCmd::Delete(NfListObject::Table(table()))),
@@ -231,10 +301,22 @@ pub fn full_ruleset(trusted: &[IpNet], bans: &[KernelBan]) -> Nftables<'static> 
         policy: Some(NfChainPolicy::Accept),
     }))));
     objects.extend(rules());
-    for (s, v6) in [(SetName::Trusted4, false), (SetName::Trusted6, true)] {
-        let elems: Vec<_> =
-            trusted.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6).map(prefix_expr).collect();
-        if !elems.is_empty() {
+    for (nets, v4set, v6set) in [
+        (&access.trusted, SetName::Trusted4, SetName::Trusted6),
+        (&access.allowed, SetName::Allowed4, SetName::Allowed6),
+        (&access.deny, SetName::Deny4, SetName::Deny6),
+    ] {
+        for (s, v6) in [(v4set, false), (v6set, true)] {
+            let elems: Vec<_> =
+                nets.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6).map(prefix_expr).collect();
+            if !elems.is_empty() {
+                objects.push(cmd(NfCmd::Add(element(s, elems))));
+            }
+        }
+    }
+    for (ports, s) in [(&access.closed_tcp, SetName::ClosedTcp), (&access.closed_udp, SetName::ClosedUdp)] {
+        if !ports.is_empty() {
+            let elems = ports.iter().map(|p| Expression::Number(u32::from(*p))).collect();
             objects.push(cmd(NfCmd::Add(element(s, elems))));
         }
     }

@@ -9,7 +9,7 @@ use nftables::expr::{Expression, NamedExpression};
 use nftables::schema::{NfListObject, NfObject, Nftables};
 use nftables::types::NfHook;
 
-use super::render::{self, CHAIN, KernelBan, PRIORITY, SetName, TABLE};
+use super::render::{self, Access, CHAIN, KernelBan, PRIORITY, SetName, TABLE};
 
 /// The sipwarden table as listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +22,10 @@ pub struct KernelState {
     /// can sit in two sets when someone edited the table by hand.
     pub bans: HashMap<(IpAddr, SetName), Option<u32>>,
     pub trusted: BTreeSet<IpNet>,
+    pub allowed: BTreeSet<IpNet>,
+    pub deny: BTreeSet<IpNet>,
+    pub closed_tcp: BTreeSet<u16>,
+    pub closed_udp: BTreeSet<u16>,
 }
 
 impl KernelState {
@@ -85,7 +89,25 @@ fn read_element(state: &mut KernelState, set: SetName, e: &Expression<'_>) {
         other => (other, None),
     };
     match set {
-        SetName::Trusted4 | SetName::Trusted6 => {
+        SetName::ClosedTcp | SetName::ClosedUdp => {
+            let port = match value {
+                Expression::Number(n) => u16::try_from(*n).ok(),
+                other => text(other).and_then(|t| t.parse().ok()),
+            };
+            if let Some(port) = port {
+                if set == SetName::ClosedTcp {
+                    state.closed_tcp.insert(port)
+                } else {
+                    state.closed_udp.insert(port)
+                };
+            }
+        }
+        SetName::Trusted4
+        | SetName::Trusted6
+        | SetName::Allowed4
+        | SetName::Allowed6
+        | SetName::Deny4
+        | SetName::Deny6 => {
             let net = match value {
                 Expression::Named(NamedExpression::Prefix(p)) => text(&p.addr)
                     .and_then(|a| a.parse::<IpAddr>().ok())
@@ -93,7 +115,11 @@ fn read_element(state: &mut KernelState, set: SetName, e: &Expression<'_>) {
                 other => text(other).and_then(|a| a.parse::<IpAddr>().ok()).map(IpNet::from),
             };
             if let Some(net) = net {
-                state.trusted.insert(net);
+                match set {
+                    SetName::Trusted4 | SetName::Trusted6 => state.trusted.insert(net),
+                    SetName::Allowed4 | SetName::Allowed6 => state.allowed.insert(net),
+                    _ => state.deny.insert(net),
+                };
             }
         }
         _ => {
@@ -125,8 +151,8 @@ impl Plan {
 /// listing and applying take time, and nft counts in whole seconds.
 pub const TIMEOUT_SLACK_SECS: u32 = 5;
 
-/// Compares the kernel with the desired bans and trusted networks.
-pub fn plan(kernel: &KernelState, desired: &[KernelBan], trusted: &[IpNet]) -> Plan {
+/// Compares the kernel with the desired bans and access lists.
+pub fn plan(kernel: &KernelState, desired: &[KernelBan], access: &Access) -> Plan {
     let mut p = Plan::default();
     if !kernel.structure_ok() {
         p.replace = true;
@@ -137,10 +163,16 @@ pub fn plan(kernel: &KernelState, desired: &[KernelBan], trusted: &[IpNet]) -> P
         });
         return p;
     }
-    let wanted_trusted: BTreeSet<IpNet> = trusted.iter().map(|n| n.trunc()).collect();
-    if wanted_trusted != kernel.trusted {
+    let nets = |v: &[IpNet]| -> BTreeSet<IpNet> { v.iter().map(|n| n.trunc()).collect() };
+    let ports = |v: &[u16]| -> BTreeSet<u16> { v.iter().copied().collect() };
+    if nets(&access.trusted) != kernel.trusted
+        || nets(&access.allowed) != kernel.allowed
+        || nets(&access.deny) != kernel.deny
+        || ports(&access.closed_tcp) != kernel.closed_tcp
+        || ports(&access.closed_udp) != kernel.closed_udp
+    {
         p.replace = true;
-        p.repairs.push("trusted networks differ; table rebuilt".into());
+        p.repairs.push("access lists or closed ports changed; table rebuilt".into());
         return p;
     }
     let wanted: BTreeMap<IpAddr, KernelBan> = desired.iter().map(|b| (b.ip, *b)).collect();
@@ -194,19 +226,23 @@ mod tests {
             rules: render::rule_count(),
             sets: SetName::ALL.iter().map(|s| s.as_str()).collect(),
             bans: bans.iter().map(|(ip, s, t)| ((ip.parse().unwrap(), *s), *t)).collect(),
-            trusted: BTreeSet::new(),
+            ..KernelState::default()
         }
     }
 
     #[test]
     fn a_missing_or_altered_table_is_rebuilt() {
-        assert!(plan(&KernelState::default(), &[], &[]).replace);
+        let open = Access::default();
+        assert!(plan(&KernelState::default(), &[], &open).replace);
         let mut k = healthy(&[]);
         k.rules -= 1;
-        assert!(plan(&k, &[], &[]).replace);
+        assert!(plan(&k, &[], &open).replace);
         let k = healthy(&[]);
-        assert!(plan(&k, &[], &["10.0.0.0/8".parse().unwrap()]).replace);
-        assert!(plan(&k, &[], &[]).is_empty());
+        let trusted = Access { trusted: vec!["10.0.0.0/8".parse().unwrap()], ..Access::default() };
+        assert!(plan(&k, &[], &trusted).replace);
+        let closed = Access { closed_udp: vec![5060], ..Access::default() };
+        assert!(plan(&k, &[], &closed).replace);
+        assert!(plan(&k, &[], &open).is_empty());
     }
 
     #[test]
@@ -223,7 +259,7 @@ mod tests {
             ban("203.0.113.3", None),
             ban("198.51.100.4", Some(60)),
         ];
-        let p = plan(&k, &desired, &[]);
+        let p = plan(&k, &desired, &Access::default());
         assert!(!p.replace);
         let added: Vec<String> = p.add.iter().map(|b| b.ip.to_string()).collect();
         assert_eq!(added, ["198.51.100.4", "203.0.113.2", "203.0.113.3"]);

@@ -49,3 +49,18 @@ pub async fn set_ladder(conn: &mut Conn, ladder: &crate::policy::Ladder) -> Resu
     let json = serde_json::to_string(ladder).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
     set(conn, LADDER, &json).await
 }
+
+pub const CLOSED_SERVICES: &str = "closed_services";
+
+/// Services in closed mode (`sip`, `iax2`, `ami`, `panel`).
+pub async fn closed_services(conn: &mut Conn) -> Result<Vec<String>> {
+    Ok(match get(conn, CLOSED_SERVICES).await? {
+        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+        None => Vec::new(),
+    })
+}
+
+pub async fn set_closed_services(conn: &mut Conn, services: &[String]) -> Result<()> {
+    let json = serde_json::to_string(services).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+    set(conn, CLOSED_SERVICES, &json).await
+}

@@ -1,8 +1,8 @@
 //! Golden files for the nftables JSON sipwarden sends. Regenerate on purpose with
 //! `UPDATE_GOLDEN=1 cargo test --test it firewall_render`, then read the diff.
 
-use sipwarden::firewall::KernelBan;
 use sipwarden::firewall::render::{add_bans, full_ruleset, remove_bans, to_json};
+use sipwarden::firewall::{Access, KernelBan};
 
 use crate::common::fixture;
 
@@ -26,9 +26,24 @@ fn bans() -> Vec<KernelBan> {
 
 #[test]
 fn full_table_with_trusted_networks_and_every_kind_of_ban() {
-    let trusted =
-        ["192.168.1.0/24".parse().unwrap(), "127.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
-    golden("ruleset-full.json", &to_json(&full_ruleset(&trusted, &bans())));
+    let trusted: Vec<ipnet::IpNet> =
+        vec!["192.168.1.0/24".parse().unwrap(), "127.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+    let open = Access { trusted: trusted.clone(), ..Access::default() };
+    golden("ruleset-full.json", &to_json(&full_ruleset(&open, &bans())));
+    let mut allowed = trusted.clone();
+    allowed.extend([
+        "10.20.0.0/16".parse::<ipnet::IpNet>().unwrap(),
+        "203.0.113.10/32".parse().unwrap(),
+        "2001:db8:77::/48".parse().unwrap(),
+    ]);
+    let closed = Access {
+        trusted,
+        allowed,
+        deny: vec!["198.51.100.0/24".parse().unwrap(), "2001:db8:bad::/48".parse().unwrap()],
+        closed_tcp: vec![5038, 5060, 5061, 8088],
+        closed_udp: vec![4569, 5060, 5061],
+    };
+    golden("ruleset-closed.json", &to_json(&full_ruleset(&closed, &[])));
 }
 
 #[test]

@@ -284,3 +284,54 @@ async fn a_flushed_ruleset_is_repaired_within_the_reconcile_period() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+fn udp_from(pair: &Pair, rx: &UdpSocket, from: &'static str, dst: &str) -> bool {
+    let dst: SocketAddr = dst.parse().unwrap();
+    let payload = format!("REGISTER sip:x SIP/2.0 {}", NEXT.fetch_add(1, Ordering::SeqCst));
+    let sent = payload.clone();
+    in_netns(&pair.outside, move || {
+        UdpSocket::bind(format!("{from}:0")).unwrap().send_to(sent.as_bytes(), dst).unwrap();
+    });
+    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 256];
+    while let Ok((n, _)) = rx.recv_from(&mut buf) {
+        if &buf[..n] == payload.as_bytes() {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_mode_admits_sip_only_from_extension_and_trunk_networks_and_always_deny_drops_everything() {
+    if !can_run() {
+        return;
+    }
+    let pair = Pair::new();
+    for a in ["10.77.0.3/24", "10.77.0.4/24", "10.77.0.5/24"] {
+        run(&["ip", "-n", &pair.outside, "addr", "add", a, "dev", "vb"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (store, enforcer) = enforcer_for(&pair, &dir).await;
+    let l = listen(&pair);
+    let other = in_netns(&pair.pbx, || UdpSocket::bind("10.77.0.1:9999").unwrap());
+    let now = SystemClock.now();
+    let mut conn = store.pool().acquire().await.unwrap();
+    use sipwarden::store::{networks, settings};
+    networks::add(&mut conn, networks::EXTENSIONS, "10.77.0.3/32", "office phones", "test", now)
+        .await
+        .unwrap();
+    networks::add(&mut conn, networks::TRUNK, "10.77.0.4/32", "provider", "test", now).await.unwrap();
+    settings::set_closed_services(&mut conn, &["sip".to_string()]).await.unwrap();
+    enforcer.reconcile_once().await.unwrap();
+    assert!(!udp_from(&pair, &l.udp4, "10.77.0.2", "10.77.0.1:5060"), "unlisted address: SIP dropped");
+    assert!(udp_from(&pair, &l.udp4, "10.77.0.3", "10.77.0.1:5060"), "extension network: SIP accepted");
+    assert!(udp_from(&pair, &l.udp4, "10.77.0.4", "10.77.0.1:5060"), "trunk provider: SIP accepted");
+    assert!(udp_from(&pair, &other, "10.77.0.2", "10.77.0.1:9999"), "other ports stay open");
+
+    networks::add(&mut conn, networks::DENY, "10.77.0.5/32", "known bad", "test", now).await.unwrap();
+    settings::set_closed_services(&mut conn, &[]).await.unwrap();
+    enforcer.reconcile_once().await.unwrap();
+    assert!(udp_from(&pair, &l.udp4, "10.77.0.2", "10.77.0.1:5060"), "open mode again");
+    assert!(!udp_from(&pair, &other, "10.77.0.5", "10.77.0.1:9999"), "always deny: every port dropped");
+}

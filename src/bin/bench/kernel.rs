@@ -94,7 +94,8 @@ pub fn reconcile(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             })
             .collect();
         let start = Instant::now();
-        let ruleset = sipwarden::firewall::render::full_ruleset(&[], &bans);
+        let ruleset =
+            sipwarden::firewall::render::full_ruleset(&sipwarden::firewall::Access::default(), &bans);
         let json = serde_json::to_string(&ruleset)?;
         let render = start.elapsed();
         let start = Instant::now();

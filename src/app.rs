@@ -100,7 +100,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.protection_default,
         poke,
         enforcer.firewall_name(),
-    );
+    )
+    .with_pbx(Some(crate::pbx::Pbx {
+        config_dir: config.asterisk_dir.clone(),
+        command: config.asterisk_command.clone(),
+    }));
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
         format!("cannot listen on {} (set panel.listen / SIPWARDEN_LISTEN / --listen)", config.listen)
     })?;
@@ -116,6 +120,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let sessions = crate::web::sessions(&store, &options).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = [
+        tokio::spawn(lockout_and_dns(web_state.clone(), config.resolve_interval, stop_rx.clone())),
         tokio::spawn({
             let stop = stop_rx.clone();
             async move {
@@ -137,6 +142,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// Reverts firewall changes nobody kept within 60 s, and resolves host-name entries.
+async fn lockout_and_dns(
+    state: crate::web::WebState,
+    resolve_every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_resolve: Option<std::time::Instant> = None;
+    loop {
+        if let Err(e) = crate::web::networks::revert_when_due(&state).await {
+            tracing::error!(error = %e, "could not check pending firewall changes");
+        }
+        if last_resolve.is_none_or(|t| t.elapsed() >= resolve_every) {
+            crate::web::networks::resolve_all(&state).await;
+            last_resolve = Some(std::time::Instant::now());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// With no admin yet, prints a one-time setup address (and keeps it in a 0600 file).

@@ -39,6 +39,18 @@ pub struct FileConfig {
     pub firewall: FirewallConfig,
     #[serde(default)]
     pub panel: PanelConfig,
+    #[serde(default)]
+    pub asterisk: AsteriskConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsteriskConfig {
+    pub config_dir: Option<PathBuf>,
+    pub command: Option<Vec<String>>,
+    pub sip_udp_ports: Option<Vec<u16>>,
+    pub sip_tcp_ports: Option<Vec<u16>>,
+    pub resolve_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +153,12 @@ pub struct Config {
     pub listen: std::net::SocketAddr,
     pub secure_cookies: bool,
     pub session_idle: Duration,
+    /// Asterisk's configuration directory and CLI, for the ACLs the panel applies.
+    pub asterisk_dir: PathBuf,
+    pub asterisk_command: Vec<String>,
+    pub sip_udp_ports: Vec<u16>,
+    pub sip_tcp_ports: Vec<u16>,
+    pub resolve_interval: Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
@@ -209,7 +227,20 @@ impl Config {
             Some(s) => duration(&s, "panel.session_idle")?,
             None => Duration::from_secs(12 * 3600),
         };
+        let resolve_interval = match file.asterisk.resolve_interval {
+            Some(s) => duration(&s, "asterisk.resolve_interval")?,
+            None => Duration::from_secs(300),
+        };
         Ok(Config {
+            asterisk_dir: file.asterisk.config_dir.unwrap_or_else(|| PathBuf::from("/etc/asterisk")),
+            asterisk_command: file
+                .asterisk
+                .command
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| vec!["asterisk".into()]),
+            sip_udp_ports: file.asterisk.sip_udp_ports.unwrap_or_else(|| vec![5060, 5061]),
+            sip_tcp_ports: file.asterisk.sip_tcp_ports.unwrap_or_else(|| vec![5060, 5061]),
+            resolve_interval,
             listen,
             secure_cookies: file.panel.secure_cookies.unwrap_or(false),
             session_idle,

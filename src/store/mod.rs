@@ -12,6 +12,7 @@ pub mod networks;
 pub mod offenders;
 pub mod settings;
 pub mod sources;
+pub mod targets;
 
 use std::path::Path;
 use std::str::FromStr;

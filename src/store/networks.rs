@@ -7,7 +7,7 @@ pub const TRUSTED: &str = "trusted";
 /// Addresses an admin logged in to the panel from: never banned, so the panel cannot lock its admin out.
 pub const ADMIN: &str = "admin";
 
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize, serde::Deserialize)]
 pub struct NetworkRow {
     pub id: i64,
     pub list: String,
@@ -15,15 +15,19 @@ pub struct NetworkRow {
     pub label: String,
     pub created_at: i64,
     pub created_by: String,
+    pub trunk: String,
+    pub expires_at: Option<i64>,
+    pub host: Option<String>,
+    pub resolved_at: Option<i64>,
 }
 
+const ROW: &str = "id, list, cidr, label, created_at, created_by, trunk, expires_at, host, resolved_at";
+
 pub async fn in_list(conn: &mut Conn, list: &str) -> Result<Vec<NetworkRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, list, cidr, label, created_at, created_by FROM networks WHERE list = $1 ORDER BY cidr",
-    )
-    .bind(list)
-    .fetch_all(conn)
-    .await?)
+    Ok(sqlx::query_as(&format!("SELECT {ROW} FROM networks WHERE list = $1 ORDER BY trunk, cidr"))
+        .bind(list)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Adds `cidr` to `list`; an entry already there keeps its label. Returns whether it was new.
@@ -50,12 +54,13 @@ pub async fn add(
 }
 
 pub async fn remove(conn: &mut Conn, id: i64) -> Result<Option<NetworkRow>> {
-    Ok(sqlx::query_as(
-        "DELETE FROM networks WHERE id = $1 RETURNING id, list, cidr, label, created_at, created_by",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?)
+    let row: Option<NetworkRow> =
+        sqlx::query_as(&format!("DELETE FROM networks WHERE id = $1 RETURNING {ROW}"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    sqlx::query("DELETE FROM resolved_addresses WHERE network_id = $1").bind(id).execute(conn).await?;
+    Ok(row)
 }
 
 /// The trusted networks added from the panel and the admins' login addresses, parsed (a row that no longer parses is skipped).
@@ -84,13 +89,15 @@ pub async fn nets(conn: &mut Conn, list: &str, now: UnixMs) -> Result<Vec<ipnet:
 /// Trunk name → its provider's networks in force at `now`.
 pub async fn trunk_nets(conn: &mut Conn, now: UnixMs) -> Result<Vec<(String, ipnet::IpNet)>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT trunk, cidr FROM networks WHERE list = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY trunk, cidr",
+        "SELECT trunk, cidr FROM networks WHERE list = $1 AND host IS NULL AND (expires_at IS NULL OR expires_at > $2) \
+         UNION SELECT n.trunk, r.address FROM resolved_addresses r JOIN networks n ON n.id = r.network_id \
+         WHERE n.list = $1 AND (n.expires_at IS NULL OR n.expires_at > $2) ORDER BY 1, 2",
     )
     .bind(TRUNK)
     .bind(now)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().filter_map(|(t, c)| c.parse().ok().map(|n| (t, n))).collect())
+    Ok(rows.into_iter().filter_map(|(t, c)| parse_net(&c).map(|n| (t, n))).collect())
 }
 
 /// Adds `cidr` to a trunk provider's list.
@@ -115,4 +122,100 @@ pub async fn add_trunk(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    text.parse().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+/// A network entry as the panel adds it: a CIDR, or a host name resolved later.
+pub struct NewEntry<'a> {
+    pub list: &'a str,
+    pub cidr: String,
+    pub label: &'a str,
+    pub trunk: &'a str,
+    pub expires_at: Option<UnixMs>,
+    pub host: Option<&'a str>,
+}
+
+pub async fn add_entry(conn: &mut Conn, e: &NewEntry<'_>, by: &str, now: UnixMs) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO networks (list, cidr, label, created_at, created_by, trunk, expires_at, host) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (list, cidr) DO NOTHING",
+    )
+    .bind(e.list)
+    .bind(&e.cidr)
+    .bind(e.label)
+    .bind(now)
+    .bind(by)
+    .bind(e.trunk)
+    .bind(e.expires_at)
+    .bind(e.host)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every entry of the lists an admin edits (not the automatic admin addresses).
+pub async fn editable(conn: &mut Conn) -> Result<Vec<NetworkRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {ROW} FROM networks WHERE list <> $1 ORDER BY list, trunk, cidr"))
+        .bind(ADMIN)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Puts the editable lists back as they were in `rows` (a change being reverted).
+pub async fn restore(conn: &mut Conn, rows: &[NetworkRow]) -> Result<()> {
+    sqlx::query("DELETE FROM networks WHERE list <> $1").bind(ADMIN).execute(&mut *conn).await?;
+    for r in rows {
+        sqlx::query(&format!(
+            "INSERT INTO networks ({ROW}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(r.id)
+        .bind(&r.list)
+        .bind(&r.cidr)
+        .bind(&r.label)
+        .bind(r.created_at)
+        .bind(&r.created_by)
+        .bind(&r.trunk)
+        .bind(r.expires_at)
+        .bind(&r.host)
+        .bind(r.resolved_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Host-name entries, to resolve.
+pub async fn hosts(conn: &mut Conn) -> Result<Vec<(i64, String)>> {
+    Ok(sqlx::query_as("SELECT id, host FROM networks WHERE host IS NOT NULL").fetch_all(conn).await?)
+}
+
+pub async fn set_resolution(conn: &mut Conn, id: i64, addresses: &[String], now: UnixMs) -> Result<()> {
+    sqlx::query("DELETE FROM resolved_addresses WHERE network_id = $1").bind(id).execute(&mut *conn).await?;
+    for a in addresses {
+        sqlx::query(
+            "INSERT INTO resolved_addresses (network_id, address) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(a)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("UPDATE networks SET resolved_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn resolution(conn: &mut Conn, id: i64) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT address FROM resolved_addresses WHERE network_id = $1 ORDER BY address")
+            .bind(id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }

@@ -8,6 +8,7 @@ mod chart;
 mod dashboard;
 mod error;
 mod log;
+pub mod networks;
 mod offenders;
 mod settings;
 
@@ -51,6 +52,8 @@ pub struct WebState {
     pub setup_token: Arc<Mutex<Option<String>>>,
     pub login_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     pub login_per_user: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Asterisk's configuration, when sipwarden may write ACLs into it.
+    pub pbx: Option<crate::pbx::Pbx>,
 }
 
 impl WebState {
@@ -76,7 +79,13 @@ impl WebState {
             // A person mistyping gets several tries; a guesser gets ten a minute.
             login_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per(10)).allow_burst(per(5)))),
             login_per_user: Arc::new(RateLimiter::keyed(Quota::per_minute(per(20)).allow_burst(per(10)))),
+            pbx: None,
         }
+    }
+
+    pub fn with_pbx(mut self, pbx: Option<crate::pbx::Pbx>) -> Self {
+        self.pbx = pbx;
+        self
     }
 }
 
@@ -111,6 +120,14 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Ro
         .route("/settings", get(settings::show).post(settings::save_ladder))
         .route("/settings/trusted", post(settings::add_trusted))
         .route("/settings/trusted/{id}/delete", post(settings::remove_trusted))
+        .route("/networks", get(networks::show).post(networks::add))
+        .route("/networks/{id}/delete", post(networks::remove))
+        .route("/networks/closed", post(networks::set_closed))
+        .route("/networks/keep", post(networks::keep))
+        .route("/networks/revert", post(networks::revert_now))
+        .route("/networks/targets", post(networks::set_targets))
+        .route("/networks/preview", get(networks::preview))
+        .route("/networks/apply", post(networks::apply))
         .route("/audit", get(audit::list))
         .route("/healthz", get(dashboard::healthz))
         .route("/static/{*path}", get(assets::serve))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::PasswordHasher;
-use sipwarden::clock::SystemClock;
+use sipwarden::clock::{Clock, ManualClock, SystemClock};
 use sipwarden::domain::TrustedNetworks;
 use sipwarden::policy::Ladder;
 use sipwarden::store::{self, Store};
@@ -19,6 +19,8 @@ struct Panel {
     _dir: tempfile::TempDir,
     addr: SocketAddr,
     store: Store,
+    state: WebState,
+    clock: ManualClock,
 }
 
 struct Reply {
@@ -42,32 +44,39 @@ impl Reply {
 }
 
 async fn panel() -> Panel {
+    panel_with(None).await
+}
+
+async fn panel_with(pbx: Option<sipwarden::pbx::Pbx>) -> Panel {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
     let hash = Argon2::default().hash_password(b"a long passphrase").unwrap().to_string();
     let mut conn = store.pool().acquire().await.unwrap();
     store::admins::create(&mut conn, "admin", &hash, 0).await.unwrap();
     drop(conn);
+    let clock = ManualClock::new(SystemClock.now());
     let state = WebState::new(
         store.clone(),
-        Arc::new(SystemClock),
+        Arc::new(clock.clone()),
         TrustedNetworks::default(),
         Ladder::default(),
         true,
         Arc::new(Notify::new()),
         "test".into(),
-    );
+    )
+    .with_pbx(pbx);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let options =
         PanelOptions { listen: addr, secure_cookies: false, session_idle: time::Duration::hours(1) };
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let sessions = web::sessions(&store, &options).await.unwrap();
+    let served = state.clone();
     tokio::spawn(async move {
         let _keep = _stop;
-        web::serve(state, sessions, listener, stopped).await.unwrap();
+        web::serve(served, sessions, listener, stopped).await.unwrap();
     });
-    Panel { _dir: dir, addr, store }
+    Panel { _dir: dir, addr, store, state, clock }
 }
 
 impl Panel {
@@ -270,4 +279,154 @@ async fn the_failed_login_log_exports_csv_that_spreadsheets_cannot_execute() {
     assert!(r.header("content-disposition").unwrap().contains("attachment"));
     assert!(r.body.contains("\"'=cmd|' /C calc'!A0\""), "{}", r.body);
     assert!(r.body.contains("\"raw \"\"line\"\"\""));
+}
+
+fn same_origin<'a>(session: &'a str) -> [(&'static str, &'a str); 2] {
+    [("Cookie", session), ("Sec-Fetch-Site", "same-origin")]
+}
+
+#[tokio::test]
+async fn network_entries_are_validated_and_nothing_wrong_is_saved() {
+    let p = panel().await;
+    let s = p.login().await;
+    for (body, message) in [
+        ("list=extensions&address=192.168.1.9%2F24", "did you mean 192.168.1.0/24"),
+        ("list=trunk&address=203.0.113.10", "needs the trunk"),
+        ("list=extensions&address=not+an+address%21", "is not an address"),
+        ("list=extensions&address=10.0.0.0%2F8&expires=soon", "not a duration"),
+    ] {
+        let r = p.request("POST", "/networks", &same_origin(&s), body).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert!(r.body.contains(message), "{body}: {}", r.body);
+    }
+    assert_eq!(
+        p.request(
+            "POST",
+            "/networks",
+            &same_origin(&s),
+            "list=extensions&address=192.168.0.0%2F16&label=office"
+        )
+        .await
+        .status,
+        303
+    );
+    let r =
+        p.request("POST", "/networks", &same_origin(&s), "list=extensions&address=192.168.7.0%2F24").await;
+    assert!(r.status == 400 && r.body.contains("overlaps 192.168.0.0/16"), "{}", r.body);
+    let r = p.request("POST", "/networks", &same_origin(&s), "list=deny&address=192.168.66.0%2F24").await;
+    assert!(
+        r.status == 400 && r.body.contains("overlaps"),
+        "deny inside an allowed network is contradictory"
+    );
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    assert_eq!(store::networks::editable(&mut conn).await.unwrap().len(), 1);
+    let page = p.request("GET", "/networks", &[("Cookie", &s)], "").await;
+    assert!(page.body.contains("id=\"admin-ip\">127.0.0.1"), "the admin sees their address");
+}
+
+#[tokio::test]
+async fn a_change_that_cuts_off_the_admin_is_refused_unless_confirmed_and_undone_unless_kept() {
+    let p = panel().await;
+    let s = p.login().await;
+    let r = p.request("POST", "/networks", &same_origin(&s), "list=deny&address=127.0.0.0%2F8").await;
+    assert_eq!(r.status, 409);
+    assert!(r.body.contains("contains your own address 127.0.0.1"), "{}", r.body);
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    assert!(store::networks::editable(&mut conn).await.unwrap().is_empty(), "refused: nothing saved");
+
+    // Confirmed: applied, and undone by itself when nobody keeps it within 60 s.
+    let r =
+        p.request("POST", "/networks", &same_origin(&s), "list=deny&address=127.0.0.0%2F8&confirm=on").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().len(), 1);
+    p.clock.advance(59_000);
+    sipwarden::web::networks::revert_when_due(&p.state).await.unwrap();
+    assert_eq!(store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().len(), 1, "not yet");
+    p.clock.advance(2_000);
+    sipwarden::web::networks::revert_when_due(&p.state).await.unwrap();
+    assert!(
+        store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().is_empty(),
+        "reverted after 60 s"
+    );
+
+    // Closing SIP narrows access: kept when the admin says so.
+    let r = p.request("POST", "/networks/closed", &same_origin(&s), "sip=on").await;
+    assert_eq!(r.status, 303);
+    assert!(p.request("GET", "/networks", &[("Cookie", &s)], "").await.body.contains("id=\"pending\""));
+    assert_eq!(p.request("POST", "/networks/keep", &same_origin(&s), "").await.status, 303);
+    p.clock.advance(120_000);
+    sipwarden::web::networks::revert_when_due(&p.state).await.unwrap();
+    assert_eq!(store::settings::closed_services(&mut conn).await.unwrap(), ["sip"], "kept");
+    let audit = store::audit::recent(&mut conn, 20).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "reverted") && audit.iter().any(|a| a.action == "kept"));
+}
+
+#[tokio::test]
+async fn host_names_are_resolved_into_the_lists() {
+    let p = panel().await;
+    let s = p.login().await;
+    assert_eq!(
+        p.request(
+            "POST",
+            "/networks",
+            &same_origin(&s),
+            "list=trunk&trunk=itsp&address=localhost&label=provider"
+        )
+        .await
+        .status,
+        303
+    );
+    let page = p.request("GET", "/networks", &[("Cookie", &s)], "").await;
+    assert!(
+        page.body.contains("localhost") && page.body.contains("127.0.0.1"),
+        "the last resolution is shown"
+    );
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let nets = store::networks::trunk_nets(&mut conn, p.clock.now()).await.unwrap();
+    assert!(nets.iter().any(|(t, n)| t == "itsp" && n.to_string() == "127.0.0.1/32"), "{nets:?}");
+}
+
+#[tokio::test]
+async fn the_networks_page_previews_and_applies_asterisk_acls() {
+    let (dir, pbx, calls) = crate::pbx::config_dir();
+    let conf = pbx.config_dir.clone();
+    let p = panel_with(Some(pbx)).await;
+    let s = p.login().await;
+    let page = p.request("GET", "/networks", &[("Cookie", &s)], "").await;
+    assert!(
+        page.body.contains("role:sip:1001") && page.body.contains("role:pjsip:2001"),
+        "objects discovered"
+    );
+    let roles = "role:sip:1001=extension&role:pjsip:2001=extension&role:sip:itsp=trunk&trunk:sip:itsp=itsp&role:pjsip:itsp=trunk&trunk:pjsip:itsp=itsp";
+    assert_eq!(p.request("POST", "/networks/targets", &same_origin(&s), roles).await.status, 303);
+    for body in ["list=extensions&address=192.168.0.0%2F16", "list=trunk&trunk=itsp&address=203.0.113.10"] {
+        assert_eq!(p.request("POST", "/networks", &same_origin(&s), body).await.status, 303, "{body}");
+    }
+    let preview = p.request("GET", "/networks/preview", &[("Cookie", &s)], "").await;
+    assert!(preview.body.contains("+permit=192.168.0.0/255.255.0.0"), "{}", preview.body);
+    assert!(preview.body.contains("+[itsp](+)"));
+    assert!(!std::path::Path::new(&conf.join("sipwarden_acl.conf")).exists(), "a preview writes nothing");
+    let applied = p.request("POST", "/networks/apply", &same_origin(&s), "").await;
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert!(applied.body.contains("Applied and verified"));
+    assert!(
+        std::fs::read_to_string(conf.join("sipwarden_acl.conf")).unwrap().contains("[sipwarden_trunk_itsp]")
+    );
+    assert!(
+        p.request("GET", "/networks/preview", &[("Cookie", &s)], "").await.body.contains("nothing to apply")
+    );
+
+    // Asterisk not taking the change: the files are put back and the admin told.
+    std::fs::write(dir.path().join("broken"), "").unwrap();
+    assert_eq!(
+        p.request("POST", "/networks", &same_origin(&s), "list=extensions&address=10.9.0.0%2F16")
+            .await
+            .status,
+        303
+    );
+    let failed = p.request("POST", "/networks/apply", &same_origin(&s), "").await;
+    assert_eq!(failed.status, 502);
+    assert!(failed.body.contains("restored"), "{}", failed.body);
+    assert!(!std::fs::read_to_string(conf.join("sipwarden_acl.conf")).unwrap().contains("10.9.0.0"));
+    assert!(std::fs::read_to_string(calls).unwrap().contains("acl show sipwarden_extensions"));
 }

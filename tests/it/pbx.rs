@@ -30,7 +30,7 @@ fn plan() -> AclPlan {
 /// A copy of the shared example configuration (it loaded on a real Asterisk 20),
 /// plus a fake `asterisk` that logs its arguments and answers `acl show` from the
 /// files (or, when `broken` exists, answers nothing, as when an include was refused).
-fn config_dir() -> (tempfile::TempDir, Pbx, PathBuf) {
+pub fn config_dir() -> (tempfile::TempDir, Pbx, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("asterisk");
     std::fs::create_dir(&conf).unwrap();

@@ -281,7 +281,7 @@ async fn the_failed_login_log_exports_csv_that_spreadsheets_cannot_execute() {
     assert!(r.body.contains("\"raw \"\"line\"\"\""));
 }
 
-fn same_origin<'a>(session: &'a str) -> [(&'static str, &'a str); 2] {
+fn same_origin(session: &str) -> [(&'static str, &str); 2] {
     [("Cookie", session), ("Sec-Fetch-Site", "same-origin")]
 }
 

@@ -104,6 +104,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .with_pbx(Some(crate::pbx::Pbx {
         config_dir: config.asterisk_dir.clone(),
         command: config.asterisk_command.clone(),
+        log: config.sources.iter().find(|s| s.kind != Some(SourceKind::Security)).map(|s| s.path.clone()),
     }));
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
         format!("cannot listen on {} (set panel.listen / SIPWARDEN_LISTEN / --listen)", config.listen)

@@ -22,7 +22,18 @@ pub struct Pbx {
     pub config_dir: PathBuf,
     /// How to run the Asterisk CLI, e.g. `["asterisk"]` (called with `-rx COMMAND`).
     pub command: Vec<String>,
+    /// Asterisk's messages/full log: a refused include shows there while the CLI still
+    /// says "reloaded successfully".
+    pub log: Option<PathBuf>,
 }
+
+/// Log text that means Asterisk kept its old configuration (REFERENCE §5.6).
+const REFUSED: [&str; 4] = [
+    "was listed as a #include but it does not exist",
+    "are invalid and cannot be parsed",
+    "Retaining existing configuration",
+    "occurs multiple times in ACL definition",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
@@ -165,7 +176,12 @@ impl Pbx {
                 backups.push(backup);
             }
         }
-        let result = self.write_all(changes).and_then(|_| self.reload()).and_then(|_| self.verify(plan));
+        let log_start = self.log.as_ref().and_then(|l| std::fs::metadata(l).ok()).map(|m| m.len());
+        let result = self
+            .write_all(changes)
+            .and_then(|_| self.reload())
+            .and_then(|_| self.check_log(log_start))
+            .and_then(|_| self.verify(plan));
         if let Err(e) = result {
             self.restore(changes);
             let _ = self.reload();
@@ -175,6 +191,17 @@ impl Pbx {
             });
         }
         Ok(backups)
+    }
+
+    /// Looks at what Asterisk logged during the reload for a refused configuration.
+    fn check_log(&self, start: Option<u64>) -> Result<(), PbxError> {
+        let (Some(log), Some(start)) = (&self.log, start) else { return Ok(()) };
+        let Ok(text) = std::fs::read(log) else { return Ok(()) };
+        let new = String::from_utf8_lossy(text.get(start as usize..).unwrap_or_default());
+        match new.lines().find(|l| REFUSED.iter().any(|r| l.contains(r))) {
+            Some(line) => Err(PbxError::NotLoaded(format!("Asterisk logged: {}", line.trim()))),
+            None => Ok(()),
+        }
     }
 
     fn write_all(&self, changes: &[FileChange]) -> Result<(), PbxError> {

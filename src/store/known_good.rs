@@ -33,3 +33,12 @@ pub async fn last_success(conn: &mut Conn, ip: &str) -> Result<Option<(Option<St
         .fetch_optional(conn)
         .await?)
 }
+
+/// Account names that authenticated successfully: real endpoints, as the logs know them.
+pub async fn accounts(conn: &mut Conn) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT account FROM known_good WHERE account IS NOT NULL ORDER BY account")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}

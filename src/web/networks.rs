@@ -104,6 +104,8 @@ struct NetworksPage {
     services: Vec<(&'static str, bool)>,
     pending: Option<(String, i64)>,
     targets: Vec<TargetView>,
+    /// Accounts that logged in successfully but are in no configuration file read.
+    log_only: Vec<String>,
     asterisk_dir: String,
     discovery_error: Option<String>,
     message: Option<String>,
@@ -209,7 +211,13 @@ async fn page(
             (Vec::new(), Some("no Asterisk configuration directory is set ([asterisk] config_dir)".into()))
         }
     };
+    let log_only = store::known_good::accounts(&mut conn)
+        .await?
+        .into_iter()
+        .filter(|a| !targets.iter().any(|t: &TargetView| &t.name == a))
+        .collect();
     Ok(NetworksPage {
+        log_only,
         admin: admin.username.clone(),
         admin_status: admin_status(state, &mut conn, admin_ip).await?,
         admin_ip: admin.client_ip.clone(),

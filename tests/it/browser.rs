@@ -152,11 +152,14 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     let mut guard = Guard { children: Vec::new(), netns: netns.clone() };
     let log = dir.path().join("messages");
     append(&log, "[2026-11-27 10:00:00] NOTICE[1] chan_sip.c: sipwarden browser test log\n");
+    let (_asterisk_dir, pbx, _calls) = crate::pbx::config_dir();
     let config = dir.path().join("sipwarden.toml");
     std::fs::write(
         &config,
         format!(
-            "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{netns}\"]\nreconcile_interval = \"1s\"\n"
+            "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{netns}\"]\nreconcile_interval = \"1s\"\n\n[asterisk]\nconfig_dir = \"{}\"\ncommand = [\"{}\"]\n",
+            pbx.config_dir.display(),
+            pbx.command[0]
         ),
     )
     .unwrap();
@@ -306,6 +309,68 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     for action in ["setup", "login failed", "login", "release", "protection"] {
         assert!(audit.contains(action), "audit has {action}: {audit}");
     }
+
+    // Networks: an extension network, the roles, preview, apply, and removing it again.
+    c.goto(&format!("{base}/networks")).await.unwrap();
+    c.find(Locator::Css("#add-network select[name=list]"))
+        .await
+        .unwrap()
+        .select_by_value("extensions")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#add-network input[name=address]"))
+        .await
+        .unwrap()
+        .send_keys("192.168.10.0/24")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#add-network input[name=label]"))
+        .await
+        .unwrap()
+        .send_keys("office phones")
+        .await
+        .unwrap();
+    click(&c, "#add").await;
+    assert!(text_of(&c, "table.list-extensions").await.contains("192.168.10.0/24"));
+    c.find(Locator::Css("select[name='role:sip:1001']"))
+        .await
+        .unwrap()
+        .select_by_value("extension")
+        .await
+        .unwrap();
+    click(&c, "#save-targets").await;
+    click(&c, "#preview").await;
+    assert!(text_of(&c, "pre.diff").await.contains("permit=192.168.10.0/255.255.255.0"));
+    screenshot(&c, "acl-preview").await;
+    click(&c, "#apply-acl").await;
+    assert!(text_of(&c, "#applied").await.contains("Applied and verified"));
+    assert!(
+        std::fs::read_to_string(pbx.config_dir.join("sip_custom_post.conf")).unwrap().contains("[1001](+)")
+    );
+    c.goto(&format!("{base}/networks")).await.unwrap();
+    click(&c, "table.list-extensions button.link").await;
+    eventually("the entry is removed", async || {
+        !text_of(&c, "table.list-extensions").await.contains("192.168.10.0/24")
+    })
+    .await;
+
+    // The lockout guard: always-deny over the browser's own address is refused.
+    c.find(Locator::Css("#add-network select[name=list]"))
+        .await
+        .unwrap()
+        .select_by_value("deny")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#add-network input[name=address]"))
+        .await
+        .unwrap()
+        .send_keys("127.0.0.0/8")
+        .await
+        .unwrap();
+    click(&c, "#add").await;
+    assert!(text_of(&c, ".error").await.contains("contains your own address 127.0.0.1"));
+    assert!(!text_of(&c, "table.list-deny").await.contains("127.0.0.0/8"), "nothing saved");
+    screenshot(&c, "networks").await;
 
     // A form on another site (here: another port of the same host, which is
     // "same-site" for cookies) cannot switch protection off.

@@ -60,7 +60,7 @@ esac
     )
     .unwrap();
     std::process::Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
-    let pbx = Pbx { config_dir: conf, command: vec![fake.display().to_string()] };
+    let pbx = Pbx { config_dir: conf, command: vec![fake.display().to_string()], log: None };
     (dir, pbx, calls)
 }
 
@@ -124,4 +124,28 @@ fn a_reload_that_does_not_take_is_rolled_back() {
     assert!(!Path::new(&pbx.config_dir.join("sipwarden_acl.conf")).exists(), "new files removed");
     let reloads = std::fs::read_to_string(&calls).unwrap().matches("module reload acl").count();
     assert_eq!(reloads, 2, "reloaded again after restoring");
+}
+
+#[test]
+fn an_include_error_in_the_log_means_not_loaded_even_if_the_cli_says_reloaded() {
+    let (dir, mut pbx, _) = config_dir();
+    let log = dir.path().join("messages");
+    std::fs::write(
+        &log,
+        "[Nov 27 10:00:00] NOTICE[1] chan_sip.c: old line was listed as a #include but it does not exist\n",
+    )
+    .unwrap();
+    pbx.log = Some(log.clone());
+    // The fake logs the error during the reload, as Asterisk does.
+    let fake = std::path::PathBuf::from(&pbx.command[0]);
+    let script = std::fs::read_to_string(&fake).unwrap().replace(
+        "  *) echo \"Module reloaded.\";;",
+        &format!("  *) echo \"[Nov 27 10:00:01] ERROR[2] config.c: The file 'sipwarden_acl.conf' was listed as a #include but it does not exist.\" >> '{}'; echo \"Module reloaded.\";;", log.display()),
+    );
+    std::fs::write(&fake, script).unwrap();
+    let before = file(&pbx, "acl.conf");
+    let changes = pbx.preview(&plan()).unwrap();
+    let err = pbx.apply(&plan(), &changes, "20261127-100002").unwrap_err().to_string();
+    assert!(err.contains("Asterisk logged") && err.contains("#include"), "{err}");
+    assert_eq!(file(&pbx, "acl.conf"), before, "restored");
 }

@@ -108,6 +108,17 @@ impl Follower {
             // the new one from its beginning.
             if let Some(old) = self.find_by_inode(cursor.inode) {
                 let len = old.metadata()?.len();
+                // It may have been truncated and refilled (copytruncate) before it was
+                // renamed away: then its new content is read from the top.
+                let hash = first_line_hash(&old)?;
+                let mut cursor = cursor;
+                let rewritten =
+                    !cursor.first_line_hash.is_empty() && !hash.is_empty() && hash != cursor.first_line_hash;
+                if len < cursor.offset || rewritten {
+                    cursor.offset = 0;
+                    self.skipping = false;
+                }
+                cursor.first_line_hash = hash;
                 if len > cursor.offset {
                     let mut batch = self.read_from(old, cursor, now, meta.is_some())?;
                     // The new file is next: ask to be polled again at once.

@@ -144,3 +144,16 @@ async fn a_backlog_larger_than_one_batch_is_read_completely() {
     app.poll().await;
     assert_eq!(app.counts().await.iter().map(|c| c.1).sum::<i64>(), 40_000);
 }
+
+#[tokio::test]
+async fn a_file_truncated_refilled_and_renamed_between_two_polls_is_read_from_its_top() {
+    let (mut app, log) = app_following("messages", StartAt::Beginning).await;
+    append(&log, &sip_failure(A, "1", 1));
+    app.poll().await;
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    append(&log, &(sip_failure(B, "1", 2) + &sip_failure(B, "2", 3)));
+    std::fs::rename(&log, app.path("messages.1")).unwrap();
+    append(&log, "");
+    app.poll().await;
+    assert_eq!((app.count_for(A).await, app.count_for(B).await), (1, 2));
+}

@@ -13,3 +13,4 @@ mod packaging;
 mod panel;
 mod pbx;
 mod policy_store;
+mod robust;

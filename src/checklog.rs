@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::asterisk::{self, ReadRecord, RecordReader, SourceKind};
-use crate::domain::{LogEvent, Outcome, TrustedNetworks, UnixMs};
+use crate::domain::{Outcome, TrustedNetworks, UnixMs};
 use crate::policy::Ladder;
 use crate::policy::replay::Replay;
 
@@ -45,14 +45,85 @@ pub struct Report {
     pub unattributed_tampered: u64,
 }
 
-struct FileEvents {
-    report: FileReport,
-    events: Vec<LogEvent>,
+/// One event as check-log keeps it until the replay: small, its account interned, so
+/// a million-line log stays within a few megabytes.
+struct Compact {
+    at: UnixMs,
+    ip: IpAddr,
+    outcome: Outcome,
+    service: crate::domain::Service,
+    account: Option<u32>,
+    tampered: bool,
+}
+
+#[derive(Default)]
+struct Collector {
+    events: Vec<Compact>,
+    accounts: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
     unattributed: u64,
+    /// Leave out services a security log already counts (set per file).
+    drop_covered: bool,
+    last_at: UnixMs,
+}
+
+impl Collector {
+    fn take(&mut self, record: ReadRecord) {
+        let Some(e) = record.event else {
+            self.unattributed += 1;
+            return;
+        };
+        // Same rule as the live pipeline: the security log alone counts the services it covers.
+        if self.drop_covered && e.service.has_security_events() {
+            return;
+        }
+        let Some(ip) = e.ip else { return };
+        let at = e.at.unwrap_or(self.last_at);
+        self.last_at = at;
+        let account = e.account.map(|a| match self.index.get(&a) {
+            Some(i) => *i,
+            None => {
+                let i = self.accounts.len() as u32;
+                self.index.insert(a.clone(), i);
+                self.accounts.push(a);
+                i
+            }
+        });
+        self.events.push(Compact {
+            at,
+            ip,
+            outcome: e.outcome,
+            service: e.service,
+            account,
+            tampered: e.tampered,
+        });
+    }
+}
+
+/// The kind of a log from its first lines.
+fn detect_file_kind(path: &Path) -> io::Result<SourceKind> {
+    let mut head = vec![0u8; 64 * 1024];
+    let mut file = File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        let got = file.read(&mut head[n..])?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    let text = String::from_utf8_lossy(&head[..n]);
+    let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+    Ok(asterisk::detect_kind(complete.lines().take(200)))
 }
 
 /// Reads one file in chunks (memory stays flat whatever its size).
-fn read_file(path: &Path, progress: &dyn Fn(u64)) -> io::Result<FileEvents> {
+fn read_file(
+    path: &Path,
+    kind: SourceKind,
+    out: &mut Collector,
+    progress: &dyn Fn(u64),
+) -> io::Result<FileReport> {
     let mut file = File::open(path)?;
     let reference = file
         .metadata()?
@@ -65,9 +136,6 @@ fn read_file(path: &Path, progress: &dyn Fn(u64)) -> io::Result<FileEvents> {
     let mut offset = 0u64;
     let mut reader = RecordReader::new(reference, 0).without_raw();
     let mut records: Vec<ReadRecord> = Vec::new();
-    let mut kind = None;
-    let mut events = Vec::new();
-    let mut unattributed = 0;
     let mut eof = false;
     while !eof {
         let n = file.read(&mut buf[filled..])?;
@@ -76,12 +144,6 @@ fn read_file(path: &Path, progress: &dyn Fn(u64)) -> io::Result<FileEvents> {
         filled += n;
         let mut pos = 0;
         let data = &buf[..filled];
-        if kind.is_none() {
-            if let Some(last) = memchr::memrchr(b'\n', data) {
-                let head = String::from_utf8_lossy(&data[..last]);
-                kind = Some(asterisk::detect_kind(head.lines().take(200)));
-            }
-        }
         loop {
             let rest = &data[pos..];
             let (line, next) = match memchr::memchr(b'\n', rest) {
@@ -92,10 +154,7 @@ fn read_file(path: &Path, progress: &dyn Fn(u64)) -> io::Result<FileEvents> {
             reader.push_bytes(line, offset + pos as u64, offset + next as u64, &mut records);
             pos = next;
             for r in records.drain(..) {
-                match r.event {
-                    Some(e) => events.push(e),
-                    None => unattributed += 1,
-                }
+                out.take(r);
             }
         }
         if pos == 0 && filled == buf.len() {
@@ -111,22 +170,15 @@ fn read_file(path: &Path, progress: &dyn Fn(u64)) -> io::Result<FileEvents> {
     }
     reader.finish(&mut records);
     for r in records.drain(..) {
-        match r.event {
-            Some(e) => events.push(e),
-            None => unattributed += 1,
-        }
+        out.take(r);
     }
     let stats = reader.stats;
-    Ok(FileEvents {
-        report: FileReport {
-            path: path.to_owned(),
-            kind: kind.unwrap_or(SourceKind::Messages),
-            lines: stats.lines,
-            events: stats.events,
-            tampered_records: stats.tampered_records,
-        },
-        events,
-        unattributed,
+    Ok(FileReport {
+        path: path.to_owned(),
+        kind,
+        lines: stats.lines,
+        events: stats.events,
+        tampered_records: stats.tampered_records,
     })
 }
 
@@ -141,38 +193,26 @@ pub fn check_files_with_progress(
     trusted: TrustedNetworks,
     progress: &dyn Fn(u64),
 ) -> io::Result<Report> {
-    let files = paths
+    let with_path = |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+    let kinds = paths
         .iter()
-        .map(|p| {
-            read_file(p, progress).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
-        })
+        .map(|p| detect_file_kind(p).map_err(|e| with_path(p, e)))
         .collect::<io::Result<Vec<_>>>()?;
-    let security_present = files.iter().any(|f| f.report.kind == SourceKind::Security);
-    let mut events: Vec<(UnixMs, IpAddr, LogEvent)> = Vec::new();
-    let mut unattributed = 0;
+    let security_present = kinds.contains(&SourceKind::Security);
+    let mut collector = Collector::default();
     let mut reports = Vec::new();
-    for f in files {
-        unattributed += f.unattributed;
-        let kind = f.report.kind;
-        let mut last_at = 0;
-        for e in f.events {
-            // Same rule as the live pipeline: the security log alone counts the
-            // services it covers.
-            if kind == SourceKind::Messages && security_present && e.service.has_security_events() {
-                continue;
-            }
-            let Some(ip) = e.ip else { continue };
-            let at = e.at.unwrap_or(last_at);
-            last_at = at;
-            events.push((at, ip, e));
-        }
-        reports.push(f.report);
+    for (p, kind) in paths.iter().zip(kinds) {
+        collector.drop_covered = kind == SourceKind::Messages && security_present;
+        collector.last_at = 0;
+        reports.push(read_file(p, kind, &mut collector, progress).map_err(|e| with_path(p, e))?);
     }
-    events.sort_by_key(|(at, _, _)| *at);
+    let Collector { mut events, accounts, unattributed, .. } = collector;
+    events.sort_by_key(|e| e.at);
     let mut replay = Replay::new(ladder, trusted);
     let mut by_ip: BTreeMap<IpAddr, AddressReport> = BTreeMap::new();
     let mut total = 0;
-    for (at, ip, e) in events {
+    for e in events {
+        let (at, ip) = (e.at, e.ip);
         replay.observe(ip, at, e.outcome);
         if !matches!(e.outcome, Outcome::Failure(_)) {
             continue;
@@ -183,7 +223,7 @@ pub fn check_files_with_progress(
         r.services.insert(e.service.as_str());
         if let Some(a) = e.account {
             if r.accounts.len() < ACCOUNTS_SHOWN {
-                r.accounts.insert(a);
+                r.accounts.insert(accounts[a as usize].clone());
             }
         }
         r.first_seen.get_or_insert(at);

@@ -20,7 +20,8 @@ cargo build --release --locked --bin sipwarden >/dev/null 2>&1
 measure() { # name, command...
   local name="$1"; shift
   local out
-  out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+  /usr/bin/time -f "%e %M" -o /tmp/bench-time "$@" >/dev/null 2>&1 || true
+  out=$(tail -1 /tmp/bench-time)
   printf '%-16s %8.2f s %8.1f MiB\n' "$name" "$(echo "$out" | cut -d' ' -f1)" "$(echo "$out" | awk '{print $2/1024}')"
   echo "$out" | cut -d' ' -f1 > "/tmp/bench-$name"
 }

@@ -134,6 +134,12 @@ impl Pipeline {
             None => batch.cursor.clone(),
         };
         let (lines, unreadable) = batch.lines_up_to(cursor.offset);
+        // The dashboard's running totals, once per transaction rather than per failure.
+        let mut totals = store::offenders::Totals::default();
+        for line in &clean {
+            totals.count(line.account.as_deref(), line.at);
+        }
+        store::offenders::add_totals(&mut tx, &totals).await?;
         store::sources::save(
             &mut tx,
             &store::sources::Progress {

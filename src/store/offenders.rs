@@ -36,26 +36,12 @@ pub async fn record(
     .bind(service)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO failure_hours (hour, failures) VALUES ($1, 1) \
-         ON CONFLICT (hour) DO UPDATE SET failures = failure_hours.failures + 1",
-    )
-    .bind(at - at.rem_euclid(crate::domain::HOUR_MS))
-    .execute(&mut *conn)
-    .await?;
     if let Some(account) = account {
         sqlx::query(
             "INSERT INTO offender_accounts (ip, account, failures) VALUES ($1, $2, 1) \
              ON CONFLICT (ip, account) DO UPDATE SET failures = offender_accounts.failures + 1",
         )
         .bind(ip)
-        .bind(account)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO account_totals (account, failures) VALUES ($1, 1) \
-             ON CONFLICT (account) DO UPDATE SET failures = account_totals.failures + 1",
-        )
         .bind(account)
         .execute(conn)
         .await?;
@@ -163,4 +149,44 @@ pub async fn hours_since(conn: &mut Conn, since: UnixMs) -> Result<Vec<(i64, i64
         .bind(since)
         .fetch_all(conn)
         .await?)
+}
+
+/// Running totals a batch adds up in memory, written once per transaction.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub hours: std::collections::HashMap<UnixMs, i64>,
+    pub accounts: std::collections::HashMap<String, i64>,
+}
+
+impl Totals {
+    pub fn count(&mut self, account: Option<&str>, at: UnixMs) {
+        *self.hours.entry(at - at.rem_euclid(crate::domain::HOUR_MS)).or_default() += 1;
+        if let Some(a) = account {
+            *self.accounts.entry(a.to_string()).or_default() += 1;
+        }
+    }
+}
+
+pub async fn add_totals(conn: &mut Conn, totals: &Totals) -> Result<()> {
+    for (hour, n) in &totals.hours {
+        sqlx::query(
+            "INSERT INTO failure_hours (hour, failures) VALUES ($1, $2) \
+             ON CONFLICT (hour) DO UPDATE SET failures = failure_hours.failures + excluded.failures",
+        )
+        .bind(hour)
+        .bind(n)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (account, n) in &totals.accounts {
+        sqlx::query(
+            "INSERT INTO account_totals (account, failures) VALUES ($1, $2) \
+             ON CONFLICT (account) DO UPDATE SET failures = account_totals.failures + excluded.failures",
+        )
+        .bind(account)
+        .bind(n)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

@@ -54,17 +54,27 @@ fn ban_status_unban_and_protection_from_the_command_line() {
 #[test]
 fn the_demo_prints_its_login_and_bans_the_replayed_attackers() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Port 0: the panel takes a free port and says which in its log.
     let mut demo = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--pace", "20ms"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--pace", "20ms"])
+        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines().map_while(Result::ok);
     let password = lines
         .find_map(|l| l.trim().strip_prefix("password").map(|p| p.trim().to_string()))
         .expect("the demo prints a password");
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut log = BufReader::new(demo.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let port: u16 = log
+        .find_map(|l| {
+            let at = l.find("http://127.0.0.1:")? + "http://127.0.0.1:".len();
+            l[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+        })
+        .expect("the demo logs where its panel listens");
+    std::thread::spawn(move || log.for_each(drop));
     let http = |request: String| -> String {
         for _ in 0..100 {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {

@@ -28,19 +28,25 @@ async fn the_dockerfile_matches_the_binary_port_health_path_and_paths() {
 
     // The health path answers without a session, as the HEALTHCHECK needs.
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let mut serve = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args(["serve", "--firewall", "dry-run", "--listen", &format!("127.0.0.1:{port}"), "--log"])
+        .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--log"])
         .arg(dir.path().join("none.log"))
         .arg("--data-dir")
         .arg(dir.path())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // With no admin yet, serve prints its setup address, port included.
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let port: u16 = lines
+        .find_map(|l| {
+            let at = l.find("http://127.0.0.1:")? + "http://127.0.0.1:".len();
+            l[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+        })
+        .expect("serve prints its address");
+    std::thread::spawn(move || lines.for_each(drop));
     let mut answered = false;
     for _ in 0..100 {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {

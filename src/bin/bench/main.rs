@@ -4,7 +4,9 @@
 //!   sipwarden-bench reconcile [--bans N]            (root: uses its own network namespace)
 //!   sipwarden-bench time-to-ban [--bans N] [--rate LINES_PER_S]   (root, idem)
 //!   sipwarden-bench panel [--offenders N]
+//!   sipwarden-bench ingest LOG
 
+mod ingest;
 mod kernel;
 mod panel;
 
@@ -29,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         Some("reconcile") => kernel::reconcile(args),
         Some("time-to-ban") => kernel::time_to_ban(args),
         Some("panel") => panel::offenders(args),
+        Some("ingest") => ingest::backlog(args),
         _ => anyhow::bail!(
             "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R]"
         ),

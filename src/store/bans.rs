@@ -195,3 +195,15 @@ pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<BanRow>> {
         .fetch_optional(conn)
         .await?)
 }
+
+/// The newest `limit` bans in force (the bans page; 100k rows are not one page).
+pub async fn active_newest(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<Vec<BanRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bans WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1) \
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

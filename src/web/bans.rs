@@ -17,6 +17,8 @@ use super::{CurrentAdmin, WebError, WebState, when};
 use crate::actions::{self, ActionError};
 use crate::store;
 
+const SHOWN: i64 = 500;
+
 pub struct ActiveBan {
     pub id: i64,
     pub ip: String,
@@ -32,6 +34,8 @@ pub struct ActiveBan {
 struct BansPage {
     admin: String,
     active: Vec<ActiveBan>,
+    /// All bans in force; the page lists the newest `SHOWN`.
+    total: i64,
     history: Vec<(String, BanView)>,
     message: Option<String>,
 }
@@ -39,11 +43,10 @@ struct BansPage {
 async fn page(state: &WebState, admin: String, message: Option<String>) -> Result<BansPage, WebError> {
     let now = state.clock.now();
     let mut conn = state.store.pool().acquire().await?;
-    let active = store::bans::active(&mut conn, now)
+    let (timed, forever) = store::bans::active_counts(&mut conn, now).await?;
+    let active = store::bans::active_newest(&mut conn, now, SHOWN)
         .await?
         .into_iter()
-        .rev()
-        .take(1000)
         .map(|b| ActiveBan {
             id: b.id,
             reason: b.reason,
@@ -59,7 +62,7 @@ async fn page(state: &WebState, admin: String, message: Option<String>) -> Resul
         .iter()
         .map(|b| (b.ip.clone(), ban_view(b, now)))
         .collect();
-    Ok(BansPage { admin, active, history, message })
+    Ok(BansPage { admin, active, total: timed + forever, history, message })
 }
 
 pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {

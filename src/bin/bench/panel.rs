@@ -25,6 +25,8 @@ fn get(port: u16, path: &str, cookie: &str) -> (Duration, String) {
 pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let args: Vec<String> = args.collect();
     let n = super::kernel::flag(&args, "--offenders", 100_000);
+    let extra_failures = super::kernel::flag(&args, "--failures", 1_000_000).saturating_sub(n);
+    let bans = super::kernel::flag(&args, "--bans", 100_000);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
@@ -47,6 +49,28 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
                 verdict: "watch",
             };
             store::failures::insert(&mut tx, &f).await?;
+        }
+        // More failures spread over the same addresses, and bans.
+        for i in 0..extra_failures {
+            let ip = super::kernel::address(i % n).to_string();
+            let f = store::failures::NewFailure {
+                at: now - (i as i64 % 86_400) * 1000,
+                ip: Some(ip),
+                service: "SIP",
+                account: Some("1001"),
+                kind: "wrong_password",
+                source: "bench",
+                raw: "bench line",
+                tampered: false,
+                verdict: "watch",
+            };
+            store::failures::insert(&mut tx, &f).await?;
+        }
+        for i in 0..bans {
+            let ip = super::kernel::address(i).to_string();
+            let until = (i % 2 == 0).then_some(now + 3_600_000);
+            store::bans::insert(&mut tx, &store::bans::NewBan { ip: &ip, reason: "bench", rung: 1, created_at: now, until_at: until })
+                .await?;
         }
         let hash = Argon2::default().hash_password(b"bench password").map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
         store::admins::create(&mut tx, "bench", &hash, now).await?;
@@ -79,7 +103,7 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             reply.lines().find_map(|l| l.strip_prefix("set-cookie: ")).and_then(|c| c.split(';').next()).unwrap().to_string()
         })
         .await?;
-        println!("offenders stored          {n}");
+        println!("offenders {n}, failures {}, bans {bans}", n + extra_failures);
         for path in ["/", "/offenders", "/offenders?sort=failures", &format!("/offenders?page={}", n / 100), "/offenders?q=1001", "/offenders?q=40.0.0.0%2F24", "/bans", "/log"] {
             let (p, c) = (path.to_string(), cookie.clone());
             let times = tokio::task::spawn_blocking(move || {
@@ -93,6 +117,25 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             .await?;
             println!("GET {path:<28} p50 {:>6.1} ms  max {:>6.1} ms", times[10].as_secs_f64() * 1e3, times[19].as_secs_f64() * 1e3);
         }
+        // 100 concurrent clients with wrk, when it is installed (Debian: wrk).
+        if std::process::Command::new("wrk").arg("--version").output().is_ok() {
+            for path in ["/", "/offenders", "/offenders?q=40.0.0.0%2F24", "/bans?page=1"] {
+                let url = format!("http://127.0.0.1:{port}{path}");
+                let out = tokio::process::Command::new("wrk")
+                    .args(["-t2", "-c100", "-d5s", "--latency", "-H", &format!("Cookie: {cookie}"), &url])
+                    .output()
+                    .await?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let pick = |label: &str| {
+                    text.lines().find(|l| l.trim_start().starts_with(label)).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()).unwrap_or_default()
+                };
+                let rps = text.lines().find(|l| l.starts_with("Requests/sec")).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()).unwrap_or_default();
+                let non2xx = text.lines().find(|l| l.contains("Non-2xx")).map(|l| l.trim().to_string()).unwrap_or_default();
+                println!("wrk -c100 GET {path:<24} p50 {:>8}  p99 {:>8}  {rps} req/s {non2xx}", pick("50%"), pick("99%"));
+            }
+        }
+        let rss = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()));
+        println!("bench process (panel and database in it) peak {}", rss.unwrap_or_default());
         Ok(())
     })
 }

@@ -10,8 +10,12 @@
 //! - [`policy`]: pure [`policy::decide`] over an address's history; `Pipeline` stores
 //!   events and decisions in one transaction with the cursor;
 //! - [`store`]: the only code with SQL;
-//! - [`checklog`]: the same parsing and policy, offline over files;
-//! - [`config`], [`clock`], [`app`]: wiring.
+//! - [`enforcer`]: converges the kernel to the database through [`firewall`], the
+//!   only code that knows nftables;
+//! - [`web`]: the admin panel; [`actions`]: admin actions shared with the [`cli`];
+//!   [`pbx`]: applies the ACLs rendered by [`asterisk::acl`] to Asterisk;
+//! - [`checklog`]: the same parsing and policy, offline over files; [`demo`];
+//! - [`config`], [`clock`], [`control`], [`app`]: wiring.
 
 pub mod actions;
 pub mod app;

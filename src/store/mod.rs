@@ -15,7 +15,6 @@ pub mod sources;
 pub mod targets;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -56,13 +55,14 @@ impl Store {
         Self::connect(options, 8).await
     }
 
-    /// A private in-memory database (one connection), for unit tests.
-    pub async fn open_in_memory() -> Result<Store> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::connect(options, 1).await
-    }
-
     async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Store> {
+        use sqlx::Connection;
+        // One connection first: it creates the file, switches it to WAL and migrates it
+        // before any other connection exists (two connections switching a new file to
+        // WAL at once can answer "database is locked").
+        let mut first = sqlx::SqliteConnection::connect_with(&options).await?;
+        MIGRATOR.run(&mut first).await?;
+        first.close().await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -70,7 +70,6 @@ impl Store {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
         Ok(Store { pool })
     }
 

@@ -194,11 +194,14 @@ async fn the_loop_enforces_a_poked_ban_without_waiting_for_the_period() {
     r.ban("203.0.113.9", None).await;
     poke.notify_one();
     let mut waited = 0;
-    while r.kernel_has("203.0.113.9").is_none() && waited < 50 {
+    while r.kernel_has("203.0.113.9").is_none() && waited < 250 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         waited += 1;
     }
-    assert!(r.kernel_has("203.0.113.9").is_some(), "enforced within a second of the poke");
+    assert!(
+        r.kernel_has("203.0.113.9").is_some(),
+        "enforced soon after the poke, not after the hour-long period"
+    );
     stop.send(true).unwrap();
     task.await.unwrap();
 }

@@ -18,7 +18,6 @@ struct RecordContext<'a> {
     at: UnixMs,
     ladder: &'a Ladder,
     trusted: &'a TrustedNetworks,
-    source: &'a str,
     kind: SourceKind,
     /// Protection is on: decided bans are enforced (otherwise recorded as "would ban").
     enforcing: bool,
@@ -30,6 +29,16 @@ pub struct NewBan {
     pub ip: IpAddr,
     pub until: Option<UnixMs>,
     pub reason: String,
+}
+
+/// Writes a transaction gathers in memory and makes in a few statements at its end:
+/// each statement through the database thread costs more than the work it does.
+#[derive(Default)]
+struct SegmentWrites {
+    failures: Vec<store::failures::Pending>,
+    /// Failure times per address not yet in the table, for the ladder's counts.
+    times: std::collections::HashMap<String, Vec<UnixMs>>,
+    deltas: store::offenders::Deltas,
 }
 
 /// How long a transaction that decided a ban may go on storing further records.
@@ -108,21 +117,15 @@ impl Pipeline {
         let trusted = self.trusted.with(store::networks::trusted_nets(&mut tx).await?);
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
         let bans_before = applied.bans.len();
+        let mut writes = SegmentWrites::default();
         let started = std::time::Instant::now();
         while let Some(record) = batch.records.get(*next) {
             *next += 1;
             let at = record.event.as_ref().and_then(|e| e.at).map_or(now, |at| at.min(now));
             last_at = Some(at);
             tampered += i64::from(record.tampered);
-            let ctx = RecordContext {
-                at,
-                ladder: &ladder,
-                trusted: &trusted,
-                source: &batch.path,
-                kind: batch.kind,
-                enforcing,
-            };
-            self.apply_record(&mut tx, record, &ctx, applied, &mut clean).await?;
+            let ctx = RecordContext { at, ladder: &ladder, trusted: &trusted, kind: batch.kind, enforcing };
+            self.apply_record(&mut tx, record, &ctx, applied, &mut clean, &mut writes).await?;
             // A ban waits at most a few milliseconds of further work for its commit;
             // committing after every ban would slow a flood down instead.
             if applied.bans.len() > bans_before && started.elapsed() >= SEGMENT_WITH_BAN {
@@ -134,6 +137,8 @@ impl Pipeline {
             None => batch.cursor.clone(),
         };
         let (lines, unreadable) = batch.lines_up_to(cursor.offset);
+        store::failures::insert_many(&mut tx, &batch.path, &writes.failures).await?;
+        store::offenders::add_deltas(&mut tx, &writes.deltas).await?;
         // The dashboard's running totals, once per transaction rather than per failure.
         let mut totals = store::offenders::Totals::default();
         for line in &clean {
@@ -176,24 +181,20 @@ impl Pipeline {
         ctx: &RecordContext<'_>,
         applied: &mut Applied,
         clean: &mut Vec<CleanLogLine>,
+        writes: &mut SegmentWrites,
     ) -> store::Result<()> {
-        let (at, source, kind) = (ctx.at, ctx.source, ctx.kind);
+        let (at, kind) = (ctx.at, ctx.kind);
         let Some(event) = &record.event else {
-            store::failures::insert(
-                conn,
-                &store::failures::NewFailure {
-                    at,
-                    ip: None,
-                    service: "OTHER",
-                    account: None,
-                    kind: "tampered",
-                    source,
-                    raw: &record.raw,
-                    tampered: true,
-                    verdict: "unattributed",
-                },
-            )
-            .await?;
+            writes.failures.push(store::failures::Pending {
+                at,
+                ip: None,
+                service: "OTHER",
+                account: None,
+                kind: "tampered",
+                raw: record.raw.clone(),
+                tampered: true,
+                verdict: "unattributed".into(),
+            });
             return Ok(());
         };
         if !self.counts(kind, event) {
@@ -210,7 +211,7 @@ impl Pipeline {
             }
             Outcome::Failure(k) => k.as_str(),
         };
-        let history = self.history(conn, ctx, ip, &ip_text).await?;
+        let history = self.history(conn, ctx, ip, &ip_text, writes.times.get(&ip_text)).await?;
         let verdict = decide(ctx.ladder, &history, at);
         if let Verdict::Ban { rung, until, reason } = &verdict {
             let id = store::bans::insert(
@@ -235,23 +236,18 @@ impl Pipeline {
             }
             _ => verdict.label(),
         };
-        store::offenders::record(conn, &ip_text, event.service.as_str(), event.account.as_deref(), at)
-            .await?;
-        store::failures::insert(
-            conn,
-            &store::failures::NewFailure {
-                at,
-                ip: Some(ip_text),
-                service: event.service.as_str(),
-                account: event.account.as_deref(),
-                kind: kind_name,
-                source,
-                raw: &record.raw,
-                tampered: event.tampered,
-                verdict: &label,
-            },
-        )
-        .await?;
+        writes.deltas.count(&ip_text, event.service.as_str(), event.account.as_deref(), at);
+        writes.times.entry(ip_text.clone()).or_default().push(at);
+        writes.failures.push(store::failures::Pending {
+            at,
+            ip: Some(ip_text),
+            service: event.service.as_str(),
+            account: event.account.clone(),
+            kind: kind_name,
+            raw: record.raw.clone(),
+            tampered: event.tampered,
+            verdict: label.clone(),
+        });
         applied.failures += 1;
         clean.push(CleanLogLine {
             at,
@@ -271,6 +267,7 @@ impl Pipeline {
         ctx: &RecordContext<'_>,
         ip: IpAddr,
         ip_text: &str,
+        pending: Option<&Vec<UnixMs>>,
     ) -> store::Result<History> {
         let at = ctx.at;
         let windows: Vec<UnixMs> = ctx.ladder.rungs.iter().map(|r| at - r.within_ms).collect();
@@ -283,8 +280,13 @@ impl Pipeline {
             at,
         )
         .await?;
-        // Counting the failure being judged, which is stored right after.
-        let failures_in_window = h.failures_since.iter().map(|n| n + 1).collect();
+        // Counting the failures of this transaction not yet written, and the one being judged.
+        let failures_in_window = h
+            .failures_since
+            .iter()
+            .zip(&windows)
+            .map(|(n, since)| n + pending.map_or(0, |p| p.iter().filter(|&&t| t > *since).count() as u32) + 1)
+            .collect();
         let (known_good, recent_timed_bans, active_until) =
             (h.succeeded_since, h.timed_bans_since, h.active_until);
         Ok(History {

@@ -143,3 +143,39 @@ pub async fn search(conn: &mut Conn, s: &Search) -> Result<Vec<FailureRow>> {
     q.push(" ORDER BY id DESC LIMIT ").push_bind(s.limit);
     Ok(q.build_query_as().fetch_all(conn).await?)
 }
+
+/// A failure waiting in memory for its transaction's batch insert.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub at: UnixMs,
+    pub ip: Option<String>,
+    pub service: &'static str,
+    pub account: Option<String>,
+    pub kind: &'static str,
+    pub raw: String,
+    pub tampered: bool,
+    pub verdict: String,
+}
+
+/// Inserts many failures of one source with few statements.
+pub async fn insert_many(conn: &mut Conn, source: &str, rows: &[Pending]) -> Result<()> {
+    // 9 values a row, well under SQLite's limit on bound values per statement.
+    for chunk in rows.chunks(400) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO failures (at, ip, service, account, kind, source, raw, tampered, verdict) ",
+        );
+        q.push_values(chunk, |mut b, f| {
+            b.push_bind(f.at)
+                .push_bind(f.ip.clone())
+                .push_bind(f.service)
+                .push_bind(f.account.as_deref().map(|a| truncate(a, ACCOUNT_LIMIT).to_string()))
+                .push_bind(f.kind)
+                .push_bind(source.to_string())
+                .push_bind(truncate(&f.raw, RAW_LIMIT).to_string())
+                .push_bind(f.tampered)
+                .push_bind(f.verdict.clone());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}

@@ -190,3 +190,57 @@ pub async fn add_totals(conn: &mut Conn, totals: &Totals) -> Result<()> {
     }
     Ok(())
 }
+
+/// What one transaction adds to the per-address summaries, gathered in memory.
+#[derive(Debug, Default)]
+pub struct Deltas {
+    /// (address, service) → (first, last, failures)
+    pub by_service: std::collections::HashMap<(String, &'static str), (UnixMs, UnixMs, i64)>,
+    /// (address, account) → failures
+    pub by_account: std::collections::HashMap<(String, String), i64>,
+}
+
+impl Deltas {
+    pub fn count(&mut self, ip: &str, service: &'static str, account: Option<&str>, at: UnixMs) {
+        let e = self.by_service.entry((ip.to_string(), service)).or_insert((at, at, 0));
+        e.0 = e.0.min(at);
+        e.1 = e.1.max(at);
+        e.2 += 1;
+        if let Some(a) = account {
+            *self.by_account.entry((ip.to_string(), a.to_string())).or_default() += 1;
+        }
+    }
+}
+
+pub async fn add_deltas(conn: &mut Conn, d: &Deltas) -> Result<()> {
+    for ((ip, service), (first, last, n)) in &d.by_service {
+        sqlx::query(
+            "INSERT INTO offenders (ip, first_seen, last_seen, failures, services) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (ip) DO UPDATE SET \
+               first_seen = CASE WHEN excluded.first_seen < offenders.first_seen THEN excluded.first_seen ELSE offenders.first_seen END, \
+               last_seen = CASE WHEN excluded.last_seen > offenders.last_seen THEN excluded.last_seen ELSE offenders.last_seen END, \
+               failures = offenders.failures + excluded.failures, \
+               services = CASE WHEN (',' || offenders.services || ',') LIKE ('%,' || excluded.services || ',%') \
+                 THEN offenders.services ELSE offenders.services || ',' || excluded.services END",
+        )
+        .bind(ip)
+        .bind(first)
+        .bind(last)
+        .bind(n)
+        .bind(*service)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for ((ip, account), n) in &d.by_account {
+        sqlx::query(
+            "INSERT INTO offender_accounts (ip, account, failures) VALUES ($1, $2, $3) \
+             ON CONFLICT (ip, account) DO UPDATE SET failures = offender_accounts.failures + excluded.failures",
+        )
+        .bind(ip)
+        .bind(account)
+        .bind(n)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -162,3 +162,41 @@ async fn rotations_while_lines_are_written_lose_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_locked_by_someone_else_delays_but_loses_nothing() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("full");
+    append(&log, "");
+    let data = dir.path().join("data");
+    let mut child = serve(&data, &log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !data.join("sipwarden.db").exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let store = Store::open(&data.join("sipwarden.db")).await.unwrap();
+    while read_offset_row(&store, &log).await.is_none() {
+        assert!(Instant::now() < deadline, "serve never started following");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another program takes the write lock for longer than sipwarden's busy timeout (5 s).
+    let mut locker =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", data.join("sipwarden.db").display()))
+            .await
+            .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut locker).await.unwrap();
+    let truth = write_log(&log, 3_000, 50);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(counts(&store).await.is_empty(), "nothing could be written while the lock was held");
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    drop(locker);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts(&store).await != truth {
+        assert!(Instant::now() < deadline, "not caught up after the lock was released");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

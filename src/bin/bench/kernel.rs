@@ -20,17 +20,17 @@ use sipwarden::policy::{Ladder, pipeline::Pipeline};
 use sipwarden::store::{self, Store};
 use tokio::sync::{Notify, watch};
 
-struct Namespace(String);
+pub struct Namespace(pub String);
 
 impl Namespace {
-    fn new() -> anyhow::Result<Namespace> {
+    pub fn new() -> anyhow::Result<Namespace> {
         let name = format!("swb-{}", std::process::id());
         let ok = Command::new("ip").args(["netns", "add", &name]).status()?.success();
         anyhow::ensure!(ok, "cannot create a network namespace (run as root with iproute2 and nftables)");
         Ok(Namespace(name))
     }
 
-    fn backend(&self) -> NftBackend {
+    pub fn backend(&self) -> NftBackend {
         NftBackend::new(vec!["ip".into(), "netns".into(), "exec".into(), self.0.clone()])
     }
 }

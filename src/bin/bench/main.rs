@@ -5,10 +5,12 @@
 //!   sipwarden-bench time-to-ban [--bans N] [--rate LINES_PER_S]   (root, idem)
 //!   sipwarden-bench panel [--offenders N]
 //!   sipwarden-bench ingest LOG
+//!   sipwarden-bench startup [--failures N] [--bans N]   (root)
 
 mod ingest;
 mod kernel;
 mod panel;
+mod startup;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         Some("time-to-ban") => kernel::time_to_ban(args),
         Some("panel") => panel::offenders(args),
         Some("ingest") => ingest::backlog(args),
+        Some("startup") => startup::run(args),
         _ => anyhow::bail!(
             "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R]"
         ),

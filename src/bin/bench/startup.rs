@@ -1,0 +1,102 @@
+//! `serve` starting on a full database: time until the panel answers and until the
+//! kernel (in a namespace of the bench's own) holds every ban.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sipwarden::clock::{Clock, SystemClock};
+use sipwarden::store::{self, Store};
+
+pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let args: Vec<String> = args.collect();
+    let failures = super::kernel::flag(&args, "--failures", 1_000_000);
+    let bans = super::kernel::flag(&args, "--bans", 100_000);
+    let ns = super::kernel::Namespace::new()?;
+    let dir = tempfile::tempdir()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::open(&dir.path().join("sipwarden.db")).await?;
+        let now = SystemClock.now();
+        let mut tx = store.begin().await?;
+        let rows: Vec<store::failures::Pending> = (0..failures)
+            .map(|i| store::failures::Pending {
+                at: now - (i as i64 % 86_400) * 1000,
+                ip: Some(super::kernel::address(i % 100_000).to_string()),
+                service: "PJSIP",
+                account: Some("1001".into()),
+                kind: "wrong_password",
+                raw: "bench line".into(),
+                tampered: false,
+                verdict: "watch".into(),
+            })
+            .collect();
+        store::failures::insert_many(&mut tx, "bench", &rows).await?;
+        for i in 0..bans {
+            let ip = super::kernel::address(i).to_string();
+            let until = (i % 2 == 0).then_some(now + 3_600_000);
+            store::bans::insert(
+                &mut tx,
+                &store::bans::NewBan { ip: &ip, reason: "bench", rung: 1, created_at: now, until_at: until },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        store.close().await;
+        anyhow::Ok(())
+    })?;
+    let config = dir.path().join("sipwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{}\"]\n",
+            ns.0
+        ),
+    )?;
+    let binary = std::env::current_exe()?.with_file_name("sipwarden");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let start = Instant::now();
+    let mut serve = Command::new(binary)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--log"])
+        .arg(dir.path().join("none.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut serving = None;
+    let mut enforced = None;
+    while start.elapsed() < Duration::from_secs(120) && (serving.is_none() || enforced.is_none()) {
+        if serving.is_none() {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut reply = String::new();
+                let _ = s.read_to_string(&mut reply);
+                if reply.starts_with("HTTP/1.1 200") {
+                    serving = Some(start.elapsed());
+                }
+            }
+        }
+        if enforced.is_none() {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns.0, "nft", "-j", "list", "table", "inet", "sipwarden"])
+                .output()?;
+            if out.status.success() {
+                let json = String::from_utf8_lossy(&out.stdout);
+                // One element per ban: count the addresses the bench used.
+                if json.matches("\"40.").count() as u64 >= bans {
+                    enforced = Some(start.elapsed());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    println!("stored                    {failures} failures, {bans} bans");
+    println!("panel answering after     {:.2} s", serving.map_or(f64::NAN, |d| d.as_secs_f64()));
+    println!("kernel holding every ban  {:.2} s", enforced.map_or(f64::NAN, |d| d.as_secs_f64()));
+    Ok(())
+}

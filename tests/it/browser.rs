@@ -12,31 +12,19 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use sipwarden::store::{self, Store};
 
-use crate::common::append;
-
-fn works(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success())
-}
+use crate::common::{append, works};
 
 fn can_run() -> bool {
-    let missing: Vec<&str> = [
-        (!nix::unistd::geteuid().is_root()).then_some("root"),
-        (!works("nft", &["--version"])).then_some("nft"),
-        (!works("ip", &["-V"])).then_some("ip"),
-        (!works("chromedriver", &["--version"])).then_some("chromedriver"),
-        (!Path::new("/usr/bin/chromium").exists()).then_some("chromium"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("browser test needs {missing:?} and CI=true forbids skipping it");
-    }
-    eprintln!("skipping browser test: needs {missing:?}");
-    false
+    crate::common::runnable(
+        "browser test",
+        &[
+            ("root", nix::unistd::geteuid().is_root()),
+            ("nft", works("nft", &["--version"])),
+            ("ip", works("ip", &["-V"])),
+            ("chromedriver", works("chromedriver", &["--version"])),
+            ("chromium", Path::new("/usr/bin/chromium").exists()),
+        ],
+    )
 }
 
 /// Kills the child and removes the namespace however the test ends.

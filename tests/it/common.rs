@@ -118,3 +118,22 @@ pub fn noise(n: usize) -> String {
         .map(|i| format!("[2026-11-24 21:05:00] VERBOSE[17019] pbx.c: Executing [s@from-internal:{i}] NoOp(\"x\", \"\") in new stack\n"))
         .collect()
 }
+
+/// Whether a program answers `args` successfully.
+pub fn works(cmd: &str, args: &[&str]) -> bool {
+    std::process::Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success())
+}
+
+/// True when every need is met. Otherwise the test is skipped, except under `CI=true`,
+/// where a missing need fails it: CI must run the kernel and browser tests.
+pub fn runnable(what: &str, needs: &[(&'static str, bool)]) -> bool {
+    let missing: Vec<&str> = needs.iter().filter(|(_, ok)| !ok).map(|(name, _)| *name).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} needs {missing:?} and CI=true forbids skipping it");
+    }
+    eprintln!("skipping {what}: needs {missing:?}");
+    false
+}

@@ -20,28 +20,16 @@ use tokio::sync::Notify;
 
 const ADMIN: Actor<'static> = Actor { name: "test", client_ip: None };
 
-fn tool_works(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success())
-}
-
 /// True when the test can run; false (skip) only outside CI.
 fn can_run() -> bool {
-    let missing: Vec<&str> = [
-        (!nix::unistd::geteuid().is_root()).then_some("root"),
-        (!tool_works("nft", &["--version"])).then_some("nft"),
-        (!tool_works("ip", &["-V"])).then_some("ip (iproute2)"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("kernel tests need {missing:?} and CI=true forbids skipping them");
-    }
-    eprintln!("skipping kernel test: needs {missing:?}");
-    false
+    crate::common::runnable(
+        "kernel test",
+        &[
+            ("root", nix::unistd::geteuid().is_root()),
+            ("nft", crate::common::works("nft", &["--version"])),
+            ("ip (iproute2)", crate::common::works("ip", &["-V"])),
+        ],
+    )
 }
 
 fn run(args: &[&str]) {

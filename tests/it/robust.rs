@@ -68,6 +68,21 @@ async fn counts(store: &Store) -> BTreeMap<String, i64> {
     store::failures::count_by_ip(&mut conn).await.unwrap().into_iter().collect()
 }
 
+/// Waits until the `serve` using `data` follows `log`; returns its database.
+async fn following(data: &Path, log: &Path) -> Store {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !data.join("sipwarden.db").exists() {
+        assert!(Instant::now() < deadline, "serve never created its database");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = Store::open(&data.join("sipwarden.db")).await.unwrap();
+    while read_offset_row(&store, log).await.is_none() {
+        assert!(Instant::now() < deadline, "serve never started following");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store
+}
+
 async fn read_offset_row(store: &Store, log: &Path) -> Option<i64> {
     let mut conn = store.pool().acquire().await.unwrap();
     store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().map(|s| s.read_offset)
@@ -113,16 +128,7 @@ async fn rotations_while_lines_are_written_lose_nothing() {
     let data = dir.path().join("data");
     let mut child = serve(&data, &log);
     // Lines rotated away before sipwarden first saw the file are not its to read.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !data.join("sipwarden.db").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let watcher = Store::open(&data.join("sipwarden.db")).await.unwrap();
-    while read_offset_row(&watcher, &log).await.is_none() {
-        assert!(Instant::now() < deadline, "serve never started following");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    following(&data, &log).await;
     let rotations = if long() { 100 } else { 20 };
     let mut truth: BTreeMap<String, i64> = BTreeMap::new();
     for r in 0..rotations {
@@ -171,16 +177,7 @@ async fn a_database_locked_by_someone_else_delays_but_loses_nothing() {
     append(&log, "");
     let data = dir.path().join("data");
     let mut child = serve(&data, &log);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !data.join("sipwarden.db").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let store = Store::open(&data.join("sipwarden.db")).await.unwrap();
-    while read_offset_row(&store, &log).await.is_none() {
-        assert!(Instant::now() < deadline, "serve never started following");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let store = following(&data, &log).await;
     // Another program takes the write lock for longer than sipwarden's busy timeout (5 s).
     let mut locker =
         sqlx::SqliteConnection::connect(&format!("sqlite://{}", data.join("sipwarden.db").display()))

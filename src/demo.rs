@@ -115,19 +115,17 @@ pub async fn run(listen: Option<String>, pace: Duration) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asterisk::RecordReader;
+    use crate::asterisk::read_text;
 
     #[test]
     fn the_replay_is_read_as_the_attack_it_tells() {
-        let mut reader = RecordReader::new(Utc::now().timestamp_millis(), 0);
-        let mut out = Vec::new();
+        let mut lines = Vec::new();
         let mut step = 0;
-        while let Some(lines) = script(step) {
-            for l in lines {
-                reader.push(&l, 0, 0, &mut out);
-            }
+        while let Some(step_lines) = script(step) {
+            lines.extend(step_lines);
             step += 1;
         }
+        let out = read_text(&lines.join("\n"), Utc::now().timestamp_millis());
         let from = |ip: &str| {
             out.iter()
                 .filter(|r| r.event.as_ref().and_then(|e| e.ip).is_some_and(|a| a.to_string() == ip))

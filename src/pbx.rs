@@ -27,14 +27,6 @@ pub struct Pbx {
     pub log: Option<PathBuf>,
 }
 
-/// Log text that means Asterisk kept its old configuration (REFERENCE §5.6).
-const REFUSED: [&str; 4] = [
-    "was listed as a #include but it does not exist",
-    "are invalid and cannot be parsed",
-    "Retaining existing configuration",
-    "occurs multiple times in ACL definition",
-];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
     pub name: String,
@@ -149,8 +141,7 @@ impl Pbx {
                     .unwrap_or_default()
             };
             for net in nets {
-                let needle = format!("{}/", net.network());
-                if !shown.lines().any(|l| l.contains("allow") && l.contains(&needle)) {
+                if !acl::shows_permit(&shown, &net) {
                     return Err(PbxError::NotLoaded(format!("`acl show {name}` does not list {net}")));
                 }
             }
@@ -198,7 +189,7 @@ impl Pbx {
         let (Some(log), Some(start)) = (&self.log, start) else { return Ok(()) };
         let Ok(text) = std::fs::read(log) else { return Ok(()) };
         let new = String::from_utf8_lossy(text.get(start as usize..).unwrap_or_default());
-        match new.lines().find(|l| REFUSED.iter().any(|r| l.contains(r))) {
+        match acl::refused_config_line(&new) {
             Some(line) => Err(PbxError::NotLoaded(format!("Asterisk logged: {}", line.trim()))),
             None => Ok(()),
         }

@@ -258,6 +258,26 @@ pub fn discover(text: &str, tech: Tech) -> Vec<AsteriskObject> {
     out.into_values().collect()
 }
 
+/// Log text that means Asterisk kept its old configuration (REFERENCE §5.6).
+const REFUSED: [&str; 4] = [
+    "was listed as a #include but it does not exist",
+    "are invalid and cannot be parsed",
+    "Retaining existing configuration",
+    "occurs multiple times in ACL definition",
+];
+
+/// The first log line in `text` saying a reload was refused.
+pub fn refused_config_line(text: &str) -> Option<&str> {
+    text.lines().find(|l| REFUSED.iter().any(|r| l.contains(r))).map(str::trim)
+}
+
+/// Whether `acl show NAME` output lists `net` as allowed (Asterisk prints IPv6 masks
+/// as `ffff:…`, so the network address is what is compared).
+pub fn shows_permit(acl_show: &str, net: &IpNet) -> bool {
+    let needle = format!("{}/", net.network());
+    acl_show.lines().any(|l| l.contains("allow") && l.contains(&needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

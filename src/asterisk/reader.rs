@@ -46,6 +46,20 @@ struct Pending {
     lines: usize,
 }
 
+/// Every record of a whole text (lines split on `\n`), as a file of it would give.
+pub fn read_text(text: &str, reference: UnixMs) -> Vec<ReadRecord> {
+    let mut reader = RecordReader::new(reference, 0);
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    for line in text.split('\n') {
+        let end = offset + line.len() as u64 + 1;
+        reader.push(line, offset, end, &mut out);
+        offset = end;
+    }
+    reader.finish(&mut out);
+    out
+}
+
 /// One per file being read; keeps at most one pending record.
 pub struct RecordReader {
     timestamps: Timestamper,

@@ -2,20 +2,11 @@
 
 use std::net::IpAddr;
 
-use super::reader::{ReadRecord, RecordReader};
+use super::reader::{ReadRecord, read_text};
 use crate::domain::{FailureKind, LogEvent, Outcome, Service};
 
 fn read(text: &str) -> Vec<ReadRecord> {
-    let mut reader = RecordReader::new(1_796_000_000_000, 0);
-    let mut out = Vec::new();
-    let mut offset = 0u64;
-    for line in text.split('\n') {
-        let end = offset + line.len() as u64 + 1;
-        reader.push(line, offset, end, &mut out);
-        offset = end;
-    }
-    reader.finish(&mut out);
-    out
+    read_text(text, 1_796_000_000_000)
 }
 
 fn events(text: &str) -> Vec<LogEvent> {

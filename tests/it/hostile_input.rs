@@ -2,19 +2,10 @@
 //! reader, and never attribute a failure to an address that only attacker text held.
 
 use proptest::prelude::*;
-use sipwarden::asterisk::RecordReader;
+use sipwarden::asterisk::read_text;
 
 fn read_all(text: &str) -> usize {
-    let mut reader = RecordReader::new(1_796_000_000_000, 0);
-    let mut out = Vec::new();
-    let mut offset = 0u64;
-    for line in text.split('\n') {
-        let end = offset + line.len() as u64 + 1;
-        reader.push(line, offset, end, &mut out);
-        offset = end;
-    }
-    reader.finish(&mut out);
-    out.len()
+    read_text(text, 1_796_000_000_000).len()
 }
 
 const REAL: &[&str] = &[
@@ -64,16 +55,7 @@ proptest! {
             2 => format!("[Nov 24 22:16:11] SECURITY[2] res_security_log.c: SecurityEvent=\"InvalidAccountID\",EventTV=\"2026-11-24T22:16:11.216+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"{}\",SessionID=\"1\",LocalAddress=\"IPV4/UDP/127.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/198.51.100.8/5060\"", forged.chars().take(36).collect::<String>()),
             _ => format!("[Nov 24 22:16:11] NOTICE[2] chan_sip.c: Registration from '\"{one_line}\" <sip:1@x>' failed for '198.51.100.8:5060' - Wrong password"),
         };
-        let mut reader = RecordReader::new(1_796_000_000_000, 0);
-        let mut out = Vec::new();
-        let mut offset = 0u64;
-        for line in text.split('\n') {
-            let end = offset + line.len() as u64 + 1;
-            reader.push(line, offset, end, &mut out);
-            offset = end;
-        }
-        reader.finish(&mut out);
-        for r in &out {
+        for r in &read_text(&text, 1_796_000_000_000) {
             if let Some(e) = &r.event {
                 prop_assert_ne!(e.ip, Some("6.6.6.6".parse().unwrap()), "framed by {:?}", text);
             }

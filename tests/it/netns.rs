@@ -142,21 +142,8 @@ fn listen(pair: &Pair) -> Listeners {
 }
 
 fn udp_arrives(pair: &Pair, rx: &UdpSocket, dst: &str) -> bool {
-    let dst: SocketAddr = dst.parse().unwrap();
-    let payload = format!("OPTIONS sip:x SIP/2.0 {}", NEXT.fetch_add(1, Ordering::SeqCst));
-    let sent = payload.clone();
-    in_netns(&pair.outside, move || {
-        let bind = if dst.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
-        UdpSocket::bind(bind).unwrap().send_to(sent.as_bytes(), dst).unwrap();
-    });
-    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let mut buf = [0u8; 256];
-    while let Ok((n, _)) = rx.recv_from(&mut buf) {
-        if &buf[..n] == payload.as_bytes() {
-            return true;
-        }
-    }
-    false
+    let any = if dst.starts_with('[') { "[::]" } else { "0.0.0.0" };
+    udp_from(pair, rx, any, dst)
 }
 
 fn tcp_arrives(pair: &Pair, dst: &str) -> bool {

@@ -168,14 +168,21 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8088";
 pub const DEFAULT_LOGS: [&str; 3] =
     ["security:/var/log/asterisk/security", "/var/log/asterisk/full", "/var/log/asterisk/messages"];
 
+impl FileConfig {
+    /// The file's text, as TOML; the error says where and what is wrong.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
 impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
         let parsed = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?
+                FileConfig::parse(&text)
+                    .map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?
             }
             None => FileConfig::default(),
         };

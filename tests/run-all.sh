@@ -29,3 +29,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+
+# Every parser and the configuration loader under the fuzzer for a short while;
+# `fuzz/run.sh` with no argument is the long run (10 minutes a target).
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+fuzz/run.sh "${SIPWARDEN_FUZZ_SECONDS:-15}"

@@ -145,7 +145,9 @@ pub fn render_appends(plan: &AclPlan, tech: Tech, existing: &[AsteriskObject]) -
 pub fn with_managed_block(text: &str, block: &str) -> String {
     let mut kept = String::new();
     let mut inside = false;
-    for line in text.lines() {
+    // Lines are kept byte for byte, line endings included: `lines()` would drop one
+    // `\r` of every line at each apply.
+    for line in text.split_inclusive('\n') {
         if line.trim_end() == BEGIN {
             inside = true;
             continue;
@@ -157,9 +159,10 @@ pub fn with_managed_block(text: &str, block: &str) -> String {
             continue;
         }
         kept.push_str(line);
-        kept.push('\n');
     }
-    let kept = kept.trim_end_matches('\n');
+    // A lone `\r` left by an editor's line ending counts as an empty line too, or
+    // each apply would add another blank line in front of the block.
+    let kept = kept.trim_end_matches(['\n', '\r']);
     let mut out = String::from(kept);
     if !out.is_empty() {
         out.push_str("\n\n");
@@ -332,5 +335,15 @@ mod tests {
         assert!(second.starts_with("[1001](+)\ndescription=kept\n\n; BEGIN sipwarden"));
         assert!(second.contains("[2002](+)") && !second.contains("[2001](+)"));
         assert_eq!(with_include(&with_include("[x]\n")), "[x]\n#include sipwarden_acl.conf\n");
+    }
+
+    /// Found by the `asterisk_config` fuzz target: a file ending in a bare `\r` grew
+    /// by one blank line at every apply.
+    #[test]
+    fn applying_twice_to_a_file_with_a_carriage_return_changes_nothing() {
+        for text in ["\r", "a\r", "[x]\r\n\r\n", "\r\n\r", "sa\r\r\r\nb=1\n"] {
+            let once = with_managed_block(text, "; block\n");
+            assert_eq!(with_managed_block(&once, "; block\n"), once, "{text:?}");
+        }
     }
 }

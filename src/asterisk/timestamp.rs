@@ -55,7 +55,8 @@ impl Timestamper {
         } else {
             return None;
         };
-        let (head, tail) = date.split_at(hour_len);
+        // Log text is attacker-shaped: a multi-byte character may sit where a digit should.
+        let (head, tail) = date.split_at_checked(hour_len)?;
         Some((head, tail.strip_prefix(':')?))
     }
 
@@ -164,6 +165,16 @@ mod tests {
         let mut t = Timestamper::new(at(2026, 11, 27, (9, 0, 0)));
         assert_eq!(t.convert("Nov 24 20:57:57"), Some(at(2026, 11, 24, (20, 57, 57))));
         assert_eq!(t.convert("Nov  4 09:01:02"), Some(at(2026, 11, 4, (9, 1, 2))));
+    }
+
+    /// Found by the `log_records` fuzz target: a date with a multi-byte character
+    /// where the hour's digits belong panicked instead of being refused.
+    #[test]
+    fn a_date_with_a_wide_character_inside_is_refused() {
+        let mut t = Timestamper::new(at(2026, 11, 27, (9, 0, 0)));
+        assert_eq!(t.convert("Nov 24 2\u{FFFD}1:04:50"), None);
+        assert_eq!(t.convert("2026-11-24 2\u{FFFD}:04:50"), None);
+        assert!(t.convert("Nov 24 21:04:50").is_some());
     }
 
     #[test]

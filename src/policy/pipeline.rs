@@ -39,7 +39,28 @@ struct SegmentWrites {
     /// Failure times per address not yet in the table, for the ladder's counts.
     times: std::collections::HashMap<String, Vec<UnixMs>>,
     deltas: store::offenders::Deltas,
+    /// Decided bans, in order.
+    bans: Vec<store::bans::PendingBan>,
+    /// Successful logins per address: the last account, the latest time.
+    successes: std::collections::HashMap<String, (Option<String>, UnixMs)>,
 }
+
+/// What the store holds about the addresses of the next records, read in a few
+/// statements instead of one per failure.
+#[derive(Default)]
+struct Prefetched {
+    /// Index of the first record not covered.
+    end: usize,
+    /// Records covered.
+    size: usize,
+    span: Option<store::history::Span>,
+    facts: std::collections::HashMap<String, store::history::AddressFacts>,
+}
+
+/// Records whose addresses are read ahead at once: few at a transaction's start, as
+/// a ban may end it soon, more as it goes on.
+const PREFETCH_FIRST: usize = 128;
+const PREFETCH_MAX: usize = 4096;
 
 /// How long a transaction that decided a ban may go on storing further records.
 const SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(4);
@@ -118,14 +139,22 @@ impl Pipeline {
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
         let bans_before = applied.bans.len();
         let mut writes = SegmentWrites::default();
+        let mut ahead = Prefetched::default();
         let started = std::time::Instant::now();
         while let Some(record) = batch.records.get(*next) {
+            if *next >= ahead.end {
+                let size = match ahead.size {
+                    0 => PREFETCH_FIRST,
+                    n => (n * 2).min(PREFETCH_MAX),
+                };
+                ahead = self.prefetch(&mut tx, batch, (*next, size), now, &ladder, &writes.bans).await?;
+            }
             *next += 1;
-            let at = record.event.as_ref().and_then(|e| e.at).map_or(now, |at| at.min(now));
+            let at = Self::record_at(record, now);
             last_at = Some(at);
             tampered += i64::from(record.tampered);
             let ctx = RecordContext { at, ladder: &ladder, trusted: &trusted, kind: batch.kind, enforcing };
-            self.apply_record(&mut tx, record, &ctx, applied, &mut clean, &mut writes).await?;
+            self.apply_record(record, &ctx, applied, &mut clean, &mut writes, &mut ahead)?;
             // A ban waits at most a few milliseconds of further work for its commit;
             // committing after every ban would slow a flood down instead.
             if applied.bans.len() > bans_before && started.elapsed() >= SEGMENT_WITH_BAN {
@@ -138,7 +167,9 @@ impl Pipeline {
         };
         let (lines, unreadable) = batch.lines_up_to(cursor.offset);
         store::failures::insert_many(&mut tx, &batch.path, &writes.failures).await?;
+        store::bans::insert_many(&mut tx, &writes.bans).await?;
         store::offenders::add_deltas(&mut tx, &writes.deltas).await?;
+        store::known_good::record_successes(&mut tx, &writes.successes).await?;
         // The dashboard's running totals, once per transaction rather than per failure.
         let mut totals = store::offenders::Totals::default();
         for line in &clean {
@@ -174,14 +205,62 @@ impl Pipeline {
         Ok(cursor)
     }
 
-    async fn apply_record(
+    /// The record's time, as the transaction stores it.
+    fn record_at(record: &ReadRecord, now: UnixMs) -> UnixMs {
+        record.event.as_ref().and_then(|e| e.at).map_or(now, |at| at.min(now))
+    }
+
+    /// Reads what the ladder needs about every address failing in the next
+    /// `size` records from `start`, with the bans this transaction decided so far.
+    async fn prefetch(
         &self,
         conn: &mut Conn,
+        batch: &Batch,
+        (start, size): (usize, usize),
+        now: UnixMs,
+        ladder: &Ladder,
+        pending_bans: &[store::bans::PendingBan],
+    ) -> store::Result<Prefetched> {
+        let end = (start + size).min(batch.records.len());
+        let mut ips = std::collections::HashSet::new();
+        let (mut from, mut to) = (UnixMs::MAX, UnixMs::MIN);
+        for record in &batch.records[start..end] {
+            let Some(event) = &record.event else { continue };
+            let (Some(ip), Outcome::Failure(_)) = (event.ip, event.outcome) else { continue };
+            if self.counts(batch.kind, event) {
+                let at = Self::record_at(record, now);
+                (from, to) = (from.min(at), to.max(at));
+                ips.insert(ip.to_string());
+            }
+        }
+        if ips.is_empty() {
+            return Ok(Prefetched { end, size, ..Default::default() });
+        }
+        let span = store::history::Span {
+            from,
+            to,
+            windows: ladder.rungs.iter().map(|r| r.within_ms).collect(),
+            success_for: ladder.known_good_for_ms,
+            repeat_within: ladder.repeat_within_ms,
+        };
+        let ips: Vec<String> = ips.into_iter().collect();
+        let mut facts = store::history::facts_for(conn, &ips, &span).await?;
+        for ban in pending_bans {
+            if let Some(f) = facts.get_mut(&ban.ip) {
+                f.banned(ban.created_at, ban.until_at, ban.superseding);
+            }
+        }
+        Ok(Prefetched { end, size, span: Some(span), facts })
+    }
+
+    fn apply_record(
+        &self,
         record: &ReadRecord,
         ctx: &RecordContext<'_>,
         applied: &mut Applied,
         clean: &mut Vec<CleanLogLine>,
         writes: &mut SegmentWrites,
+        ahead: &mut Prefetched,
     ) -> store::Result<()> {
         let (at, kind) = (ctx.at, ctx.kind);
         let Some(event) = &record.event else {
@@ -205,29 +284,37 @@ impl Pipeline {
         let kind_name = match event.outcome {
             Outcome::Success => {
                 if !event.tampered {
-                    store::known_good::record_success(conn, &ip_text, event.account.as_deref(), at).await?;
+                    let entry = writes.successes.entry(ip_text).or_insert((None, at));
+                    *entry = (event.account.clone(), entry.1.max(at));
                 }
                 return Ok(());
             }
             Outcome::Failure(k) => k.as_str(),
         };
-        let history = self.history(conn, ctx, ip, &ip_text, writes.times.get(&ip_text)).await?;
+        let history = self.history(ctx, ip, &ip_text, writes, ahead)?;
         let verdict = decide(ctx.ladder, &history, at);
         if let Verdict::Ban { rung, until, reason } = &verdict {
-            let id = store::bans::insert(
-                conn,
-                &store::bans::NewBan {
-                    ip: &ip_text,
-                    reason,
-                    rung: *rung as i64,
-                    created_at: at,
-                    until_at: *until,
-                },
-            )
-            .await?;
-            if history.active_until.is_some() {
-                store::bans::supersede(conn, &ip_text, id, at).await?;
+            let superseding = history.active_until.is_some();
+            if superseding {
+                for earlier in writes.bans.iter_mut().filter(|b| b.ip == ip_text && b.released_at.is_none()) {
+                    if earlier.until_at.is_none_or(|t| t > at) {
+                        earlier.released_at = Some(at);
+                    }
+                }
             }
+            let ban = store::bans::PendingBan {
+                ip: ip_text.clone(),
+                reason: reason.clone(),
+                rung: *rung as i64,
+                created_at: at,
+                until_at: *until,
+                superseding,
+                released_at: None,
+            };
+            if let Some(facts) = ahead.facts.get_mut(&ip_text) {
+                facts.banned(at, *until, superseding);
+            }
+            writes.bans.push(ban);
             applied.bans.push(NewBan { ip, until: *until, reason: reason.clone() });
         }
         let label = match &verdict {
@@ -261,34 +348,33 @@ impl Pipeline {
     }
 
     /// History as of `at`, counting the failure being judged.
-    async fn history(
+    fn history(
         &self,
-        conn: &mut Conn,
         ctx: &RecordContext<'_>,
         ip: IpAddr,
         ip_text: &str,
-        pending: Option<&Vec<UnixMs>>,
+        writes: &SegmentWrites,
+        ahead: &Prefetched,
     ) -> store::Result<History> {
         let at = ctx.at;
         let windows: Vec<UnixMs> = ctx.ladder.rungs.iter().map(|r| at - r.within_ms).collect();
-        let h = store::history::for_address(
-            conn,
-            ip_text,
-            &windows,
-            at - ctx.ladder.known_good_for_ms,
-            at - ctx.ladder.repeat_within_ms,
-            at,
-        )
-        .await?;
+        let (Some(span), Some(facts)) = (&ahead.span, ahead.facts.get(ip_text)) else {
+            // `prefetch` reads every address failing in the records it covers.
+            return Err(store::StoreError::Corrupt(format!("the history of {ip_text} was not read ahead")));
+        };
+        let h = facts.at(span, at);
         // Counting the failures of this transaction not yet written, and the one being judged.
+        let pending = writes.times.get(ip_text);
         let failures_in_window = h
             .failures_since
             .iter()
             .zip(&windows)
             .map(|(n, since)| n + pending.map_or(0, |p| p.iter().filter(|&&t| t > *since).count() as u32) + 1)
             .collect();
+        let success_pending =
+            writes.successes.get(ip_text).is_some_and(|(_, t)| *t > at - ctx.ladder.known_good_for_ms);
         let (known_good, recent_timed_bans, active_until) =
-            (h.succeeded_since, h.timed_bans_since, h.active_until);
+            (h.succeeded_since || success_pending, h.timed_bans_since, h.active_until);
         Ok(History {
             failures_in_window,
             trusted: ctx.trusted.contains(ip),

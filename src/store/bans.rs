@@ -90,6 +90,53 @@ pub async fn release_ip(conn: &mut Conn, ip: &str, now: UnixMs, by: &str) -> Res
 }
 
 /// Marks older bans of `ip` as replaced by a stronger one (they stay as history).
+/// A ladder ban waiting in memory for its transaction's batch insert.
+#[derive(Debug, Clone)]
+pub struct PendingBan {
+    pub ip: String,
+    pub reason: String,
+    pub rung: i64,
+    pub created_at: UnixMs,
+    pub until_at: Option<UnixMs>,
+    /// It replaces the bans in force for its address: those stored are released
+    /// as it is written.
+    pub superseding: bool,
+    /// Set when a later ban of the same transaction replaced it.
+    pub released_at: Option<UnixMs>,
+}
+
+/// Stores bans in their order (ids follow it), releasing first the stored bans each
+/// superseding one replaces.
+pub async fn insert_many(conn: &mut Conn, bans: &[PendingBan]) -> Result<()> {
+    for b in bans.iter().filter(|b| b.superseding) {
+        sqlx::query(
+            "UPDATE bans SET released_at = $1, released_by = 'escalated' WHERE ip = $2 \
+             AND released_at IS NULL AND (until_at IS NULL OR until_at > $1)",
+        )
+        .bind(b.created_at)
+        .bind(&b.ip)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // 7 values a row, well under SQLite's limit on bound values per statement.
+    for chunk in bans.chunks(500) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO bans (ip, reason, rung, created_at, until_at, released_at, released_by) ",
+        );
+        q.push_values(chunk, |mut row, b| {
+            row.push_bind(b.ip.clone())
+                .push_bind(b.reason.clone())
+                .push_bind(b.rung)
+                .push_bind(b.created_at)
+                .push_bind(b.until_at)
+                .push_bind(b.released_at)
+                .push_bind(b.released_at.map(|_| "escalated"));
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 pub async fn supersede(conn: &mut Conn, ip: &str, keep_id: i64, now: UnixMs) -> Result<()> {
     sqlx::query(
         "UPDATE bans SET released_at = $1, released_by = 'escalated' WHERE ip = $2 AND id <> $3 \

@@ -62,3 +62,155 @@ pub async fn for_address(
         active_until: (active.unwrap_or(0) > 0).then(|| longest.filter(|&t| t != FOREVER)),
     })
 }
+
+/// The stretch of time a set of [`AddressFacts`] answers for, and the ladder's
+/// windows: all that [`facts_for`] needs to read, once, what [`for_address`] reads
+/// for every failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// Earliest and latest instant that will be asked about.
+    pub from: UnixMs,
+    pub to: UnixMs,
+    /// Each rung's window length.
+    pub windows: Vec<UnixMs>,
+    pub success_for: UnixMs,
+    pub repeat_within: UnixMs,
+}
+
+/// What the store holds about one address for a [`Span`]: [`AddressFacts::at`]
+/// gives the same answer as [`for_address`] at any instant of the span, as long as
+/// the bans the transaction stores are told to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressFacts {
+    /// Per window: stored failures after `from - window`.
+    failures_from: Vec<u32>,
+    /// Per window: times of those failures that leave the window as the instant
+    /// moves from `from` to `to`.
+    leaving: Vec<Vec<UnixMs>>,
+    last_success: Option<UnixMs>,
+    /// Creation times of timed ladder bans after `from - repeat_within`.
+    timed_bans: Vec<UnixMs>,
+    /// Ends of the bans not released and in force at `from` (`None`: until released).
+    active: Vec<Option<UnixMs>>,
+}
+
+impl AddressFacts {
+    pub fn at(&self, span: &Span, at: UnixMs) -> AddressHistory {
+        let failures_since = span
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let left = self.leaving[i].iter().filter(|&&t| t <= at - w).count() as u32;
+                self.failures_from[i] - left
+            })
+            .collect();
+        let in_force: Vec<Option<UnixMs>> =
+            self.active.iter().copied().filter(|u| u.is_none_or(|t| t > at)).collect();
+        let active_until = match in_force.is_empty() {
+            true => None,
+            false if in_force.contains(&None) => Some(None),
+            false => Some(in_force.into_iter().flatten().max()),
+        };
+        AddressHistory {
+            failures_since,
+            succeeded_since: self.last_success.is_some_and(|t| t > at - span.success_for),
+            timed_bans_since: self.timed_bans.iter().filter(|&&c| c > at - span.repeat_within).count() as u32,
+            active_until,
+        }
+    }
+
+    /// A ladder ban stored in this transaction at `at`; `superseding` as when the
+    /// bans in force were released for it.
+    pub fn banned(&mut self, at: UnixMs, until: Option<UnixMs>, superseding: bool) {
+        if superseding {
+            self.active.retain(|u| u.is_some_and(|t| t <= at));
+        }
+        if until.is_some() {
+            self.timed_bans.push(at);
+        }
+        self.active.push(until);
+    }
+}
+
+/// [`AddressFacts`] of many addresses in a few statements (addresses never seen
+/// get empty facts).
+pub async fn facts_for(
+    conn: &mut Conn,
+    ips: &[String],
+    span: &Span,
+) -> Result<std::collections::HashMap<String, AddressFacts>> {
+    use sqlx::Row;
+    let n = span.windows.len();
+    let mut facts: std::collections::HashMap<String, AddressFacts> = ips
+        .iter()
+        .map(|ip| {
+            let empty = AddressFacts {
+                failures_from: vec![0; n],
+                leaving: vec![Vec::new(); n],
+                ..Default::default()
+            };
+            (ip.clone(), empty)
+        })
+        .collect();
+    // Well under SQLite's limit of bound values per statement.
+    for chunk in ips.chunks(500) {
+        let in_list = |q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>| {
+            q.push(" ip IN (");
+            let mut list = q.separated(", ");
+            for ip in chunk {
+                list.push_bind(ip.clone());
+            }
+            q.push(")");
+        };
+        let mut q = sqlx::QueryBuilder::new("SELECT ip");
+        for w in &span.windows {
+            q.push(", SUM(CASE WHEN at > ").push_bind(span.from - w).push(" THEN 1 ELSE 0 END)");
+        }
+        q.push(" FROM failures WHERE");
+        in_list(&mut q);
+        let earliest = span.windows.iter().map(|w| span.from - w).min().unwrap_or(span.from);
+        q.push(" AND at > ").push_bind(earliest).push(" GROUP BY ip");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
+            for i in 0..n {
+                f.failures_from[i] = row.try_get::<Option<i64>, _>(i + 1)?.unwrap_or(0) as u32;
+            }
+        }
+        for (i, w) in span.windows.iter().enumerate() {
+            let mut q = sqlx::QueryBuilder::new("SELECT ip, at FROM failures WHERE");
+            in_list(&mut q);
+            q.push(" AND at > ").push_bind(span.from - w).push(" AND at <= ").push_bind(span.to - w);
+            for row in q.build().fetch_all(&mut *conn).await? {
+                if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
+                    f.leaving[i].push(row.try_get(1)?);
+                }
+            }
+        }
+        let mut q = sqlx::QueryBuilder::new("SELECT ip, last_success_at FROM known_good WHERE");
+        in_list(&mut q);
+        for row in q.build().fetch_all(&mut *conn).await? {
+            if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
+                f.last_success = Some(row.try_get(1)?);
+            }
+        }
+        let mut q =
+            sqlx::QueryBuilder::new("SELECT ip, created_at, until_at, rung, released_at FROM bans WHERE");
+        in_list(&mut q);
+        let (repeat_from, from) = (span.from - span.repeat_within, span.from);
+        q.push(" AND ((until_at IS NOT NULL AND rung > 0 AND created_at > ").push_bind(repeat_from);
+        q.push(") OR (released_at IS NULL AND (until_at IS NULL OR until_at > ").push_bind(from).push(")))");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
+            let (created, until): (i64, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
+            let (rung, released): (i64, Option<i64>) = (row.try_get(3)?, row.try_get(4)?);
+            if until.is_some() && rung > 0 && created > repeat_from {
+                f.timed_bans.push(created);
+            }
+            if released.is_none() && until.is_none_or(|t| t > from) {
+                f.active.push(until);
+            }
+        }
+    }
+    Ok(facts)
+}

@@ -7,6 +7,7 @@ mod corpus;
 mod enforce;
 mod firewall_render;
 mod follow;
+mod history_facts;
 mod hostile_input;
 mod netns;
 mod packaging;

@@ -21,6 +21,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             config.data_dir.display()
         )
     })?;
+    // Said plainly before SQLite's "unable to open database file" can say it vaguely.
+    let probe = config.data_dir.join(".sipwarden-write-test");
+    std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).with_context(|| {
+        format!(
+            "the data directory {} is not writable; sipwarden keeps its database there",
+            config.data_dir.display()
+        )
+    })?;
     let path = config.database_path();
     Store::open(&path).await.with_context(|| format!("cannot open the database {}", path.display()))
 }
@@ -80,6 +88,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let security_source_present = config.sources.iter().any(|s| s.kind == Some(SourceKind::Security))
         || followers.iter().any(|f| f.kind() == Some(SourceKind::Security));
     let poke = Arc::new(Notify::new());
+    let ingest_health = ingest::IngestHealth::default();
     let pipeline = Pipeline {
         store: store.clone(),
         ladder: config.ladder.clone(),
@@ -89,6 +98,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         protection_default: config.protection_default,
         clean_log: Some(CleanLog::new(config.clean_log.clone())),
         bans_changed: poke.clone(),
+        health: ingest_health.clone(),
     };
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");
@@ -101,6 +111,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         poke,
         enforcer.firewall_name(),
     )
+    .with_ingest_health(ingest_health)
     .with_pbx(Some(crate::pbx::Pbx {
         config_dir: config.asterisk_dir.clone(),
         command: config.asterisk_command.clone(),

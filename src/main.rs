@@ -114,7 +114,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sipwarden: {e:#}");
+            eprintln!("sipwarden: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -194,4 +194,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// The error and its causes, leaving out a cause already quoted by the one before it
+/// (database errors repeat their source in their own text).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }

@@ -2,6 +2,7 @@
 
 pub mod cleanlog;
 pub mod follower;
+mod health;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 pub use follower::{Batch, Cursor, Follower, StartAt};
+pub use health::{IngestHealth, IngestProblem};
 
 use crate::asterisk::SourceKind;
 use crate::policy::pipeline::Pipeline;
@@ -95,6 +97,9 @@ pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
             };
             match pipeline.apply(&batch).await {
                 Ok(applied) => {
+                    if let Some(p) = pipeline.health.recovered() {
+                        tracing::info!(since = p.since, attempts = p.attempts, "storing log records again");
+                    }
                     stored += applied.failures;
                     for ban in &applied.bans {
                         tracing::info!(ip = %ban.ip, until = ?ban.until, reason = %ban.reason, "ban decided");
@@ -104,7 +109,8 @@ pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
                 }
                 Err(e) => {
                     // What was not stored is read again next time.
-                    tracing::error!(path = %batch.path, error = %e, "could not store log records");
+                    tracing::error!(path = %batch.path, error = %e, "could not store log records; retrying");
+                    pipeline.health.failed(pipeline.clock.now(), e.to_string());
                     if let Some(cursor) = e.committed {
                         follower.commit(cursor);
                     }

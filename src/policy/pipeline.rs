@@ -93,6 +93,8 @@ pub struct Pipeline {
     pub clean_log: Option<CleanLog>,
     /// Poked when a ban is decided, so enforcement does not wait for its next tick.
     pub bans_changed: Arc<Notify>,
+    /// Told when batches cannot be stored, and when they can again.
+    pub health: crate::ingest::IngestHealth,
 }
 
 impl Pipeline {

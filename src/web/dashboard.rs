@@ -5,8 +5,8 @@ use askama_web::WebTemplate;
 use axum::Form;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::auth::redirect;
@@ -40,6 +40,8 @@ pub struct Live {
     pub bans_timed: i64,
     pub bans_forever: i64,
     pub failures_day: i64,
+    /// Why log records cannot be stored right now (disk full, read-only, locked).
+    pub ingest_problem: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -87,7 +89,16 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         0,
     )
     .await?;
+    let ingest_problem = state.ingest.problem().map(|p| {
+        format!(
+            "since {}: {} ({} attempts, retrying; nothing is lost, the logs are read again from where storing stopped)",
+            when(p.since),
+            p.detail,
+            p.attempts
+        )
+    });
     Ok(Live {
+        ingest_problem,
         protection: store::settings::protection(&mut conn, state.protection_default).await?,
         firewall: state.firewall_name.clone(),
         firewall_ok: firewall.is_some_and(|h| h.ok),
@@ -165,20 +176,28 @@ pub async fn switch_protection(
 
 #[derive(serde::Serialize)]
 pub struct Health {
+    /// `ok`, or `degraded` (answered with 503) while log records cannot be stored.
     status: &'static str,
+    ingest_ok: bool,
     protection: bool,
     firewall_ok: bool,
     log_sources: usize,
 }
 
 /// Unauthenticated liveness for monitors and container health checks: no secrets.
-pub async fn healthz(State(state): State<WebState>) -> Result<Json<Health>, WebError> {
+pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
     let mut conn = state.store.pool().acquire().await?;
     let health = store::health::all(&mut conn).await?;
-    Ok(Json(Health {
-        status: "ok",
-        protection: store::settings::protection(&mut conn, state.protection_default).await?,
-        firewall_ok: health.iter().any(|h| h.component == crate::enforcer::HEALTH_COMPONENT && h.ok),
-        log_sources: store::sources::all(&mut conn).await?.len(),
-    }))
+    let ingest_ok = state.ingest.problem().is_none();
+    let code = if ingest_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((
+        code,
+        Json(Health {
+            status: if ingest_ok { "ok" } else { "degraded" },
+            ingest_ok,
+            protection: store::settings::protection(&mut conn, state.protection_default).await?,
+            firewall_ok: health.iter().any(|h| h.component == crate::enforcer::HEALTH_COMPONENT && h.ok),
+            log_sources: store::sources::all(&mut conn).await?.len(),
+        }),
+    ))
 }

@@ -54,6 +54,8 @@ pub struct WebState {
     pub login_per_user: Arc<DefaultKeyedRateLimiter<String>>,
     /// Asterisk's configuration, when sipwarden may write ACLs into it.
     pub pbx: Option<crate::pbx::Pbx>,
+    /// Told by the ingest loop when log records cannot be stored.
+    pub ingest: crate::ingest::IngestHealth,
 }
 
 impl WebState {
@@ -80,7 +82,13 @@ impl WebState {
             login_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per(10)).allow_burst(per(5)))),
             login_per_user: Arc::new(RateLimiter::keyed(Quota::per_minute(per(20)).allow_burst(per(10)))),
             pbx: None,
+            ingest: Default::default(),
         }
+    }
+
+    pub fn with_ingest_health(mut self, ingest: crate::ingest::IngestHealth) -> Self {
+        self.ingest = ingest;
+        self
     }
 
     pub fn with_pbx(mut self, pbx: Option<crate::pbx::Pbx>) -> Self {

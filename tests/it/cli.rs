@@ -67,14 +67,7 @@ fn the_demo_prints_its_login_and_bans_the_replayed_attackers() {
         .find_map(|l| l.trim().strip_prefix("password").map(|p| p.trim().to_string()))
         .expect("the demo prints a password");
     std::thread::spawn(move || lines.for_each(drop));
-    let mut log = BufReader::new(demo.stderr.take().unwrap()).lines().map_while(Result::ok);
-    let port: u16 = log
-        .find_map(|l| {
-            let at = l.find("http://127.0.0.1:")? + "http://127.0.0.1:".len();
-            l[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
-        })
-        .expect("the demo logs where its panel listens");
-    std::thread::spawn(move || log.for_each(drop));
+    let port = crate::common::printed_port(demo.stderr.take().unwrap());
     let http = |request: String| -> String {
         for _ in 0..100 {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {

@@ -49,6 +49,7 @@ impl TestApp {
             protection_default: true,
             clean_log: Some(CleanLog::new(dir.path().join("failed-auth.log"))),
             bans_changed: Arc::new(Notify::new()),
+            health: Default::default(),
         };
         TestApp { dir, store, clock, pipeline, followers: Vec::new() }
     }
@@ -136,4 +137,20 @@ pub fn runnable(what: &str, needs: &[(&'static str, bool)]) -> bool {
     }
     eprintln!("skipping {what}: needs {missing:?}");
     false
+}
+
+/// The loopback port a program prints in its panel address (`http://127.0.0.1:PORT`),
+/// read from `out`; the rest of `out` is drained in the background so the program
+/// never blocks on a full pipe.
+pub fn printed_port(out: impl std::io::Read + Send + 'static) -> u16 {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(out).lines().map_while(Result::ok);
+    let port = lines
+        .find_map(|l| {
+            let at = l.find("http://127.0.0.1:")? + "http://127.0.0.1:".len();
+            l[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+        })
+        .expect("the program prints its panel address");
+    std::thread::spawn(move || lines.for_each(drop));
+    port
 }

@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 mod common;
 mod corpus;
+mod disk_faults;
 mod enforce;
 mod firewall_render;
 mod follow;

@@ -38,15 +38,7 @@ async fn the_dockerfile_matches_the_binary_port_health_path_and_paths() {
         .spawn()
         .unwrap();
     // With no admin yet, serve prints its setup address, port included.
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines().map_while(Result::ok);
-    let port: u16 = lines
-        .find_map(|l| {
-            let at = l.find("http://127.0.0.1:")? + "http://127.0.0.1:".len();
-            l[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
-        })
-        .expect("serve prints its address");
-    std::thread::spawn(move || lines.for_each(drop));
+    let port = crate::common::printed_port(serve.stdout.take().unwrap());
     let mut answered = false;
     for _ in 0..100 {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {

@@ -16,7 +16,7 @@ fn long() -> bool {
 }
 
 /// A deterministic log: noise and failures from `addresses` addresses; returns the truth.
-fn write_log(path: &Path, lines: usize, addresses: u32) -> BTreeMap<String, i64> {
+pub(crate) fn write_log(path: &Path, lines: usize, addresses: u32) -> BTreeMap<String, i64> {
     let mut truth = BTreeMap::new();
     let mut text = String::with_capacity(lines * 140);
     let mut seed: u64 = 42;
@@ -63,13 +63,13 @@ fn serve(dir: &Path, log: &Path) -> std::process::Child {
         .unwrap()
 }
 
-async fn counts(store: &Store) -> BTreeMap<String, i64> {
+pub(crate) async fn counts(store: &Store) -> BTreeMap<String, i64> {
     let mut conn = store.pool().acquire().await.unwrap();
     store::failures::count_by_ip(&mut conn).await.unwrap().into_iter().collect()
 }
 
 /// Waits until the `serve` using `data` follows `log`; returns its database.
-async fn following(data: &Path, log: &Path) -> Store {
+pub(crate) async fn following(data: &Path, log: &Path) -> Store {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !data.join("sipwarden.db").exists() {
         assert!(Instant::now() < deadline, "serve never created its database");

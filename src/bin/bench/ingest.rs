@@ -26,6 +26,7 @@ pub fn backlog(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             protection_default: true,
             clean_log: None,
             bans_changed: Arc::new(Notify::new()),
+            health: Default::default(),
         };
         let follower =
             ingest::follower_for(&store, log.clone().into(), Some(SourceKind::Messages), StartAt::Beginning)

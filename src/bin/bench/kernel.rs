@@ -199,6 +199,7 @@ pub fn time_to_ban(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             protection_default: true,
             clean_log: None,
             bans_changed: poke,
+            health: Default::default(),
         };
         let follower = ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::End).await?;
         let (stop, stopped) = watch::channel(false);

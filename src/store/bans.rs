@@ -54,6 +54,27 @@ pub async fn active_for(conn: &mut Conn, ip: &str, now: UnixMs) -> Result<Option
 }
 
 /// Timed bans created for `ip` after `since`, released or not.
+/// For each of `ips` banned at `now`: until when (`None`: until released).
+pub async fn in_force_many(
+    conn: &mut Conn,
+    ips: &[String],
+    now: UnixMs,
+) -> Result<std::collections::HashMap<String, Option<UnixMs>>> {
+    const FOREVER: i64 = i64::MAX;
+    let mut out = std::collections::HashMap::new();
+    for chunk in ips.chunks(500) {
+        let mut q = sqlx::QueryBuilder::new("SELECT ip, MAX(CASE WHEN until_at IS NULL THEN ");
+        q.push_bind(FOREVER).push(" ELSE until_at END) FROM bans WHERE");
+        super::push_in_list(&mut q, "ip", chunk);
+        q.push(" AND released_at IS NULL AND (until_at IS NULL OR until_at > ")
+            .push_bind(now)
+            .push(") GROUP BY ip");
+        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        out.extend(rows.into_iter().map(|(ip, until)| (ip, (until != FOREVER).then_some(until))));
+    }
+    Ok(out)
+}
+
 pub async fn timed_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result<u32> {
     let n: (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM bans WHERE ip = $1 AND created_at > $2 AND until_at IS NOT NULL AND rung > 0",
@@ -217,10 +238,11 @@ pub async fn active_targets(conn: &mut Conn, now: UnixMs) -> Result<Vec<(String,
     .await?)
 }
 
-/// Bans no longer in force (released or expired), newest first.
+/// Bans no longer in force (released or expired), the latest ended first.
 pub async fn history(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<Vec<BanRow>> {
+    // Ended at COALESCE(released_at, until_at), which the index `bans_ended` holds.
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM bans WHERE released_at IS NOT NULL OR (until_at IS NOT NULL AND until_at <= $1) \
+        "SELECT {COLUMNS} FROM bans WHERE COALESCE(released_at, until_at) <= $1 \
          ORDER BY COALESCE(released_at, until_at) DESC, id DESC LIMIT $2"
     ))
     .bind(now)
@@ -245,8 +267,10 @@ pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<BanRow>> {
 
 /// The newest `limit` bans in force (the bans page; 100k rows are not one page).
 pub async fn active_newest(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<Vec<BanRow>> {
+    // `+released_at` keeps SQLite from choosing the index on it (every ban in force,
+    // then a sort) over walking `bans_created` from the newest and stopping early.
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM bans WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1) \
+        "SELECT {COLUMNS} FROM bans WHERE +released_at IS NULL AND (until_at IS NULL OR until_at > $1) \
          ORDER BY created_at DESC, id DESC LIMIT $2"
     ))
     .bind(now)

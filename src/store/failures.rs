@@ -74,6 +74,28 @@ pub async fn count_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result<u32
     Ok(n.0 as u32)
 }
 
+/// Failures of each of `ips` after `recent` and after `older` (`older` < `recent`).
+pub async fn counts_since_many(
+    conn: &mut Conn,
+    ips: &[String],
+    recent: UnixMs,
+    older: UnixMs,
+) -> Result<std::collections::HashMap<String, (u32, u32)>> {
+    use sqlx::Row;
+    let mut out = std::collections::HashMap::new();
+    for chunk in ips.chunks(500) {
+        let mut q = sqlx::QueryBuilder::new("SELECT ip, SUM(CASE WHEN at > ");
+        q.push_bind(recent).push(" THEN 1 ELSE 0 END), COUNT(*) FROM failures WHERE");
+        super::push_in_list(&mut q, "ip", chunk);
+        q.push(" AND at > ").push_bind(older).push(" GROUP BY ip");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let (recent, older): (Option<i64>, i64) = (row.try_get(1)?, row.try_get(2)?);
+            out.insert(row.try_get(0)?, (recent.unwrap_or(0) as u32, older as u32));
+        }
+    }
+    Ok(out)
+}
+
 pub async fn count_by_ip(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as("SELECT ip, COUNT(*) FROM failures WHERE ip IS NOT NULL GROUP BY ip ORDER BY ip")
         .fetch_all(conn)

@@ -155,14 +155,7 @@ pub async fn facts_for(
         .collect();
     // Well under SQLite's limit of bound values per statement.
     for chunk in ips.chunks(500) {
-        let in_list = |q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>| {
-            q.push(" ip IN (");
-            let mut list = q.separated(", ");
-            for ip in chunk {
-                list.push_bind(ip.clone());
-            }
-            q.push(")");
-        };
+        let in_list = |q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>| super::push_in_list(q, "ip", chunk);
         let mut q = sqlx::QueryBuilder::new("SELECT ip");
         for w in &span.windows {
             q.push(", SUM(CASE WHEN at > ").push_bind(span.from - w).push(" THEN 1 ELSE 0 END)");

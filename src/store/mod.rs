@@ -35,6 +35,17 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Appends ` column IN ($1, $2, ...)` binding `values` (callers keep them to a few
+/// hundred, well under SQLite's limit of bound values per statement).
+fn push_in_list<'a>(q: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>, column: &str, values: &[String]) {
+    q.push(format!(" {column} IN ("));
+    let mut list = q.separated(", ");
+    for v in values {
+        list.push_bind(v.clone());
+    }
+    q.push(")");
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone)]

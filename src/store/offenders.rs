@@ -133,6 +133,28 @@ pub async fn accounts(conn: &mut Conn, ip: &str, limit: i64) -> Result<Vec<(Stri
     .await?)
 }
 
+/// For each of `ips`, the `limit` accounts it tried most.
+pub async fn accounts_many(
+    conn: &mut Conn,
+    ips: &[String],
+    limit: i64,
+) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for chunk in ips.chunks(500) {
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT ip, account FROM (SELECT ip, account, ROW_NUMBER() OVER \
+             (PARTITION BY ip ORDER BY failures DESC, account) AS n FROM offender_accounts WHERE",
+        );
+        super::push_in_list(&mut q, "ip", chunk);
+        q.push(") ranked WHERE n <= ").push_bind(limit).push(" ORDER BY ip, n");
+        let rows: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (ip, account) in rows {
+            out.entry(ip).or_default().push(account);
+        }
+    }
+    Ok(out)
+}
+
 /// The accounts tried most, over every address.
 pub async fn top_accounts(conn: &mut Conn, limit: i64) -> Result<Vec<(String, i64)>> {
     Ok(sqlx::query_as(

@@ -52,6 +52,21 @@ fn canonical(ip: IpAddr) -> IpAddr {
     crate::domain::network::canonical_ip(ip)
 }
 
+/// When the session was last saved, in Unix seconds.
+const SESSION_SAVED: &str = "saved";
+
+/// Idle expiry counts from the session's last save, and a session is only saved when
+/// changed: one in use is saved again (at most once a second) so it does not expire
+/// under an admin at work.
+async fn keep_alive(session: &Session) -> Result<(), WebError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let saved: Option<i64> = session.get(SESSION_SAVED).await?;
+    if saved != Some(now) {
+        session.insert(SESSION_SAVED, now).await?;
+    }
+    Ok(())
+}
+
 impl FromRequestParts<WebState> for CurrentAdmin {
     type Rejection = Response;
 
@@ -60,6 +75,9 @@ impl FromRequestParts<WebState> for CurrentAdmin {
         let session = Session::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
         let id: Option<i64> =
             session.get(SESSION_ADMIN).await.map_err(|e| WebError::from(e).into_response())?;
+        if id.is_some() {
+            keep_alive(&session).await.map_err(|e| e.into_response())?;
+        }
         let Some(id) = id else {
             let mut conn =
                 state.store.pool().acquire().await.map_err(|e| WebError::from(e).into_response())?;

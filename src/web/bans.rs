@@ -29,18 +29,23 @@ pub struct ActiveBan {
     pub by: String,
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "bans.html")]
-struct BansPage {
-    admin: String,
+/// What the bans page lists.
+pub struct BansData {
     active: Vec<ActiveBan>,
     /// All bans in force; the page lists the newest `SHOWN`.
     total: i64,
     history: Vec<(String, BanView)>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "bans.html")]
+struct BansPage {
+    admin: String,
+    data: std::sync::Arc<BansData>,
     message: Option<String>,
 }
 
-async fn page(state: &WebState, admin: String, message: Option<String>) -> Result<BansPage, WebError> {
+async fn data(state: &WebState) -> Result<BansData, WebError> {
     let now = state.clock.now();
     let mut conn = state.store.pool().acquire().await?;
     let (timed, forever) = store::bans::active_counts(&mut conn, now).await?;
@@ -62,7 +67,16 @@ async fn page(state: &WebState, admin: String, message: Option<String>) -> Resul
         .iter()
         .map(|b| (b.ip.clone(), ban_view(b, now)))
         .collect();
-    Ok(BansPage { admin, active, total: timed + forever, history, message })
+    Ok(BansData { active, total: timed + forever, history })
+}
+
+/// The page; shared data when it is only shown, fresh after a change (with `message`).
+async fn page(state: &WebState, admin: String, message: Option<String>) -> Result<BansPage, WebError> {
+    let data = match message {
+        None => state.snapshots.get("bans".into(), || data(state)).await?,
+        Some(_) => std::sync::Arc::new(data(state).await?),
+    };
+    Ok(BansPage { admin, data, message })
 }
 
 pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {

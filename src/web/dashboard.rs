@@ -48,13 +48,13 @@ pub struct Live {
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     admin: String,
-    live: Live,
+    live: std::sync::Arc<Live>,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "partials/dashboard_live.html")]
 struct LivePartial {
-    live: Live,
+    live: std::sync::Arc<Live>,
 }
 
 fn hour_label(ms: i64) -> String {
@@ -137,18 +137,22 @@ fn read_share(path: &str, offset: i64) -> String {
     if size - offset > 4 * 1024 * 1024 { format!("{pct} % (importing)") } else { format!("{pct} %") }
 }
 
+async fn shared_live(state: &WebState) -> Result<std::sync::Arc<Live>, WebError> {
+    state.snapshots.get("dashboard".into(), || gather(state)).await
+}
+
 pub async fn show(
     admin: CurrentAdmin,
     State(state): State<WebState>,
 ) -> Result<impl axum::response::IntoResponse, WebError> {
-    Ok(DashboardPage { admin: admin.username, live: gather(&state).await? })
+    Ok(DashboardPage { admin: admin.username, live: shared_live(&state).await? })
 }
 
 pub async fn live(
     _admin: CurrentAdmin,
     State(state): State<WebState>,
 ) -> Result<impl axum::response::IntoResponse, WebError> {
-    Ok(LivePartial { live: gather(&state).await? })
+    Ok(LivePartial { live: shared_live(&state).await? })
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ mod log;
 pub mod networks;
 mod offenders;
 mod settings;
+mod snapshot;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -56,6 +57,8 @@ pub struct WebState {
     pub pbx: Option<crate::pbx::Pbx>,
     /// Told by the ingest loop when log records cannot be stored.
     pub ingest: crate::ingest::IngestHealth,
+    /// Page data shared between requests for a moment.
+    pub snapshots: Arc<snapshot::Snapshots>,
 }
 
 impl WebState {
@@ -83,6 +86,7 @@ impl WebState {
             login_per_user: Arc::new(RateLimiter::keyed(Quota::per_minute(per(20)).allow_burst(per(10)))),
             pbx: None,
             ingest: Default::default(),
+            snapshots: Default::default(),
         }
     }
 
@@ -103,6 +107,21 @@ pub struct PanelOptions {
     /// Mark the session cookie `Secure` (the panel is reached over HTTPS, e.g. behind a proxy).
     pub secure_cookies: bool,
     pub session_idle: time::Duration,
+}
+
+/// A request that may change something (every change is a POST) makes the shared
+/// page data out of date once it is done.
+async fn snapshots_follow_changes(
+    axum::extract::State(state): axum::extract::State<WebState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let changes = !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let response = next.run(request).await;
+    if changes {
+        state.snapshots.invalidate();
+    }
+    response
 }
 
 /// THE route table.
@@ -140,6 +159,7 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Ro
         .route("/healthz", get(dashboard::healthz))
         .route("/static/{*path}", get(assets::serve))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), snapshots_follow_changes))
         .with_state(state)
         .layer(sessions)
         .layer(CsrfLayer::new())

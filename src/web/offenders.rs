@@ -26,6 +26,13 @@ pub struct OffenderView {
     pub verdict: String,
 }
 
+/// One page of the list.
+pub struct OffendersData {
+    rows: Vec<OffenderView>,
+    total: i64,
+    has_next: bool,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "offenders.html")]
 struct OffendersPage {
@@ -33,9 +40,7 @@ struct OffendersPage {
     q: String,
     sort: String,
     page: i64,
-    rows: Vec<OffenderView>,
-    total: i64,
-    has_next: bool,
+    data: std::sync::Arc<OffendersData>,
 }
 
 #[derive(Deserialize, Default)]
@@ -65,14 +70,20 @@ pub async fn list(
     State(state): State<WebState>,
     Query(q): Query<ListQuery>,
 ) -> Result<impl axum::response::IntoResponse, WebError> {
+    let page = q.page.max(0);
+    let term = q.q.trim().to_string();
+    let key = format!("offenders {} {page} {term}", q.sort);
+    let data = state.snapshots.get(key, || gather(&state, &term, &q.sort, page)).await?;
+    Ok(OffendersPage { admin: admin.username, q: term, sort: q.sort, page, data })
+}
+
+async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<OffendersData, WebError> {
     let now = state.clock.now();
-    let sort = match q.sort.as_str() {
+    let sort = match sort {
         "failures" => Sort::Failures,
         "first" => Sort::FirstSeen,
         _ => Sort::LastSeen,
     };
-    let page = q.page.max(0);
-    let term = q.q.trim();
     let mut conn = state.store.pool().acquire().await?;
     let rows = if term.is_empty() {
         store::offenders::page(&mut conn, &Filter::All, sort, PAGE + 1, page * PAGE).await?
@@ -96,47 +107,50 @@ pub async fn list(
             .await?
     };
     let has_next = rows.len() as i64 > PAGE;
-    let mut views = Vec::new();
-    for o in rows.into_iter().take(PAGE as usize) {
-        let hour = store::failures::count_since(&mut conn, &o.ip, now - HOUR_MS).await?;
-        let day = store::failures::count_since(&mut conn, &o.ip, now - DAY_MS).await?;
-        let accounts = store::offenders::accounts(&mut conn, &o.ip, 4).await?;
-        let verdict = verdict(&mut conn, &state, &o.ip, now).await?;
-        views.push(OffenderView {
-            first_seen: when(o.first_seen),
-            last_seen: when(o.last_seen),
-            hour,
-            day,
-            total: o.failures,
-            services: o.services.replace(',', ", "),
-            accounts: accounts.into_iter().map(|(a, _)| a).collect::<Vec<_>>().join(", "),
-            verdict,
-            ip: o.ip,
-        });
+    let rows: Vec<_> = rows.into_iter().take(PAGE as usize).collect();
+    // A few statements for the whole page, not a few per row.
+    let ips: Vec<String> = rows.iter().map(|o| o.ip.clone()).collect();
+    let counts = store::failures::counts_since_many(&mut conn, &ips, now - HOUR_MS, now - DAY_MS).await?;
+    let mut accounts = store::offenders::accounts_many(&mut conn, &ips, 4).await?;
+    let bans = store::bans::in_force_many(&mut conn, &ips, now).await?;
+    let trusted = state.trusted.with(store::networks::trusted_nets(&mut conn).await?);
+    let views = rows
+        .into_iter()
+        .map(|o| {
+            let (hour, day) = counts.get(&o.ip).copied().unwrap_or((0, 0));
+            let is_trusted = o.ip.parse::<IpAddr>().is_ok_and(|a| trusted.contains(a));
+            let verdict = verdict_text(is_trusted, bans.get(&o.ip).copied());
+            OffenderView {
+                first_seen: when(o.first_seen),
+                last_seen: when(o.last_seen),
+                hour,
+                day,
+                total: o.failures,
+                services: o.services.replace(',', ", "),
+                accounts: accounts.remove(&o.ip).unwrap_or_default().join(", "),
+                verdict,
+                ip: o.ip,
+            }
+        })
+        .collect();
+    Ok(OffendersData { rows: views, total: store::offenders::count(&mut conn).await?, has_next })
+}
+
+/// What sipwarden does with an address: trusted, banned (until when) or watched.
+fn verdict_text(trusted: bool, ban_until: Option<Option<i64>>) -> String {
+    match (trusted, ban_until) {
+        (true, _) => "trusted".into(),
+        (false, Some(None)) => "banned until released".into(),
+        (false, Some(Some(until))) => format!("banned until {}", when(until)),
+        (false, None) => "watched".into(),
     }
-    Ok(OffendersPage {
-        admin: admin.username,
-        q: term.to_string(),
-        sort: q.sort,
-        page,
-        rows: views,
-        total: store::offenders::count(&mut conn).await?,
-        has_next,
-    })
 }
 
 async fn verdict(conn: &mut store::Conn, state: &WebState, ip: &str, now: i64) -> Result<String, WebError> {
     let trusted = state.trusted.with(store::networks::trusted_nets(conn).await?);
-    if ip.parse::<IpAddr>().is_ok_and(|a| trusted.contains(a)) {
-        return Ok("trusted".into());
-    }
-    Ok(match store::bans::active_for(conn, ip, now).await? {
-        Some(b) => match b.until_at {
-            None => "banned until released".into(),
-            Some(u) => format!("banned until {}", when(u)),
-        },
-        None => "watched".into(),
-    })
+    let is_trusted = ip.parse::<IpAddr>().is_ok_and(|a| trusted.contains(a));
+    let ban = store::bans::active_for(conn, ip, now).await?;
+    Ok(verdict_text(is_trusted, ban.map(|b| b.until_at)))
 }
 
 pub struct FailureView {

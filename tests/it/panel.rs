@@ -48,6 +48,10 @@ async fn panel() -> Panel {
 }
 
 async fn panel_with(pbx: Option<sipwarden::pbx::Pbx>) -> Panel {
+    panel_idle(pbx, time::Duration::hours(1)).await
+}
+
+async fn panel_idle(pbx: Option<sipwarden::pbx::Pbx>, session_idle: time::Duration) -> Panel {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
     let hash = Argon2::default().hash_password(b"a long passphrase").unwrap().to_string();
@@ -67,8 +71,7 @@ async fn panel_with(pbx: Option<sipwarden::pbx::Pbx>) -> Panel {
     .with_pbx(pbx);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let options =
-        PanelOptions { listen: addr, secure_cookies: false, session_idle: time::Duration::hours(1) };
+    let options = PanelOptions { listen: addr, secure_cookies: false, session_idle };
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let sessions = web::sessions(&store, &options).await.unwrap();
     let served = state.clone();
@@ -429,4 +432,20 @@ async fn the_networks_page_previews_and_applies_asterisk_acls() {
     assert!(failed.body.contains("restored"), "{}", failed.body);
     assert!(!std::fs::read_to_string(conf.join("sipwarden_acl.conf")).unwrap().contains("10.9.0.0"));
     assert!(std::fs::read_to_string(calls).unwrap().contains("acl show sipwarden_extensions"));
+}
+
+/// Idle expiry counts from the last request, not from the login: an admin at work is
+/// not logged out, one who walked away is.
+#[tokio::test]
+async fn a_session_in_use_stays_and_an_idle_one_expires() {
+    let p = panel_idle(None, time::Duration::seconds(3)).await;
+    let cookie = p.login().await;
+    for _ in 0..6 {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        let r = p.request("GET", "/", &[("Cookie", &cookie)], "").await;
+        assert_eq!(r.status, 200, "logged out while in use");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
+    let r = p.request("GET", "/", &[("Cookie", &cookie)], "").await;
+    assert_eq!((r.status, r.header("location").as_deref()), (303, Some("/login")), "idle session kept");
 }

@@ -6,7 +6,9 @@
 //!   sipwarden-bench panel [--offenders N]
 //!   sipwarden-bench ingest LOG
 //!   sipwarden-bench startup [--failures N] [--bans N]   (root)
+//!   sipwarden-bench guesses [--attackers N] [--guesses N] [--rate PER_S]   (root)
 
+mod guesses;
 mod ingest;
 mod kernel;
 mod panel;
@@ -35,6 +37,10 @@ fn main() -> anyhow::Result<()> {
         Some("panel") => panel::offenders(args),
         Some("ingest") => ingest::backlog(args),
         Some("startup") => startup::run(args),
+        Some("guesses") => guesses::guesses(args),
+        // Helpers that `guesses` runs inside its namespaces.
+        Some("fake-pbx") => guesses::fake_pbx(args),
+        Some("attacker") => guesses::attacker(args),
         _ => anyhow::bail!(
             "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R]"
         ),

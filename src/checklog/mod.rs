@@ -1,19 +1,21 @@
 //! `sipwarden check-log`: the live parsing and policy, run offline over files.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::asterisk::{self, ReadRecord, RecordReader, SourceKind};
+use crate::asterisk::{self, ReadRecord, SourceKind};
 use crate::domain::{Outcome, TrustedNetworks, UnixMs};
 use crate::policy::Ladder;
 use crate::policy::replay::Replay;
 
-const CHUNK: usize = 1 << 20;
+mod read;
+
+use read::read_file;
+
 const ACCOUNTS_SHOWN: usize = 50;
 
 #[derive(Debug, Serialize)]
@@ -49,6 +51,8 @@ pub struct Report {
 /// a million-line log stays within a few megabytes.
 struct Compact {
     at: UnixMs,
+    /// The record had no time of its own and took the one before it.
+    dated: bool,
     ip: IpAddr,
     outcome: Outcome,
     service: crate::domain::Service,
@@ -57,7 +61,7 @@ struct Compact {
 }
 
 #[derive(Default)]
-struct Collector {
+pub(crate) struct Collector {
     events: Vec<Compact>,
     accounts: Vec<String>,
     index: std::collections::HashMap<String, u32>,
@@ -68,6 +72,36 @@ struct Collector {
 }
 
 impl Collector {
+    /// Appends what `later` collected from further on in the same file, skipping its
+    /// first `skip` events: undated events take the time of the one before them, as
+    /// if one collector had read it all.
+    fn append(&mut self, later: Collector, skip: usize, unattributed_skipped: u64) {
+        let mut last_at = self.last_at;
+        for mut e in later.events.into_iter().skip(skip) {
+            if e.dated {
+                last_at = e.at;
+            } else {
+                e.at = last_at;
+            }
+            e.account = e.account.map(|a| self.intern(&later.accounts[a as usize]));
+            self.events.push(e);
+        }
+        self.last_at = last_at;
+        self.unattributed += later.unattributed - unattributed_skipped;
+    }
+
+    fn intern(&mut self, account: &str) -> u32 {
+        match self.index.get(account) {
+            Some(i) => *i,
+            None => {
+                let i = self.accounts.len() as u32;
+                self.index.insert(account.to_owned(), i);
+                self.accounts.push(account.to_owned());
+                i
+            }
+        }
+    }
+
     fn take(&mut self, record: ReadRecord) {
         let Some(e) = record.event else {
             self.unattributed += 1;
@@ -80,17 +114,11 @@ impl Collector {
         let Some(ip) = e.ip else { return };
         let at = e.at.unwrap_or(self.last_at);
         self.last_at = at;
-        let account = e.account.map(|a| match self.index.get(&a) {
-            Some(i) => *i,
-            None => {
-                let i = self.accounts.len() as u32;
-                self.index.insert(a.clone(), i);
-                self.accounts.push(a);
-                i
-            }
-        });
+        let dated = e.at.is_some();
+        let account = e.account.map(|a| self.intern(&a));
         self.events.push(Compact {
             at,
+            dated,
             ip,
             outcome: e.outcome,
             service: e.service,
@@ -103,7 +131,7 @@ impl Collector {
 /// The kind of a log from its first lines.
 fn detect_file_kind(path: &Path) -> io::Result<SourceKind> {
     let mut head = vec![0u8; 64 * 1024];
-    let mut file = File::open(path)?;
+    let mut file = std::fs::File::open(path)?;
     let mut n = 0;
     while n < head.len() {
         let got = file.read(&mut head[n..])?;
@@ -115,71 +143,6 @@ fn detect_file_kind(path: &Path) -> io::Result<SourceKind> {
     let text = String::from_utf8_lossy(&head[..n]);
     let complete = text.rfind('\n').map_or("", |i| &text[..i]);
     Ok(asterisk::detect_kind(complete.lines().take(200)))
-}
-
-/// Reads one file in chunks (memory stays flat whatever its size).
-fn read_file(
-    path: &Path,
-    kind: SourceKind,
-    out: &mut Collector,
-    progress: &dyn Fn(u64),
-) -> io::Result<FileReport> {
-    let mut file = File::open(path)?;
-    let reference = file
-        .metadata()?
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |d| d.as_millis() as UnixMs);
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0usize;
-    let mut offset = 0u64;
-    let mut reader = RecordReader::new(reference, 0).without_raw();
-    let mut records: Vec<ReadRecord> = Vec::new();
-    let mut eof = false;
-    while !eof {
-        let n = file.read(&mut buf[filled..])?;
-        progress(n as u64);
-        eof = n == 0;
-        filled += n;
-        let mut pos = 0;
-        let data = &buf[..filled];
-        loop {
-            let rest = &data[pos..];
-            let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], pos + i + 1),
-                None if eof && !rest.is_empty() => (rest, filled),
-                None => break,
-            };
-            reader.push_bytes(line, offset + pos as u64, offset + next as u64, &mut records);
-            pos = next;
-            for r in records.drain(..) {
-                out.take(r);
-            }
-        }
-        if pos == 0 && filled == buf.len() {
-            // A line longer than the buffer: drop it, as the live follower does.
-            let skip_to = filled;
-            offset += skip_to as u64;
-            filled = 0;
-            continue;
-        }
-        buf.copy_within(pos..filled, 0);
-        filled -= pos;
-        offset += pos as u64;
-    }
-    reader.finish(&mut records);
-    for r in records.drain(..) {
-        out.take(r);
-    }
-    let stats = reader.stats;
-    Ok(FileReport {
-        path: path.to_owned(),
-        kind,
-        lines: stats.lines,
-        events: stats.events,
-        tampered_records: stats.tampered_records,
-    })
 }
 
 pub fn check_files(paths: &[PathBuf], ladder: Ladder, trusted: TrustedNetworks) -> io::Result<Report> {

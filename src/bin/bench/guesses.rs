@@ -16,7 +16,6 @@ use sipwarden::domain::TrustedNetworks;
 use sipwarden::enforcer::Enforcer;
 use sipwarden::firewall::NftBackend;
 use sipwarden::ingest::{self, StartAt};
-use sipwarden::policy::{Ladder, pipeline::Pipeline};
 use sipwarden::store::Store;
 use tokio::sync::{Notify, watch};
 
@@ -144,19 +143,8 @@ pub fn guesses(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             true,
             poke.clone(),
         ));
-        let ladder = Ladder::default();
-        let needed = ladder.rungs[0].failures;
-        let pipeline = Pipeline {
-            store: store.clone(),
-            ladder,
-            trusted: TrustedNetworks::default(),
-            clock: Arc::new(SystemClock),
-            security_source_present: false,
-            protection_default: true,
-            clean_log: None,
-            bans_changed: poke,
-            health: Default::default(),
-        };
+        let pipeline = super::kernel::bench_pipeline(&store, poke);
+        let needed = pipeline.ladder.rungs[0].failures;
         let follower =
             ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::End).await?;
         let (stop, stopped) = watch::channel(false);

@@ -4,10 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sipwarden::asterisk::SourceKind;
-use sipwarden::clock::SystemClock;
-use sipwarden::domain::TrustedNetworks;
 use sipwarden::ingest::{self, StartAt};
-use sipwarden::policy::{Ladder, pipeline::Pipeline};
 use sipwarden::store::Store;
 use tokio::sync::Notify;
 
@@ -17,17 +14,7 @@ pub fn backlog(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     rt.block_on(async {
         let dir = tempfile::tempdir()?;
         let store = Store::open(&dir.path().join("bench.db")).await?;
-        let pipeline = Pipeline {
-            store: store.clone(),
-            ladder: Ladder::default(),
-            trusted: TrustedNetworks::default(),
-            clock: Arc::new(SystemClock),
-            security_source_present: false,
-            protection_default: true,
-            clean_log: None,
-            bans_changed: Arc::new(Notify::new()),
-            health: Default::default(),
-        };
+        let pipeline = super::kernel::bench_pipeline(&store, Arc::new(Notify::new()));
         let follower =
             ingest::follower_for(&store, log.clone().into(), Some(SourceKind::Messages), StartAt::Beginning)
                 .await?;

@@ -41,6 +41,21 @@ impl Drop for Namespace {
     }
 }
 
+/// The live pipeline as `serve` builds it: default ladder, nothing trusted, protection on.
+pub fn bench_pipeline(store: &Store, bans_changed: Arc<Notify>) -> Pipeline {
+    Pipeline {
+        store: store.clone(),
+        ladder: Ladder::default(),
+        trusted: TrustedNetworks::default(),
+        clock: Arc::new(SystemClock),
+        security_source_present: false,
+        protection_default: true,
+        clean_log: None,
+        bans_changed,
+        health: Default::default(),
+    }
+}
+
 pub fn flag(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
@@ -190,17 +205,7 @@ pub fn time_to_ban(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             true,
             poke.clone(),
         ));
-        let pipeline = Pipeline {
-            store: store.clone(),
-            ladder: Ladder::default(),
-            trusted: TrustedNetworks::default(),
-            clock: Arc::new(SystemClock),
-            security_source_present: false,
-            protection_default: true,
-            clean_log: None,
-            bans_changed: poke,
-            health: Default::default(),
-        };
+        let pipeline = bench_pipeline(&store, poke);
         let follower = ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::End).await?;
         let (stop, stopped) = watch::channel(false);
         let tasks = [

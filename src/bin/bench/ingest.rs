@@ -31,3 +31,50 @@ pub fn backlog(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// `serve-backlog LOG`: the real `serve` (firewall dry run) started on a log it has
+/// never seen, from its beginning: time until every line is stored, and its memory.
+pub fn serve_backlog(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let log = args.next().ok_or_else(|| anyhow::anyhow!("usage: sipwarden-bench serve-backlog LOG"))?;
+    let size = std::fs::metadata(&log)?.len() as i64;
+    let lines = std::fs::read(&log)?.iter().filter(|b| **b == b'\n').count();
+    let dir = tempfile::tempdir()?;
+    let binary = std::env::current_exe()?.with_file_name("sipwarden");
+    let start = Instant::now();
+    let mut serve = std::process::Command::new(binary)
+        .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--start-at", "beginning"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--log")
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let caught_up = rt.block_on(async {
+        let db = dir.path().join("sipwarden.db");
+        while !db.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let store = Store::open(&db).await?;
+        loop {
+            let mut conn = store.pool().acquire().await?;
+            let offset = sipwarden::store::sources::get(&mut conn, &log).await?.map_or(0, |s| s.read_offset);
+            if offset >= size {
+                return anyhow::Ok(start.elapsed());
+            }
+            anyhow::ensure!(start.elapsed().as_secs() < 600, "not caught up after 10 minutes");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.id()))?;
+    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("").to_string();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let took = caught_up.as_secs_f64();
+    println!("lines                     {lines}");
+    println!("serve caught up in        {took:.2} s (from its start, database created and migrated)");
+    println!("lines/s                   {:.0}", lines as f64 / took);
+    println!("serve peak memory         {peak}");
+    Ok(())
+}

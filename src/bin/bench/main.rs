@@ -5,6 +5,7 @@
 //!   sipwarden-bench time-to-ban [--bans N] [--rate LINES_PER_S]   (root, idem)
 //!   sipwarden-bench panel [--offenders N]
 //!   sipwarden-bench ingest LOG
+//!   sipwarden-bench serve-backlog LOG
 //!   sipwarden-bench startup [--failures N] [--bans N]   (root)
 //!   sipwarden-bench guesses [--attackers N] [--guesses N] [--rate PER_S]   (root)
 
@@ -36,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Some("time-to-ban") => kernel::time_to_ban(args),
         Some("panel") => panel::offenders(args),
         Some("ingest") => ingest::backlog(args),
+        Some("serve-backlog") => ingest::serve_backlog(args),
         Some("startup") => startup::run(args),
         Some("guesses") => guesses::guesses(args),
         // Helpers that `guesses` runs inside its namespaces.

@@ -13,13 +13,28 @@ use sipwarden::store::{self, Store};
 use sipwarden::web::{self, PanelOptions, WebState};
 use tokio::sync::{Notify, watch};
 
-fn get(port: u16, path: &str, cookie: &str) -> (Duration, String) {
+pub fn get(port: u16, path: &str, cookie: &str) -> (Duration, String) {
     let start = Instant::now();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n").unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
     (start.elapsed(), reply)
+}
+
+/// Logs in as the bench's admin; returns the session cookie.
+pub fn login(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = "username=bench&password=bench+password";
+    write!(s, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string()
 }
 
 pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
@@ -69,10 +84,16 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         for i in 0..bans {
             let ip = super::kernel::address(i).to_string();
             let until = (i % 2 == 0).then_some(now + 3_600_000);
-            store::bans::insert(&mut tx, &store::bans::NewBan { ip: &ip, reason: "bench", rung: 1, created_at: now, until_at: until })
-                .await?;
+            store::bans::insert(
+                &mut tx,
+                &store::bans::NewBan { ip: &ip, reason: "bench", rung: 1, created_at: now, until_at: until },
+            )
+            .await?;
         }
-        let hash = Argon2::default().hash_password(b"bench password").map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
+        let hash = Argon2::default()
+            .hash_password(b"bench password")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_string();
         store::admins::create(&mut tx, "bench", &hash, now).await?;
         tx.commit().await?;
         let state = WebState::new(
@@ -94,28 +115,36 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         let (_stop, stopped) = watch::channel(false);
         let sessions = web::sessions(&store, &options).await?;
         tokio::spawn(web::serve(state, sessions, listener, stopped));
-        let cookie = tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            let body = "username=bench&password=bench+password";
-            write!(s, "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-            let mut reply = String::new();
-            s.read_to_string(&mut reply).unwrap();
-            reply.lines().find_map(|l| l.strip_prefix("set-cookie: ")).and_then(|c| c.split(';').next()).unwrap().to_string()
-        })
-        .await?;
+        let cookie = tokio::task::spawn_blocking(move || login(port)).await?;
         println!("offenders {n}, failures {}, bans {bans}", n + extra_failures);
-        for path in ["/", "/offenders", "/offenders?sort=failures", &format!("/offenders?page={}", n / 100), "/offenders?q=1001", "/offenders?q=40.0.0.0%2F24", "/bans", "/log"] {
+        for path in [
+            "/",
+            "/offenders",
+            "/offenders?sort=failures",
+            &format!("/offenders?page={}", n / 100),
+            "/offenders?q=1001",
+            "/offenders?q=40.0.0.0%2F24",
+            "/bans",
+            "/log",
+        ] {
             let (p, c) = (path.to_string(), cookie.clone());
             let times = tokio::task::spawn_blocking(move || {
-                let mut t: Vec<Duration> = (0..20).map(|_| get(port, &p, &c)).map(|(d, r)| {
-                    assert!(r.starts_with("HTTP/1.1 200"), "{}", r.lines().next().unwrap_or(""));
-                    d
-                }).collect();
+                let mut t: Vec<Duration> = (0..20)
+                    .map(|_| get(port, &p, &c))
+                    .map(|(d, r)| {
+                        assert!(r.starts_with("HTTP/1.1 200"), "{}", r.lines().next().unwrap_or(""));
+                        d
+                    })
+                    .collect();
                 t.sort();
                 t
             })
             .await?;
-            println!("GET {path:<28} p50 {:>6.1} ms  max {:>6.1} ms", times[10].as_secs_f64() * 1e3, times[19].as_secs_f64() * 1e3);
+            println!(
+                "GET {path:<28} p50 {:>6.1} ms  max {:>6.1} ms",
+                times[10].as_secs_f64() * 1e3,
+                times[19].as_secs_f64() * 1e3
+            );
         }
         // 100 concurrent clients with wrk, when it is installed (Debian: wrk).
         if std::process::Command::new("wrk").arg("--version").output().is_ok() {
@@ -127,14 +156,31 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
                     .await?;
                 let text = String::from_utf8_lossy(&out.stdout);
                 let pick = |label: &str| {
-                    text.lines().find(|l| l.trim_start().starts_with(label)).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()).unwrap_or_default()
+                    text.lines()
+                        .find(|l| l.trim_start().starts_with(label))
+                        .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+                        .unwrap_or_default()
                 };
-                let rps = text.lines().find(|l| l.starts_with("Requests/sec")).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()).unwrap_or_default();
-                let non2xx = text.lines().find(|l| l.contains("Non-2xx")).map(|l| l.trim().to_string()).unwrap_or_default();
-                println!("wrk -c100 GET {path:<24} p50 {:>8}  p99 {:>8}  {rps} req/s {non2xx}", pick("50%"), pick("99%"));
+                let rps = text
+                    .lines()
+                    .find(|l| l.starts_with("Requests/sec"))
+                    .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+                    .unwrap_or_default();
+                let non2xx = text
+                    .lines()
+                    .find(|l| l.contains("Non-2xx"))
+                    .map(|l| l.trim().to_string())
+                    .unwrap_or_default();
+                println!(
+                    "wrk -c100 GET {path:<24} p50 {:>8}  p99 {:>8}  {rps} req/s {non2xx}",
+                    pick("50%"),
+                    pick("99%")
+                );
             }
         }
-        let rss = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()));
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()));
         println!("bench process (panel and database in it) peak {}", rss.unwrap_or_default());
         Ok(())
     })

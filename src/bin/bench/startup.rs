@@ -1,5 +1,6 @@
 //! `serve` starting on a full database: time until the panel answers and until the
-//! kernel (in a namespace of the bench's own) holds every ban.
+//! kernel (in a namespace of the bench's own) holds every ban, then serve's memory
+//! once an admin has opened its pages.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -32,6 +33,18 @@ pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             })
             .collect();
         store::failures::insert_many(&mut tx, "bench", &rows).await?;
+        for i in 0..failures.min(100_000) {
+            let ip = super::kernel::address(i).to_string();
+            store::offenders::record(&mut tx, &ip, "PJSIP", Some("1001"), now - (i as i64 % 86_400) * 1000)
+                .await?;
+        }
+        let hash = argon2::password_hash::PasswordHasher::hash_password(
+            &argon2::Argon2::default(),
+            b"bench password",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_string();
+        store::admins::create(&mut tx, "bench", &hash, now).await?;
         for i in 0..bans {
             let ip = super::kernel::address(i).to_string();
             let until = (i % 2 == 0).then_some(now + 3_600_000);
@@ -93,10 +106,28 @@ pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let cookie = super::panel::login(port);
+    for path in ["/", "/offenders", "/offenders?sort=failures", "/bans", "/log", "/networks"] {
+        for _ in 0..5 {
+            let (_, reply) = super::panel::get(port, path, &cookie);
+            anyhow::ensure!(
+                reply.starts_with("HTTP/1.1 200"),
+                "{path}: {}",
+                reply.lines().next().unwrap_or("")
+            );
+        }
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.id()))?;
+    let memory =
+        |key: &str| status.lines().find(|l| l.starts_with(key)).map_or(String::new(), |l| l.to_string());
     let _ = serve.kill();
     let _ = serve.wait();
-    println!("stored                    {failures} failures, {bans} bans");
+    println!(
+        "stored                    {failures} failures, {} offenders, {bans} bans",
+        failures.min(100_000)
+    );
     println!("panel answering after     {:.2} s", serving.map_or(f64::NAN, |d| d.as_secs_f64()));
     println!("kernel holding every ban  {:.2} s", enforced.map_or(f64::NAN, |d| d.as_secs_f64()));
+    println!("serve after the panel's pages: {} / {}", memory("VmRSS:"), memory("VmHWM:"));
     Ok(())
 }

@@ -50,6 +50,8 @@ pub struct Enforcer {
     poke: Arc<Notify>,
     watermark: Mutex<Watermark>,
     ports: ServicePorts,
+    /// The latest repair of something changed behind sipwarden's back, for the panel.
+    last_repair: std::sync::Mutex<Option<String>>,
 }
 
 /// Networks the kernel accepts before any ban: the configured ones and loopback.
@@ -87,6 +89,7 @@ impl Enforcer {
             poke,
             watermark: Mutex::new(Watermark::default()),
             ports: ServicePorts::default(),
+            last_repair: Default::default(),
         }
     }
 
@@ -186,6 +189,16 @@ impl Enforcer {
                     tracing::warn!(repair = %r, "firewall repaired");
                 }
             }
+            if !routine && !plan.repairs.is_empty() {
+                let at = chrono::DateTime::from_timestamp_millis(now)
+                    .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                let mut what = plan.repairs.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+                if plan.repairs.len() > 3 {
+                    what.push_str(&format!(" and {} more", plan.repairs.len() - 3));
+                }
+                *self.last_repair.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{at}: {what}"));
+            }
         }
         *watermark = Watermark { last_ban_id, released_since: now };
         Ok(Report { enforced: desired.len(), repairs: plan.repairs })
@@ -256,7 +269,13 @@ impl Enforcer {
 
     async fn record_health(&self, result: &Result<Report, EnforceError>) {
         let (ok, detail) = match result {
-            Ok(r) => (true, format!("{}: {} bans enforced", self.firewall.name(), r.enforced)),
+            Ok(r) => {
+                let mut detail = format!("{}: {} bans enforced", self.firewall.name(), r.enforced);
+                if let Some(repair) = self.last_repair.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    detail.push_str(&format!("; last repaired {repair}"));
+                }
+                (true, detail)
+            }
             Err(e) => (false, format!("{}: {e}", self.firewall.name())),
         };
         if let Ok(mut conn) = self.store.pool().acquire().await {

@@ -233,7 +233,7 @@ async fn a_one_second_ban_expires_in_the_kernel_on_its_own() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_flushed_ruleset_is_repaired_within_the_reconcile_period() {
+async fn a_flushed_ruleset_a_deleted_table_or_an_emptied_set_is_repaired_and_shown() {
     if !can_run() {
         return;
     }
@@ -249,13 +249,25 @@ async fn a_flushed_ruleset_is_repaired_within_the_reconcile_period() {
     while udp_arrives(&pair, &l.udp4, "10.77.0.1:5060") {
         assert!(Instant::now() < deadline, "ban never enforced");
     }
-    pair.nft(&["flush", "ruleset"]);
-    assert!(udp_arrives(&pair, &l.udp4, "10.77.0.1:5060"), "the flush really opened the door");
-    let flushed = Instant::now();
-    while udp_arrives(&pair, &l.udp4, "10.77.0.1:5060") {
-        assert!(flushed.elapsed() < Duration::from_secs(3), "not repaired within the period");
+    let sabotage: [&[&str]; 3] = [
+        &["flush", "ruleset"],
+        &["delete", "table", "inet", "sipwarden"],
+        &["flush", "set", "inet", "sipwarden", "ban4"],
+    ];
+    for args in sabotage {
+        pair.nft(args);
+        assert!(udp_arrives(&pair, &l.udp4, "10.77.0.1:5060"), "{args:?} really opened the door");
+        let done = Instant::now();
+        while udp_arrives(&pair, &l.udp4, "10.77.0.1:5060") {
+            assert!(done.elapsed() < Duration::from_secs(3), "{args:?}: not repaired within the period");
+        }
+        assert!(!udp_arrives(&pair, &l.udp6, "[fd77::1]:5060"), "{args:?}: IPv6 kept or repaired too");
+        // The panel's firewall line says what was repaired.
+        let mut conn = store.pool().acquire().await.unwrap();
+        let health = sipwarden::store::health::all(&mut conn).await.unwrap();
+        let firewall = health.iter().find(|h| h.component == sipwarden::enforcer::HEALTH_COMPONENT).unwrap();
+        assert!(firewall.ok && firewall.detail.contains("last repaired"), "{args:?}: {}", firewall.detail);
     }
-    assert!(!udp_arrives(&pair, &l.udp6, "[fd77::1]:5060"), "IPv6 repaired too");
     stop.send(true).unwrap();
     task.await.unwrap();
 }

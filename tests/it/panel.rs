@@ -449,3 +449,28 @@ async fn a_session_in_use_stays_and_an_idle_one_expires() {
     let r = p.request("GET", "/", &[("Cookie", &cookie)], "").await;
     assert_eq!((r.status, r.header("location").as_deref()), (303, Some("/login")), "idle session kept");
 }
+
+/// When log records cannot be stored, the dashboard says so and why; /healthz turns
+/// 503; both recover with ingest.
+#[tokio::test]
+async fn an_ingest_failure_is_shown_on_the_dashboard_and_by_healthz() {
+    let p = panel().await;
+    let cookie = p.login().await;
+    p.state.ingest.failed(p.clock.now(), "database or disk is full <b>".into());
+    let r = p
+        .request("POST", "/protection", &[("Cookie", &cookie), ("Sec-Fetch-Site", "same-origin")], "on=true")
+        .await;
+    assert_eq!(r.status, 303, "a change clears the shared page data");
+    let page = p.request("GET", "/", &[("Cookie", &cookie)], "").await;
+    assert!(page.body.contains("Log records are not being stored"), "{}", page.body);
+    assert!(
+        page.body.contains("database or disk is full &#60;b&#62;"),
+        "the error is escaped: {}",
+        page.body
+    );
+    let health = p.request("GET", "/healthz", &[], "").await;
+    assert_eq!(health.status, 503);
+    assert!(health.body.contains("\"ingest_ok\":false"));
+    p.state.ingest.recovered();
+    assert_eq!(p.request("GET", "/healthz", &[], "").await.status, 200);
+}

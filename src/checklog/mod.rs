@@ -53,7 +53,8 @@ struct Compact {
     at: UnixMs,
     /// The record had no time of its own and took the one before it.
     dated: bool,
-    ip: IpAddr,
+    /// Index into `Collector::ips`.
+    ip: u32,
     outcome: Outcome,
     service: crate::domain::Service,
     account: Option<u32>,
@@ -65,6 +66,9 @@ pub(crate) struct Collector {
     events: Vec<Compact>,
     accounts: Vec<String>,
     index: std::collections::HashMap<String, u32>,
+    /// Addresses numbered as first seen, so the replay indexes instead of hashing.
+    ips: Vec<IpAddr>,
+    ip_index: std::collections::HashMap<IpAddr, u32>,
     unattributed: u64,
     /// Leave out services a security log already counts (set per file).
     drop_covered: bool,
@@ -84,10 +88,18 @@ impl Collector {
                 e.at = last_at;
             }
             e.account = e.account.map(|a| self.intern(&later.accounts[a as usize]));
+            e.ip = self.number(later.ips[e.ip as usize]);
             self.events.push(e);
         }
         self.last_at = last_at;
         self.unattributed += later.unattributed - unattributed_skipped;
+    }
+
+    fn number(&mut self, ip: IpAddr) -> u32 {
+        *self.ip_index.entry(ip).or_insert_with(|| {
+            self.ips.push(ip);
+            self.ips.len() as u32 - 1
+        })
     }
 
     fn intern(&mut self, account: &str) -> u32 {
@@ -116,6 +128,7 @@ impl Collector {
         self.last_at = at;
         let dated = e.at.is_some();
         let account = e.account.map(|a| self.intern(&a));
+        let ip = self.number(ip);
         self.events.push(Compact {
             at,
             dated,
@@ -169,24 +182,30 @@ pub fn check_files_with_progress(
         collector.last_at = 0;
         reports.push(read_file(p, kind, &mut collector, progress).map_err(|e| with_path(p, e))?);
     }
-    let Collector { mut events, accounts, unattributed, .. } = collector;
-    events.sort_by_key(|e| e.at);
+    let Collector { events, accounts, ips, unattributed, .. } = collector;
+    // In time order, ties in reading order: sorting (time, position) pairs is quicker
+    // than moving whole events.
+    let mut order: Vec<(UnixMs, u32)> = events.iter().enumerate().map(|(i, e)| (e.at, i as u32)).collect();
+    order.sort_unstable();
     let mut replay = Replay::new(ladder, trusted);
-    let mut by_ip: BTreeMap<IpAddr, AddressReport> = BTreeMap::new();
+    let mut by_ip: Vec<Option<AddressReport>> = (0..ips.len()).map(|_| None).collect();
     let mut total = 0;
-    for e in events {
-        let (at, ip) = (e.at, e.ip);
-        replay.observe(ip, at, e.outcome);
+    for (_, i) in order {
+        let e = &events[i as usize];
+        let (at, slot) = (e.at, e.ip as usize);
+        replay.observe(slot, ips[slot], at, e.outcome);
         if !matches!(e.outcome, Outcome::Failure(_)) {
             continue;
         }
         total += 1;
-        let r = by_ip.entry(ip).or_default();
+        let r = by_ip[slot].get_or_insert_with(AddressReport::default);
         r.failures += 1;
         r.services.insert(e.service.as_str());
         if let Some(a) = e.account {
-            if r.accounts.len() < ACCOUNTS_SHOWN {
-                r.accounts.insert(accounts[a as usize].clone());
+            let name = &accounts[a as usize];
+            // Most failures repeat an account already listed: no copy for those.
+            if r.accounts.len() < ACCOUNTS_SHOWN && !r.accounts.contains(name) {
+                r.accounts.insert(name.clone());
             }
         }
         r.first_seen.get_or_insert(at);
@@ -195,9 +214,11 @@ pub fn check_files_with_progress(
     }
     let by_ip = by_ip
         .into_iter()
-        .map(|(ip, mut r)| {
-            r.verdict = replay.summary(ip);
-            (ip.to_string(), r)
+        .enumerate()
+        .filter_map(|(slot, r)| r.map(|r| (slot, r)))
+        .map(|(slot, mut r)| {
+            r.verdict = replay.summary(slot, ips[slot]);
+            (ips[slot].to_string(), r)
         })
         .collect();
     Ok(Report { files: reports, by_ip, total_failures: total, unattributed_tampered: unattributed })

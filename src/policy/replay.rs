@@ -1,7 +1,7 @@
 //! The ladder replayed in memory over events in time order: what `check-log`
 //! reports, with the same `decide` the live pipeline uses.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::{History, Ladder, Verdict, decide};
@@ -22,18 +22,23 @@ pub struct Replay {
     history: History,
     ladder: Ladder,
     trusted: TrustedNetworks,
-    addresses: HashMap<IpAddr, AddressState>,
+    /// By the caller's dense number for each address (no hashing per event).
+    addresses: Vec<AddressState>,
 }
 
 impl Replay {
     pub fn new(ladder: Ladder, trusted: TrustedNetworks) -> Self {
-        Replay { history: History::default(), ladder, trusted, addresses: HashMap::new() }
+        Replay { history: History::default(), ladder, trusted, addresses: Vec::new() }
     }
 
     /// Feeds one event; events must come in time order.
-    pub fn observe(&mut self, ip: IpAddr, at: UnixMs, outcome: Outcome) -> Verdict {
+    /// One event of `ip`, which the caller numbers `slot` (0, 1, 2... one per address).
+    pub fn observe(&mut self, slot: usize, ip: IpAddr, at: UnixMs, outcome: Outcome) -> Verdict {
         let ladder = &self.ladder;
-        let state = self.addresses.entry(ip).or_default();
+        if self.addresses.len() <= slot {
+            self.addresses.resize_with(slot + 1, AddressState::default);
+        }
+        let state = &mut self.addresses[slot];
         if outcome == Outcome::Success {
             state.last_success = Some(at);
             return Verdict::Watch;
@@ -80,11 +85,11 @@ impl Replay {
     }
 
     /// What the address ends up with: `trusted`, `watch`, `ban 1h`, `ban until released`.
-    pub fn summary(&self, ip: IpAddr) -> String {
+    pub fn summary(&self, slot: usize, ip: IpAddr) -> String {
         if self.trusted.contains(ip) {
             return "trusted".into();
         }
-        match self.addresses.get(&ip).and_then(|s| s.strongest) {
+        match self.addresses.get(slot).and_then(|s| s.strongest) {
             None => "watch".into(),
             Some(None) => "ban until released".into(),
             Some(Some(ms)) => format!("ban {}", super::human_duration(ms)),
@@ -103,32 +108,32 @@ mod tests {
     fn an_attacker_walks_up_the_ladder() {
         let mut r = Replay::new(Ladder::default(), TrustedNetworks::default());
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
-        assert_eq!(r.observe(ip, 0, FAIL), Verdict::Watch);
-        assert!(matches!(r.observe(ip, MINUTE_MS, FAIL), Verdict::Ban { rung: 1, .. }));
-        assert_eq!(r.summary(ip), "ban 1h");
+        assert_eq!(r.observe(0, ip, 0, FAIL), Verdict::Watch);
+        assert!(matches!(r.observe(0, ip, MINUTE_MS, FAIL), Verdict::Ban { rung: 1, .. }));
+        assert_eq!(r.summary(0, ip), "ban 1h");
         for i in 0..10 {
-            r.observe(ip, 2 * HOUR_MS + i * MINUTE_MS, FAIL);
+            r.observe(0, ip, 2 * HOUR_MS + i * MINUTE_MS, FAIL);
         }
-        assert_eq!(r.summary(ip), "ban until released");
+        assert_eq!(r.summary(0, ip), "ban until released");
     }
 
     #[test]
     fn failures_outside_the_window_do_not_add_up() {
         let mut r = Replay::new(Ladder::default(), TrustedNetworks::default());
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
-        r.observe(ip, 0, FAIL);
-        assert_eq!(r.observe(ip, HOUR_MS + 1, FAIL), Verdict::Watch);
-        assert_eq!(r.summary(ip), "watch");
+        r.observe(0, ip, 0, FAIL);
+        assert_eq!(r.observe(0, ip, HOUR_MS + 1, FAIL), Verdict::Watch);
+        assert_eq!(r.summary(0, ip), "watch");
     }
 
     #[test]
     fn a_phone_that_registered_gets_five_tries() {
         let mut r = Replay::new(Ladder::default(), TrustedNetworks::default());
         let ip: IpAddr = "198.51.100.20".parse().unwrap();
-        r.observe(ip, 0, Outcome::Success);
+        r.observe(0, ip, 0, Outcome::Success);
         for i in 1..=4 {
-            assert_eq!(r.observe(ip, i * MINUTE_MS, FAIL), Verdict::Watch);
+            assert_eq!(r.observe(0, ip, i * MINUTE_MS, FAIL), Verdict::Watch);
         }
-        assert!(matches!(r.observe(ip, 5 * MINUTE_MS, FAIL), Verdict::Ban { .. }));
+        assert!(matches!(r.observe(0, ip, 5 * MINUTE_MS, FAIL), Verdict::Ban { .. }));
     }
 }

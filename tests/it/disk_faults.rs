@@ -77,6 +77,17 @@ fn sipwarden_serve(log: &Path, data: &Path) -> Command {
     cmd
 }
 
+/// A child killed however the test ends (a failed assertion must not leave a
+/// `serve` holding the tmpfs).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Stops serve as systemd would, and waits for it.
 fn terminate(serve: &mut std::process::Child) {
     let pid = nix::unistd::Pid::from_raw(serve.id() as i32);
@@ -101,8 +112,8 @@ async fn a_full_disk_and_a_read_only_data_dir_are_reported_and_lose_nothing() {
     append(&log, "");
     let data = Tmpfs::mount(&dir.path().join("data"), "24m");
     let mut serve =
-        sipwarden_serve(&log, &data.0).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let port = printed_port(serve.stdout.take().unwrap());
+        Running(sipwarden_serve(&log, &data.0).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let port = printed_port(serve.0.stdout.take().unwrap());
     let store = following(&data.0, &log).await;
     assert!(healthz(port).0.contains("200"));
 
@@ -124,7 +135,7 @@ async fn a_full_disk_and_a_read_only_data_dir_are_reported_and_lose_nothing() {
     // A data directory that is read-only when serve starts (a file system remounted
     // read-only after errors, say): serve refuses to run and says why; once it is
     // writable again, everything written meanwhile is read.
-    terminate(&mut serve);
+    terminate(&mut serve.0);
     store.close().await;
     data.remount("ro");
     add(&mut truth, write_log(&log, 20_000, 60));
@@ -134,8 +145,8 @@ async fn a_full_disk_and_a_read_only_data_dir_are_reported_and_lose_nothing() {
     assert!(!refused.status.success());
     assert!(said.contains("is not writable") && said.contains("Read-only file system"), "{said}");
     data.remount("rw");
-    let mut serve =
-        sipwarden_serve(&log, &data.0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let serve =
+        Running(sipwarden_serve(&log, &data.0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     let store = following(&data.0, &log).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while counts(&store).await != truth {
@@ -144,7 +155,6 @@ async fn a_full_disk_and_a_read_only_data_dir_are_reported_and_lose_nothing() {
     }
     let check: (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(store.pool()).await.unwrap();
     assert_eq!(check.0, "ok");
-    serve.kill().unwrap();
-    serve.wait().unwrap();
+    drop(serve);
     store.close().await;
 }

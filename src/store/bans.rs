@@ -153,7 +153,7 @@ pub async fn insert_many(conn: &mut Conn, bans: &[PendingBan]) -> Result<()> {
                 .push_bind(b.released_at)
                 .push_bind(b.released_at.map(|_| "escalated"));
         });
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }

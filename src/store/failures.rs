@@ -88,7 +88,7 @@ pub async fn counts_since_many(
         q.push_bind(recent).push(" THEN 1 ELSE 0 END), COUNT(*) FROM failures WHERE");
         super::push_in_list(&mut q, "ip", chunk);
         q.push(" AND at > ").push_bind(older).push(" GROUP BY ip");
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let (recent, older): (Option<i64>, i64) = (row.try_get(1)?, row.try_get(2)?);
             out.insert(row.try_get(0)?, (recent.unwrap_or(0) as u32, older as u32));
         }
@@ -197,7 +197,7 @@ pub async fn insert_many(conn: &mut Conn, source: &str, rows: &[Pending]) -> Res
                 .push_bind(f.tampered)
                 .push_bind(f.verdict.clone());
         });
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }

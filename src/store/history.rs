@@ -164,7 +164,7 @@ pub async fn facts_for(
         in_list(&mut q);
         let earliest = span.windows.iter().map(|w| span.from - w).min().unwrap_or(span.from);
         q.push(" AND at > ").push_bind(earliest).push(" GROUP BY ip");
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
             for i in 0..n {
                 f.failures_from[i] = row.try_get::<Option<i64>, _>(i + 1)?.unwrap_or(0) as u32;
@@ -174,7 +174,7 @@ pub async fn facts_for(
             let mut q = sqlx::QueryBuilder::new("SELECT ip, at FROM failures WHERE");
             in_list(&mut q);
             q.push(" AND at > ").push_bind(span.from - w).push(" AND at <= ").push_bind(span.to - w);
-            for row in q.build().fetch_all(&mut *conn).await? {
+            for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
                 if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
                     f.leaving[i].push(row.try_get(1)?);
                 }
@@ -182,7 +182,7 @@ pub async fn facts_for(
         }
         let mut q = sqlx::QueryBuilder::new("SELECT ip, last_success_at FROM known_good WHERE");
         in_list(&mut q);
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
                 f.last_success = Some(row.try_get(1)?);
             }
@@ -193,7 +193,7 @@ pub async fn facts_for(
         let (repeat_from, from) = (span.from - span.repeat_within, span.from);
         q.push(" AND ((until_at IS NOT NULL AND rung > 0 AND created_at > ").push_bind(repeat_from);
         q.push(") OR (released_at IS NULL AND (until_at IS NULL OR until_at > ").push_bind(from).push(")))");
-        for row in q.build().fetch_all(&mut *conn).await? {
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
             let (created, until): (i64, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
             let (rung, released): (i64, Option<i64>) = (row.try_get(3)?, row.try_get(4)?);

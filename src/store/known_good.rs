@@ -32,7 +32,7 @@ pub async fn record_successes(
              last_success_at = CASE WHEN excluded.last_success_at > known_good.last_success_at \
              THEN excluded.last_success_at ELSE known_good.last_success_at END",
         );
-        q.build().execute(&mut *conn).await?;
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }

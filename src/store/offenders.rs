@@ -190,25 +190,23 @@ impl Totals {
 }
 
 pub async fn add_totals(conn: &mut Conn, totals: &Totals) -> Result<()> {
-    for (hour, n) in &totals.hours {
-        sqlx::query(
-            "INSERT INTO failure_hours (hour, failures) VALUES ($1, $2) \
-             ON CONFLICT (hour) DO UPDATE SET failures = failure_hours.failures + excluded.failures",
-        )
-        .bind(hour)
-        .bind(n)
-        .execute(&mut *conn)
-        .await?;
+    let hours: Vec<_> = totals.hours.iter().collect();
+    for chunk in hours.chunks(400) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO failure_hours (hour, failures) ");
+        q.push_values(chunk, |mut b, (hour, n)| {
+            b.push_bind(**hour).push_bind(**n);
+        });
+        q.push(" ON CONFLICT (hour) DO UPDATE SET failures = failure_hours.failures + excluded.failures");
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
-    for (account, n) in &totals.accounts {
-        sqlx::query(
-            "INSERT INTO account_totals (account, failures) VALUES ($1, $2) \
-             ON CONFLICT (account) DO UPDATE SET failures = account_totals.failures + excluded.failures",
-        )
-        .bind(account)
-        .bind(n)
-        .execute(&mut *conn)
-        .await?;
+    let accounts: Vec<_> = totals.accounts.iter().collect();
+    for chunk in accounts.chunks(400) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO account_totals (account, failures) ");
+        q.push_values(chunk, |mut b, (account, n)| {
+            b.push_bind(account.to_string()).push_bind(**n);
+        });
+        q.push(" ON CONFLICT (account) DO UPDATE SET failures = account_totals.failures + excluded.failures");
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -235,34 +233,41 @@ impl Deltas {
 }
 
 pub async fn add_deltas(conn: &mut Conn, d: &Deltas) -> Result<()> {
-    for ((ip, service), (first, last, n)) in &d.by_service {
-        sqlx::query(
-            "INSERT INTO offenders (ip, first_seen, last_seen, failures, services) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (ip) DO UPDATE SET \
-               first_seen = CASE WHEN excluded.first_seen < offenders.first_seen THEN excluded.first_seen ELSE offenders.first_seen END, \
-               last_seen = CASE WHEN excluded.last_seen > offenders.last_seen THEN excluded.last_seen ELSE offenders.last_seen END, \
-               failures = offenders.failures + excluded.failures, \
-               services = CASE WHEN (',' || offenders.services || ',') LIKE ('%,' || excluded.services || ',%') \
-                 THEN offenders.services ELSE offenders.services || ',' || excluded.services END",
-        )
-        .bind(ip)
-        .bind(first)
-        .bind(last)
-        .bind(n)
-        .bind(*service)
-        .execute(&mut *conn)
-        .await?;
+    // Few statements for many addresses; one statement never names an address twice
+    // (one service at a time), as an upsert may not touch a row twice.
+    let mut services: Vec<&'static str> = d.by_service.keys().map(|(_, s)| *s).collect();
+    services.sort_unstable();
+    services.dedup();
+    for service in services {
+        let rows: Vec<_> = d.by_service.iter().filter(|((_, s), _)| *s == service).collect();
+        for chunk in rows.chunks(300) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO offenders (ip, first_seen, last_seen, failures, services) ",
+            );
+            q.push_values(chunk, |mut b, ((ip, service), (first, last, n))| {
+                b.push_bind(ip.clone()).push_bind(*first).push_bind(*last).push_bind(*n).push_bind(*service);
+            });
+            q.push(
+                " ON CONFLICT (ip) DO UPDATE SET \
+                   first_seen = CASE WHEN excluded.first_seen < offenders.first_seen THEN excluded.first_seen ELSE offenders.first_seen END, \
+                   last_seen = CASE WHEN excluded.last_seen > offenders.last_seen THEN excluded.last_seen ELSE offenders.last_seen END, \
+                   failures = offenders.failures + excluded.failures, \
+                   services = CASE WHEN (',' || offenders.services || ',') LIKE ('%,' || excluded.services || ',%') \
+                     THEN offenders.services ELSE offenders.services || ',' || excluded.services END",
+            );
+            q.build().persistent(false).execute(&mut *conn).await?;
+        }
     }
-    for ((ip, account), n) in &d.by_account {
-        sqlx::query(
-            "INSERT INTO offender_accounts (ip, account, failures) VALUES ($1, $2, $3) \
-             ON CONFLICT (ip, account) DO UPDATE SET failures = offender_accounts.failures + excluded.failures",
-        )
-        .bind(ip)
-        .bind(account)
-        .bind(n)
-        .execute(&mut *conn)
-        .await?;
+    let accounts: Vec<_> = d.by_account.iter().collect();
+    for chunk in accounts.chunks(300) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO offender_accounts (ip, account, failures) ");
+        q.push_values(chunk, |mut b, ((ip, account), n)| {
+            b.push_bind(ip.clone()).push_bind(account.clone()).push_bind(**n);
+        });
+        q.push(
+            " ON CONFLICT (ip, account) DO UPDATE SET failures = offender_accounts.failures + excluded.failures",
+        );
+        q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }

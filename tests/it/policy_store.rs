@@ -200,3 +200,42 @@ async fn in_monitor_mode_bans_are_recorded_as_would_ban() {
     let clean = std::fs::read_to_string(app.path("failed-auth.log")).unwrap();
     assert!(clean.lines().last().unwrap().contains("verdict=\"would ban (rung 1)\""), "{clean}");
 }
+
+fn chan_sip_failure_at(ip: &str, user: &str, at: i64) -> String {
+    format!(
+        "[{}] NOTICE[1] chan_sip.c: Registration from '\"{user}\" <sip:{user}@x>' failed for '{ip}:5060' - Wrong password\n",
+        date(at)
+    )
+}
+
+/// What the panel lists per address (failures, services, accounts, first and last
+/// seen) and its running totals follow every failure stored, over several batches and
+/// services.
+#[tokio::test]
+async fn the_summaries_the_panel_lists_add_up_over_batches_and_services() {
+    let (mut app, log) = app_with_log(TrustedNetworks::new(["203.0.113.0/24".parse().unwrap()])).await;
+    let (first, last) = (NOW - 3 * HOUR_MS, NOW - 10 * MINUTE_MS);
+    append(&log, &failure_at(ATTACKER, first));
+    append(&log, &chan_sip_failure_at(ATTACKER, "1001", first + MINUTE_MS));
+    append(&log, &chan_sip_failure_at("198.51.100.4", "1001", first + MINUTE_MS));
+    app.poll().await;
+    append(&log, &chan_sip_failure_at(ATTACKER, "1001", last - MINUTE_MS));
+    append(&log, &chan_sip_failure_at(ATTACKER, "admin", last));
+    append(&log, &failure_at(ATTACKER, last - 2 * MINUTE_MS));
+    app.poll().await;
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    let o = sipwarden::store::offenders::get(&mut conn, ATTACKER).await.unwrap().unwrap();
+    assert_eq!((o.failures, o.first_seen, o.last_seen), (5, first, last));
+    let mut services: Vec<&str> = o.services.split(',').collect();
+    services.sort();
+    assert_eq!(services, ["PJSIP", "SIP"]);
+    let accounts = sipwarden::store::offenders::accounts(&mut conn, ATTACKER, 10).await.unwrap();
+    assert!(
+        accounts.contains(&("1001".into(), 2)) && accounts.contains(&("admin".into(), 1)),
+        "{accounts:?}"
+    );
+    let top = sipwarden::store::offenders::top_accounts(&mut conn, 1).await.unwrap();
+    assert_eq!(top, [("1001".to_string(), 3)], "1001 tried three times over two addresses");
+    let hours = sipwarden::store::offenders::hours_since(&mut conn, first - HOUR_MS).await.unwrap();
+    assert_eq!(hours.iter().map(|(_, n)| n).sum::<i64>(), 6, "every failure in the hourly totals");
+}

@@ -188,7 +188,17 @@ pub fn check_files_with_progress(
     let mut order: Vec<(UnixMs, u32)> = events.iter().enumerate().map(|(i, e)| (e.at, i as u32)).collect();
     order.sort_unstable();
     let mut replay = Replay::new(ladder, trusted);
-    let mut by_ip: Vec<Option<AddressReport>> = (0..ips.len()).map(|_| None).collect();
+    // Per address, in numbers (account ids, services) until the report is built.
+    #[derive(Default)]
+    struct Tally {
+        failures: u64,
+        accounts: Vec<u32>,
+        services: Vec<crate::domain::Service>,
+        first_seen: Option<UnixMs>,
+        last_seen: Option<UnixMs>,
+        tampered: u64,
+    }
+    let mut tallies: Vec<Option<Tally>> = (0..ips.len()).map(|_| None).collect();
     let mut total = 0;
     for (_, i) in order {
         let e = &events[i as usize];
@@ -198,27 +208,35 @@ pub fn check_files_with_progress(
             continue;
         }
         total += 1;
-        let r = by_ip[slot].get_or_insert_with(AddressReport::default);
-        r.failures += 1;
-        r.services.insert(e.service.as_str());
+        let t = tallies[slot].get_or_insert_with(Tally::default);
+        t.failures += 1;
+        if !t.services.contains(&e.service) {
+            t.services.push(e.service);
+        }
         if let Some(a) = e.account {
-            let name = &accounts[a as usize];
-            // Most failures repeat an account already listed: no copy for those.
-            if r.accounts.len() < ACCOUNTS_SHOWN && !r.accounts.contains(name) {
-                r.accounts.insert(name.clone());
+            if t.accounts.len() < ACCOUNTS_SHOWN && !t.accounts.contains(&a) {
+                t.accounts.push(a);
             }
         }
-        r.first_seen.get_or_insert(at);
-        r.last_seen = Some(at);
-        r.tampered += u64::from(e.tampered);
+        t.first_seen.get_or_insert(at);
+        t.last_seen = Some(at);
+        t.tampered += u64::from(e.tampered);
     }
-    let by_ip = by_ip
+    let by_ip = tallies
         .into_iter()
         .enumerate()
-        .filter_map(|(slot, r)| r.map(|r| (slot, r)))
-        .map(|(slot, mut r)| {
-            r.verdict = replay.summary(slot, ips[slot]);
-            (ips[slot].to_string(), r)
+        .filter_map(|(slot, t)| t.map(|t| (slot, t)))
+        .map(|(slot, t)| {
+            let report = AddressReport {
+                failures: t.failures,
+                accounts: t.accounts.iter().map(|&a| accounts[a as usize].clone()).collect(),
+                services: t.services.iter().map(|s| s.as_str()).collect(),
+                first_seen: t.first_seen,
+                last_seen: t.last_seen,
+                tampered: t.tampered,
+                verdict: replay.summary(slot, ips[slot]),
+            };
+            (ips[slot].to_string(), report)
         })
         .collect();
     Ok(Report { files: reports, by_ip, total_failures: total, unattributed_tampered: unattributed })

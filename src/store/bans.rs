@@ -158,19 +158,6 @@ pub async fn insert_many(conn: &mut Conn, bans: &[PendingBan]) -> Result<()> {
     Ok(())
 }
 
-pub async fn supersede(conn: &mut Conn, ip: &str, keep_id: i64, now: UnixMs) -> Result<()> {
-    sqlx::query(
-        "UPDATE bans SET released_at = $1, released_by = 'escalated' WHERE ip = $2 AND id <> $3 \
-         AND released_at IS NULL AND (until_at IS NULL OR until_at > $1)",
-    )
-    .bind(now)
-    .bind(ip)
-    .bind(keep_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 pub async fn last_id(conn: &mut Conn) -> Result<i64> {
     let n: (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM bans").fetch_one(conn).await?;
     Ok(n.0.unwrap_or(0))

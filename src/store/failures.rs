@@ -64,16 +64,6 @@ pub async fn insert(conn: &mut Conn, f: &NewFailure<'_>) -> Result<i64> {
     Ok(id.0)
 }
 
-/// Attributed failures of `ip` at or after `since`.
-pub async fn count_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result<u32> {
-    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM failures WHERE ip = $1 AND at > $2")
-        .bind(ip)
-        .bind(since)
-        .fetch_one(conn)
-        .await?;
-    Ok(n.0 as u32)
-}
-
 /// Failures of each of `ips` after `recent` and after `older` (`older` < `recent`).
 pub async fn counts_since_many(
     conn: &mut Conn,

@@ -1,5 +1,6 @@
-//! Everything the ladder needs about one address, in one round trip: this runs for
-//! every failure stored.
+//! Everything the ladder needs about the addresses of a stretch of log records, read
+//! in a few statements ([`facts_for`]) rather than one per failure, and the
+//! one-address form it is tested against ([`for_address`]).
 
 use super::{Conn, Result};
 use crate::domain::UnixMs;
@@ -14,6 +15,8 @@ pub struct AddressHistory {
     pub active_until: Option<Option<UnixMs>>,
 }
 
+/// The same facts for one address at one instant, in one statement: the reference
+/// that [`facts_for`], which the pipeline uses, is tested against.
 pub async fn for_address(
     conn: &mut Conn,
     ip: &str,

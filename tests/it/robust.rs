@@ -68,24 +68,30 @@ pub(crate) async fn counts(store: &Store) -> BTreeMap<String, i64> {
     store::failures::count_by_ip(&mut conn).await.unwrap().into_iter().collect()
 }
 
-/// Waits until the `serve` using `data` follows `log`; returns its database.
+/// Waits until the `serve` using `data` follows `log`; returns its database. Opened
+/// only then: `Store::open` migrates, and two migrators on a new file race.
 pub(crate) async fn following(data: &Path, log: &Path) -> Store {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !data.join("sipwarden.db").exists() {
-        assert!(Instant::now() < deadline, "serve never created its database");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let store = Store::open(&data.join("sipwarden.db")).await.unwrap();
-    while read_offset_row(&store, log).await.is_none() {
+    use sqlx::Connection;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let db = data.join("sipwarden.db");
+    loop {
+        // A plain connection that changes nothing; errors mean "not yet".
+        let url = format!("sqlite://{}?mode=ro", db.display());
+        if let Ok(mut conn) = sqlx::SqliteConnection::connect(&url).await {
+            let row: Result<Option<(i64,)>, _> =
+                sqlx::query_as("SELECT read_offset FROM log_sources WHERE path = $1")
+                    .bind(log.display().to_string())
+                    .fetch_optional(&mut conn)
+                    .await;
+            let _ = conn.close().await;
+            if matches!(row, Ok(Some(_))) {
+                break;
+            }
+        }
         assert!(Instant::now() < deadline, "serve never started following");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    store
-}
-
-async fn read_offset_row(store: &Store, log: &Path) -> Option<i64> {
-    let mut conn = store.pool().acquire().await.unwrap();
-    store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().map(|s| s.read_offset)
+    Store::open(&db).await.unwrap()
 }
 
 async fn read_offset(store: &Store, log: &Path) -> i64 {

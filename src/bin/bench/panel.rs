@@ -22,6 +22,20 @@ pub fn get(port: u16, path: &str, cookie: &str) -> (Duration, String) {
     (start.elapsed(), reply)
 }
 
+/// `bans` bans (half timed, half until released) and the admin `login` signs in as.
+pub async fn seed_bans_and_admin(tx: &mut store::Conn, bans: u64, now: i64) -> anyhow::Result<()> {
+    for i in 0..bans {
+        let ip = super::kernel::address(i).to_string();
+        let until = (i % 2 == 0).then_some(now + 3_600_000);
+        let ban = store::bans::NewBan { ip: &ip, reason: "bench", rung: 1, created_at: now, until_at: until };
+        store::bans::insert(tx, &ban).await?;
+    }
+    let hash =
+        Argon2::default().hash_password(b"bench password").map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
+    store::admins::create(tx, "bench", &hash, now).await?;
+    Ok(())
+}
+
 /// Logs in as the bench's admin; returns the session cookie.
 pub fn login(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -81,20 +95,7 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             };
             store::failures::insert(&mut tx, &f).await?;
         }
-        for i in 0..bans {
-            let ip = super::kernel::address(i).to_string();
-            let until = (i % 2 == 0).then_some(now + 3_600_000);
-            store::bans::insert(
-                &mut tx,
-                &store::bans::NewBan { ip: &ip, reason: "bench", rung: 1, created_at: now, until_at: until },
-            )
-            .await?;
-        }
-        let hash = Argon2::default()
-            .hash_password(b"bench password")
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .to_string();
-        store::admins::create(&mut tx, "bench", &hash, now).await?;
+        seed_bans_and_admin(&mut tx, bans, now).await?;
         tx.commit().await?;
         let state = WebState::new(
             store.clone(),

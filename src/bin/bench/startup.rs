@@ -38,22 +38,7 @@ pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             store::offenders::record(&mut tx, &ip, "PJSIP", Some("1001"), now - (i as i64 % 86_400) * 1000)
                 .await?;
         }
-        let hash = argon2::password_hash::PasswordHasher::hash_password(
-            &argon2::Argon2::default(),
-            b"bench password",
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .to_string();
-        store::admins::create(&mut tx, "bench", &hash, now).await?;
-        for i in 0..bans {
-            let ip = super::kernel::address(i).to_string();
-            let until = (i % 2 == 0).then_some(now + 3_600_000);
-            store::bans::insert(
-                &mut tx,
-                &store::bans::NewBan { ip: &ip, reason: "bench", rung: 1, created_at: now, until_at: until },
-            )
-            .await?;
-        }
+        super::panel::seed_bans_and_admin(&mut tx, bans, now).await?;
         tx.commit().await?;
         store.close().await;
         anyhow::Ok(())

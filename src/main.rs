@@ -187,6 +187,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Format::Text => print!("{}", sipwarden::checklog::render_text(&report)),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
             }
+            // The process ends here: leaving a big report to the system is quicker than
+            // freeing it entry by entry.
+            std::mem::forget(report);
             Ok(())
         }
     }

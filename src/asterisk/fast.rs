@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use memchr::memmem::{Finder, FinderRev};
+use memchr::memmem::Finder;
 
 use super::address::parse_ip;
 
@@ -15,11 +15,9 @@ pub static FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(
 pub static REMOTE_ADDRESS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("RemoteAddress="));
 pub static SECURITY_EVENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("SecurityEvent="));
 pub static ORIG_HOST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(";x-ast-orig-host="));
-static QUOTE_FAILED_FOR_REV: LazyLock<FinderRev<'static>> =
-    LazyLock::new(|| FinderRev::new("' failed for '"));
-static AFTER_REV: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" after "));
-pub static REMOTE_FIELD_REV: LazyLock<FinderRev<'static>> =
-    LazyLock::new(|| FinderRev::new(",RemoteAddress=\""));
+static QUOTE_FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("' failed for '"));
+static AFTER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" after "));
+pub static REMOTE_FIELD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(",RemoteAddress=\""));
 
 pub const SIP_REASONS: [&str; 9] = [
     "Wrong password",
@@ -63,7 +61,7 @@ pub fn registration(msg: &str) -> Option<Fields<'_>> {
     let rest = msg.strip_prefix("Registration from '")?;
     let (head, reason) = SIP_REASONS.iter().find_map(|r| rest.strip_suffix(r).map(|h| (h, *r)))?;
     let head = head.strip_suffix("' - ")?;
-    let at = QUOTE_FAILED_FOR_REV.rfind(head.as_bytes())?;
+    let at = last_occurrence(&QUOTE_FAILED_FOR, head.as_bytes())?;
     let (to, addr) = (&head[..at], &head[at + "' failed for '".len()..]);
     let ip = match addr.rsplit_once(':') {
         Some((ip, port)) if is_port(port) && (ip.starts_with('[') || !ip.contains(':')) => ip,
@@ -118,7 +116,7 @@ pub fn pjsip_request(msg: &str) -> Option<Fields<'_>> {
         return None;
     }
     let rest = rest[quote + 1..].strip_prefix(" (callid: ")?;
-    let body = match AFTER_REV.rfind(rest.as_bytes()) {
+    let body = match last_occurrence(&AFTER, rest.as_bytes()) {
         Some(i) if is_tries_suffix(&rest[i..]) => &rest[..i],
         _ => rest,
     };
@@ -162,9 +160,44 @@ pub fn registered(msg: &str) -> Option<(&str, &str)> {
     .then_some((peer, ip))
 }
 
+/// Start of the last occurrence of `needle`, overlapping ones included: what a reverse
+/// search answers, from forward searches (which are vectorised; reverse ones are not).
+pub fn last_occurrence(needle: &Finder<'_>, haystack: &[u8]) -> Option<usize> {
+    let mut last = needle.find(haystack)?;
+    while let Some(i) = needle.find(&haystack[last + 1..]) {
+        last += 1 + i;
+    }
+    Some(last)
+}
+
 pub fn occurs_more_than_once(haystack: &str, needle: &Finder<'_>) -> bool {
     needle.find(haystack.as_bytes()).is_some_and(|first| {
         let next = first + needle.needle().len();
         needle.find(&haystack.as_bytes()[next..]).is_some()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use memchr::memmem::FinderRev;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn last_occurrence_is_what_a_reverse_search_finds(hay in "[' afiledor]{0,60}") {
+            for needle in ["' failed for '", " after ", "''", "' '"] {
+                let forward = Finder::new(needle);
+                prop_assert_eq!(last_occurrence(&forward, hay.as_bytes()), FinderRev::new(needle).rfind(hay.as_bytes()));
+            }
+        }
+    }
+
+    #[test]
+    fn last_occurrence_counts_overlapping_ones() {
+        let quote_failed = Finder::new("' failed for '");
+        assert_eq!(last_occurrence(&quote_failed, b"x' failed for ' failed for 'y"), Some(14));
+        assert_eq!(last_occurrence(&quote_failed, b"nothing"), None);
+    }
 }

@@ -6,6 +6,10 @@
 //! it are never read as records of their own. At most [`MAX_RECORD_LINES`] lines or
 //! [`MAX_RECORD_BYTES`] bytes are swallowed.
 
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use super::envelope;
 use super::messages::{self, Parsed, Shape};
 use super::security::{self, SecurityRecord};
@@ -14,6 +18,51 @@ use crate::domain::{LogEvent, UnixMs};
 
 pub const MAX_RECORD_LINES: usize = 512;
 pub const MAX_RECORD_BYTES: usize = 32 * 1024;
+
+/// The files records come from: a line naming one may begin a record. Searched by
+/// the part of each name other files' names rarely share (a line holding the whole
+/// name holds that part), so fewer lines of other files are looked at twice.
+static FILE_NAMES: LazyLock<FileNames> = LazyLock::new(|| {
+    let parts: Vec<&str> = messages::FILES.iter().map(|f| distinctive_part(f)).collect();
+    let packed = aho_corasick::packed::Config::new().builder().extend(&parts).build();
+    match packed {
+        Some(teddy) => FileNames::Packed(teddy),
+        None => FileNames::Automaton(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&parts)
+                .expect("fixed patterns"),
+        ),
+    }
+});
+
+/// `chan_sip.c` → `_sip.c`, `res_pjsip/pjsip_distributor.c` → `_distributor.c`: from
+/// the last `_` on, where there is one.
+fn distinctive_part(file: &str) -> &str {
+    file.rfind('_').map_or(file, |i| &file[i..])
+}
+
+enum FileNames {
+    /// SIMD search, where the processor has it.
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl FileNames {
+    fn find(&self, haystack: &[u8]) -> Option<usize> {
+        match self {
+            FileNames::Packed(s) => s.find(haystack).map(|m| m.start()),
+            FileNames::Automaton(a) => a.find(haystack).map(|m| m.start()),
+        }
+    }
+}
+
+/// The start of the first line in `data` (after its first) that opens a JSON record,
+/// which may escape the file's name. Braces are rare in logs: finding them is quicker
+/// than finding line starts.
+fn json_line_start(data: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'{', data).find(|&i| i > 0 && data[i - 1] == b'\n')
+}
 
 /// A record that produced an event or was judged tampered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +148,29 @@ impl RecordReader {
         self.pending.as_ref().map_or(self.settled, |p| p.start)
     }
 
+    /// Passes over the whole lines at the start of `data` (which starts a line at offset
+    /// `start`) that can neither begin nor continue a record, counting them as read;
+    /// returns how many bytes that was. Such lines name none of [`messages::FILES`]
+    /// (every reader borrows the file from the line) and are not JSON (which may
+    /// escape it), so [`Self::push_bytes`] would judge each of them and find nothing.
+    /// Nothing is passed over while a record is pending.
+    pub fn skip_quiet_lines(&mut self, data: &[u8], start: u64) -> usize {
+        if self.pending.is_some() || data.first() == Some(&b'{') {
+            return 0;
+        }
+        let named = match FILE_NAMES.find(data) {
+            Some(at) => memchr::memrchr(b'\n', &data[..at]).map_or(0, |nl| nl + 1),
+            None => memchr::memrchr(b'\n', data).map_or(0, |nl| nl + 1),
+        };
+        let quiet = json_line_start(&data[..named]).unwrap_or(named);
+        if quiet > 0 {
+            self.stats.lines += memchr::memchr_iter(b'\n', &data[..quiet]).count() as u64;
+            self.settled = start + quiet as u64;
+            self.line_end = self.settled;
+        }
+        quiet
+    }
+
     /// Feeds one physical line as bytes. Lines of files sipwarden never reads are passed
     /// over undecoded; the rest are decoded, lossily if need be (an attacker must not
     /// hide an attempt behind one invalid byte). Returns false for invalid UTF-8.
@@ -108,6 +180,13 @@ impl RecordReader {
             self.settled = end;
             return true;
         }
+        self.push_decoded(bytes, start, end, out)
+    }
+
+    /// [`Self::push_bytes`] without the quick look for lines of other files: for a
+    /// reader that passes over quiet lines with [`Self::skip_quiet_lines`] first, the
+    /// lines left nearly all need decoding.
+    pub fn push_decoded(&mut self, bytes: &[u8], start: u64, end: u64, out: &mut Vec<ReadRecord>) -> bool {
         match std::str::from_utf8(bytes) {
             Ok(text) => {
                 self.push(text, start, end, out);

@@ -195,23 +195,25 @@ struct Captured<'a> {
 fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
     let mut pairs: [(&str, &str); 24] = [("", ""); 24];
     let mut n = 0;
-    let mut rest = msg;
+    // `Key="value"` joined by commas: with no quote inside values, quotes alternate
+    // opening and closing, found in one pass.
+    let bytes = msg.as_bytes();
+    let mut quotes = memchr::memchr_iter(b'"', bytes);
+    let mut key_start = 0;
     loop {
-        let eq =
-            memchr::memchr(b'=', rest.as_bytes()).filter(|&i| rest.as_bytes().get(i + 1) == Some(&b'"'))?;
-        let key = &rest[..eq];
-        let after = &rest[eq + 2..];
-        let close = after.find('"')?;
-        if n == pairs.len() {
+        let open = quotes.next()?;
+        let key = msg.get(key_start..open.checked_sub(1)?)?;
+        if bytes[open - 1] != b'=' || key.contains('=') || n == pairs.len() {
             return None;
         }
-        pairs[n] = (key, &after[..close]);
+        let close = quotes.next()?;
+        pairs[n] = (key, &msg[open + 1..close]);
         n += 1;
-        rest = &after[close + 1..];
-        if rest.is_empty() {
-            break;
+        match bytes.get(close + 1) {
+            None => break,
+            Some(b',') => key_start = close + 2,
+            Some(_) => return None,
         }
-        rest = rest.strip_prefix(',')?;
     }
     let pairs = &pairs[..n];
     let mut i = 0;
@@ -316,7 +318,7 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
 /// Events we do not count still need their RemoteAddress, and a closed last value,
 /// to be "complete"; otherwise a split record could hide the next lines.
 fn is_well_formed_other(msg: &str) -> bool {
-    let Some(at) = super::fast::REMOTE_FIELD_REV.rfind(msg.as_bytes()) else {
+    let Some(at) = super::fast::last_occurrence(&super::fast::REMOTE_FIELD, msg.as_bytes()) else {
         return false;
     };
     let value = &msg[at + ",RemoteAddress=\"".len()..];

@@ -419,3 +419,73 @@ fn acl_rejecting_plus_distributor_line_count_once() {
     );
     assert_eq!(events(&text).len(), 1);
 }
+
+// ---- passing over quiet lines ------------------------------------------------
+
+/// Reads `text` line by line, passing over runs of quiet lines first when `skipping`
+/// (as check-log does); returns the records, the counts and where it is settled.
+fn read_lines(text: &[u8], skipping: bool) -> (Vec<ReadRecord>, super::ReadStats, u64) {
+    let mut reader = super::RecordReader::new(1_796_000_000_000, 0);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < text.len() {
+        if skipping {
+            pos += reader.skip_quiet_lines(&text[pos..], pos as u64);
+            if pos == text.len() {
+                break;
+            }
+        }
+        let (line_end, next) =
+            memchr::memchr(b'\n', &text[pos..]).map_or((text.len(), text.len()), |i| (pos + i, pos + i + 1));
+        let line = &text[pos..line_end];
+        if skipping {
+            reader.push_decoded(line, pos as u64, next as u64, &mut out);
+        } else {
+            reader.push_bytes(line, pos as u64, next as u64, &mut out);
+        }
+        pos = next;
+    }
+    reader.finish(&mut out);
+    (out, reader.stats, reader.settled_offset())
+}
+
+#[test]
+fn quiet_lines_passed_over_change_nothing() {
+    let json = |file: &str, ip: &str| {
+        format!(
+            r#"{{"hostname":"","timestamp":"2026-11-24 22:17:43","identifiers":{{"lwp":1,"callid":""}},"logmsg":{{"location":{{"filename":"{file}","function":"f","line":1}},"level":"NOTICE","message":"Registration from '<sip:1001@x>' failed for '{ip}:5060' - Wrong password"}}}}"#
+        )
+    };
+    let crafted = format!(
+        "{first}\n\
+[Nov 24 22:17:40] VERBOSE[2] pbx.c: Executing [s@from-internal:1] NoOp(\"chan_sip.c: Registration from '' failed for '6.6.6.6:5060'\")\n\
+[Nov 24 22:17:41] VERBOSE[2] pbx.c: Executing [s@from-internal:2] NoOp(\"\n\
+{escaped}\n\
+\")\n\
+[Nov 24 22:17:42] VERBOSE[2] app_dial.c: Called INVALID SIP/1001\n\
+[Nov 24 22:17:42] NOTICE[25842][C-00000004] chan_sip.c: Call from '' (198.51.100.8:44975) to extension '9\n\
+[Nov 24 22:18:01] VERBOSE[1] pbx.c: swallowed into the call line above\n\
+' rejected because extension not found in context 'public'.\n\
+Nov 24 22:17:42 pbx asterisk[1]: NOTICE[2]: chan_sip.c:29078 in handle_request_register: Registration from '<sip:7@x>' failed for '203.0.113.7:5060' - Wrong password\n\
+[Nov 24 22:17:43] VERBOSE[2] pbx.c: the end, with no newline",
+        first = json("chan_sip\\u002ec", "192.0.2.1"),
+        // JSON may escape the file's name: the line must still be read.
+        escaped = json("chan\\u005fsip.c", "192.0.2.2"),
+    );
+    let corpus = |name: &str| {
+        std::fs::read(format!("{}/tests/fixtures/corpus/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    // Bytes that are not UTF-8 in a quiet line.
+    let crafted = crafted.replace("INVALID", "\u{1}").into_bytes();
+    let crafted: Vec<u8> =
+        crafted.iter().flat_map(|&b| if b == 1 { vec![0xff, 0xfe] } else { vec![b] }).collect();
+    let texts = [crafted, corpus("messages.log"), corpus("security.log")];
+    for (i, text) in texts.iter().enumerate() {
+        let (all, stats, settled) = read_lines(text, false);
+        assert!(stats.events > 0, "text {i} has events");
+        assert_eq!(read_lines(text, true), (all, stats, settled), "text {i}");
+    }
+    let (records, ..) = read_lines(&texts[0], true);
+    let ips: Vec<_> = records.iter().filter_map(|r| r.event.as_ref()?.ip).map(|ip| ip.to_string()).collect();
+    assert_eq!(ips, ["192.0.2.1", "192.0.2.2", "198.51.100.8", "203.0.113.7"]);
+}

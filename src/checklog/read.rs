@@ -1,23 +1,31 @@
 //! Reading one file for check-log: in chunks, so memory stays flat whatever its size,
-//! and a big file in two halves on two threads. The halves join where both readers
-//! are between records (nothing pending), so the result is the one a single reader
-//! gives; when no such place is found near the cut, the first reader goes on alone.
+//! and a big file in pieces that every core takes from a common queue (a core the
+//! machine is busy with simply takes fewer). Neighbouring pieces join where both of
+//! their readers are between records (nothing pending), so the result is the one a
+//! single reader gives; where no such place is found, reading goes on from where the
+//! earlier reader stopped.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Collector, FileReport};
 use crate::asterisk::{ReadStats, RecordReader, SourceKind};
 use crate::domain::UnixMs;
 
 const CHUNK: usize = 1 << 20;
-/// Smaller files are not worth a second thread.
+/// Bytes asked of the kernel at a time: a chunk that stays in the core's cache while
+/// it is being read.
+const READ_AT_ONCE: usize = 256 << 10;
+/// Smaller files are read by one thread.
 const SPLIT_FROM: u64 = 16 << 20;
-/// Places between records that the second reader remembers, from its start.
+/// About the size of each piece of a bigger file.
+const PIECE: u64 = 8 << 20;
+/// Places between records that a piece's reader remembers, from its start.
 const JOIN_CANDIDATES: usize = 256;
 
-/// Where a reader may stop or the two may join: every line up to `offset` judged,
+/// Where a reader may stop or two may join: every line up to `offset` judged,
 /// nothing pending, and what had been collected by then.
 #[derive(Clone, Copy)]
 struct Settled {
@@ -27,6 +35,7 @@ struct Settled {
     unattributed: u64,
 }
 
+#[derive(Clone, Copy)]
 enum Until {
     End,
     /// The first place between records at or after this offset.
@@ -36,36 +45,86 @@ enum Until {
 struct Stretch {
     collector: Collector,
     stats: ReadStats,
-    /// Where reading stopped (`Until::SettledFrom`), or the end.
+    /// Where reading stopped (`Until::SettledFrom`), or `None` at the end.
     stopped_at: Option<Settled>,
     /// The first places between records (kept when asked for).
     settled: Vec<Settled>,
 }
 
+/// A reader for one file: what every piece starts from.
+struct Source {
+    reference: UnixMs,
+    drop_covered: bool,
+}
+
+impl Source {
+    fn reader(&self) -> RecordReader {
+        RecordReader::new(self.reference, 0).without_raw()
+    }
+
+    fn collector(&self) -> Collector {
+        Collector { drop_covered: self.drop_covered, ..Default::default() }
+    }
+
+    fn stretch(
+        &self,
+        file: &mut File,
+        buf: &mut Vec<u8>,
+        (start, until): (u64, Until),
+        keep_settled: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> io::Result<Stretch> {
+        read_stretch(file, buf, self.reader(), self.collector(), (start, until), keep_settled, progress)
+    }
+}
+
 fn read_stretch(
     file: &mut File,
+    buf: &mut Vec<u8>,
     mut reader: RecordReader,
     mut collector: Collector,
-    start: u64,
-    until: Until,
+    (start, until): (u64, Until),
     keep_settled: bool,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<Stretch> {
     file.seek(SeekFrom::Start(start))?;
-    let mut buf = vec![0u8; CHUNK];
+    buf.resize(CHUNK, 0);
     let (mut filled, mut offset, mut eof) = (0usize, start, false);
     let mut records = Vec::new();
     // A fresh reader is between records where it starts.
     let start_point = Settled { offset: start, stats: ReadStats::default(), events: 0, unattributed: 0 };
     let mut settled = if keep_settled { vec![start_point] } else { Vec::new() };
     while !eof {
-        let n = file.read(&mut buf[filled..])?;
+        let n = file.read(&mut buf[filled..(filled + READ_AT_ONCE).min(CHUNK)])?;
         progress(n as u64);
         eof = n == 0;
         filled += n;
         let mut pos = 0;
         let data = &buf[..filled];
         loop {
+            // Runs of lines that cannot matter are counted without being split, except
+            // where a join may need every place between records: the earlier reader
+            // near where it stops, the later one at its start.
+            if !(keep_settled && settled.len() < JOIN_CANDIDATES) {
+                let limit = match until {
+                    Until::SettledFrom(from) => (from.saturating_sub(offset) as usize).clamp(pos, filled),
+                    Until::End => filled,
+                };
+                let quiet = reader.skip_quiet_lines(&data[pos..limit], offset + pos as u64);
+                pos += quiet;
+                let end = offset + pos as u64;
+                if let Until::SettledFrom(from) = until {
+                    if quiet > 0 && end >= from {
+                        let stopped_at = Some(Settled {
+                            offset: end,
+                            stats: reader.stats,
+                            events: collector.events.len(),
+                            unattributed: collector.unattributed,
+                        });
+                        return Ok(Stretch { collector, stats: reader.stats, stopped_at, settled });
+                    }
+                }
+            }
             let rest = &data[pos..];
             let (line, next) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (&rest[..i], pos + i + 1),
@@ -73,7 +132,7 @@ fn read_stretch(
                 None => break,
             };
             let end = offset + next as u64;
-            reader.push_bytes(line, offset + pos as u64, end, &mut records);
+            reader.push_decoded(line, offset + pos as u64, end, &mut records);
             pos = next;
             for r in records.drain(..) {
                 collector.take(r);
@@ -127,25 +186,32 @@ pub(super) fn read_file(
     path: &Path,
     kind: SourceKind,
     out: &mut Collector,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<FileReport> {
     let mut file = File::open(path)?;
-    let meta = file.metadata()?;
-    let two_threads = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-    let cut = match (two_threads && meta.len() >= SPLIT_FROM, meta.len() / 2) {
-        (true, half) => line_start_after(&mut file, half)?,
-        (false, _) => None,
-    };
-    read_file_cut(path, kind, out, progress, cut)
+    let len = file.metadata()?.len();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut starts = vec![0];
+    if threads >= 2 && len >= SPLIT_FROM {
+        for i in 1..len.div_ceil(PIECE) {
+            match line_start_after(&mut file, i * PIECE)? {
+                Some(at) if at > *starts.last().unwrap_or(&0) => starts.push(at),
+                _ => {}
+            }
+        }
+    }
+    read_file_pieces(path, kind, out, progress, &starts, threads)
 }
 
-/// [`read_file`] with the second thread starting at `cut` (a line start), if any.
-fn read_file_cut(
+/// [`read_file`] with pieces beginning at `starts` (0, then line starts in order),
+/// read by up to `threads` threads.
+fn read_file_pieces(
     path: &Path,
     kind: SourceKind,
     out: &mut Collector,
-    progress: &dyn Fn(u64),
-    cut: Option<u64>,
+    progress: &(dyn Fn(u64) + Sync),
+    starts: &[u64],
+    threads: usize,
 ) -> io::Result<FileReport> {
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
@@ -155,37 +221,35 @@ fn read_file_cut(
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or_else(|| chrono::Utc::now().timestamp_millis(), |d| d.as_millis() as UnixMs);
     // Dates without a year are placed in the year before the file's last change.
-    let reader = || RecordReader::new(reference, 0).without_raw();
-    let drop_covered = out.drop_covered;
-    let collector = move || Collector { drop_covered, ..Default::default() };
-    let stats = match cut {
-        None => {
-            let s = read_stretch(&mut file, reader(), collector(), 0, Until::End, false, progress)?;
-            out.append(s.collector, 0, 0);
-            s.stats
-        }
-        Some(cut) => {
-            let second = std::thread::scope(|scope| -> io::Result<_> {
-                let later = scope.spawn(|| {
-                    let mut file = File::open(path)?;
-                    read_stretch(&mut file, reader(), collector(), cut, Until::End, true, &|_| {})
-                });
-                let first = read_stretch(
-                    &mut file,
-                    reader(),
-                    collector(),
-                    0,
-                    Until::SettledFrom(cut),
-                    false,
-                    progress,
-                )?;
-                let later =
-                    later.join().map_err(|_| io::Error::other("check-log reader thread panicked"))??;
-                Ok((first, later))
-            })?;
-            join(&mut file, out, second, (reader, collector), meta.len(), progress)?
+    let source = Source { reference, drop_covered: out.drop_covered };
+    let bounds = |i: usize| (starts[i], starts.get(i + 1).map_or(Until::End, |&s| Until::SettledFrom(s)));
+    let next = AtomicUsize::new(0);
+    // Each thread takes the next piece until none is left.
+    let work = || -> io::Result<Vec<(usize, Stretch)>> {
+        let mut file = File::open(path)?;
+        let mut buf = Vec::new();
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= starts.len() {
+                return Ok(done);
+            }
+            done.push((i, source.stretch(&mut file, &mut buf, bounds(i), i > 0, progress)?));
         }
     };
+    let mut pieces: Vec<Option<Stretch>> = (0..starts.len()).map(|_| None).collect();
+    std::thread::scope(|scope| -> io::Result<()> {
+        let helpers: Vec<_> = (1..threads.min(starts.len())).map(|_| scope.spawn(work)).collect();
+        let mut done = work()?;
+        for h in helpers {
+            done.extend(h.join().map_err(|_| io::Error::other("check-log reader thread panicked"))??);
+        }
+        for (i, stretch) in done {
+            pieces[i] = Some(stretch);
+        }
+        Ok(())
+    })?;
+    let stats = join(&mut file, out, pieces, &source, bounds, progress)?;
     Ok(FileReport {
         path: path.to_owned(),
         kind,
@@ -195,40 +259,43 @@ fn read_file_cut(
     })
 }
 
-/// Puts the two halves together where both were between records, or reads on from
-/// where the first stopped when they never were at the same place.
+fn add_stats(total: &mut ReadStats, read: ReadStats, already: ReadStats) {
+    total.lines += read.lines - already.lines;
+    total.events += read.events - already.events;
+    total.tampered_records += read.tampered_records - already.tampered_records;
+    total.swallowed_lines += read.swallowed_lines - already.swallowed_lines;
+}
+
+/// Puts the pieces together in order: each one from where the reader before it stopped
+/// between records, or, when it was never there, read again from that place.
 fn join(
     file: &mut File,
     out: &mut Collector,
-    (first, later): (Stretch, Stretch),
-    (reader, collector): (impl Fn() -> RecordReader, impl Fn() -> Collector),
-    len: u64,
-    progress: &dyn Fn(u64),
+    pieces: Vec<Option<Stretch>>,
+    source: &Source,
+    bounds: impl Fn(usize) -> (u64, Until),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<ReadStats> {
-    let stop = first.stopped_at;
-    let meeting = stop.and_then(|s| later.settled.iter().find(|l| l.offset == s.offset).copied());
-    out.append(first.collector, 0, 0);
-    let mut stats = first.stats;
-    match (stop, meeting) {
-        (Some(_), Some(m)) => {
-            progress(len.saturating_sub(m.offset));
-            out.append(later.collector, m.events, m.unattributed);
-            stats.lines += later.stats.lines - m.stats.lines;
-            stats.events += later.stats.events - m.stats.events;
-            stats.tampered_records += later.stats.tampered_records - m.stats.tampered_records;
-            stats.swallowed_lines += later.stats.swallowed_lines - m.stats.swallowed_lines;
-        }
-        (Some(s), None) => {
-            // The reader state at `s` is "nothing pending": a fresh reader resumes it.
-            let rest = read_stretch(file, reader(), collector(), s.offset, Until::End, false, progress)?;
-            out.append(rest.collector, 0, 0);
-            stats.lines += rest.stats.lines;
-            stats.events += rest.stats.events;
-            stats.tampered_records += rest.stats.tampered_records;
-            stats.swallowed_lines += rest.stats.swallowed_lines;
-        }
-        // The first reader reached the end without a place to stop: it read it all.
-        (None, _) => {}
+    let mut stats = ReadStats::default();
+    // Where the text taken so far ends, while that is before the end of the file.
+    let mut stop = Some(Settled { offset: 0, stats: ReadStats::default(), events: 0, unattributed: 0 });
+    let mut buf = Vec::new();
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let (Some(s), Some(piece)) = (stop, piece) else { break };
+        let meeting = piece.settled.iter().chain(piece.stopped_at.iter()).find(|l| l.offset == s.offset);
+        let (taken, since) = match (i, meeting) {
+            (0, _) => (piece, Settled { offset: 0, stats: ReadStats::default(), events: 0, unattributed: 0 }),
+            (_, Some(&m)) => (piece, m),
+            (_, None) => {
+                // The state at `s` is "nothing pending": a fresh reader resumes it.
+                let (_, until) = bounds(i);
+                let again = source.stretch(file, &mut buf, (s.offset, until), false, progress)?;
+                (again, Settled { offset: s.offset, stats: ReadStats::default(), events: 0, unattributed: 0 })
+            }
+        };
+        add_stats(&mut stats, taken.stats, since.stats);
+        out.append(taken.collector, since.events, since.unattributed);
+        stop = taken.stopped_at;
     }
     Ok(stats)
 }
@@ -243,22 +310,31 @@ mod tests {
     /// kind of place a cut can fall.
     fn log() -> String {
         let mut text = String::new();
-        for i in 0..6 {
+        // Enough lines for a later piece to pass over quiet runs after its join candidates.
+        for i in 0..60 {
+            for n in 0..3 {
+                text.push_str(&format!(
+                    "[Nov 24 22:16:{i:02}] VERBOSE[2] pbx.c: Executing [s@from-internal:{n}] NoOp()\n"
+                ));
+            }
             text.push_str(&format!(
-                "[Nov 24 22:16:1{i}] VERBOSE[2] pbx.c: Executing [s@from-internal:{i}] NoOp()\n"
-            ));
-            text.push_str(&format!(
-                "{SEC}SecurityEvent=\"InvalidPassword\",EventTV=\"2026-11-24T22:18:0{i}.100+0000\",Severity=\"Error\",Service=\"SIP\",EventVersion=\"2\",AccountID=\"zz{i}\n\
+                "{SEC}SecurityEvent=\"InvalidPassword\",EventTV=\"2026-11-24T22:18:{i:02}.100+0000\",Severity=\"Error\",Service=\"SIP\",EventVersion=\"2\",AccountID=\"zz{i}\n\
 [Nov 24 22:18:00] SECURITY[1] res_security_log.c: SecurityEvent=\"InvalidPassword\",AccountID=\"1001\",RemoteAddress=\"IPV4/UDP/6.6.6.6/5060\"\n\
 \",SessionID=\"0x7fbd60038c90\",LocalAddress=\"IPV4/UDP/10.99.0.1/5060\",RemoteAddress=\"IPV4/UDP/198.51.100.{i}/5060\",Challenge=\"42e73362\",ReceivedChallenge=\"42e73362\",ReceivedHash=\"1377\"\n"
             ));
             text.push_str(&format!(
-                "[Nov 24 22:19:0{i}] NOTICE[3] chan_sip.c: Registration from '<sip:10{i}@x>' failed for '203.0.113.{i}:5060' - Wrong password\n"
+                "[Nov 24 22:19:{i:02}] NOTICE[3] chan_sip.c: Registration from '<sip:10{i}@x>' failed for '203.0.113.{i}:5060' - Wrong password\n"
             ));
+            if i % 7 == 3 {
+                // No readable date: it takes the time of the record before it.
+                text.push_str(&format!(
+                    "[sometime] NOTICE[3] chan_sip.c: Registration from '<sip:1@x>' failed for '192.0.2.{i}:5060' - Wrong password\n"
+                ));
+            }
             text.push_str("a line with no envelope at all\n");
             // A forged complete line inside a record: a reader starting on it counts it.
             text.push_str(&format!(
-                "[Nov 24 22:17:4{i}] NOTICE[25842][C-00000004] chan_sip.c: Call from '' (198.51.100.8:44975) to extension '9\n\
+                "[Nov 24 22:17:{i:02}] NOTICE[25842][C-00000004] chan_sip.c: Call from '' (198.51.100.8:44975) to extension '9\n\
 [Nov 24 22:18:01] NOTICE[1] chan_sip.c: Registration from '<sip:1001@x>' failed for '6.6.6.6:5060' - Wrong password\n\
 ' rejected because extension not found in context 'public'.\n"
             ));
@@ -266,28 +342,75 @@ mod tests {
         text
     }
 
-    fn collected(c: &Collector) -> Vec<(UnixMs, String, Option<String>, bool)> {
-        let account = |a: Option<u32>| a.map(|i| c.accounts[i as usize].clone());
-        c.events.iter().map(|e| (e.at, e.ip.to_string(), account(e.account), e.tampered)).collect()
+    fn counts(r: &FileReport) -> (u64, u64, u64) {
+        (r.lines, r.events, r.tampered_records)
     }
 
-    #[test]
-    fn two_halves_give_what_one_reader_gives_wherever_the_cut_falls() {
+    fn collected(c: &Collector) -> Vec<(UnixMs, String, Option<String>, bool)> {
+        let account = |a: Option<u32>| a.map(|i| c.accounts[i as usize].clone());
+        c.events
+            .iter()
+            .map(|e| (e.at, c.ips[e.ip as usize].to_string(), account(e.account), e.tampered))
+            .collect()
+    }
+
+    /// The test log in a file: its text, and what one reader takes from it.
+    struct Written {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        text: String,
+        whole: Collector,
+        one: FileReport,
+    }
+
+    fn written() -> Written {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("security");
         let text = log();
         std::fs::write(&path, &text).unwrap();
-        let mut whole = Collector::default();
-        let one = read_file_cut(&path, SourceKind::Security, &mut whole, &|_| {}, None).unwrap();
-        assert!(whole.events.len() >= 12 && whole.unattributed == 0);
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i as u64 + 1));
-        for cut in starts.filter(|&c| c < text.len() as u64) {
-            let mut halves = Collector::default();
-            let two = read_file_cut(&path, SourceKind::Security, &mut halves, &|_| {}, Some(cut)).unwrap();
-            assert_eq!(collected(&halves), collected(&whole), "cut at {cut}");
-            assert_eq!(halves.unattributed, whole.unattributed, "cut at {cut}");
-            let counts = |r: &FileReport| (r.lines, r.events, r.tampered_records);
-            assert_eq!(counts(&two), counts(&one), "cut at {cut}");
+        let (whole, one) = read_in_pieces(&path, &[0], 1);
+        assert!(whole.events.len() >= 120 && whole.unattributed == 0);
+        Written { _dir: dir, path, text, whole, one }
+    }
+
+    fn read_in_pieces(path: &Path, starts: &[u64], threads: usize) -> (Collector, FileReport) {
+        let mut collector = Collector::default();
+        let report =
+            read_file_pieces(path, SourceKind::Security, &mut collector, &|_| {}, starts, threads).unwrap();
+        (collector, report)
+    }
+
+    #[test]
+    fn two_halves_give_what_one_reader_gives_wherever_the_cut_falls() {
+        let w = written();
+        let starts = std::iter::once(0).chain(w.text.match_indices('\n').map(|(i, _)| i as u64 + 1));
+        // Every line of the first iterations (each kind of place), then every fifth.
+        let cuts = starts.enumerate().filter(|&(n, _)| n < 100 || n % 5 == 0).map(|(_, c)| c);
+        for cut in cuts.filter(|&c| c < w.text.len() as u64) {
+            let (halves, two) = read_in_pieces(&w.path, &[0, cut], 2);
+            assert_eq!(collected(&halves), collected(&w.whole), "cut at {cut}");
+            assert_eq!(halves.unattributed, w.whole.unattributed, "cut at {cut}");
+            assert_eq!(counts(&two), counts(&w.one), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn many_pieces_give_what_one_reader_gives_wherever_they_start() {
+        let w = written();
+        let line_starts: Vec<u64> = w.text.match_indices('\n').map(|(i, _)| i as u64 + 1).collect();
+        let line_starts = &line_starts[..line_starts.len() - 1];
+        // Pieces of one to four lines, shifted over the whole log: pending records
+        // span several pieces, pieces start inside records.
+        for width in 1..=4 {
+            for shift in 0..width {
+                let starts: Vec<u64> = std::iter::once(0)
+                    .chain(line_starts.iter().copied().skip(shift).step_by(width))
+                    .collect();
+                let (pieces, many) = read_in_pieces(&w.path, &starts, 3);
+                assert_eq!(collected(&pieces), collected(&w.whole), "pieces of {width} from {shift}");
+                assert_eq!(pieces.unattributed, w.whole.unattributed);
+                assert_eq!(counts(&many), counts(&w.one), "pieces of {width} from {shift}");
+            }
         }
     }
 }

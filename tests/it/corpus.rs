@@ -47,6 +47,44 @@ fn check_log_binary_prints_json_by_ip() {
     assert_eq!(json["by_ip"]["127.0.0.13"]["verdict"], "trusted");
 }
 
+/// A generated log big enough to be read in pieces by both cores: every failure line
+/// the generator labelled, counted once, against the right address.
+#[test]
+fn check_log_of_a_big_log_read_in_pieces_matches_its_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("full");
+    let generated = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench_gen_asterisk_log.py"))
+        .args(["--lines", "150000", "--seed", "7", "--out"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    assert!(std::fs::metadata(&log).unwrap().len() > 20 << 20, "big enough to be cut in pieces");
+    let mut truth: BTreeMap<String, u64> = BTreeMap::new();
+    let rows = std::fs::read_to_string(dir.path().join("full.truth.tsv")).unwrap();
+    for row in rows.lines().skip(1) {
+        let ip: std::net::IpAddr = row.split('\t').nth(1).unwrap().parse().unwrap();
+        *truth.entry(ip.to_string()).or_default() += 1;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["check-log", "--format", "json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: BTreeMap<String, u64> = json["by_ip"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(ip, r)| (ip.clone(), r["failures"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(truth.values().sum::<u64>(), 15_000);
+    assert_eq!(found, truth);
+    assert_eq!(json["files"][0]["lines"], 150_000);
+}
+
 #[test]
 fn check_log_text_output_and_missing_file_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))

@@ -291,8 +291,12 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         return if is_well_formed_other(msg) { SecurityRecord::Other } else { SecurityRecord::Malformed };
     };
     let spec = &SPECS[index];
-    let Some(c) = read_quoteless(spec, msg).or_else(|| read_strict(index, msg)) else {
-        return SecurityRecord::Malformed;
+    let (c, quoteless) = match read_quoteless(spec, msg) {
+        Some(c) => (c, true),
+        None => match read_strict(index, msg) {
+            Some(c) => (c, false),
+            None => return SecurityRecord::Malformed,
+        },
     };
     let Some(ip) = parse_security_address(c.remote) else {
         return SecurityRecord::Malformed;
@@ -307,12 +311,21 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         .filter(|a| !a.is_empty() && *a != "<unknown>")
         .map(str::to_owned);
     let tampered = multi_line
-        || super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
-        || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT);
+        || (!(quoteless && only_separators_hold_equals(msg))
+            && (super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
+                || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT)));
     SecurityRecord::Event(
         Parsed { ip: Some(ip), service: Service::parse(c.service), account, outcome, tampered },
         parse_event_tv(c.tv),
     )
+}
+
+/// For a record read straight (`Key="value"` pairs, no quote in a value, no `=` in a
+/// key): true when every `=` is a pair's own, so no value can hold a second
+/// `RemoteAddress=` or `SecurityEvent=`. Two counts are quicker than those searches.
+fn only_separators_hold_equals(msg: &str) -> bool {
+    let count = |b: u8| memchr::memchr_iter(b, msg.as_bytes()).count();
+    count(b'=') * 2 == count(b'"')
 }
 
 /// Events we do not count still need their RemoteAddress, and a closed last value,
@@ -368,6 +381,22 @@ mod tests {
     use super::*;
 
     const BASE: &str = "SecurityEvent=\"ChallengeResponseFailed\",EventTV=\"2026-11-24T21:04:50.544+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"A\",SessionID=\"S\",LocalAddress=\"IPV4/UDP/127.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/198.51.100.13/5060\",Challenge=\"C\",Response=\"R\",ExpectedResponse=\"\"";
+
+    #[test]
+    fn a_second_field_name_inside_a_value_marks_the_record_tampered() {
+        let read = |msg: &str| match parse(msg, false) {
+            SecurityRecord::Event(p, _) => (p.ip.unwrap().to_string(), p.tampered),
+            other => panic!("{other:?} from {msg}"),
+        };
+        assert_eq!(read(BASE), ("198.51.100.13".into(), false));
+        let in_account = BASE.replace("\"A\"", "\"x,RemoteAddress=IPV4/UDP/6.6.6.6/5060\"");
+        assert_eq!(read(&in_account), ("198.51.100.13".into(), true));
+        let in_session = BASE.replace("\"S\"", "\"SecurityEvent=InvalidPassword\"");
+        assert_eq!(read(&in_session), ("198.51.100.13".into(), true));
+        // An `=` of no consequence in a value changes nothing.
+        let harmless = BASE.replace("\"C\"", "\"a=b\"");
+        assert_eq!(read(&harmless), ("198.51.100.13".into(), false));
+    }
 
     proptest! {
         /// Wherever the straight-line reader answers, it answers what the strict pattern does.

@@ -174,12 +174,24 @@ fn read_stretch(
 }
 
 /// The start of the first line at or after `at` that opens with `[` (where Asterisk
-/// records begin), if there is one within a megabyte.
+/// records begin), if there is one within a megabyte: looked for a little at a time,
+/// as one is nearly always close.
 fn line_start_after(file: &mut File, at: u64) -> io::Result<Option<u64>> {
-    file.seek(SeekFrom::Start(at))?;
-    let mut buf = vec![0u8; CHUNK];
-    let n = file.read(&mut buf)?;
-    Ok(memchr::memmem::find(&buf[..n], b"\n[").map(|i| at + i as u64 + 1))
+    let mut buf = vec![0u8; 64 << 10];
+    let mut from = at;
+    while from - at < CHUNK as u64 {
+        file.seek(SeekFrom::Start(from))?;
+        let n = file.read(&mut buf)?;
+        if let Some(i) = memchr::memmem::find(&buf[..n], b"\n[") {
+            return Ok(Some(from + i as u64 + 1));
+        }
+        if n < 2 {
+            return Ok(None);
+        }
+        // The next look overlaps this one by a byte, so a "\n[" across the seam is found.
+        from += n as u64 - 1;
+    }
+    Ok(None)
 }
 
 pub(super) fn read_file(
@@ -378,6 +390,23 @@ mod tests {
         let report =
             read_file_pieces(path, SourceKind::Security, &mut collector, &|_| {}, starts, threads).unwrap();
         (collector, report)
+    }
+
+    #[test]
+    fn a_piece_starts_at_the_next_record_wherever_it_lies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let found = |text: &[u8], at: u64| {
+            std::fs::write(&path, text).unwrap();
+            line_start_after(&mut File::open(&path).unwrap(), at).unwrap()
+        };
+        // The newline ends one look and the bracket opens the next.
+        let mut text = vec![b'x'; (64 << 10) - 1];
+        text.extend_from_slice(b"\n[Nov 24] rest\n");
+        assert_eq!(found(&text, 0), Some(64 << 10));
+        assert_eq!(found(b"[a]\ncontinued\n[b]\n", 1), Some(14));
+        assert_eq!(found(&vec![b'y'; CHUNK + 10], 0), None);
+        assert_eq!(found(b"[a]\n", 2), None);
     }
 
     #[test]

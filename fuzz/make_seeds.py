@@ -21,6 +21,7 @@ for log in ["messages.log", "security.log"]:
     lines = (fixtures / "corpus" / log).read_bytes().split(b"\n")
     for i in range(0, len(lines), 12):
         write("log_records", f"{log}-{i}", b"\x40" + b"\n".join(lines[i:i + 12]))
+        write("quiet_lines", f"{log}-{i}", b"\n".join(lines[i:i + 12]))
     for i, line in enumerate(lines):
         m = envelope.match(line.decode("utf-8", "replace"))
         if not m:

@@ -15,12 +15,13 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
 /// or without the transport segment `IPV4/1.2.3.4/5060`.
 pub fn parse_security_address(value: &str) -> Option<IpAddr> {
     let rest = value.strip_prefix("IPV4/").or_else(|| value.strip_prefix("IPV6/"))?;
-    let (addr_and_maybe_transport, port) = rest.rsplit_once('/')?;
+    let slash = memchr::memrchr(b'/', rest.as_bytes())?;
+    let (addr_and_maybe_transport, port) = (&rest[..slash], &rest[slash + 1..]);
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let addr = match addr_and_maybe_transport.split_once('/') {
-        Some((_transport, addr)) => addr,
+    let addr = match memchr::memchr(b'/', addr_and_maybe_transport.as_bytes()) {
+        Some(at) => &addr_and_maybe_transport[at + 1..],
         None => addr_and_maybe_transport,
     };
     parse_ip(addr)

@@ -149,9 +149,10 @@ fn is_event_address(v: &str) -> bool {
     };
     let rest =
         ["UDP/", "TCP/", "TLS/", "WSS/", "WS/"].iter().find_map(|t| rest.strip_prefix(t)).unwrap_or(rest);
-    let Some((addr, port)) = rest.rsplit_once('/') else {
+    let Some(slash) = memchr::memrchr(b'/', rest.as_bytes()) else {
         return false;
     };
+    let (addr, port) = (&rest[..slash], &rest[slash + 1..]);
     !addr.is_empty()
         && addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         && (1..=5).contains(&port.len())
@@ -203,7 +204,9 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
     loop {
         let open = quotes.next()?;
         let key = msg.get(key_start..open.checked_sub(1)?)?;
-        if bytes[open - 1] != b'=' || key.contains('=') || n == pairs.len() {
+        // A key holding `=` or `"` names no field: matching the expected names below
+        // turns such a record away.
+        if bytes[open - 1] != b'=' || n == pairs.len() {
             return None;
         }
         let close = quotes.next()?;

@@ -22,6 +22,8 @@ const READ_AT_ONCE: usize = 256 << 10;
 const SPLIT_FROM: u64 = 16 << 20;
 /// About the size of each piece of a bigger file.
 const PIECE: u64 = 8 << 20;
+/// Threads reading one file at most.
+const MAX_READERS: usize = 4;
 /// Places between records that a piece's reader remembers, from its start.
 const JOIN_CANDIDATES: usize = 256;
 
@@ -202,7 +204,9 @@ pub(super) fn read_file(
 ) -> io::Result<FileReport> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Each reader holds a chunk buffer and its piece's events: a few, not one per core
+    // of a big server, keep memory flat.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_READERS);
     let mut starts = vec![0];
     if threads >= 2 && len >= SPLIT_FROM {
         for i in 1..len.div_ceil(PIECE) {

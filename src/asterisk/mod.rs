@@ -13,7 +13,7 @@ pub mod timestamp;
 #[cfg(test)]
 mod tests;
 
-pub use reader::{ReadRecord, ReadStats, RecordReader, read_text};
+pub use reader::{ReadRecord, ReadStats, RecordReader, read_bytes, read_text};
 
 /// What kind of Asterisk log a file is, decided from its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -109,6 +109,34 @@ pub fn read_text(text: &str, reference: UnixMs) -> Vec<ReadRecord> {
     out
 }
 
+/// Every record of a whole text given as bytes, line by line as a follower reads it,
+/// with the counts and the offset a reader would resume at. With `pass_quiet` it reads
+/// as check-log does, passing over quiet lines first; both ways must give the same.
+pub fn read_bytes(text: &[u8], reference: UnixMs, pass_quiet: bool) -> (Vec<ReadRecord>, ReadStats, u64) {
+    let mut reader = RecordReader::new(reference, 0);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < text.len() {
+        if pass_quiet {
+            pos += reader.skip_quiet_lines(&text[pos..], pos as u64);
+            if pos == text.len() {
+                break;
+            }
+        }
+        let (line_end, next) =
+            memchr::memchr(b'\n', &text[pos..]).map_or((text.len(), text.len()), |i| (pos + i, pos + i + 1));
+        let line = &text[pos..line_end];
+        if pass_quiet {
+            reader.push_decoded(line, pos as u64, next as u64, &mut out);
+        } else {
+            reader.push_bytes(line, pos as u64, next as u64, &mut out);
+        }
+        pos = next;
+    }
+    reader.finish(&mut out);
+    (out, reader.stats, reader.settled_offset())
+}
+
 /// One per file being read; keeps at most one pending record.
 pub struct RecordReader {
     timestamps: Timestamper,

@@ -422,31 +422,8 @@ fn acl_rejecting_plus_distributor_line_count_once() {
 
 // ---- passing over quiet lines ------------------------------------------------
 
-/// Reads `text` line by line, passing over runs of quiet lines first when `skipping`
-/// (as check-log does); returns the records, the counts and where it is settled.
-fn read_lines(text: &[u8], skipping: bool) -> (Vec<ReadRecord>, super::ReadStats, u64) {
-    let mut reader = super::RecordReader::new(1_796_000_000_000, 0);
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < text.len() {
-        if skipping {
-            pos += reader.skip_quiet_lines(&text[pos..], pos as u64);
-            if pos == text.len() {
-                break;
-            }
-        }
-        let (line_end, next) =
-            memchr::memchr(b'\n', &text[pos..]).map_or((text.len(), text.len()), |i| (pos + i, pos + i + 1));
-        let line = &text[pos..line_end];
-        if skipping {
-            reader.push_decoded(line, pos as u64, next as u64, &mut out);
-        } else {
-            reader.push_bytes(line, pos as u64, next as u64, &mut out);
-        }
-        pos = next;
-    }
-    reader.finish(&mut out);
-    (out, reader.stats, reader.settled_offset())
+fn read_lines(text: &[u8], pass_quiet: bool) -> (Vec<ReadRecord>, super::ReadStats, u64) {
+    super::read_bytes(text, 1_796_000_000_000, pass_quiet)
 }
 
 #[test]

@@ -167,13 +167,16 @@ fn time_order(events: &[Compact]) -> Vec<u32> {
     let last = events.iter().map(|e| e.at).max().unwrap_or(0);
     if u32::try_from(last.abs_diff(first)).is_ok() {
         // Within 49 days of the first: 32-bit offsets halve what the sort moves.
-        let mut pairs: Vec<(u32, u32)> =
-            events.iter().enumerate().map(|(i, e)| (e.at.abs_diff(first) as u32, i as u32)).collect();
-        radsort::sort_by_key(&mut pairs, |&(at, _)| at);
-        return pairs.into_iter().map(|(_, i)| i).collect();
+        positions_by(events.iter().map(|e| e.at.abs_diff(first) as u32))
+    } else {
+        positions_by(events.iter().map(|e| e.at))
     }
-    let mut pairs: Vec<(UnixMs, u32)> = events.iter().enumerate().map(|(i, e)| (e.at, i as u32)).collect();
-    radsort::sort_by_key(&mut pairs, |&(at, _)| at);
+}
+
+/// Positions of `keys` in key order, ties in position order.
+fn positions_by<K: radsort::Key>(keys: impl Iterator<Item = K>) -> Vec<u32> {
+    let mut pairs: Vec<(K, u32)> = keys.zip(0..).collect();
+    radsort::sort_by_key(&mut pairs, |&(key, _)| key);
     pairs.into_iter().map(|(_, i)| i).collect()
 }
 

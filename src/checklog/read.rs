@@ -37,6 +37,22 @@ struct Settled {
     unattributed: u64,
 }
 
+impl Settled {
+    /// Where a fresh reader starts: nothing read yet.
+    fn fresh(offset: u64) -> Self {
+        Settled { offset, stats: ReadStats::default(), events: 0, unattributed: 0 }
+    }
+
+    fn at(offset: u64, reader: &RecordReader, collector: &Collector) -> Self {
+        Settled {
+            offset,
+            stats: reader.stats,
+            events: collector.events.len(),
+            unattributed: collector.unattributed,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Until {
     End,
@@ -94,8 +110,7 @@ fn read_stretch(
     let (mut filled, mut offset, mut eof) = (0usize, start, false);
     let mut records = Vec::new();
     // A fresh reader is between records where it starts.
-    let start_point = Settled { offset: start, stats: ReadStats::default(), events: 0, unattributed: 0 };
-    let mut settled = if keep_settled { vec![start_point] } else { Vec::new() };
+    let mut settled = if keep_settled { vec![Settled::fresh(start)] } else { Vec::new() };
     while !eof {
         let n = file.read(&mut buf[filled..(filled + READ_AT_ONCE).min(CHUNK)])?;
         progress(n as u64);
@@ -117,12 +132,7 @@ fn read_stretch(
                 let end = offset + pos as u64;
                 if let Until::SettledFrom(from) = until {
                     if quiet > 0 && end >= from {
-                        let stopped_at = Some(Settled {
-                            offset: end,
-                            stats: reader.stats,
-                            events: collector.events.len(),
-                            unattributed: collector.unattributed,
-                        });
+                        let stopped_at = Some(Settled::at(end, &reader, &collector));
                         return Ok(Stretch { collector, stats: reader.stats, stopped_at, settled });
                     }
                 }
@@ -142,18 +152,12 @@ fn read_stretch(
             if reader.settled_offset() != end {
                 continue;
             }
-            let here = || Settled {
-                offset: end,
-                stats: reader.stats,
-                events: collector.events.len(),
-                unattributed: collector.unattributed,
-            };
             if keep_settled && settled.len() < JOIN_CANDIDATES {
-                settled.push(here());
+                settled.push(Settled::at(end, &reader, &collector));
             }
             if let Until::SettledFrom(from) = until {
                 if end >= from {
-                    let stopped_at = Some(here());
+                    let stopped_at = Some(Settled::at(end, &reader, &collector));
                     return Ok(Stretch { collector, stats: reader.stats, stopped_at, settled });
                 }
             }
@@ -294,19 +298,19 @@ fn join(
 ) -> io::Result<ReadStats> {
     let mut stats = ReadStats::default();
     // Where the text taken so far ends, while that is before the end of the file.
-    let mut stop = Some(Settled { offset: 0, stats: ReadStats::default(), events: 0, unattributed: 0 });
+    let mut stop = Some(Settled::fresh(0));
     let mut buf = Vec::new();
     for (i, piece) in pieces.into_iter().enumerate() {
         let (Some(s), Some(piece)) = (stop, piece) else { break };
         let meeting = piece.settled.iter().chain(piece.stopped_at.iter()).find(|l| l.offset == s.offset);
         let (taken, since) = match (i, meeting) {
-            (0, _) => (piece, Settled { offset: 0, stats: ReadStats::default(), events: 0, unattributed: 0 }),
+            (0, _) => (piece, Settled::fresh(0)),
             (_, Some(&m)) => (piece, m),
             (_, None) => {
                 // The state at `s` is "nothing pending": a fresh reader resumes it.
                 let (_, until) = bounds(i);
                 let again = source.stretch(file, &mut buf, (s.offset, until), false, progress)?;
-                (again, Settled { offset: s.offset, stats: ReadStats::default(), events: 0, unattributed: 0 })
+                (again, Settled::fresh(s.offset))
             }
         };
         add_stats(&mut stats, taken.stats, since.stats);

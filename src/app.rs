@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::asterisk::SourceKind;
 use crate::clock::{Clock, SystemClock};
@@ -128,39 +130,44 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         secure_cookies: config.secure_cookies,
         session_idle: time::Duration::seconds(config.session_idle.as_secs() as i64),
     };
+    // One token stops every task; the tracker waits for them.
+    let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
     // The session table is created before the workers start writing.
-    let sessions = crate::web::sessions(&store, &options).await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let tasks = [
-        tokio::spawn(lockout_and_dns(web_state.clone(), config.resolve_interval, stop_rx.clone())),
-        tokio::spawn({
-            let stop = stop_rx.clone();
-            async move {
-                if let Err(e) = crate::web::serve(web_state, sessions, listener, stop).await {
-                    tracing::error!(error = %e, "panel stopped");
-                }
+    let sessions = crate::web::sessions(&store, &options, &tasks, stop.clone()).await?;
+    tasks.spawn(lockout_and_dns(web_state.clone(), config.resolve_interval, stop.clone()));
+    tasks.spawn({
+        let stop = stop.clone();
+        async move {
+            if let Err(e) = crate::web::serve(web_state, sessions, listener, stop).await {
+                tracing::error!(error = %e, "panel stopped");
             }
-        }),
-        tokio::spawn(ingest::run(followers, pipeline, config.poll_interval, stop_rx.clone())),
-        tokio::spawn(enforcer.clone().run(config.reconcile_interval, stop_rx.clone())),
-        tokio::spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop_rx)),
-    ];
+        }
+    });
+    tasks.spawn(ingest::run(followers, pipeline, config.poll_interval, stop.clone()));
+    tasks.spawn(enforcer.clone().run(config.reconcile_interval, stop.clone()));
+    tasks.spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop.clone()));
+    tasks.close();
     tracing::info!(data_dir = %config.data_dir.display(), "sipwarden running");
     shutdown_signal().await;
     tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
+    stop.cancel();
+    // Every batch is stored with its cursor, so a task cut short loses nothing; a stop
+    // that takes longer than a service manager waits would end in SIGKILL anyway.
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "tasks still busy at shutdown; stopping anyway");
     }
     store.close().await;
     Ok(())
 }
 
+/// How long the tasks get to finish their current step after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Reverts firewall changes nobody kept within 60 s, and resolves host-name entries.
 async fn lockout_and_dns(
     state: crate::web::WebState,
     resolve_every: std::time::Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut last_resolve: Option<std::time::Instant> = None;
     loop {
@@ -173,7 +180,7 @@ async fn lockout_and_dns(
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::enforcer::Enforcer;
 
@@ -15,7 +15,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Answers `reconcile` with `ok <n> bans enforced` or `error <message>`.
-pub async fn serve(path: PathBuf, enforcer: Arc<Enforcer>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(path: PathBuf, enforcer: Arc<Enforcer>, stop: CancellationToken) {
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(l) => l,
@@ -38,7 +38,7 @@ pub async fn serve(path: PathBuf, enforcer: Arc<Enforcer>, mut shutdown: watch::
                     tokio::spawn(async move { answer(stream, &enforcer).await });
                 }
             }
-            _ = shutdown.changed() => break,
+            _ = stop.cancelled() => break,
         }
     }
     let _ = std::fs::remove_file(&path);

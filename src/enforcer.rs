@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::domain::{TrustedNetworks, UnixMs};
@@ -291,7 +292,7 @@ impl Enforcer {
 
     /// Reconciles at start, then on every poke (fast path), at the next expiry and
     /// every `period` (full pass). Failures are retried with a doubling delay.
-    pub async fn run(self: Arc<Self>, period: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, period: Duration, stop: CancellationToken) {
         let mut backoff = Duration::from_millis(500);
         let mut full_due = true;
         loop {
@@ -316,10 +317,7 @@ impl Enforcer {
                     full_due = true;
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    if *shutdown.borrow() {
-                        return;
+                        _ = stop.cancelled() => return,
                     }
                     continue;
                 }
@@ -327,10 +325,7 @@ impl Enforcer {
             tokio::select! {
                 _ = self.poke.notified() => full_due = false,
                 _ = tokio::time::sleep(wait) => full_due = true,
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return;
+                _ = stop.cancelled() => return,
             }
         }
     }

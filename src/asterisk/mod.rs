@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod address;
+mod attribution;
 pub mod envelope;
 mod fast;
 pub mod messages;
@@ -10,6 +11,8 @@ pub mod reader;
 pub mod security;
 pub mod timestamp;
 
+#[cfg(test)]
+mod framing_tests;
 #[cfg(test)]
 mod tests;
 

@@ -359,6 +359,7 @@ fn judge(shape: Shape, message: &str, multi: bool) -> Option<Judged> {
             SecurityRecord::Event(p, tv) => Some(Judged::Security(p, tv)),
             SecurityRecord::Other if multi => Some(Judged::Broken),
             SecurityRecord::Other => Some(Judged::Ignored),
+            SecurityRecord::Forged => Some(Judged::Broken),
             SecurityRecord::Malformed => None,
         };
     }

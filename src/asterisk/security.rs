@@ -5,58 +5,44 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
-
 use super::address::parse_security_address;
+use super::attribution::{Attribution, Grammar, SessionId, Tail, attribute};
 use super::messages::Parsed;
 use crate::domain::{FailureKind, Outcome, Service, UnixMs};
 
-const TV: &str = r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{4}|\d+-\d+)";
-const ADDR: &str = r"IPV[46]/(?:(?:UDP|TCP|TLS|WS|WSS)/)?[0-9A-Fa-f.:]+/\d{1,5}";
+pub(super) const TV: &str = r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{4}|\d+-\d+)";
 
-/// How a field's value is checked: server-written values by type, attacker text not at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Value {
-    Free,
-    Tv,
-    Digits,
-    Quoteless,
-}
+type Value = Grammar;
 
-impl Value {
-    fn pattern(self) -> &'static str {
-        match self {
-            Value::Free => "(?:.*?)",
-            Value::Tv => TV,
-            Value::Digits => r"\d+",
-            Value::Quoteless => r#"[^"\n]*"#,
-        }
-    }
-
+impl Grammar {
     fn accepts(self, v: &str) -> bool {
         match self {
-            Value::Free => true,
-            Value::Tv => is_event_tv(v),
-            Value::Digits => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
-            Value::Quoteless => !v.contains('\n') && !v.contains('"'),
+            Grammar::Free => true,
+            Grammar::Tv => is_event_tv(v),
+            Grammar::Digits => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+            Grammar::Quoteless => !v.contains('\n') && !v.contains('"'),
+            Grammar::Digest => {
+                let b = v.as_bytes();
+                memchr::memchr_iter(b'"', b).all(|i| i > 0 && b[i - 1] == b'\\')
+            }
         }
     }
 }
 
 /// One counted (or learned-from) event: the fields Asterisk writes after
 /// RemoteAddress, required ones first, then the optional ones in canonical order.
-struct EventSpec {
-    name: &'static str,
+pub(super) struct EventSpec {
+    pub(super) name: &'static str,
     outcome: Outcome,
-    account_required: bool,
-    required: &'static [(&'static str, Value)],
-    optional: &'static [(&'static str, Value)],
+    pub(super) account_required: bool,
+    pub(super) required: &'static [(&'static str, Value)],
+    pub(super) optional: &'static [(&'static str, Value)],
 }
 
 const MODULE: (&str, Value) = ("Module", Value::Quoteless);
 const SESSION_TV: (&str, Value) = ("SessionTV", Value::Tv);
 
-static SPECS: [EventSpec; 7] = [
+pub(super) static SPECS: [EventSpec; 7] = [
     EventSpec {
         name: "InvalidPassword",
         outcome: Outcome::Failure(FailureKind::WrongPassword),
@@ -65,16 +51,20 @@ static SPECS: [EventSpec; 7] = [
         optional: &[
             MODULE,
             SESSION_TV,
-            ("Challenge", Value::Free),
-            ("ReceivedChallenge", Value::Free),
-            ("ReceivedHash", Value::Free),
+            ("Challenge", Value::Digest),
+            ("ReceivedChallenge", Value::Digest),
+            ("ReceivedHash", Value::Digest),
         ],
     },
     EventSpec {
         name: "ChallengeResponseFailed",
         outcome: Outcome::Failure(FailureKind::WrongPassword),
         account_required: true,
-        required: &[("Challenge", Value::Free), ("Response", Value::Free), ("ExpectedResponse", Value::Free)],
+        required: &[
+            ("Challenge", Value::Digest),
+            ("Response", Value::Digest),
+            ("ExpectedResponse", Value::Quoteless),
+        ],
         optional: &[MODULE, SESSION_TV],
     },
     EventSpec {
@@ -95,7 +85,7 @@ static SPECS: [EventSpec; 7] = [
         name: "InvalidTransport",
         outcome: Outcome::Failure(FailureKind::Rejected),
         account_required: true,
-        required: &[("AttemptedTransport", Value::Free)],
+        required: &[("AttemptedTransport", Value::Quoteless)],
         optional: &[MODULE, SESSION_TV],
     },
     EventSpec {
@@ -143,7 +133,7 @@ fn is_event_tv(v: &str) -> bool {
 }
 
 /// `ADDR` without a regex: `IPV4/UDP/1.2.3.4/5060`, `IPV6/2001:db8::1/5060`.
-fn is_event_address(v: &str) -> bool {
+pub(super) fn is_event_address(v: &str) -> bool {
     let Some(rest) = v.strip_prefix("IPV4/").or_else(|| v.strip_prefix("IPV6/")) else {
         return false;
     };
@@ -159,27 +149,19 @@ fn is_event_address(v: &str) -> bool {
         && port.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The strict pattern of each event, for records the straight-line reader declines.
-static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| SPECS.iter().map(spec_regex).collect());
-
-fn spec_regex(spec: &EventSpec) -> Regex {
-    let field = |(key, value): &(&str, Value)| {
-        let v = match *key {
-            "AccountID" => "(?P<acct2>.*?)".to_string(),
-            "ACLName" => format!("(?P<acl>{})", value.pattern()),
-            _ => value.pattern().to_string(),
-        };
-        format!(r#",{key}="{v}""#)
-    };
-    let required: String = spec.required.iter().map(field).collect();
-    let optional: String = spec.optional.iter().map(|f| format!("(?:{})?", field(f))).collect();
-    let account = if spec.account_required { r#",AccountID="(?P<acct>.*?)""# } else { "" };
-    let name = spec.name;
-    Regex::new(&format!(
-        r#"(?s)^SecurityEvent="{name}",EventTV="(?P<tv>{TV})",Severity="(?:Error|Informational)",Service="(?P<service>[A-Za-z0-9_]+)",EventVersion="\d+"{account},SessionID="(?:.*?)",LocalAddress="{ADDR}",RemoteAddress="(?P<remote>{ADDR})"{required}{optional}$"#
-    ))
-    .expect("security event pattern compiles")
-}
+/// The fields after RemoteAddress of each event: `[0]` as most services write them,
+/// `[1]` for AMI, whose ChallengeResponseFailed Response is the client's `Key:` verbatim.
+static TAILS: LazyLock<Vec<[Tail; 2]>> = LazyLock::new(|| {
+    SPECS
+        .iter()
+        .map(|spec| {
+            let ami = |fields: &[(&'static str, Grammar)]| -> Vec<(&'static str, Grammar)> {
+                fields.iter().map(|&(k, g)| (k, if k == "Response" { Grammar::Free } else { g })).collect()
+            };
+            [Tail::new(spec.required, spec.optional), Tail::new(&ami(spec.required), &ami(spec.optional))]
+        })
+        .collect()
+});
 
 /// What the strict reading of an event captures.
 #[derive(Debug, PartialEq, Eq)]
@@ -187,6 +169,7 @@ struct Captured<'a> {
     tv: &'a str,
     service: &'a str,
     account: Option<&'a str>,
+    session: &'a str,
     remote: &'a str,
     acl: Option<&'a str>,
 }
@@ -234,7 +217,7 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))?;
     take("EventVersion").filter(|v| Value::Digits.accepts(v))?;
     let mut account = if spec.account_required { Some(take("AccountID")?) } else { None };
-    take("SessionID")?;
+    let session = take("SessionID")?;
     take("LocalAddress").filter(|v| is_event_address(v))?;
     let remote = take("RemoteAddress").filter(|v| is_event_address(v))?;
     for (key, value) in spec.required {
@@ -253,19 +236,43 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
             }
         }
     }
-    (i == pairs.len()).then_some(Captured { tv, service, account, remote, acl })
+    (i == pairs.len()).then_some(Captured { tv, service, account, session, remote, acl })
 }
 
-fn read_strict<'a>(index: usize, msg: &'a str) -> Option<Captured<'a>> {
-    let c = PATTERNS[index].captures(msg)?;
-    let text = |name: &str| c.name(name).map(|m| m.as_str());
-    Some(Captured {
-        tv: text("tv")?,
-        service: text("service")?,
-        account: text("acct").or_else(|| text("acct2")),
-        remote: text("remote")?,
-        acl: text("acl"),
-    })
+/// The fixed fields Asterisk writes before any attacker text: `(EventTV, Service, rest)`.
+fn header<'a>(spec: &EventSpec, msg: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+    let rest = msg.strip_prefix("SecurityEvent=\"")?.strip_prefix(spec.name)?;
+    let value = |rest: &mut &'a str, key: &str| -> Option<&'a str> {
+        let after = rest.strip_prefix("\",")?.strip_prefix(key)?.strip_prefix("=\"")?;
+        let end = after.find('"')?;
+        *rest = &after[end..];
+        Some(&after[..end])
+    };
+    let mut rest = rest;
+    let tv = value(&mut rest, "EventTV").filter(|v| is_event_tv(v))?;
+    value(&mut rest, "Severity").filter(|v| *v == "Error" || *v == "Informational")?;
+    let service = value(&mut rest, "Service")
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))?;
+    value(&mut rest, "EventVersion").filter(|v| Grammar::Digits.accepts(v))?;
+    Some((tv, service, rest.strip_prefix('"')?))
+}
+
+/// Reading for records whose values hold quotes: see [`super::attribution`].
+fn read_quoted<'a>(index: usize, msg: &'a str) -> Result<(Captured<'a>, usize), Attribution<'a>> {
+    let spec = &SPECS[index];
+    let (tv, service, body) = header(spec, msg).ok_or(Attribution::NoReading)?;
+    let session = match service {
+        "SIP" | "AMI" => SessionId::Pointer,
+        _ => SessionId::Free,
+    };
+    let tail = &TAILS[index][usize::from(service == "AMI")];
+    match attribute(body, spec.account_required, session, tail) {
+        Attribution::Sender(r, readings) => Ok((
+            Captured { tv, service, account: r.account, session: r.session, remote: r.remote, acl: r.acl },
+            readings,
+        )),
+        other => Err(other),
+    }
 }
 
 /// Result of reading one security record.
@@ -279,6 +286,9 @@ pub enum SecurityRecord {
     /// Does not match its event's canonical structure (yet): possibly split by an
     /// injected newline, or forged.
     Malformed,
+    /// Complete, but readings that hold name different senders: attacker text forged
+    /// an address and nothing tells which one sent the packet. Counted against no one.
+    Forged,
 }
 
 fn event_name(msg: &str) -> Option<&str> {
@@ -294,11 +304,12 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         return if is_well_formed_other(msg) { SecurityRecord::Other } else { SecurityRecord::Malformed };
     };
     let spec = &SPECS[index];
-    let (c, quoteless) = match read_quoteless(spec, msg) {
-        Some(c) => (c, true),
-        None => match read_strict(index, msg) {
-            Some(c) => (c, false),
-            None => return SecurityRecord::Malformed,
+    let (c, quoteless, readings) = match read_quoteless(spec, msg) {
+        Some(c) => (c, true, 1),
+        None => match read_quoted(index, msg) {
+            Ok((c, readings)) => (c, false, readings),
+            Err(Attribution::Forged) => return SecurityRecord::Forged,
+            Err(_) => return SecurityRecord::Malformed,
         },
     };
     let Some(ip) = parse_security_address(c.remote) else {
@@ -314,6 +325,7 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         .filter(|a| !a.is_empty() && *a != "<unknown>")
         .map(str::to_owned);
     let tampered = multi_line
+        || readings > 1
         || (!(quoteless && only_separators_hold_equals(msg))
             && (super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
                 || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT)));
@@ -412,7 +424,7 @@ mod tests {
                 .replace("\"S\"", &format!("\"{session}\""))
                 .replace("\"C\"", &format!("\"{challenge}\""));
             if let Some(fast) = read_quoteless(&SPECS[index], &msg) {
-                prop_assert_eq!(Some(fast), read_strict(index, &msg));
+                prop_assert_eq!(Some((fast, 1)), read_quoted(index, &msg).ok());
             }
         }
     }

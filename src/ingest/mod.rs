@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 pub use follower::{Batch, Cursor, Follower, StartAt};
 pub use health::{IngestHealth, IngestProblem};
@@ -83,10 +84,20 @@ impl ImportProgress {
 /// Reads every follower until nothing new is left, storing each batch before its
 /// cursor moves. Returns how many failures were stored. This is the step tests drive.
 pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
+    poll_until(followers, pipeline, &CancellationToken::new()).await
+}
+
+/// [`poll_all`] that stops between batches once `stop` is cancelled: a backlog import
+/// must not hold up a shutdown. Every stored batch has its cursor, so a restart
+/// resumes exactly where this stopped.
+pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &CancellationToken) -> u64 {
     let mut stored = 0;
     let mut progress = ImportProgress::new();
     for follower in followers.iter_mut() {
         loop {
+            if stop.is_cancelled() {
+                return stored;
+            }
             let batch = match follower.poll(pipeline.clock.now()) {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
@@ -125,33 +136,57 @@ pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
     stored
 }
 
-/// Follows the files until `shutdown` turns true: wakes on inotify events for their
-/// directories and, as a fallback, every `poll_every`.
+/// Follows the files until `stop` is cancelled: wakes on inotify events that can mean
+/// new data in one of them and, as a fallback, every `poll_every`.
 pub async fn run(
     mut followers: Vec<Follower>,
     pipeline: Pipeline,
     poll_every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let _watcher = watch_directories(&followers, tx);
-    loop {
-        poll_all(&mut followers, &pipeline).await;
+    while !stop.is_cancelled() {
+        poll_until(&mut followers, &pipeline, &stop).await;
         tokio::select! {
             _ = rx.recv() => {}
             _ = tokio::time::sleep(poll_every) => {}
-            _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            break;
+            _ = stop.cancelled() => {}
         }
     }
 }
 
+/// Whether a directory event can mean new data in one of `names`. Opening and reading
+/// a file (the follower's own reads among them) cannot: waking on those spins a core.
+fn may_bring_data(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
+    use notify::EventKind;
+    let relevant_kind = match event.kind {
+        EventKind::Access(_) => false,
+        EventKind::Modify(notify::event::ModifyKind::Metadata(_)) => false,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
+        // Queue overflow and the like: look again to be safe.
+        EventKind::Any | EventKind::Other => true,
+    };
+    relevant_kind
+        && (event.paths.is_empty()
+            || event.need_rescan()
+            || event.paths.iter().any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n))))
+}
+
 fn watch_directories(followers: &[Follower], tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-    let mut watcher = match notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+    // A rename rotation names the followed file as the source of the move; a new log
+    // is created under the followed name: both match by name.
+    let names: Vec<std::ffi::OsString> =
+        followers.iter().filter_map(|f| f.path().file_name().map(|n| n.to_os_string())).collect();
+    let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let wake = match &event {
+            Ok(e) => may_bring_data(e, &names),
+            Err(_) => true,
+        };
         // Coalesced: one pending wake-up is enough.
-        let _ = tx.try_send(());
+        if wake {
+            let _ = tx.try_send(());
+        }
     }) {
         Ok(w) => w,
         Err(e) => {
@@ -167,4 +202,36 @@ fn watch_directories(followers: &[Follower], tx: mpsc::Sender<()>) -> Option<not
         }
     }
     Some(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind, RenameMode};
+
+    use super::*;
+
+    fn event(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_events_that_can_bring_data_to_a_followed_file_wake_the_loop() {
+        let names = vec![std::ffi::OsString::from("messages")];
+        let wakes = |kind, path| may_bring_data(&event(kind, path), &names);
+        // The follower's own open, read and close of the file.
+        assert!(!wakes(EventKind::Access(AccessKind::Open(AccessMode::Read)), "/var/log/asterisk/messages"));
+        assert!(!wakes(EventKind::Access(AccessKind::Close(AccessMode::Read)), "/var/log/asterisk/messages"));
+        assert!(!wakes(EventKind::Access(AccessKind::Read), "/var/log/asterisk/messages"));
+        // Another file of the directory being written.
+        assert!(!wakes(EventKind::Modify(ModifyKind::Data(DataChange::Any)), "/var/log/asterisk/queue_log"));
+        // Appended, truncated, rotated away, created anew.
+        assert!(wakes(EventKind::Modify(ModifyKind::Data(DataChange::Any)), "/var/log/asterisk/messages"));
+        assert!(wakes(EventKind::Modify(ModifyKind::Name(RenameMode::From)), "/var/log/asterisk/messages"));
+        assert!(wakes(EventKind::Create(CreateKind::File), "/var/log/asterisk/messages"));
+        // Lost events: look again.
+        assert!(may_bring_data(
+            &notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan),
+            &names
+        ));
+    }
 }

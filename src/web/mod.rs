@@ -21,7 +21,9 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::csrf::CsrfLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
@@ -187,16 +189,21 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Ro
 pub async fn sessions(
     store: &Store,
     options: &PanelOptions,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
 ) -> anyhow::Result<SessionManagerLayer<SqliteStore>> {
     let session_store = SqliteStore::new(store.pool().clone())
         .with_table_name("panel_sessions")
         .map_err(anyhow::Error::msg)?;
     session_store.migrate().await?;
     let cleaner = session_store.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
             if let Err(e) = cleaner.delete_expired().await {
                 tracing::warn!(error = %e, "could not delete expired panel sessions");
             }
@@ -210,19 +217,17 @@ pub async fn sessions(
         .with_expiry(Expiry::OnInactivity(options.session_idle)))
 }
 
-/// Serves the panel until `shutdown` turns true.
+/// Serves the panel until `stop` is cancelled.
 /// `sessions` comes from [`sessions`], prepared before the workers start writing.
 pub async fn serve(
     state: WebState,
     sessions: SessionManagerLayer<SqliteStore>,
     listener: tokio::net::TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let app = router(state, sessions);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
+        .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
     Ok(())
 }

@@ -188,7 +188,8 @@ async fn the_loop_enforces_a_poked_ban_without_waiting_for_the_period() {
         true,
         poke.clone(),
     ));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(enforcer.run(std::time::Duration::from_secs(3600), stopped));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     r.ban("203.0.113.9", None).await;
@@ -202,6 +203,6 @@ async fn the_loop_enforces_a_poked_ban_without_waiting_for_the_period() {
         r.kernel_has("203.0.113.9").is_some(),
         "enforced soon after the poke, not after the hour-long period"
     );
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
 }

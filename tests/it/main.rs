@@ -10,6 +10,7 @@ mod firewall_render;
 mod follow;
 mod history_facts;
 mod hostile_input;
+mod lifecycle;
 mod netns;
 mod packaging;
 mod panel;

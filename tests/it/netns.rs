@@ -243,7 +243,8 @@ async fn a_flushed_ruleset_a_deleted_table_or_an_emptied_set_is_repaired_and_sho
     let l = listen(&pair);
     ban(&store, "10.77.0.2", Some(3600)).await;
     ban(&store, "fd77::2", Some(3600)).await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(enforcer.clone().run(Duration::from_millis(500), stopped));
     let deadline = Instant::now() + Duration::from_secs(5);
     while udp_arrives(&pair, &l.udp4, "10.77.0.1:5060") {
@@ -268,7 +269,7 @@ async fn a_flushed_ruleset_a_deleted_table_or_an_emptied_set_is_repaired_and_sho
         let firewall = health.iter().find(|h| h.component == sipwarden::enforcer::HEALTH_COMPONENT).unwrap();
         assert!(firewall.ok && firewall.detail.contains("last repaired"), "{args:?}: {}", firewall.detail);
     }
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
 }
 

@@ -72,11 +72,12 @@ async fn panel_idle(pbx: Option<sipwarden::pbx::Pbx>, session_idle: time::Durati
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let options = PanelOptions { listen: addr, secure_cookies: false, session_idle };
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let sessions = web::sessions(&store, &options).await.unwrap();
+    let stopped = tokio_util::sync::CancellationToken::new();
+    let sessions = web::sessions(&store, &options, &tokio_util::task::TaskTracker::new(), stopped.clone())
+        .await
+        .unwrap();
     let served = state.clone();
     tokio::spawn(async move {
-        let _keep = _stop;
         web::serve(served, sessions, listener, stopped).await.unwrap();
     });
     Panel { _dir: dir, addr, store, state, clock }

@@ -42,7 +42,7 @@ pub(crate) fn write_log(path: &Path, lines: usize, addresses: u32) -> BTreeMap<S
     truth
 }
 
-fn serve(dir: &Path, log: &Path) -> std::process::Child {
+pub(crate) fn serve(dir: &Path, log: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_sipwarden"))
         .args([
             "serve",

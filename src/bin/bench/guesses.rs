@@ -17,7 +17,8 @@ use sipwarden::enforcer::Enforcer;
 use sipwarden::firewall::NftBackend;
 use sipwarden::ingest::{self, StartAt};
 use sipwarden::store::Store;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::kernel::flag;
 
@@ -147,7 +148,8 @@ pub fn guesses(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         let needed = pipeline.ladder.rungs[0].failures;
         let follower =
             ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::End).await?;
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let tasks = [
             tokio::spawn(ingest::run(vec![follower], pipeline, Duration::from_secs(1), stopped.clone())),
             tokio::spawn(enforcer.run(Duration::from_secs(5), stopped)),
@@ -165,7 +167,7 @@ pub fn guesses(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         pbx.kill()?;
         pbx.wait()?;
-        stop.send(true)?;
+        stop.cancel();
         for t in tasks {
             t.await?;
         }

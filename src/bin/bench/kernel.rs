@@ -18,7 +18,8 @@ use sipwarden::firewall::{Firewall, FirewallError, KernelState, NftBackend};
 use sipwarden::ingest::{self, StartAt};
 use sipwarden::policy::{Ladder, pipeline::Pipeline};
 use sipwarden::store::{self, Store};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub struct Namespace(pub String);
 
@@ -207,7 +208,8 @@ pub fn time_to_ban(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         ));
         let pipeline = bench_pipeline(&store, poke);
         let follower = ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::End).await?;
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let tasks = [
             tokio::spawn(ingest::run(vec![follower], pipeline, Duration::from_secs(1), stopped.clone())),
             tokio::spawn(enforcer.run(Duration::from_secs(5), stopped)),
@@ -247,7 +249,7 @@ pub fn time_to_ban(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         while timed.seen.lock().unwrap().len() < appended.len() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        stop.send(true)?;
+        stop.cancel();
         for t in tasks {
             t.await?;
         }

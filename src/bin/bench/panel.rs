@@ -11,7 +11,8 @@ use sipwarden::domain::TrustedNetworks;
 use sipwarden::policy::Ladder;
 use sipwarden::store::{self, Store};
 use sipwarden::web::{self, PanelOptions, WebState};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub fn get(port: u16, path: &str, cookie: &str) -> (Duration, String) {
     let start = Instant::now();
@@ -113,8 +114,9 @@ pub fn offenders(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             secure_cookies: false,
             session_idle: time::Duration::hours(1),
         };
-        let (_stop, stopped) = watch::channel(false);
-        let sessions = web::sessions(&store, &options).await?;
+        let stopped = CancellationToken::new();
+        let sessions =
+            web::sessions(&store, &options, &tokio_util::task::TaskTracker::new(), stopped.clone()).await?;
         tokio::spawn(web::serve(state, sessions, listener, stopped));
         let cookie = tokio::task::spawn_blocking(move || login(port)).await?;
         println!("offenders {n}, failures {}, bans {bans}", n + extra_failures);

@@ -1,0 +1,106 @@
+//! What an admin notices of a running `serve`: the CPU it uses while nothing happens,
+//! and how quickly SIGTERM stops it, at any moment, with nothing lost or counted twice.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sipwarden::store::Store;
+
+use crate::common::append;
+use crate::robust::{counts, following, serve, write_log};
+
+/// CPU time (user + system) of a process so far, in clock ticks, and ticks a second.
+fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let (utime, stime): (u64, u64) = (fields[11].parse().unwrap(), fields[12].parse().unwrap());
+    let out = std::process::Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    let hz = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(100);
+    (utime + stime, hz)
+}
+
+async fn read_offset(store: &Store, log: &Path) -> i64 {
+    let mut conn = store.pool().acquire().await.unwrap();
+    sipwarden::store::sources::get(&mut conn, &log.display().to_string())
+        .await
+        .unwrap()
+        .map_or(0, |s| s.read_offset)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_serve_uses_under_one_percent_of_a_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("messages");
+    write_log(&log, 2_000, 20);
+    let data = dir.path().join("data");
+    let mut child = serve(&data, &log);
+    let store = following(&data, &log).await;
+    let size = std::fs::metadata(&log).unwrap().len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_offset(&store, &log).await < size {
+        assert!(Instant::now() < deadline, "never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(store);
+    // Another program reading the log's directory is no reason to wake either.
+    let neighbour = dir.path().join("queue_log");
+    append(&neighbour, "x\n");
+    let (before, hz) = cpu_ticks(child.id());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let _ = std::fs::read(&log).unwrap();
+        let _ = std::fs::read(&neighbour).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (after, _) = cpu_ticks(child.id());
+    let used = (after - before) as f64 / hz as f64;
+    let share = used / started.elapsed().as_secs_f64();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(share < 0.01, "idle serve used {:.1} % of a core ({used:.2} s CPU in 20 s)", share * 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_backlog_import_stops_within_two_seconds_and_loses_nothing() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("full");
+    let truth = write_log(&log, 150_000, 2_000);
+    let size = std::fs::metadata(&log).unwrap().len() as i64;
+    let data = dir.path().join("data");
+    let mut stopped_mid_import = 0;
+    for round in 0..5u64 {
+        let mut child = serve(&data, &log);
+        let store = following(&data, &log).await;
+        tokio::time::sleep(Duration::from_millis(100 + round * 70)).await;
+        let importing = read_offset(&store, &log).await < size;
+        drop(store);
+        let sent = Instant::now();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(2),
+                "still running 2 s after SIGTERM (round {round})"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+        stopped_mid_import += u32::from(importing);
+    }
+    assert!(stopped_mid_import >= 3, "only {stopped_mid_import} of 5 stops fell inside the import");
+    let mut child = serve(&data, &log);
+    let store = following(&data, &log).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while read_offset(&store, &log).await < size {
+        assert!(Instant::now() < deadline, "never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(counts(&store).await, truth);
+}

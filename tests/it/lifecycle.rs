@@ -1,13 +1,10 @@
 //! What an admin notices of a running `serve`: the CPU it uses while nothing happens,
 //! and how quickly SIGTERM stops it, at any moment, with nothing lost or counted twice.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sipwarden::store::Store;
-
 use crate::common::append;
-use crate::robust::{counts, following, serve, write_log};
+use crate::robust::{caught_up, counts, following, read_offset, serve, write_log};
 
 /// CPU time (user + system) of a process so far, in clock ticks, and ticks a second.
 fn cpu_ticks(pid: u32) -> (u64, u64) {
@@ -20,14 +17,6 @@ fn cpu_ticks(pid: u32) -> (u64, u64) {
     (utime + stime, hz)
 }
 
-async fn read_offset(store: &Store, log: &Path) -> i64 {
-    let mut conn = store.pool().acquire().await.unwrap();
-    sipwarden::store::sources::get(&mut conn, &log.display().to_string())
-        .await
-        .unwrap()
-        .map_or(0, |s| s.read_offset)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_serve_uses_under_one_percent_of_a_core() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,11 +26,7 @@ async fn an_idle_serve_uses_under_one_percent_of_a_core() {
     let mut child = serve(&data, &log);
     let store = following(&data, &log).await;
     let size = std::fs::metadata(&log).unwrap().len() as i64;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while read_offset(&store, &log).await < size {
-        assert!(Instant::now() < deadline, "never caught up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    caught_up(&store, &log, size, Duration::from_secs(30)).await;
     drop(store);
     // Another program reading the log's directory is no reason to wake either.
     let neighbour = dir.path().join("queue_log");
@@ -95,11 +80,7 @@ async fn sigterm_during_a_backlog_import_stops_within_two_seconds_and_loses_noth
     assert!(stopped_mid_import >= 3, "only {stopped_mid_import} of 5 stops fell inside the import");
     let mut child = serve(&data, &log);
     let store = following(&data, &log).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while read_offset(&store, &log).await < size {
-        assert!(Instant::now() < deadline, "never caught up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    caught_up(&store, &log, size, Duration::from_secs(120)).await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(counts(&store).await, truth);

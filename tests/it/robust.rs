@@ -94,9 +94,18 @@ pub(crate) async fn following(data: &Path, log: &Path) -> Store {
     Store::open(&db).await.unwrap()
 }
 
-async fn read_offset(store: &Store, log: &Path) -> i64 {
+pub(crate) async fn read_offset(store: &Store, log: &Path) -> i64 {
     let mut conn = store.pool().acquire().await.unwrap();
     store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().map_or(0, |s| s.read_offset)
+}
+
+/// Waits until `serve` has stored `log` up to `size` bytes.
+pub(crate) async fn caught_up(store: &Store, log: &Path, size: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while read_offset(store, log).await < size {
+        assert!(Instant::now() < deadline, "never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,11 +125,7 @@ async fn killed_with_sigkill_ten_times_mid_import_nothing_is_lost_or_counted_twi
     }
     let mut child = serve(&data, &log);
     let store = Store::open(&data.join("sipwarden.db")).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(if long() { 600 } else { 60 });
-    while read_offset(&store, &log).await < size {
-        assert!(Instant::now() < deadline, "never caught up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    caught_up(&store, &log, size, Duration::from_secs(if long() { 600 } else { 60 })).await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(counts(&store).await, truth);

@@ -101,6 +101,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         clean_log: Some(CleanLog::new(config.clean_log.clone())),
         bans_changed: poke.clone(),
         health: ingest_health.clone(),
+        attempts: Default::default(),
     };
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");

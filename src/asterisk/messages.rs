@@ -21,6 +21,8 @@ pub struct Parsed {
     pub account: Option<String>,
     pub outcome: Outcome,
     pub tampered: bool,
+    /// The conversation Asterisk names (a security event's SessionID), hashed.
+    pub session: Option<u64>,
 }
 
 /// The message families sipwarden reads, picked cheaply from the file and the first words.
@@ -241,6 +243,7 @@ fn success(service: Service, ip: &str, account: Option<&str>) -> Option<Parsed> 
         account: account.map(str::to_owned),
         outcome: Outcome::Success,
         tampered: false,
+        session: None,
     })
 }
 
@@ -251,6 +254,7 @@ fn failure(service: Service, ip: IpAddr, account: Option<&str>, kind: FailureKin
         account: account.filter(|a| !a.is_empty()).map(str::to_owned),
         outcome: Outcome::Failure(kind),
         tampered,
+        session: None,
     }
 }
 

@@ -302,6 +302,7 @@ impl RecordReader {
                 outcome: crate::domain::Outcome::Failure(crate::domain::FailureKind::NoExtension),
                 tampered: true,
                 security_event: false,
+                session: None,
             }
         });
         if event.is_some() {
@@ -336,6 +337,7 @@ impl RecordReader {
                 outcome: p.outcome,
                 tampered: p.tampered,
                 security_event,
+                session: p.session,
             }),
             raw: if self.keep_raw { raw.to_owned() } else { String::new() },
             end: self.line_end,

@@ -330,7 +330,14 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
             && (super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
                 || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT)));
     SecurityRecord::Event(
-        Parsed { ip: Some(ip), service: Service::parse(c.service), account, outcome, tampered },
+        Parsed {
+            ip: Some(ip),
+            service: Service::parse(c.service),
+            account,
+            outcome,
+            tampered,
+            session: Some(crate::domain::session_key(c.session)),
+        },
         parse_event_tv(c.tv),
     )
 }

@@ -71,6 +71,9 @@ struct Compact {
     service: crate::domain::Service,
     account: Option<u32>,
     tampered: bool,
+    /// Security events' SessionID, hashed: one attempt counts once.
+    session: Option<u64>,
+    acl_step: bool,
 }
 
 #[derive(Default)]
@@ -146,6 +149,7 @@ impl Collector {
         let at = e.at.unwrap_or(self.last_at);
         self.last_at = at;
         let dated = e.at.is_some();
+        let acl_step = e.is_acl_step();
         let account = e.account.map(|a| self.intern(&a));
         let ip = self.number(ip);
         self.events.push(Compact {
@@ -156,6 +160,8 @@ impl Collector {
             service: e.service,
             account,
             tampered: e.tampered,
+            session: e.session,
+            acl_step,
         });
     }
 }
@@ -295,6 +301,8 @@ mod tests {
             service: crate::domain::Service::Sip,
             account: None,
             tampered: false,
+            session: None,
+            acl_step: false,
         };
         times.iter().map(event).collect()
     }

@@ -3,6 +3,7 @@
 use super::{ACCOUNTS_SHOWN, AddressReport, Known};
 use crate::domain::{Outcome, Service, TrustedNetworks, UnixMs};
 use crate::policy::Ladder;
+use crate::policy::attempts::Attempts;
 use crate::policy::replay::Replay;
 
 /// Per address, in numbers (account ids, services) until the report is built.
@@ -28,9 +29,14 @@ pub(super) fn addresses(
     let mut replay = Replay::new(ladder, trusted);
     let mut tallies: Vec<Option<Tally>> = (0..ips.len()).map(|_| None).collect();
     let mut total = 0;
+    let mut attempts = Attempts::default();
     for &i in order {
         let e = &events[i as usize];
         let (at, slot) = (e.at, e.ip as usize);
+        if matches!(e.outcome, Outcome::Failure(_)) && !attempts.is_new(ips[slot], e.session, e.acl_step, at)
+        {
+            continue;
+        }
         replay.observe(slot, ips[slot], at, e.outcome);
         if !matches!(e.outcome, Outcome::Failure(_)) {
             continue;

@@ -97,10 +97,29 @@ pub struct LogEvent {
     pub tampered: bool,
     /// Came from a security event rather than a module's own log line.
     pub security_event: bool,
+    /// The conversation Asterisk names (a security event's SessionID: a pjsip Call-ID,
+    /// a chan_sip dialog, an AMI connection), hashed: the events of one attempt share it.
+    pub session: Option<u64>,
+}
+
+/// A SessionID as [`LogEvent::session`] keeps it: the same in every process.
+pub fn session_key(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl LogEvent {
     pub fn is_failure(&self) -> bool {
         matches!(self.outcome, Outcome::Failure(_))
+    }
+
+    /// An ACL refusal Asterisk reports on its way to the request's outcome: pjsip
+    /// answers an ACL-refused request with a challenge and reports the retry's
+    /// failure too, chan_sip reports one refusal twice.
+    pub fn is_acl_step(&self) -> bool {
+        self.security_event
+            && matches!(self.outcome, Outcome::Failure(FailureKind::AclDenied | FailureKind::NoExtension))
     }
 }

@@ -3,7 +3,7 @@
 mod event;
 pub mod network;
 
-pub use event::{FailureKind, LogEvent, Outcome, Service};
+pub use event::{FailureKind, LogEvent, Outcome, Service, session_key};
 pub use network::TrustedNetworks;
 
 /// Milliseconds since the Unix epoch, the one time unit stored and compared everywhere.

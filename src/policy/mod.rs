@@ -2,6 +2,7 @@
 //! checks ([`replay`]), and the pipeline step that stores events and decisions
 //! ([`pipeline`]).
 
+pub mod attempts;
 mod decide;
 pub mod pipeline;
 pub mod replay;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use super::attempts::Attempts;
 use super::{History, Ladder, Verdict, decide};
 use crate::asterisk::{ReadRecord, SourceKind};
 use crate::clock::Clock;
@@ -43,6 +44,8 @@ struct SegmentWrites {
     bans: Vec<store::bans::PendingBan>,
     /// Successful logins per address: the last account, the latest time.
     successes: std::collections::HashMap<String, (Option<String>, UnixMs)>,
+    /// Conversations as of this transaction; kept when it commits.
+    attempts: Attempts,
 }
 
 /// What the store holds about the addresses of the next records, read in a few
@@ -95,6 +98,8 @@ pub struct Pipeline {
     pub bans_changed: Arc<Notify>,
     /// Told when batches cannot be stored, and when they can again.
     pub health: crate::ingest::IngestHealth,
+    /// Conversations seen recently: one refused request counts once.
+    pub attempts: std::sync::Mutex<Attempts>,
 }
 
 impl Pipeline {
@@ -140,7 +145,10 @@ impl Pipeline {
         let trusted = self.trusted.with(store::networks::trusted_nets(&mut tx).await?);
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
         let bans_before = applied.bans.len();
-        let mut writes = SegmentWrites::default();
+        let mut writes = SegmentWrites {
+            attempts: self.attempts.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            ..SegmentWrites::default()
+        };
         let mut ahead = Prefetched::default();
         let started = std::time::Instant::now();
         while let Some(record) = batch.records.get(*next) {
@@ -195,6 +203,7 @@ impl Pipeline {
         )
         .await?;
         tx.commit().await?;
+        *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut writes.attempts);
         *counted = (lines, unreadable);
         if applied.bans.len() > bans_before {
             self.bans_changed.notify_one();
@@ -293,6 +302,9 @@ impl Pipeline {
             }
             Outcome::Failure(k) => k.as_str(),
         };
+        if !writes.attempts.is_new(ip, event.session, event.is_acl_step(), at) {
+            return Ok(());
+        }
         let history = self.history(ctx, ip, &ip_text, writes, ahead)?;
         let verdict = decide(ctx.ladder, &history, at);
         if let Verdict::Ban { rung, until, reason } = &verdict {

@@ -50,6 +50,7 @@ impl TestApp {
             clean_log: Some(CleanLog::new(dir.path().join("failed-auth.log"))),
             bans_changed: Arc::new(Notify::new()),
             health: Default::default(),
+            attempts: Default::default(),
         };
         TestApp { dir, store, clock, pipeline, followers: Vec::new() }
     }

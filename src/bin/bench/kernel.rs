@@ -54,6 +54,7 @@ pub fn bench_pipeline(store: &Store, bans_changed: Arc<Notify>) -> Pipeline {
         clean_log: None,
         bans_changed,
         health: Default::default(),
+        attempts: Default::default(),
     }
 }
 

@@ -383,7 +383,10 @@ impl Pipeline {
             .failures_since
             .iter()
             .zip(&windows)
-            .map(|(n, since)| n + pending.map_or(0, |p| p.iter().filter(|&&t| t > *since).count() as u32) + 1)
+            .map(|(n, since)| {
+                let since = (*since).max(h.forgiven_at);
+                n + pending.map_or(0, |p| p.iter().filter(|&&t| t > since).count() as u32) + 1
+            })
             .collect();
         let success_pending =
             writes.successes.get(ip_text).is_some_and(|(_, t)| *t > at - ctx.ladder.known_good_for_ms);

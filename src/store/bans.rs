@@ -96,7 +96,8 @@ pub async fn active(conn: &mut Conn, now: UnixMs) -> Result<Vec<BanRow>> {
     .await?)
 }
 
-/// Ends every active ban of `ip`; returns how many there were.
+/// Ends every active ban of `ip`, released by a person: its failures and bans so far
+/// count no more (`forgiven`). Returns how many bans there were.
 pub async fn release_ip(conn: &mut Conn, ip: &str, now: UnixMs, by: &str) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE bans SET released_at = $1, released_by = $2 WHERE ip = $3 AND released_at IS NULL \
@@ -105,8 +106,18 @@ pub async fn release_ip(conn: &mut Conn, ip: &str, now: UnixMs, by: &str) -> Res
     .bind(now)
     .bind(by)
     .bind(ip)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query(
+            "INSERT INTO forgiven (ip, at) VALUES ($1, $2) \
+             ON CONFLICT (ip) DO UPDATE SET at = CASE WHEN excluded.at > forgiven.at THEN excluded.at ELSE forgiven.at END",
+        )
+        .bind(ip)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(done.rows_affected())
 }
 

@@ -5,6 +5,11 @@
 use super::{Conn, Result};
 use crate::domain::UnixMs;
 
+/// When an admin last released the address of a row of `table`: nothing before counts.
+fn forgiven(table: &str) -> String {
+    format!("COALESCE((SELECT fg.at FROM forgiven fg WHERE fg.ip = {table}.ip), 0)")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressHistory {
     /// Stored failures after each of the given instants, in the same order.
@@ -13,6 +18,8 @@ pub struct AddressHistory {
     pub timed_bans_since: u32,
     /// The ban in force: `Some(None)` until released, `Some(Some(t))` until `t`.
     pub active_until: Option<Option<UnixMs>>,
+    /// An admin released the address then: failures and bans up to it count no more.
+    pub forgiven_at: UnixMs,
 }
 
 /// The same facts for one address at one instant, in one statement: the reference
@@ -29,16 +36,24 @@ pub async fn for_address(
     let earliest = failure_windows.iter().copied().min().unwrap_or(now);
     let n = failure_windows.len();
     let mut columns: Vec<String> = (0..n)
-        .map(|i| format!("(SELECT COUNT(*) FROM failures WHERE ip = $1 AND at > $2 AND at > ${})", i + 7))
+        .map(|i| {
+            format!(
+                "(SELECT COUNT(*) FROM failures WHERE ip = $1 AND at > $2 AND at > ${} AND at > {})",
+                i + 7,
+                forgiven("failures")
+            )
+        })
         .collect();
     columns.push("(SELECT COUNT(*) FROM known_good WHERE ip = $1 AND last_success_at > $3)".into());
-    columns.push(
-        "(SELECT COUNT(*) FROM bans WHERE ip = $1 AND created_at > $4 AND until_at IS NOT NULL AND rung > 0)"
-            .into(),
-    );
+    columns.push(format!(
+        "(SELECT COUNT(*) FROM bans WHERE ip = $1 AND created_at > $4 AND until_at IS NOT NULL AND rung > 0 \
+         AND created_at > {})",
+        forgiven("bans")
+    ));
     let active = "FROM bans WHERE ip = $1 AND released_at IS NULL AND (until_at IS NULL OR until_at > $5)";
     columns.push(format!("(SELECT COUNT(*) {active})"));
     columns.push(format!("(SELECT MAX(CASE WHEN until_at IS NULL THEN $6 ELSE until_at END) {active})"));
+    columns.push("(SELECT at FROM forgiven WHERE ip = $1)".into());
     const FOREVER: i64 = i64::MAX;
     let sql = format!("SELECT {}", columns.join(", "));
     let mut query = sqlx::query(&sql)
@@ -58,11 +73,13 @@ pub async fn for_address(
         failures_since.push(get(i)?.unwrap_or(0) as u32);
     }
     let (good, timed, active, longest) = (get(n)?, get(n + 1)?, get(n + 2)?, get(n + 3)?);
+    let forgiven_at = get(n + 4)?.unwrap_or(0);
     Ok(AddressHistory {
         failures_since,
         succeeded_since: good.unwrap_or(0) > 0,
         timed_bans_since: timed.unwrap_or(0) as u32,
         active_until: (active.unwrap_or(0) > 0).then(|| longest.filter(|&t| t != FOREVER)),
+        forgiven_at,
     })
 }
 
@@ -95,6 +112,7 @@ pub struct AddressFacts {
     timed_bans: Vec<UnixMs>,
     /// Ends of the bans not released and in force at `from` (`None`: until released).
     active: Vec<Option<UnixMs>>,
+    forgiven_at: UnixMs,
 }
 
 impl AddressFacts {
@@ -118,8 +136,13 @@ impl AddressFacts {
         AddressHistory {
             failures_since,
             succeeded_since: self.last_success.is_some_and(|t| t > at - span.success_for),
-            timed_bans_since: self.timed_bans.iter().filter(|&&c| c > at - span.repeat_within).count() as u32,
+            timed_bans_since: self
+                .timed_bans
+                .iter()
+                .filter(|&&c| c > at - span.repeat_within && c > self.forgiven_at)
+                .count() as u32,
             active_until,
+            forgiven_at: self.forgiven_at,
         }
     }
 
@@ -166,7 +189,11 @@ pub async fn facts_for(
         q.push(" FROM failures WHERE");
         in_list(&mut q);
         let earliest = span.windows.iter().map(|w| span.from - w).min().unwrap_or(span.from);
-        q.push(" AND at > ").push_bind(earliest).push(" GROUP BY ip");
+        q.push(" AND at > ")
+            .push_bind(earliest)
+            .push(" AND at > ")
+            .push(forgiven("failures"))
+            .push(" GROUP BY ip");
         for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
             for i in 0..n {
@@ -177,6 +204,7 @@ pub async fn facts_for(
             let mut q = sqlx::QueryBuilder::new("SELECT ip, at FROM failures WHERE");
             in_list(&mut q);
             q.push(" AND at > ").push_bind(span.from - w).push(" AND at <= ").push_bind(span.to - w);
+            q.push(" AND at > ").push(forgiven("failures"));
             for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
                 if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
                     f.leaving[i].push(row.try_get(1)?);
@@ -188,6 +216,13 @@ pub async fn facts_for(
         for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
                 f.last_success = Some(row.try_get(1)?);
+            }
+        }
+        let mut q = sqlx::QueryBuilder::new("SELECT ip, at FROM forgiven WHERE");
+        in_list(&mut q);
+        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
+            if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
+                f.forgiven_at = row.try_get(1)?;
             }
         }
         let mut q =

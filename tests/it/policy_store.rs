@@ -239,3 +239,37 @@ async fn the_summaries_the_panel_lists_add_up_over_batches_and_services() {
     let hours = sipwarden::store::offenders::hours_since(&mut conn, first - HOUR_MS).await.unwrap();
     assert_eq!(hours.iter().map(|(_, n)| n).sum::<i64>(), 6, "every failure in the hourly totals");
 }
+
+async fn release(app: &TestApp, at: i64) {
+    let admin = sipwarden::actions::Actor { name: "admin", client_ip: None };
+    sipwarden::actions::release(&app.store, &admin, ATTACKER.parse().unwrap(), at).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_release_forgives_earlier_failures_and_is_no_strike() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    // A phone with a stale password: 33 failures in a day, banned until released.
+    for i in 0..33 {
+        append(&log, &failure_at(ATTACKER, NOW - 20 * HOUR_MS + i * 30 * MINUTE_MS));
+    }
+    app.poll().await;
+    assert_eq!(app.active_bans().await[0].until_at, None);
+    release(&app, NOW - 50 * MINUTE_MS).await;
+    // The admin fixed the phone; one typo later is one failure, not a ban.
+    append(&log, &failure_at(ATTACKER, NOW - 40 * MINUTE_MS));
+    app.poll().await;
+    assert!(app.active_bans().await.is_empty(), "the released failures counted again");
+    // Two failures in an hour is the first rung again, for an hour: the released ban
+    // makes no repeat offender.
+    append(&log, &failure_at(ATTACKER, NOW - 39 * MINUTE_MS));
+    app.poll().await;
+    let bans = app.active_bans().await;
+    assert_eq!((bans.len(), bans[0].rung), (1, 1));
+    assert_eq!(bans[0].until_at, Some(NOW - 39 * MINUTE_MS + HOUR_MS));
+    // Released again: a timed ban released by a person is no strike either.
+    release(&app, NOW - 30 * MINUTE_MS).await;
+    append(&log, &(failure_at(ATTACKER, NOW - 2 * MINUTE_MS) + &failure_at(ATTACKER, NOW - MINUTE_MS)));
+    app.poll().await;
+    let bans = app.active_bans().await;
+    assert_eq!(bans[0].until_at, Some(NOW - MINUTE_MS + HOUR_MS), "{:?}", bans[0].reason);
+}

@@ -89,6 +89,18 @@ impl Verdict {
     }
 }
 
+/// How long an address must have failed nothing before a success makes it known-good.
+pub const CLEAN_BEFORE_SUCCESS_MS: UnixMs = HOUR_MS;
+
+/// Whether a successful login makes its address known-good (a lenient first rung).
+/// A success right after failures is what a cracked password looks like, and an
+/// address outside the extension networks (`in_extension_networks: Some(false)`) is
+/// no office phone: neither earns leniency. `failures_before`: failures within
+/// [`CLEAN_BEFORE_SUCCESS_MS`] before it.
+pub fn earns_leniency(failures_before: u32, in_extension_networks: Option<bool>) -> bool {
+    failures_before == 0 && in_extension_networks != Some(false)
+}
+
 pub fn decide(ladder: &Ladder, history: &History, now: UnixMs) -> Verdict {
     if history.trusted {
         return Verdict::Trusted;
@@ -147,6 +159,15 @@ mod tests {
     fn trusted_is_never_banned() {
         let h = History { trusted: true, ..history([50, 50]) };
         assert_eq!(decide(&Ladder::default(), &h, 0), Verdict::Trusted);
+    }
+
+    #[test]
+    fn only_a_clean_success_inside_the_extension_networks_earns_leniency() {
+        assert!(earns_leniency(0, None));
+        assert!(earns_leniency(0, Some(true)));
+        // svcrack: one wrong guess, then the password.
+        assert!(!earns_leniency(1, None));
+        assert!(!earns_leniency(0, Some(false)));
     }
 
     #[test]

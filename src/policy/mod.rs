@@ -7,7 +7,7 @@ mod decide;
 pub mod pipeline;
 pub mod replay;
 
-pub use decide::{History, Ladder, Rung, Verdict, decide};
+pub use decide::{CLEAN_BEFORE_SUCCESS_MS, History, Ladder, Rung, Verdict, decide, earns_leniency};
 
 use crate::domain::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, UnixMs};
 

@@ -19,6 +19,8 @@ struct RecordContext<'a> {
     at: UnixMs,
     ladder: &'a Ladder,
     trusted: &'a TrustedNetworks,
+    /// The office's phone networks; empty when none are defined.
+    extensions: &'a [ipnet::IpNet],
     kind: SourceKind,
     /// Protection is on: decided bans are enforced (otherwise recorded as "would ban").
     enforcing: bool,
@@ -43,7 +45,7 @@ struct SegmentWrites {
     /// Decided bans, in order.
     bans: Vec<store::bans::PendingBan>,
     /// Successful logins per address: the last account, the latest time.
-    successes: std::collections::HashMap<String, (Option<String>, UnixMs)>,
+    successes: std::collections::HashMap<String, store::known_good::Success>,
     /// Conversations as of this transaction; kept when it commits.
     attempts: Attempts,
 }
@@ -143,6 +145,7 @@ impl Pipeline {
         // Both can be changed from the panel while sipwarden runs.
         let ladder = store::settings::ladder(&mut tx).await?.unwrap_or_else(|| self.ladder.clone());
         let trusted = self.trusted.with(store::networks::trusted_nets(&mut tx).await?);
+        let extensions = store::networks::nets(&mut tx, store::networks::EXTENSIONS, now).await?;
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
         let bans_before = applied.bans.len();
         let mut writes = SegmentWrites {
@@ -163,7 +166,14 @@ impl Pipeline {
             let at = Self::record_at(record, now);
             last_at = Some(at);
             tampered += i64::from(record.tampered);
-            let ctx = RecordContext { at, ladder: &ladder, trusted: &trusted, kind: batch.kind, enforcing };
+            let ctx = RecordContext {
+                at,
+                ladder: &ladder,
+                trusted: &trusted,
+                extensions: &extensions,
+                kind: batch.kind,
+                enforcing,
+            };
             self.apply_record(record, &ctx, applied, &mut clean, &mut writes, &mut ahead)?;
             // A ban waits at most a few milliseconds of further work for its commit;
             // committing after every ban would slow a flood down instead.
@@ -237,7 +247,8 @@ impl Pipeline {
         let (mut from, mut to) = (UnixMs::MAX, UnixMs::MIN);
         for record in &batch.records[start..end] {
             let Some(event) = &record.event else { continue };
-            let (Some(ip), Outcome::Failure(_)) = (event.ip, event.outcome) else { continue };
+            // Failures for the ladder, successes for whether they earn leniency.
+            let Some(ip) = event.ip else { continue };
             if self.counts(batch.kind, event) {
                 let at = Self::record_at(record, now);
                 (from, to) = (from.min(at), to.max(at));
@@ -250,7 +261,13 @@ impl Pipeline {
         let span = store::history::Span {
             from,
             to,
-            windows: ladder.rungs.iter().map(|r| r.within_ms).collect(),
+            // The rungs' windows, then the one a success must be clean for.
+            windows: ladder
+                .rungs
+                .iter()
+                .map(|r| r.within_ms)
+                .chain([super::CLEAN_BEFORE_SUCCESS_MS])
+                .collect(),
             success_for: ladder.known_good_for_ms,
             repeat_within: ladder.repeat_within_ms,
         };
@@ -295,8 +312,13 @@ impl Pipeline {
         let kind_name = match event.outcome {
             Outcome::Success => {
                 if !event.tampered {
-                    let entry = writes.successes.entry(ip_text).or_insert((None, at));
-                    *entry = (event.account.clone(), entry.1.max(at));
+                    let lenient = self.earns_leniency(ctx, ip, &ip_text, writes, ahead);
+                    let entry = writes.successes.entry(ip_text).or_default();
+                    entry.account = event.account.clone();
+                    entry.at = entry.at.max(at);
+                    if lenient {
+                        entry.lenient_at = entry.lenient_at.max(Some(at));
+                    }
                 }
                 return Ok(());
             }
@@ -361,6 +383,25 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether a success at `ctx.at` makes `ip` known-good ([`super::earns_leniency`]).
+    fn earns_leniency(
+        &self,
+        ctx: &RecordContext<'_>,
+        ip: IpAddr,
+        ip_text: &str,
+        writes: &SegmentWrites,
+        ahead: &Prefetched,
+    ) -> bool {
+        let clean_since = ctx.at - super::CLEAN_BEFORE_SUCCESS_MS;
+        let stored = match (&ahead.span, ahead.facts.get(ip_text)) {
+            (Some(span), Some(facts)) => facts.at(span, ctx.at).failures_since.last().copied().unwrap_or(0),
+            _ => 0,
+        };
+        let pending = writes.times.get(ip_text).map_or(0, |p| p.iter().filter(|&&t| t > clean_since).count());
+        let inside = (!ctx.extensions.is_empty()).then(|| ctx.extensions.iter().any(|n| n.contains(&ip)));
+        super::earns_leniency(stored + pending as u32, inside)
+    }
+
     /// History as of `at`, counting the failure being judged.
     fn history(
         &self,
@@ -388,8 +429,11 @@ impl Pipeline {
                 n + pending.map_or(0, |p| p.iter().filter(|&&t| t > since).count() as u32) + 1
             })
             .collect();
-        let success_pending =
-            writes.successes.get(ip_text).is_some_and(|(_, t)| *t > at - ctx.ladder.known_good_for_ms);
+        let success_pending = writes
+            .successes
+            .get(ip_text)
+            .and_then(|s| s.lenient_at)
+            .is_some_and(|t| t > at - ctx.ladder.known_good_for_ms);
         let (known_good, recent_timed_bans, active_until) =
             (h.succeeded_since || success_pending, h.timed_bans_since, h.active_until);
         Ok(History {

@@ -40,7 +40,11 @@ impl Replay {
         }
         let state = &mut self.addresses[slot];
         if outcome == Outcome::Success {
-            state.last_success = Some(at);
+            let recent =
+                state.failures.iter().rev().take_while(|&&t| t > at - super::CLEAN_BEFORE_SUCCESS_MS);
+            if super::earns_leniency(recent.count() as u32, None) {
+                state.last_success = Some(at);
+            }
             return Verdict::Watch;
         }
         let max_window = ladder.max_window();

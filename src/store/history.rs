@@ -44,7 +44,7 @@ pub async fn for_address(
             )
         })
         .collect();
-    columns.push("(SELECT COUNT(*) FROM known_good WHERE ip = $1 AND last_success_at > $3)".into());
+    columns.push("(SELECT COUNT(*) FROM known_good WHERE ip = $1 AND lenient_at > $3)".into());
     columns.push(format!(
         "(SELECT COUNT(*) FROM bans WHERE ip = $1 AND created_at > $4 AND until_at IS NOT NULL AND rung > 0 \
          AND created_at > {})",
@@ -211,7 +211,8 @@ pub async fn facts_for(
                 }
             }
         }
-        let mut q = sqlx::QueryBuilder::new("SELECT ip, last_success_at FROM known_good WHERE");
+        let mut q =
+            sqlx::QueryBuilder::new("SELECT ip, lenient_at FROM known_good WHERE lenient_at IS NOT NULL AND");
         in_list(&mut q);
         for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
             if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {

@@ -1,50 +1,49 @@
 use super::{Conn, Result};
 use crate::domain::UnixMs;
 
-pub async fn record_success(conn: &mut Conn, ip: &str, account: Option<&str>, at: UnixMs) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO known_good (ip, account, last_success_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (ip) DO UPDATE SET account = excluded.account, \
-         last_success_at = CASE WHEN excluded.last_success_at > known_good.last_success_at \
-         THEN excluded.last_success_at ELSE known_good.last_success_at END",
-    )
-    .bind(ip)
-    .bind(account)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// One success; `lenient`: it earned the address a lenient first rung.
+pub async fn record_success(
+    conn: &mut Conn,
+    ip: &str,
+    account: Option<&str>,
+    at: UnixMs,
+    lenient: bool,
+) -> Result<()> {
+    let success = Success { account: account.map(str::to_owned), at, lenient_at: lenient.then_some(at) };
+    record_successes(conn, &std::iter::once((ip.to_owned(), success)).collect()).await
 }
 
-/// Many addresses' latest successes (address → last account, time) in few statements.
+/// The latest success of an address in a transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Success {
+    pub account: Option<String>,
+    pub at: UnixMs,
+    /// The latest success that earned leniency.
+    pub lenient_at: Option<UnixMs>,
+}
+
+/// Many addresses' latest successes in few statements.
 pub async fn record_successes(
     conn: &mut Conn,
-    successes: &std::collections::HashMap<String, (Option<String>, UnixMs)>,
+    successes: &std::collections::HashMap<String, Success>,
 ) -> Result<()> {
     let rows: Vec<_> = successes.iter().collect();
     for chunk in rows.chunks(300) {
-        let mut q = sqlx::QueryBuilder::new("INSERT INTO known_good (ip, account, last_success_at) ");
-        q.push_values(chunk, |mut b, (ip, (account, at))| {
-            b.push_bind(ip.to_string()).push_bind(account.clone()).push_bind(*at);
+        let mut q =
+            sqlx::QueryBuilder::new("INSERT INTO known_good (ip, account, last_success_at, lenient_at) ");
+        q.push_values(chunk, |mut b, (ip, s)| {
+            b.push_bind(ip.to_string()).push_bind(s.account.clone()).push_bind(s.at).push_bind(s.lenient_at);
         });
         q.push(
             " ON CONFLICT (ip) DO UPDATE SET account = excluded.account, \
              last_success_at = CASE WHEN excluded.last_success_at > known_good.last_success_at \
-             THEN excluded.last_success_at ELSE known_good.last_success_at END",
+             THEN excluded.last_success_at ELSE known_good.last_success_at END, \
+             lenient_at = CASE WHEN COALESCE(excluded.lenient_at, 0) > COALESCE(known_good.lenient_at, 0) \
+             THEN excluded.lenient_at ELSE known_good.lenient_at END",
         );
         q.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-pub async fn succeeded_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result<bool> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT last_success_at FROM known_good WHERE ip = $1 AND last_success_at > $2")
-            .bind(ip)
-            .bind(since)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.is_some())
 }
 
 /// When `ip` last authenticated successfully, and as whom.

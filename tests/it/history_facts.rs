@@ -47,7 +47,9 @@ async fn fill(conn: &mut store::Conn, rng: &mut StdRng) {
     for ip in IPS {
         if rng.random_bool(0.5) {
             let at = NOW - on_grid(rng, 9 * DAY_MS);
-            store::known_good::record_success(conn, ip, Some("2001"), at).await.unwrap();
+            store::known_good::record_success(conn, ip, Some("2001"), at, rng.random_bool(0.7))
+                .await
+                .unwrap();
         }
     }
 }

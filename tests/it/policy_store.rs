@@ -273,3 +273,54 @@ async fn a_release_forgives_earlier_failures_and_is_no_strike() {
     let bans = app.active_bans().await;
     assert_eq!(bans[0].until_at, Some(NOW - MINUTE_MS + HOUR_MS), "{:?}", bans[0].reason);
 }
+
+#[tokio::test]
+async fn a_success_right_after_a_failure_earns_no_leniency() {
+    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
+    let log = app.path("security");
+    let cracker = "198.51.100.66";
+    // svcrack: one wrong guess, then the password (REFERENCE §0.9).
+    append(&log, &security_event_at("InvalidAccountID", cracker, NOW - 30 * MINUTE_MS, ""));
+    append(
+        &log,
+        &security_event_at("SuccessfulAuth", cracker, NOW - 30 * MINUTE_MS + 50, ",UsingPassword=\"1\""),
+    );
+    app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
+    for i in 0..2 {
+        append(
+            &log,
+            &security_event_at("InvalidAccountID", cracker, NOW - 10 * MINUTE_MS + i * MINUTE_MS, ""),
+        );
+    }
+    app.poll().await;
+    assert_eq!(app.active_bans().await.len(), 1, "the cracker got the lenient rung");
+}
+
+#[tokio::test]
+async fn a_success_from_outside_the_extension_networks_earns_no_leniency() {
+    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
+    {
+        let mut conn = app.store.pool().acquire().await.unwrap();
+        let ext = sipwarden::store::networks::EXTENSIONS;
+        sipwarden::store::networks::add(&mut conn, ext, "192.168.10.0/24", "office", "admin", NOW)
+            .await
+            .unwrap();
+    }
+    let log = app.path("security");
+    let (outside, office) = ("198.51.100.20", "192.168.10.20");
+    for ip in [outside, office] {
+        append(&log, &security_event_at("SuccessfulAuth", ip, NOW - DAY_MS, ",UsingPassword=\"1\""));
+    }
+    app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
+    for ip in [outside, office] {
+        for i in 0..3 {
+            append(
+                &log,
+                &security_event_at("InvalidAccountID", ip, NOW - 10 * MINUTE_MS + i * MINUTE_MS, ""),
+            );
+        }
+    }
+    app.poll().await;
+    let banned: Vec<String> = app.active_bans().await.into_iter().map(|b| b.ip).collect();
+    assert_eq!(banned, [outside], "only the office phone keeps its five tries");
+}

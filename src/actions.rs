@@ -8,7 +8,7 @@ use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    #[error("{0} is in a trusted network and is never banned")]
+    #[error("{0} is trusted (a trusted network or an address an admin logged in from) and is never banned")]
     Trusted(IpAddr),
     #[error("{0} has no active ban")]
     NotBanned(IpAddr),
@@ -33,10 +33,11 @@ pub async fn ban(
     now: UnixMs,
 ) -> Result<i64, ActionError> {
     let ip = canonical_ip(ip);
-    if trusted.contains(ip) {
+    let mut tx = store.begin().await?;
+    // The panel's trusted networks and the admins' own addresses, whoever bans.
+    if trusted.with(store::networks::trusted_nets(&mut tx).await?).contains(ip) {
         return Err(ActionError::Trusted(ip));
     }
-    let mut tx = store.begin().await?;
     let ip_text = ip.to_string();
     let reason = format!("manual: {reason}");
     let id = store::bans::insert(

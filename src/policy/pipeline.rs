@@ -10,7 +10,7 @@ use super::attempts::Attempts;
 use super::{History, Ladder, Verdict, decide};
 use crate::asterisk::{ReadRecord, SourceKind};
 use crate::clock::Clock;
-use crate::domain::{LogEvent, Outcome, TrustedNetworks, UnixMs};
+use crate::domain::{FailureKind, LogEvent, Outcome, TrustedNetworks, UnixMs};
 use crate::ingest::cleanlog::{CleanLog, CleanLogLine};
 use crate::ingest::{Batch, Cursor};
 use crate::store::{self, Conn, Store};
@@ -327,6 +327,13 @@ impl Pipeline {
         if !writes.attempts.is_new(ip, event.session, event.is_acl_step(), at) {
             return Ok(());
         }
+        // An office phone set up wrong (transport, extension name) is no attacker.
+        let office = ctx.extensions.iter().any(|n| n.contains(&ip));
+        if office
+            && matches!(event.outcome, Outcome::Failure(FailureKind::Rejected | FailureKind::UnknownAccount))
+        {
+            return Ok(());
+        }
         let history = self.history(ctx, ip, &ip_text, writes, ahead)?;
         let verdict = decide(ctx.ladder, &history, at);
         if let Verdict::Ban { rung, until, reason } = &verdict {
@@ -434,8 +441,10 @@ impl Pipeline {
             .get(ip_text)
             .and_then(|s| s.lenient_at)
             .is_some_and(|t| t > at - ctx.ladder.known_good_for_ms);
+        // Inside the extension networks the lenient rung applies without a login first.
+        let office = ctx.extensions.iter().any(|n| n.contains(&ip));
         let (known_good, recent_timed_bans, active_until) =
-            (h.succeeded_since || success_pending, h.timed_bans_since, h.active_until);
+            (h.succeeded_since || success_pending || office, h.timed_bans_since, h.active_until);
         Ok(History {
             failures_in_window,
             trusted: ctx.trusted.contains(ip),

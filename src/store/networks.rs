@@ -65,8 +65,11 @@ pub async fn remove(conn: &mut Conn, id: i64) -> Result<Option<NetworkRow>> {
 
 /// The trusted networks added from the panel and the admins' login addresses, parsed (a row that no longer parses is skipped).
 pub async fn trusted_nets(conn: &mut Conn) -> Result<Vec<ipnet::IpNet>> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT cidr FROM networks WHERE list = $1").bind(TRUSTED).fetch_all(conn).await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT cidr FROM networks WHERE list IN ($1, $2)")
+        .bind(TRUSTED)
+        .bind(ADMIN)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().filter_map(|(c,)| c.parse().ok()).collect())
 }
 

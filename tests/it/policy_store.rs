@@ -324,3 +324,63 @@ async fn a_success_from_outside_the_extension_networks_earns_no_leniency() {
     let banned: Vec<String> = app.active_bans().await.into_iter().map(|b| b.ip).collect();
     assert_eq!(banned, [outside], "only the office phone keeps its five tries");
 }
+
+async fn add_network(app: &TestApp, list: &str, cidr: &str) {
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    sipwarden::store::networks::add(&mut conn, list, cidr, "test", "admin", NOW).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_address_an_admin_logged_in_from_is_never_banned_by_failures_or_by_hand() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    let admin_ip = "198.51.100.5";
+    add_network(&app, sipwarden::store::networks::ADMIN, "198.51.100.5/32").await;
+    for i in 0..3 {
+        let line = format!(
+            "[{}] NOTICE[1] chan_iax2.c: Host {admin_ip} failed to authenticate as 'office'\n",
+            date(NOW - 10 * MINUTE_MS + i * MINUTE_MS)
+        );
+        append(&log, &line);
+    }
+    app.poll().await;
+    assert_eq!(app.count_for(admin_ip).await, 3, "still recorded");
+    assert!(app.active_bans().await.is_empty());
+    let by = sipwarden::actions::Actor { name: "cli", client_ip: None };
+    let refused = sipwarden::actions::ban(
+        &app.store,
+        &TrustedNetworks::default(),
+        &by,
+        admin_ip.parse().unwrap(),
+        None,
+        "test",
+        NOW,
+    )
+    .await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("never banned"), "{message}");
+    assert!(app.active_bans().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_office_phone_set_up_wrong_is_not_an_attacker() {
+    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
+    add_network(&app, sipwarden::store::networks::EXTENSIONS, "192.168.10.0/24").await;
+    let log = app.path("security");
+    append(&log, "");
+    app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
+    let (office, outside) = ("192.168.10.21", "198.51.100.21");
+    for ip in [office, outside] {
+        for i in 0..4 {
+            let at = NOW - 10 * MINUTE_MS + i * MINUTE_MS;
+            append(&log, &security_event_at("InvalidTransport", ip, at, ",AttemptedTransport=\"TCP\""));
+        }
+    }
+    // A wrong password from the office still counts, against the lenient rung (5).
+    for i in 0..4 {
+        append(&log, &security_event_at("InvalidPassword", office, NOW - 5 * MINUTE_MS + i, ""));
+    }
+    app.poll().await;
+    assert_eq!(app.count_for(office).await, 4, "wrong transport counted against the office");
+    let banned: Vec<String> = app.active_bans().await.into_iter().map(|b| b.ip).collect();
+    assert_eq!(banned, [outside]);
+}

@@ -53,6 +53,15 @@ fn parse_file_channel(line: &str) -> Option<Envelope<'_>> {
         });
     }
     let tail = rest.strip_prefix(' ')?;
+    if let Some(message) = dialplan_log(tail) {
+        return Some(Envelope {
+            date: Cow::Borrowed(date),
+            level,
+            file: Cow::Borrowed(super::messages::DIALPLAN_FILE),
+            message: Cow::Borrowed(message),
+            from_json: false,
+        });
+    }
     let colon = memchr::memchr(b':', tail.as_bytes())?;
     let file = &tail[..colon];
     if file.is_empty() || file.contains(' ') {
@@ -122,10 +131,12 @@ fn level_and_thread(s: &str) -> Option<(&str, &str)> {
     while i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
         i += 1;
     }
-    if i == 0 || b.get(i) != Some(&b'[') {
+    if i == 0 || !(b.get(i) == Some(&b'[') || (b.get(i) == Some(&b' ') && b.get(i + 1) == Some(&b'['))) {
         return None;
     }
     let level = &s[..i];
+    // Some builds print `NOTICE [22382]`.
+    let i = if b.get(i) == Some(&b' ') { i + 1 } else { i };
     let mut j = i + 1;
     let digits_start = j;
     while j < b.len() && b[j].is_ascii_digit() {
@@ -146,7 +157,18 @@ fn level_and_thread(s: &str) -> Option<(&str, &str)> {
 }
 
 /// `file.c:LINE func: msg` or, from syslog, `file.c:LINE in func: msg`.
+/// A dialplan `Log()` line names the extension where others name a file:
+/// `Ext. s: msg`, or with the plain formatter `Ext. s:6 in @ from-sip-external: msg`.
+/// Returns what follows `Ext. `: the extension is the caller's text and stays in the
+/// message, for the message's own pattern to read from its end.
+fn dialplan_log(s: &str) -> Option<&str> {
+    s.strip_prefix("Ext. ")
+}
+
 fn plain_location(s: &str) -> Option<(&str, &str)> {
+    if let Some(message) = dialplan_log(s) {
+        return Some((super::messages::DIALPLAN_FILE, message));
+    }
     let colon = memchr::memchr(b':', s.as_bytes())?;
     let file = &s[..colon];
     if file.is_empty() || file.contains(' ') {
@@ -169,7 +191,9 @@ fn plain_location(s: &str) -> Option<(&str, &str)> {
 
 static SYSLOG_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?P<date>[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?) \S+ [^\s\[:]+(?:\[\d+\])?: ",
+        // The date is missing from journal output without one (`-o cat` with the
+        // identifier); some journals keep Asterisk's own `[date]` after the prefix.
+        r"^(?:(?P<date>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?) )?\S+ [^\s\[:]+(?:\[\d+\])?: (?:\[(?P<own>[^\]\n]+)\] )?",
     )
     .expect("valid syslog regex")
 });
@@ -178,7 +202,7 @@ static SYSLOG_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
 /// as written by a syslog daemon or shown by `journalctl`.
 fn parse_syslog(line: &str) -> Option<Envelope<'_>> {
     let caps = SYSLOG_PREFIX.captures(line)?;
-    let date = caps.name("date")?.as_str();
+    let date = caps.name("own").or_else(|| caps.name("date")).map_or("", |m| m.as_str());
     let rest = &line[caps.get(0)?.end()..];
     let (level, rest) = level_and_thread(rest)?;
     let (file, message) = plain_location(rest.strip_prefix(": ")?)?;

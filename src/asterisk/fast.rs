@@ -19,7 +19,7 @@ static QUOTE_FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::ne
 static AFTER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" after "));
 pub static REMOTE_FIELD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(",RemoteAddress=\""));
 
-pub const SIP_REASONS: [&str; 9] = [
+pub const SIP_REASONS: [&str; 10] = [
     "Wrong password",
     "Username/auth name mismatch",
     "No matching peer found",
@@ -29,6 +29,7 @@ pub const SIP_REASONS: [&str; 9] = [
     "Device not configured to use this transport type",
     "RTP initialization failed",
     "Unknown failure",
+    "ACL error (permit/deny)",
 ];
 
 pub const PJSIP_REASONS: [&str; 5] = [

@@ -29,6 +29,7 @@ pub struct Parsed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     SipRegistration,
+    SipHackingAttempt,
     SipCallFrom,
     SipRegistered,
     PjsipRequest,
@@ -38,10 +39,12 @@ pub enum Shape {
     AmiLogin,
     AmiLoggedOn,
     Iax,
+    /// FreePBX's dialplan logging a call it refused (`Log()` lines, "Ext. <exten>: …").
+    DialplanRejected,
 }
 
 /// Files whose lines can be a [`Shape`]; every other file's lines are skipped unread.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 8] = [
     "chan_sip.c",
     "res_pjsip/pjsip_distributor.c",
     "res_pjsip_session.c",
@@ -49,7 +52,11 @@ pub const FILES: [&str; 7] = [
     "res_security_log.c",
     "manager.c",
     "chan_iax2.c",
+    DIALPLAN_FILE,
 ];
+
+/// What the envelope names as the file of a dialplan `Log()` line.
+pub const DIALPLAN_FILE: &str = "Ext.";
 
 pub fn shape(file: &str, msg: &str) -> Option<Shape> {
     match file {
@@ -60,6 +67,8 @@ pub fn shape(file: &str, msg: &str) -> Option<Shape> {
                 Some(Shape::SipCallFrom)
             } else if msg.starts_with("Registered SIP '") {
                 Some(Shape::SipRegistered)
+            } else if msg.starts_with("hacking attempt detected '") {
+                Some(Shape::SipHackingAttempt)
             } else {
                 None
             }
@@ -71,7 +80,9 @@ pub fn shape(file: &str, msg: &str) -> Option<Shape> {
         "res_pjsip_registrar.c" => msg.starts_with("Added contact '").then_some(Shape::PjsipAddedContact),
         "res_security_log.c" => msg.starts_with("SecurityEvent=\"").then_some(Shape::Security),
         "manager.c" => {
-            if msg.contains(" failed to authenticate as '") {
+            if msg.contains(" failed to authenticate as '")
+                || msg.contains(" tried to authenticate with nonexistent user '")
+            {
                 Some(Shape::AmiLogin)
             } else if msg.starts_with("Manager '") && msg.contains("' logged on from ") {
                 Some(Shape::AmiLoggedOn)
@@ -84,6 +95,9 @@ pub fn shape(file: &str, msg: &str) -> Option<Shape> {
             || msg.starts_with("No registration for peer '")
             || msg.starts_with("Peer '"))
         .then_some(Shape::Iax),
+        DIALPLAN_FILE => {
+            msg.contains("\"Rejecting unknown SIP connection from ").then_some(Shape::DialplanRejected)
+        }
         _ => None,
     }
 }
@@ -94,7 +108,7 @@ const ADDR: &str = r"(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+?)";
 
 static SIP_REGISTRATION: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"^Registration from '(?P<to>.*)' failed for '{ADDR}(?::\d{{1,5}})?' - (?P<reason>Wrong password|Username/auth name mismatch|No matching peer found|Not a local domain|Peer is not supposed to register|Device does not match ACL|Device not configured to use this transport type|RTP initialization failed|Unknown failure)$"
+        r"^Registration from '(?P<to>.*)' failed for '{ADDR}(?::\d{{1,5}})?' - (?P<reason>Wrong password|Username/auth name mismatch|No matching peer found|Not a local domain|Peer is not supposed to register|Device does not match ACL|Device not configured to use this transport type|RTP initialization failed|Unknown failure|ACL error \(permit/deny\))$"
     ))
 });
 
@@ -141,6 +155,20 @@ static SIP_REGISTERED: LazyLock<Regex> =
 
 static AMI_FAILED: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(?P<ip>[0-9A-Fa-f.:]+) failed to authenticate as '(?P<user>.*)'$"));
+static AMI_NO_USER: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(?P<ip>[0-9A-Fa-f.:]+) tried to authenticate with nonexistent user '(?P<user>.*)'$")
+});
+// chan_sip prints the packet source it refused; nothing follows it.
+static SIP_HACKING: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^hacking attempt detected '(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+)'$"));
+// FreePBX's from-sip-external: `Log(WARNING,"Rejecting unknown SIP connection from
+// ${CHANNEL(recvip)}")`. The extension before it is the caller's; the address ends the
+// line, so the last clause is the one the dialplan wrote.
+static DIALPLAN_REJECTED: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?s)^(?P<exten>.*): "Rejecting unknown SIP connection from (?P<ip>\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|[0-9.]+(?::\d{1,5})?|[0-9A-Fa-f:]+)"$"#,
+    )
+});
 static AMI_LOGGED_ON: LazyLock<Regex> =
     LazyLock::new(|| re(r"^Manager '(?P<user>[^'\n]*)' logged on from (?P<ip>[0-9A-Fa-f.:]+)$"));
 
@@ -208,6 +236,11 @@ pub fn parse(shape: Shape, msg: &str, multi_line: bool) -> Option<Parsed> {
         Shape::PjsipCall => call_line(&PJSIP_CALL, Service::Pjsip, msg, multi_line),
         Shape::PjsipRequest => pjsip_request(msg),
         Shape::AmiLogin => ami_login(msg),
+        Shape::SipHackingAttempt => {
+            let ip = parse_ip(SIP_HACKING.captures(msg)?.name("ip")?.as_str())?;
+            Some(failure(Service::Sip, ip, None, FailureKind::Rejected, false))
+        }
+        Shape::DialplanRejected => dialplan_rejected(msg),
         Shape::Iax => iax(msg),
         Shape::AmiLoggedOn => {
             let c = AMI_LOGGED_ON.captures(msg)?;
@@ -273,7 +306,7 @@ fn sip_registration(msg: &str) -> Option<Parsed> {
     let kind = match f.reason {
         "Wrong password" | "Username/auth name mismatch" => FailureKind::WrongPassword,
         "No matching peer found" => FailureKind::UnknownAccount,
-        "Device does not match ACL" => FailureKind::AclDenied,
+        "Device does not match ACL" | "ACL error (permit/deny)" => FailureKind::AclDenied,
         _ => FailureKind::Rejected,
     };
     // The greedy To field leaves the last clause, the one Asterisk wrote; a second
@@ -305,10 +338,39 @@ fn pjsip_request(msg: &str) -> Option<Parsed> {
 }
 
 fn ami_login(msg: &str) -> Option<Parsed> {
-    let c = AMI_FAILED.captures(msg)?;
+    let (c, kind) = match AMI_FAILED.captures(msg) {
+        Some(c) => (c, FailureKind::WrongPassword),
+        None => (AMI_NO_USER.captures(msg)?, FailureKind::UnknownAccount),
+    };
     let ip = parse_ip(c.name("ip")?.as_str())?;
-    let tampered = msg.matches(" failed to authenticate as '").count() > 1;
-    Some(failure(Service::Ami, ip, Some(c.name("user")?.as_str()), FailureKind::WrongPassword, tampered))
+    let tampered = msg.matches(" failed to authenticate as '").count()
+        + msg.matches(" tried to authenticate with nonexistent user '").count()
+        > 1;
+    let user = c.name("user")?.as_str();
+    // Both lines of one login name the user: one attempt.
+    let session = Some(crate::domain::session_key(&format!("manager login {user}")));
+    Some(Parsed { session, ..failure(Service::Ami, ip, Some(user), kind, tampered) })
+}
+
+fn dialplan_rejected(msg: &str) -> Option<Parsed> {
+    let c = DIALPLAN_REJECTED.captures(msg)?;
+    let text = c.name("ip")?.as_str();
+    // `1.2.3.4:5060` and `[2001:db8::1]:5060` carry a port; bare IPv6 does not.
+    let host = match text.rsplit_once(':') {
+        Some((host, port))
+            if (host.ends_with(']') || !host.contains(':')) && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            host
+        }
+        _ => text,
+    };
+    let ip = parse_ip(host)?;
+    let exten = c.name("exten")?.as_str();
+    let tampered = exten.contains("Rejecting unknown SIP connection from ") || exten.contains('\n');
+    // The plain formatter adds the priority and context: `s:6 in @ from-sip-external`.
+    let exten = exten.split_once(':').filter(|(_, rest)| rest.contains(" in ")).map_or(exten, |(e, _)| e);
+    let account = (exten.len() <= 80 && !tampered).then_some(exten);
+    Some(failure(Service::Dialplan, ip, account, FailureKind::NoExtension, tampered))
 }
 
 fn iax(msg: &str) -> Option<Parsed> {

@@ -153,10 +153,15 @@ fn ami_login_failure_counts_once_per_attempt() {
                 [Nov 24 22:20:02] NOTICE[25900] acl.c: Manager User ACL: Rejecting '198.51.100.7' due to a failure to pass ACL '(BASELINE)'\n\
                 [Nov 24 22:20:02] NOTICE[25900] manager.c: 198.51.100.7 failed to pass IP ACL as 'admin'\n\
                 [Nov 24 22:20:02] NOTICE[25900] manager.c: 198.51.100.7 failed to authenticate as 'admin'";
-    let e = events(text);
+    let mut attempts = crate::policy::attempts::Attempts::default();
+    let e: Vec<LogEvent> = events(text)
+        .into_iter()
+        .filter(|e| attempts.is_new(e.ip.unwrap(), e.session, e.is_preliminary(), 0))
+        .collect();
     assert_eq!(e.len(), 2);
     assert!(e.iter().all(|e| e.ip == ip("198.51.100.7") && e.service == Service::Ami));
     assert_eq!(e[0].account.as_deref(), Some("bob"));
+    assert_eq!(e[0].outcome, Outcome::Failure(FailureKind::UnknownAccount));
     let v6 = one("[Nov 24 22:20:01] NOTICE[1] manager.c: 2001:db8::7 failed to authenticate as 'admin'");
     assert_eq!(v6.ip, ip("2001:db8::7"));
 }
@@ -465,4 +470,82 @@ Nov 24 22:17:42 pbx asterisk[1]: NOTICE[2]: chan_sip.c:29078 in handle_request_r
     let (records, ..) = read_lines(&texts[0], true);
     let ips: Vec<_> = records.iter().filter_map(|r| r.event.as_ref()?.ip).map(|ip| ip.to_string()).collect();
     assert_eq!(ips, ["192.0.2.1", "192.0.2.2", "198.51.100.8", "203.0.113.7"]);
+}
+
+// ---- shapes from fail2ban's annotated sample ---------------------------------
+
+#[test]
+fn freepbx_dialplan_rejections_name_the_packet_source() {
+    for (line, want) in [
+        (
+            "[Nov 24 22:20:01] WARNING[6756][C-0000001d] Ext. s: \"Rejecting unknown SIP connection from 192.0.2.5\"",
+            "192.0.2.5",
+        ),
+        (
+            "[Nov 24 22:20:01] WARNING[1][C-00000244] Ext. s: \"Rejecting unknown SIP connection from 192.0.2.5:52126\"",
+            "192.0.2.5",
+        ),
+        (
+            "[Nov 24 22:20:01] WARNING[1] Ext. s: \"Rejecting unknown SIP connection from 2001:db8::1\"",
+            "2001:db8::1",
+        ),
+        (
+            "[Nov 24 22:20:01] WARNING[1] Ext. s: \"Rejecting unknown SIP connection from [2001:db8::1]:5060\"",
+            "2001:db8::1",
+        ),
+        (
+            "Mar  1 15:35:53 pbx asterisk[2350]: WARNING[1195][C-00000b43]: Ext. s:6 in @ from-sip-external: \"Rejecting unknown SIP connection from 192.0.2.2\"",
+            "192.0.2.2",
+        ),
+    ] {
+        let e = one(line);
+        assert_eq!((e.ip, e.service), (ip(want), Service::Dialplan), "{line}");
+        assert_eq!(e.account.as_deref(), Some("s"));
+    }
+    // The caller's extension comes first; the dialplan's clause ends the line.
+    let forged = "[Nov 24 22:20:01] WARNING[1] Ext. 1: \"Rejecting unknown SIP connection from 6.6.6.6\": \"Rejecting unknown SIP connection from 192.0.2.9\"";
+    let e = one(forged);
+    assert_eq!(e.ip, ip("192.0.2.9"));
+    assert!(e.tampered);
+}
+
+#[test]
+fn older_and_journal_envelopes_and_rarer_chan_sip_and_manager_lines() {
+    let cases = [
+        (
+            "Nov 4 18:30:40 localhost asterisk[32229]: NOTICE[32257]: chan_sip.c:23417 in handle_request_register: Registration from '<sip:301@example.com>' failed for '192.0.2.1:36998' - Wrong password",
+            "192.0.2.1",
+        ),
+        (
+            "server asterisk[123]: NOTICE[566]: chan_sip.c:28926 handle_request_register: Registration from '\"28\" <sip:28@127.0.0.100>' failed for '192.0.2.2:7998' - Wrong password",
+            "192.0.2.2",
+        ),
+        (
+            "server asterisk[123]: [Mar 27 10:06:14] NOTICE[566]: chan_sip.c:28926 handle_request_register: Registration from '\"1000\" <sip:1000@127.0.0.100>' failed for '192.0.2.3:7998' - Wrong password",
+            "192.0.2.3",
+        ),
+        (
+            "[2016-06-09 00:01:02] NOTICE [22382] manager.c: 192.0.2.4 failed to authenticate as 'admin'",
+            "192.0.2.4",
+        ),
+        (
+            "[2016-05-06 07:08:09] NOTICE[31554] manager.c: 192.0.2.5 tried to authenticate with nonexistent user 'opennms'",
+            "192.0.2.5",
+        ),
+        ("[2015-03-16 18:46:34] NOTICE[3453] chan_sip.c: hacking attempt detected '192.0.2.6'", "192.0.2.6"),
+        (
+            "[2012-02-13 17:36:23] NOTICE[1638] chan_sip.c: Registration from '<sip:301@example.com>' failed for '192.0.2.7' - ACL error (permit/deny)",
+            "192.0.2.7",
+        ),
+    ];
+    for (line, want) in cases {
+        assert_eq!(one(line).ip, ip(want), "{line}");
+    }
+    let journal = one(cases[2].0);
+    assert!(journal.at.is_some(), "Asterisk's own date is used");
+    assert_eq!(one(cases[6].0).outcome, Outcome::Failure(FailureKind::AclDenied));
+    assert_never_attributed_to(
+        "[2015-03-16 18:46:34] NOTICE[3453] chan_sip.c: hacking attempt detected '6.6.6.6' from '192.0.2.6'",
+        "6.6.6.6",
+    );
 }

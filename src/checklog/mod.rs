@@ -73,7 +73,7 @@ struct Compact {
     tampered: bool,
     /// Security events' SessionID, hashed: one attempt counts once.
     session: Option<u64>,
-    acl_step: bool,
+    preliminary: bool,
 }
 
 #[derive(Default)]
@@ -149,7 +149,7 @@ impl Collector {
         let at = e.at.unwrap_or(self.last_at);
         self.last_at = at;
         let dated = e.at.is_some();
-        let acl_step = e.is_acl_step();
+        let preliminary = e.is_preliminary();
         let account = e.account.map(|a| self.intern(&a));
         let ip = self.number(ip);
         self.events.push(Compact {
@@ -161,7 +161,7 @@ impl Collector {
             account,
             tampered: e.tampered,
             session: e.session,
-            acl_step,
+            preliminary,
         });
     }
 }
@@ -302,7 +302,7 @@ mod tests {
             account: None,
             tampered: false,
             session: None,
-            acl_step: false,
+            preliminary: false,
         };
         times.iter().map(event).collect()
     }

@@ -33,7 +33,8 @@ pub(super) fn addresses(
     for &i in order {
         let e = &events[i as usize];
         let (at, slot) = (e.at, e.ip as usize);
-        if matches!(e.outcome, Outcome::Failure(_)) && !attempts.is_new(ips[slot], e.session, e.acl_step, at)
+        if matches!(e.outcome, Outcome::Failure(_))
+            && !attempts.is_new(ips[slot], e.session, e.preliminary, at)
         {
             continue;
         }

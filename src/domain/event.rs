@@ -9,6 +9,8 @@ pub enum Service {
     Pjsip,
     Ami,
     Iax2,
+    /// The dialplan refusing a call (FreePBX's "Rejecting unknown SIP connection").
+    Dialplan,
     Other,
 }
 
@@ -19,6 +21,7 @@ impl Service {
             Service::Pjsip => "PJSIP",
             Service::Ami => "AMI",
             Service::Iax2 => "IAX2",
+            Service::Dialplan => "DIALPLAN",
             Service::Other => "OTHER",
         }
     }
@@ -29,6 +32,7 @@ impl Service {
             "PJSIP" => Service::Pjsip,
             "AMI" => Service::Ami,
             "IAX2" => Service::Iax2,
+            "DIALPLAN" => Service::Dialplan,
             _ => Service::Other,
         }
     }
@@ -115,11 +119,17 @@ impl LogEvent {
         matches!(self.outcome, Outcome::Failure(_))
     }
 
-    /// An ACL refusal Asterisk reports on its way to the request's outcome: pjsip
-    /// answers an ACL-refused request with a challenge and reports the retry's
-    /// failure too, chan_sip reports one refusal twice.
-    pub fn is_acl_step(&self) -> bool {
-        self.security_event
-            && matches!(self.outcome, Outcome::Failure(FailureKind::AclDenied | FailureKind::NoExtension))
+    /// A report Asterisk writes on its way to the attempt's outcome: pjsip answers
+    /// an ACL-refused request with a challenge and reports the retry's failure too,
+    /// chan_sip reports one ACL refusal twice, the manager logs a nonexistent user
+    /// before it logs the failed login.
+    pub fn is_preliminary(&self) -> bool {
+        match self.outcome {
+            Outcome::Failure(FailureKind::AclDenied | FailureKind::NoExtension) => self.security_event,
+            Outcome::Failure(FailureKind::UnknownAccount) => {
+                self.service == Service::Ami && !self.security_event
+            }
+            _ => false,
+        }
     }
 }

@@ -34,9 +34,9 @@ pub struct Attempts {
 
 impl Attempts {
     /// Whether a failure from `ip` at `at` in conversation `session` is a new attempt
-    /// (counted) or another report of one already counted. `acl_step`:
-    /// [`LogEvent::is_acl_step`].
-    pub fn is_new(&mut self, ip: IpAddr, session: Option<u64>, acl_step: bool, at: UnixMs) -> bool {
+    /// (counted) or another report of one already counted. `preliminary`:
+    /// [`LogEvent::is_preliminary`].
+    pub fn is_new(&mut self, ip: IpAddr, session: Option<u64>, preliminary: bool, at: UnixMs) -> bool {
         let Some(session) = session else { return true };
         if self.open.len() > PRUNE_ABOVE {
             self.open.retain(|_, o| at - o.last_at <= ATTEMPT_SPAN_MS);
@@ -44,7 +44,7 @@ impl Attempts {
         match self.open.get_mut(&(ip, session)) {
             Some(open) if at - open.last_at <= ATTEMPT_SPAN_MS => {
                 open.last_at = at;
-                if acl_step {
+                if preliminary {
                     return false;
                 }
                 let new = open.answered;
@@ -52,7 +52,7 @@ impl Attempts {
                 new
             }
             _ => {
-                self.open.insert((ip, session), Open { last_at: at, answered: !acl_step });
+                self.open.insert((ip, session), Open { last_at: at, answered: !preliminary });
                 true
             }
         }
@@ -83,7 +83,7 @@ mod tests {
         events
             .iter()
             .map(|(k, s, at)| (event(*k, s), *at))
-            .filter(|(e, at)| attempts.is_new(ip, e.session, e.is_acl_step(), *at))
+            .filter(|(e, at)| attempts.is_new(ip, e.session, e.is_preliminary(), *at))
             .count()
     }
 

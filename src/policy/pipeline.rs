@@ -324,7 +324,7 @@ impl Pipeline {
             }
             Outcome::Failure(k) => k.as_str(),
         };
-        if !writes.attempts.is_new(ip, event.session, event.is_acl_step(), at) {
+        if !writes.attempts.is_new(ip, event.session, event.is_preliminary(), at) {
             return Ok(());
         }
         // An office phone set up wrong (transport, extension name) is no attacker.

@@ -7,6 +7,7 @@ mod common;
 mod corpus;
 mod disk_faults;
 mod enforce;
+mod fail2ban_sample;
 mod firewall_render;
 mod follow;
 mod history_facts;

@@ -98,7 +98,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         security_source_present,
         protection_default: config.protection_default,
-        clean_log: Some(CleanLog::new(config.clean_log.clone())),
+        clean_log: Some(
+            CleanLog::new(config.clean_log.clone())
+                .rotating(config.retention.clean_log_max_bytes, config.retention.clean_log_keep),
+        ),
         bans_changed: poke.clone(),
         health: ingest_health.clone(),
         attempts: Default::default(),
@@ -146,6 +149,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     tasks.spawn(ingest::run(followers, pipeline, config.poll_interval, stop.clone()));
     tasks.spawn(enforcer.clone().run(config.reconcile_interval, stop.clone()));
+    tasks.spawn(crate::retention::run(store.clone(), config.retention, Arc::new(SystemClock), stop.clone()));
     tasks.spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop.clone()));
     tasks.close();
     tracing::info!(data_dir = %config.data_dir.display(), "sipwarden running");

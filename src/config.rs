@@ -41,6 +41,72 @@ pub struct FileConfig {
     pub panel: PanelConfig,
     #[serde(default)]
     pub asterisk: AsteriskConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub failures: Option<String>,
+    pub ended_bans: Option<String>,
+    pub audit: Option<String>,
+    pub failed_auth_log_max_mib: Option<u64>,
+    pub failed_auth_log_keep: Option<u32>,
+}
+
+/// How long stored history is kept (`None`: forever) and how the failed-auth log rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub failures: Option<Duration>,
+    pub ended_bans: Option<Duration>,
+    pub audit: Option<Duration>,
+    pub clean_log_max_bytes: u64,
+    pub clean_log_keep: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            failures: Some(Duration::from_secs(90 * 86_400)),
+            ended_bans: Some(Duration::from_secs(365 * 86_400)),
+            audit: None,
+            clean_log_max_bytes: 10 * 1024 * 1024,
+            clean_log_keep: 10,
+        }
+    }
+}
+
+/// A retention period: a duration, or "keep" for forever.
+fn kept_for(
+    text: Option<String>,
+    key: &'static str,
+    default: Option<Duration>,
+) -> Result<Option<Duration>, ConfigError> {
+    match text.as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("keep") => Ok(None),
+        Some(t) => duration(t, key).map(Some),
+    }
+}
+
+fn retention(r: RetentionConfig) -> Result<Retention, ConfigError> {
+    let d = Retention::default();
+    let keep = r.failed_auth_log_keep.unwrap_or(d.clean_log_keep);
+    let max_mib = r.failed_auth_log_max_mib.unwrap_or(d.clean_log_max_bytes >> 20);
+    if max_mib == 0 {
+        return Err(ConfigError::Invalid {
+            key: "retention.failed_auth_log_max_mib",
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(Retention {
+        failures: kept_for(r.failures, "retention.failures", d.failures)?,
+        ended_bans: kept_for(r.ended_bans, "retention.ended_bans", d.ended_bans)?,
+        audit: kept_for(r.audit, "retention.audit", d.audit)?,
+        clean_log_max_bytes: max_mib << 20,
+        clean_log_keep: keep,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +225,7 @@ pub struct Config {
     pub sip_udp_ports: Vec<u16>,
     pub sip_tcp_ports: Vec<u16>,
     pub resolve_interval: Duration,
+    pub retention: Retention,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
@@ -260,6 +327,7 @@ impl Config {
             poll_interval,
             trusted,
             ladder: ladder(file.policy)?,
+            retention: retention(file.retention)?,
             clean_log,
             data_dir,
         })
@@ -364,6 +432,7 @@ mod tests {
         assert_eq!(c.sources.len(), 2);
         assert_eq!(c.sources[0].kind, Some(SourceKind::Security));
         assert!(c.trusted.contains("192.168.1.20".parse().unwrap()));
+        assert_eq!(c.retention, Retention::default());
     }
 
     #[test]

@@ -32,5 +32,6 @@ pub mod firewall;
 pub mod ingest;
 pub mod pbx;
 pub mod policy;
+pub mod retention;
 pub mod store;
 pub mod web;

@@ -69,6 +69,11 @@ const PREFETCH_MAX: usize = 4096;
 
 /// How long a transaction that decided a ban may go on storing further records.
 const SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(4);
+/// The same while reading a backlog (more is waiting, or the records are older than
+/// [`BACKLOG_AGE_MS`]): those bans are late already, and a commit per ban would make
+/// a storm of them take minutes.
+const BACKLOG_SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(100);
+const BACKLOG_AGE_MS: UnixMs = 10_000;
 
 /// A batch could not be stored completely.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +182,9 @@ impl Pipeline {
             self.apply_record(record, &ctx, applied, &mut clean, &mut writes, &mut ahead)?;
             // A ban waits at most a few milliseconds of further work for its commit;
             // committing after every ban would slow a flood down instead.
-            if applied.bans.len() > bans_before && started.elapsed() >= SEGMENT_WITH_BAN {
+            let backlog = batch.more || at < now - BACKLOG_AGE_MS;
+            let limit = if backlog { BACKLOG_SEGMENT_WITH_BAN } else { SEGMENT_WITH_BAN };
+            if applied.bans.len() > bans_before && started.elapsed() >= limit {
                 break;
             }
         }

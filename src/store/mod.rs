@@ -10,6 +10,7 @@ pub mod history;
 pub mod known_good;
 pub mod networks;
 pub mod offenders;
+pub mod retention;
 pub mod settings;
 pub mod sources;
 pub mod targets;

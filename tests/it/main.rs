@@ -18,4 +18,5 @@ mod packaging;
 mod panel;
 mod pbx;
 mod policy_store;
+mod retention;
 mod robust;

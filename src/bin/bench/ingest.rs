@@ -78,3 +78,58 @@ pub fn serve_backlog(mut args: impl Iterator<Item = String>) -> anyhow::Result<(
     println!("serve peak memory         {peak}");
     Ok(())
 }
+
+/// `ban-storm [--addresses N]`: a backlog of N addresses failing twice each (the
+/// first rung: every address is banned), read from its start: bans decided per second.
+pub fn ban_storm(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut addresses: u32 = 20_000;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--addresses" => addresses = args.next().and_then(|n| n.parse().ok()).unwrap_or(addresses),
+            other => {
+                anyhow::bail!("unknown argument {other}; usage: sipwarden-bench ban-storm [--addresses N]")
+            }
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("full");
+    let mut text = String::with_capacity(addresses as usize * 2 * 180);
+    // Each address twice, a minute apart, as a scan of many sources leaves it; dates
+    // are today's so the ladder's windows hold them.
+    let base = chrono::Local::now() - chrono::Duration::minutes(30);
+    for round in 0..2 {
+        for i in 0..addresses {
+            let at = base + chrono::Duration::minutes(round) + chrono::Duration::milliseconds(i64::from(i));
+            let ip = format!("10.{}.{}.{}", 100 + i / 65_536, (i / 256) % 256, i % 256);
+            text.push_str(&format!(
+                "[{}] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '<sip:100@x>' failed for '{ip}:5060' (callid: {round}-{i}) - Failed to authenticate\n",
+                at.format("%Y-%m-%d %H:%M:%S%.3f")
+            ));
+        }
+    }
+    std::fs::write(&log, text)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let store = Store::open(&dir.path().join("bench.db")).await?;
+        let pipeline = super::kernel::bench_pipeline(&store, Arc::new(Notify::new()));
+        let follower =
+            ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::Beginning).await?;
+        let mut followers = vec![follower];
+        let start = Instant::now();
+        ingest::poll_all(&mut followers, &pipeline).await;
+        let took = start.elapsed().as_secs_f64();
+        let mut conn = store.pool().acquire().await?;
+        let bans = sipwarden::store::bans::active(
+            &mut conn,
+            sipwarden::clock::Clock::now(&sipwarden::clock::SystemClock),
+        )
+        .await?
+        .len();
+        println!("addresses                 {addresses}");
+        println!("bans decided              {bans}");
+        println!("backlog read in           {took:.2} s");
+        println!("bans/s                    {:.0}", bans as f64 / took);
+        anyhow::ensure!(bans == addresses as usize, "expected {addresses} bans, found {bans}");
+        Ok(())
+    })
+}

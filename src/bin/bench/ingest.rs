@@ -133,3 +133,58 @@ pub fn ban_storm(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// `idle [--seconds N]`: the real `serve` (firewall dry run) following a quiet log
+/// while another program reads the log's directory: CPU share over N seconds (20),
+/// resident memory, and how long SIGTERM takes to stop it.
+pub fn idle(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut seconds = 20u64;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seconds" => seconds = args.next().and_then(|n| n.parse().ok()).unwrap_or(seconds),
+            other => anyhow::bail!("unknown argument {other}; usage: sipwarden-bench idle [--seconds N]"),
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("messages");
+    let line = "[2026-11-27 09:00:00] NOTICE[1] chan_sip.c: Registration from '<sip:1@x>' failed for '192.0.2.7:5060' - Wrong password\n";
+    std::fs::write(&log, line.repeat(200))?;
+    let binary = std::env::current_exe()?.with_file_name("sipwarden");
+    let mut serve = std::process::Command::new(binary)
+        .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--trusted", "192.0.2.0/24"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--log")
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let ticks = |pid: u32| -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap_or(0) + 2..].split(' ').collect();
+        Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+    };
+    let hz = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    let before = ticks(serve.id())?;
+    let start = Instant::now();
+    while start.elapsed().as_secs() < seconds {
+        let _ = std::fs::read(&log)?;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let cpu = (ticks(serve.id())? - before) as f64 / hz / start.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.id()))?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("").to_string();
+    let sent = Instant::now();
+    std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status()?;
+    serve.wait()?;
+    println!("idle CPU                  {:.2} % of a core over {seconds} s", cpu * 100.0);
+    println!("resident memory           {}", rss.trim_start_matches("VmRSS:").trim());
+    println!("SIGTERM to exit           {} ms", sent.elapsed().as_millis());
+    Ok(())
+}

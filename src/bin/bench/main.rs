@@ -39,13 +39,14 @@ fn main() -> anyhow::Result<()> {
         Some("ingest") => ingest::backlog(args),
         Some("serve-backlog") => ingest::serve_backlog(args),
         Some("ban-storm") => ingest::ban_storm(args),
+        Some("idle") => ingest::idle(args),
         Some("startup") => startup::run(args),
         Some("guesses") => guesses::guesses(args),
         // Helpers that `guesses` runs inside its namespaces.
         Some("fake-pbx") => guesses::fake_pbx(args),
         Some("attacker") => guesses::attacker(args),
         _ => anyhow::bail!(
-            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | ingest LOG | serve-backlog LOG | panel | startup | guesses"
+            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | idle [--seconds N] | ingest LOG | serve-backlog LOG | panel | startup | guesses"
         ),
     }
 }

@@ -108,6 +108,21 @@ pub fn attribute<'a>(body: &'a str, account_first: bool, session: SessionId, tai
     }
 }
 
+/// Whether `text` holds `",LocalAddress="<addr>",RemoteAddress="<addr>"` anywhere.
+pub fn has_address_pair(text: &str) -> bool {
+    REMOTE_PAIR.find_iter(text.as_bytes()).any(|at| {
+        let start = at + "\",RemoteAddress=\"".len();
+        let remote_ok = text[start..]
+            .find('"')
+            .is_some_and(|n| super::security::is_event_address(&text[start..start + n]));
+        let before = &text[..at];
+        remote_ok
+            && before
+                .rfind(",LocalAddress=\"")
+                .is_some_and(|l| super::security::is_event_address(&before[l + ",LocalAddress=\"".len()..]))
+    })
+}
+
 /// The reading in which the `",RemoteAddress="` at `at` is the real one, if it holds.
 fn reading_at<'a>(
     body: &'a str,

@@ -155,3 +155,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_broken_address_in_request_text_does_not_swallow_the_next_real_event() {
+    let not_allowed = "[Dec  1 10:00:00] SECURITY[1] res_security_log.c: SecurityEvent=\"RequestNotAllowed\",EventTV=\"2026-12-01T10:00:00.000+0000\",Severity=\"Error\",Service=\"AMI\",EventVersion=\"1\",AccountID=\"admin\",SessionID=\"0x7f01\",LocalAddress=\"IPV4/TCP/10.98.0.1/5038\",RemoteAddress=\"IPV4/TCP/10.98.0.77/40000\",RequestType=\"Originate\",SessionTV=\"2026-12-01T10:00:00.000+0000\",RequestParams=\"x\",RemoteAddress=\"junk\"";
+    let (real, _) = record("InvalidPassword", "SIP", &[], false);
+    let text = format!("{not_allowed}\n[Dec  1 10:00:01] SECURITY[1] res_security_log.c: {real}\n");
+    let counted: Vec<String> = super::read_text(&text, 0)
+        .into_iter()
+        .filter_map(|r| r.event.and_then(|e| e.ip))
+        .map(|ip| ip.to_string())
+        .collect();
+    assert_eq!(counted, ["10.98.0.77"]);
+}

@@ -350,17 +350,12 @@ fn only_separators_hold_equals(msg: &str) -> bool {
     count(b'=') * 2 == count(b'"')
 }
 
-/// Events we do not count still need their RemoteAddress, and a closed last value,
-/// to be "complete"; otherwise a split record could hide the next lines.
+/// Events we do not count still need an address pair Asterisk could have written, and
+/// a closed last value, to be "complete"; otherwise a split record could hide the next
+/// lines. Any such pair will do: their request text (RequestParams) may hold a broken
+/// one after the real one, which must not make the record swallow real events.
 fn is_well_formed_other(msg: &str) -> bool {
-    let Some(at) = super::fast::last_occurrence(&super::fast::REMOTE_FIELD, msg.as_bytes()) else {
-        return false;
-    };
-    let value = &msg[at + ",RemoteAddress=\"".len()..];
-    let Some(close) = value.find('"') else {
-        return false;
-    };
-    is_event_address(&value[..close]) && msg.ends_with('"') && msg.starts_with("SecurityEvent=\"")
+    msg.starts_with("SecurityEvent=\"") && msg.ends_with('"') && super::attribution::has_address_pair(msg)
 }
 
 fn parse_event_tv(tv: &str) -> Option<UnixMs> {

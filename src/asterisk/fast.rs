@@ -17,7 +17,6 @@ pub static SECURITY_EVENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::
 pub static ORIG_HOST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(";x-ast-orig-host="));
 static QUOTE_FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("' failed for '"));
 static AFTER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" after "));
-pub static REMOTE_FIELD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(",RemoteAddress=\""));
 
 pub const SIP_REASONS: [&str; 10] = [
     "Wrong password",

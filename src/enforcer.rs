@@ -59,12 +59,9 @@ pub struct Enforcer {
 fn kernel_trusted(trusted: &TrustedNetworks) -> Vec<IpNet> {
     let mut nets: Vec<IpNet> = trusted.networks().to_vec();
     for always in ["127.0.0.0/8", "::1/128"] {
-        let net: IpNet = always.parse().expect("loopback network");
-        if !nets.contains(&net) {
-            nets.push(net);
-        }
+        nets.push(always.parse().expect("loopback network"));
     }
-    nets
+    IpNet::aggregate(&nets)
 }
 
 /// Seconds left, rounded up so the kernel never frees an address early.
@@ -147,9 +144,10 @@ impl Enforcer {
         let mut allowed = trusted.clone();
         allowed.extend(store::networks::nets(&mut conn, store::networks::EXTENSIONS, now).await?);
         allowed.extend(store::networks::trunk_nets(&mut conn, now).await?.into_iter().map(|(_, n)| n));
-        allowed.sort();
-        allowed.dedup();
-        let deny = store::networks::nets(&mut conn, store::networks::DENY, now).await?;
+        // An interval set refuses overlapping elements (an admin's login address inside
+        // the office network, an extension network inside a trusted one): merged first.
+        let allowed = IpNet::aggregate(&allowed);
+        let deny = IpNet::aggregate(&store::networks::nets(&mut conn, store::networks::DENY, now).await?);
         let (closed_tcp, closed_udp) = self.ports.closed(&store::settings::closed_services(&mut conn).await?);
         Ok(Access { trusted, allowed, deny, closed_tcp, closed_udp })
     }
@@ -328,5 +326,20 @@ impl Enforcer {
                 _ = stop.cancelled() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_trusted_networks_become_one_interval_each() {
+        // An admin's login address inside loopback and inside the office network.
+        let trusted = TrustedNetworks::new(
+            ["10.0.0.0/8", "10.1.0.0/16", "127.0.0.1/32", "10.0.0.5/32"].map(|n| n.parse().unwrap()),
+        );
+        let nets: Vec<String> = kernel_trusted(&trusted).iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.0/8", "::1/128"]);
     }
 }

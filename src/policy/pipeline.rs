@@ -278,7 +278,9 @@ impl Pipeline {
             success_for: ladder.known_good_for_ms,
             repeat_within: ladder.repeat_within_ms,
         };
-        let ips: Vec<String> = ips.into_iter().collect();
+        let mut ips: Vec<String> = ips.into_iter().collect();
+        // Index look-ups in key order share B-tree pages.
+        ips.sort_unstable();
         let mut facts = store::history::facts_for(conn, &ips, &span).await?;
         for ban in pending_bans {
             if let Some(f) = facts.get_mut(&ban.ip) {

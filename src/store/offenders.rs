@@ -239,7 +239,10 @@ pub async fn add_deltas(conn: &mut Conn, d: &Deltas) -> Result<()> {
     services.sort_unstable();
     services.dedup();
     for service in services {
-        let rows: Vec<_> = d.by_service.iter().filter(|((_, s), _)| *s == service).collect();
+        let mut rows: Vec<_> = d.by_service.iter().filter(|((_, s), _)| *s == service).collect();
+        // In key order: neighbouring rows share B-tree pages, so a storm of new
+        // addresses touches each page once.
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for chunk in rows.chunks(300) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO offenders (ip, first_seen, last_seen, failures, services) ",
@@ -258,7 +261,8 @@ pub async fn add_deltas(conn: &mut Conn, d: &Deltas) -> Result<()> {
             q.build().persistent(false).execute(&mut *conn).await?;
         }
     }
-    let accounts: Vec<_> = d.by_account.iter().collect();
+    let mut accounts: Vec<_> = d.by_account.iter().collect();
+    accounts.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for chunk in accounts.chunks(300) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO offender_accounts (ip, account, failures) ");
         q.push_values(chunk, |mut b, ((ip, account), n)| {

@@ -11,7 +11,7 @@ pub enum ActionError {
     #[error("{0} is trusted (a trusted network or an address an admin logged in from) and is never banned")]
     Trusted(IpAddr),
     #[error("{0} has no active ban")]
-    NotBanned(IpAddr),
+    NotBanned(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
 }
@@ -57,13 +57,23 @@ pub async fn ban(
 
 /// Ends every active ban of `ip`.
 pub async fn release(store: &Store, actor: &Actor<'_>, ip: IpAddr, now: UnixMs) -> Result<u64, ActionError> {
-    let ip = canonical_ip(ip);
+    release_target(store, actor, &canonical_ip(ip).to_string(), now).await
+}
+
+/// Ends every active ban of a target as stored: an address, or a banned IPv6 prefix
+/// (`2001:db8:1:2::/64`; the bans of its member addresses stay).
+pub async fn release_target(
+    store: &Store,
+    actor: &Actor<'_>,
+    target: &str,
+    now: UnixMs,
+) -> Result<u64, ActionError> {
     let mut tx = store.begin().await?;
-    let released = store::bans::release_ip(&mut tx, &ip.to_string(), now, actor.name).await?;
+    let released = store::bans::release_ip(&mut tx, target, now, actor.name).await?;
     if released == 0 {
-        return Err(ActionError::NotBanned(ip));
+        return Err(ActionError::NotBanned(target.to_owned()));
     }
-    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "release", &ip.to_string()).await?;
+    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "release", target).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     Ok(released)
 }

@@ -105,6 +105,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         bans_changed: poke.clone(),
         health: ingest_health.clone(),
         attempts: Default::default(),
+        prefix_rule: config.prefix_rule,
     };
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");

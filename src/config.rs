@@ -90,6 +90,22 @@ fn kept_for(
     }
 }
 
+fn prefix_rule(p: &PolicyConfig) -> Result<crate::policy::prefix::PrefixRule, ConfigError> {
+    let d = crate::policy::prefix::PrefixRule::default();
+    let len = p.ipv6_prefix.unwrap_or(d.len);
+    if !(16..=127).contains(&len) {
+        return Err(ConfigError::Invalid {
+            key: "policy.ipv6_prefix",
+            message: format!("{len} is not a prefix length from 16 to 127"),
+        });
+    }
+    Ok(crate::policy::prefix::PrefixRule {
+        len,
+        after: p.prefix_after.unwrap_or(d.after),
+        within_ms: d.within_ms,
+    })
+}
+
 fn retention(r: RetentionConfig) -> Result<Retention, ConfigError> {
     let d = Retention::default();
     let keep = r.failed_auth_log_keep.unwrap_or(d.clean_log_keep);
@@ -153,6 +169,8 @@ pub struct PolicyConfig {
     pub known_good_for: Option<String>,
     pub repeat_within: Option<String>,
     pub repeat_ban: Option<String>,
+    pub ipv6_prefix: Option<u8>,
+    pub prefix_after: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +244,7 @@ pub struct Config {
     pub sip_tcp_ports: Vec<u16>,
     pub resolve_interval: Duration,
     pub retention: Retention,
+    pub prefix_rule: crate::policy::prefix::PrefixRule,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
@@ -326,6 +345,7 @@ impl Config {
             start_at: o.start_at.or(file.start_at).unwrap_or(StartAt::Beginning),
             poll_interval,
             trusted,
+            prefix_rule: prefix_rule(&file.policy)?,
             ladder: ladder(file.policy)?,
             retention: retention(file.retention)?,
             clean_log,
@@ -433,6 +453,7 @@ mod tests {
         assert_eq!(c.sources[0].kind, Some(SourceKind::Security));
         assert!(c.trusted.contains("192.168.1.20".parse().unwrap()));
         assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.prefix_rule, crate::policy::prefix::PrefixRule::default());
     }
 
     #[test]

@@ -64,6 +64,17 @@ fn kernel_trusted(trusted: &TrustedNetworks) -> Vec<IpNet> {
     IpNet::aggregate(&nets)
 }
 
+/// What a ban row names: an address, or an IPv6 prefix (`2001:db8:1:2::/64`).
+fn ban_target(text: &str) -> Option<IpNet> {
+    text.parse::<IpAddr>().map(IpNet::from).ok().or_else(|| text.parse::<IpNet>().ok().map(|n| n.trunc()))
+}
+
+/// Whether the kernel should hold a ban of `net`: a trusted address never is (a
+/// trusted network inside a banned prefix is accepted before any ban is looked at).
+fn enforceable(net: IpNet, trusted: &TrustedNetworks) -> bool {
+    net.prefix_len() < net.max_prefix_len() || !trusted.contains(net.addr())
+}
+
 /// Seconds left, rounded up so the kernel never frees an address early.
 fn remaining_secs(until: UnixMs, now: UnixMs) -> u32 {
     (((until - now).max(1) + 999) / 1000).min(i64::from(u32::MAX)) as u32
@@ -116,12 +127,12 @@ impl Enforcer {
         let mut seen = HashSet::new();
         let mut bans = Vec::new();
         // Strongest first, so an address banned twice gets its longest ban.
-        for (ip, until) in store::bans::active_targets(&mut conn, now).await? {
-            let Ok(ip) = ip.parse::<IpAddr>() else { continue };
-            if trusted.contains(ip) || !seen.insert(ip) {
+        for (target, until) in store::bans::active_targets(&mut conn, now).await? {
+            let Some(net) = ban_target(&target) else { continue };
+            if !enforceable(net, &trusted) || !seen.insert(net) {
                 continue;
             }
-            bans.push(KernelBan { ip, timeout_secs: until.map(|u| remaining_secs(u, now)) });
+            bans.push(KernelBan { net, timeout_secs: until.map(|u| remaining_secs(u, now)) });
         }
         Ok((trusted, bans))
     }
@@ -231,11 +242,11 @@ impl Enforcer {
         let mut add = Vec::new();
         if on {
             for b in &created {
-                let Ok(ip) = b.ip.parse::<IpAddr>() else {
+                let Some(net) = ban_target(&b.ip) else {
                     continue;
                 };
-                if !trusted.contains(ip) {
-                    add.push(KernelBan { ip, timeout_secs: b.until_at.map(|u| remaining_secs(u, now)) });
+                if enforceable(net, &trusted) {
+                    add.push(KernelBan { net, timeout_secs: b.until_at.map(|u| remaining_secs(u, now)) });
                 }
             }
         }
@@ -243,8 +254,8 @@ impl Enforcer {
         for ip in released {
             // Still banned by another row: the full pass decides what the kernel keeps.
             if store::bans::active_for(&mut conn, &ip, now).await?.is_none() {
-                if let Ok(ip) = ip.parse() {
-                    remove.push(ip);
+                if let Some(net) = ban_target(&ip) {
+                    remove.push(net);
                 }
             }
         }
@@ -256,7 +267,7 @@ impl Enforcer {
             let ruleset = nftables::schema::Nftables { objects: objects.into() };
             self.blocking(move |fw| fw.apply(&ruleset)).await?;
             for b in &add {
-                tracing::info!(ip = %b.ip, seconds = ?b.timeout_secs, "banned in the kernel");
+                tracing::info!(ip = %render::target_text(&b.net), seconds = ?b.timeout_secs, "banned in the kernel");
             }
             for ip in &remove {
                 tracing::info!(%ip, "released in the kernel");

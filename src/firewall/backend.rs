@@ -188,11 +188,7 @@ impl Firewall for RecordingBackend {
                 NfCmd::Delete(NfListObject::Element(e)) => {
                     let set = SetName::parse(&e.name);
                     for v in e.elem.iter() {
-                        let ip: Option<std::net::IpAddr> = match v {
-                            nftables::expr::Expression::String(s) => s.parse().ok(),
-                            _ => None,
-                        };
-                        if ip.zip(set).and_then(|key| next.bans.remove(&key)).is_none() {
+                        if state::net_of(v).zip(set).and_then(|key| next.bans.remove(&key)).is_none() {
                             return Err(FirewallError::Failed {
                                 status: "exit status: 1".into(),
                                 stderr: "Error: Could not process rule: No such file or directory".into(),

@@ -32,6 +32,10 @@ pub enum SetName {
     /// Bans until released.
     Forever4,
     Forever6,
+    /// IPv6 prefixes banned as a whole (many addresses of one /64 banned), timed and
+    /// until released: interval sets of their own, so they never overlap an address.
+    BanPrefix6,
+    ForeverPrefix6,
     /// Networks that may reach closed ports (trusted, extension and trunk networks).
     Allowed4,
     Allowed6,
@@ -44,13 +48,15 @@ pub enum SetName {
 }
 
 impl SetName {
-    pub const ALL: [SetName; 12] = [
+    pub const ALL: [SetName; 14] = [
         SetName::Trusted4,
         SetName::Trusted6,
         SetName::Ban4,
         SetName::Ban6,
         SetName::Forever4,
         SetName::Forever6,
+        SetName::BanPrefix6,
+        SetName::ForeverPrefix6,
         SetName::Allowed4,
         SetName::Allowed6,
         SetName::Deny4,
@@ -67,6 +73,8 @@ impl SetName {
             SetName::Ban6 => "ban6",
             SetName::Forever4 => "forever4",
             SetName::Forever6 => "forever6",
+            SetName::BanPrefix6 => "ban6_prefix",
+            SetName::ForeverPrefix6 => "forever6_prefix",
             SetName::Allowed4 => "allowed4",
             SetName::Allowed6 => "allowed6",
             SetName::Deny4 => "deny4",
@@ -83,17 +91,26 @@ impl SetName {
     fn is_v6(self) -> bool {
         matches!(
             self,
-            SetName::Trusted6 | SetName::Ban6 | SetName::Forever6 | SetName::Allowed6 | SetName::Deny6
+            SetName::Trusted6
+                | SetName::Ban6
+                | SetName::Forever6
+                | SetName::BanPrefix6
+                | SetName::ForeverPrefix6
+                | SetName::Allowed6
+                | SetName::Deny6
         )
     }
 
-    /// The set a ban of `ip` belongs in.
-    pub fn for_ban(ip: IpAddr, timed: bool) -> SetName {
-        match (ip.is_ipv6(), timed) {
-            (false, true) => SetName::Ban4,
-            (true, true) => SetName::Ban6,
-            (false, false) => SetName::Forever4,
-            (true, false) => SetName::Forever6,
+    /// The set a ban of `net` (an address, or an IPv6 prefix) belongs in.
+    pub fn for_ban(net: IpNet, timed: bool) -> SetName {
+        let prefix = net.prefix_len() < net.max_prefix_len();
+        match (net, prefix, timed) {
+            (IpNet::V4(_), _, true) => SetName::Ban4,
+            (IpNet::V4(_), _, false) => SetName::Forever4,
+            (IpNet::V6(_), false, true) => SetName::Ban6,
+            (IpNet::V6(_), false, false) => SetName::Forever6,
+            (IpNet::V6(_), true, true) => SetName::BanPrefix6,
+            (IpNet::V6(_), true, false) => SetName::ForeverPrefix6,
         }
     }
 
@@ -108,6 +125,8 @@ impl SetName {
             SetName::ClosedTcp | SetName::ClosedUdp => HashSet::new(),
             SetName::Ban4 | SetName::Ban6 => [SetFlag::Timeout].into(),
             SetName::Forever4 | SetName::Forever6 => HashSet::new(),
+            SetName::BanPrefix6 => [SetFlag::Interval, SetFlag::Timeout].into(),
+            SetName::ForeverPrefix6 => [SetFlag::Interval].into(),
         }
     }
 }
@@ -129,9 +148,30 @@ pub struct Access {
 /// One ban as the kernel should hold it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelBan {
-    pub ip: IpAddr,
+    /// An address (a /32 or /128), or an IPv6 prefix.
+    pub net: IpNet,
     /// Remaining seconds (at least 1) for a timed ban; `None` until released.
     pub timeout_secs: Option<u32>,
+}
+
+impl KernelBan {
+    pub fn address(ip: IpAddr, timeout_secs: Option<u32>) -> KernelBan {
+        KernelBan { net: IpNet::from(ip), timeout_secs }
+    }
+}
+
+/// A ban target as an admin reads it: `203.0.113.7`, `2001:db8:1:2::/64`.
+pub fn target_text(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() }
+}
+
+/// A ban target as nft writes it: a bare address, or a prefix.
+fn target_expr(net: &IpNet) -> Expression<'static> {
+    if net.prefix_len() == net.max_prefix_len() {
+        Expression::String(Cow::Owned(net.addr().to_string()))
+    } else {
+        prefix_expr(net)
+    }
 }
 
 fn cmd(c: NfCmd<'static>) -> NfObject<'static> {
@@ -221,6 +261,11 @@ fn rules() -> Vec<NfObject<'static>> {
             vec![saddr_in(true, SetName::Forever6), counter(), Statement::Drop(None)],
             "banned until released",
         ),
+        rule(vec![saddr_in(true, SetName::BanPrefix6), counter(), Statement::Drop(None)], "banned prefix"),
+        rule(
+            vec![saddr_in(true, SetName::ForeverPrefix6), counter(), Statement::Drop(None)],
+            "banned prefix until released",
+        ),
         closed("tcp", SetName::ClosedTcp, false),
         closed("tcp", SetName::ClosedTcp, true),
         closed("udp", SetName::ClosedUdp, false),
@@ -233,7 +278,7 @@ pub fn rule_count() -> usize {
 }
 
 fn element_expr(ban: &KernelBan) -> Expression<'static> {
-    let val = Expression::String(Cow::Owned(ban.ip.to_string()));
+    let val = target_expr(&ban.net);
     match ban.timeout_secs {
         Some(t) => Expression::Named(NamedExpression::Elem(Elem {
             val: Box::new(val),
@@ -269,7 +314,7 @@ fn by_set(bans: &[KernelBan]) -> Vec<(SetName, Vec<Expression<'static>>)> {
         .filter_map(|s| {
             let elems: Vec<_> = bans
                 .iter()
-                .filter(|b| SetName::for_ban(b.ip, b.timeout_secs.is_some()) == s)
+                .filter(|b| SetName::for_ban(b.net, b.timeout_secs.is_some()) == s)
                 .map(element_expr)
                 .collect();
             (!elems.is_empty()).then_some((s, elems))
@@ -332,18 +377,17 @@ pub fn add_bans(bans: &[KernelBan]) -> Nftables<'static> {
     Nftables { objects: Cow::Owned(objects) }
 }
 
-/// Removes `ip` from every ban set, whether or not it is there: each delete is
+/// Removes `net` from every ban set, whether or not it is there: each delete is
 /// preceded by an add (deleting an absent element is an error in nft 1.0.6, which
 /// has no `destroy`), all in one transaction.
-pub fn remove_bans(ips: &[IpAddr]) -> Nftables<'static> {
+pub fn remove_bans(nets: &[IpNet]) -> Nftables<'static> {
     let mut objects = Vec::new();
-    for ip in ips {
+    for net in nets {
         for timed in [true, false] {
-            let s = SetName::for_ban(*ip, timed);
-            let placeholder = KernelBan { ip: *ip, timeout_secs: timed.then_some(1) };
+            let s = SetName::for_ban(*net, timed);
+            let placeholder = KernelBan { net: *net, timeout_secs: timed.then_some(1) };
             objects.push(cmd(NfCmd::Add(element(s, vec![element_expr(&placeholder)]))));
-            let bare = Expression::String(Cow::Owned(ip.to_string()));
-            objects.push(cmd(NfCmd::Delete(element(s, vec![bare]))));
+            objects.push(cmd(NfCmd::Delete(element(s, vec![target_expr(net)]))));
         }
     }
     Nftables { objects: Cow::Owned(objects) }

@@ -18,9 +18,9 @@ pub struct KernelState {
     pub chain: bool,
     pub rules: usize,
     pub sets: BTreeSet<&'static str>,
-    /// (banned address, the set it is in) → for timed bans, seconds left. An address
-    /// can sit in two sets when someone edited the table by hand.
-    pub bans: HashMap<(IpAddr, SetName), Option<u32>>,
+    /// (banned address or prefix, the set it is in) → for timed bans, seconds left. An
+    /// address can sit in two sets when someone edited the table by hand.
+    pub bans: HashMap<(IpNet, SetName), Option<u32>>,
     pub trusted: BTreeSet<IpNet>,
     pub allowed: BTreeSet<IpNet>,
     pub deny: BTreeSet<IpNet>,
@@ -29,13 +29,19 @@ pub struct KernelState {
 }
 
 impl KernelState {
-    /// The set (and seconds left) of `ip`, if any set holds it.
+    /// The set (and seconds left) of the address `ip`, if any set holds it.
     pub fn ban_of(&self, ip: IpAddr) -> Option<(SetName, Option<u32>)> {
-        SetName::ALL.into_iter().find_map(|s| self.bans.get(&(ip, s)).map(|t| (s, *t)))
+        self.ban_of_target(IpNet::from(ip))
     }
 
-    pub fn banned_addresses(&self) -> BTreeSet<IpAddr> {
-        self.bans.keys().map(|(ip, _)| *ip).collect()
+    /// The same for an address or a prefix.
+    pub fn ban_of_target(&self, net: IpNet) -> Option<(SetName, Option<u32>)> {
+        SetName::ALL.into_iter().find_map(|s| self.bans.get(&(net, s)).map(|t| (s, *t)))
+    }
+
+    /// Every banned address and prefix.
+    pub fn banned_targets(&self) -> BTreeSet<IpNet> {
+        self.bans.keys().map(|(net, _)| *net).collect()
     }
 
     /// Table, chain, every set and every rule are as sipwarden writes them.
@@ -83,6 +89,16 @@ pub fn parse_listing(n: &Nftables<'_>) -> KernelState {
     state
 }
 
+/// An element's value: a prefix, or a bare address (a /32 or /128).
+pub(super) fn net_of(value: &Expression<'_>) -> Option<IpNet> {
+    match value {
+        Expression::Named(NamedExpression::Prefix(p)) => {
+            text(&p.addr).and_then(|a| a.parse::<IpAddr>().ok()).and_then(|a| IpNet::new(a, p.len as u8).ok())
+        }
+        other => text(other).and_then(|a| a.parse::<IpAddr>().ok()).map(IpNet::from),
+    }
+}
+
 fn read_element(state: &mut KernelState, set: SetName, e: &Expression<'_>) {
     let (value, expires) = match e {
         Expression::Named(NamedExpression::Elem(elem)) => (elem.val.as_ref(), elem.expires.or(elem.timeout)),
@@ -108,13 +124,7 @@ fn read_element(state: &mut KernelState, set: SetName, e: &Expression<'_>) {
         | SetName::Allowed6
         | SetName::Deny4
         | SetName::Deny6 => {
-            let net = match value {
-                Expression::Named(NamedExpression::Prefix(p)) => text(&p.addr)
-                    .and_then(|a| a.parse::<IpAddr>().ok())
-                    .and_then(|a| IpNet::new(a, p.len as u8).ok()),
-                other => text(other).and_then(|a| a.parse::<IpAddr>().ok()).map(IpNet::from),
-            };
-            if let Some(net) = net {
+            if let Some(net) = net_of(value) {
                 match set {
                     SetName::Trusted4 | SetName::Trusted6 => state.trusted.insert(net),
                     SetName::Allowed4 | SetName::Allowed6 => state.allowed.insert(net),
@@ -123,8 +133,8 @@ fn read_element(state: &mut KernelState, set: SetName, e: &Expression<'_>) {
             }
         }
         _ => {
-            if let Some(ip) = text(value).and_then(|a| a.parse::<IpAddr>().ok()) {
-                state.bans.insert((ip, set), expires);
+            if let Some(net) = net_of(value) {
+                state.bans.insert((net, set), expires);
             }
         }
     }
@@ -136,7 +146,7 @@ pub struct Plan {
     /// Replace the whole table (structure missing or altered, or trusted sets differ).
     pub replace: bool,
     pub add: Vec<KernelBan>,
-    pub remove: Vec<IpAddr>,
+    pub remove: Vec<IpNet>,
     /// Human-readable reasons, one per repair, for the log.
     pub repairs: Vec<String>,
 }
@@ -175,7 +185,7 @@ pub fn plan(kernel: &KernelState, desired: &[KernelBan], access: &Access) -> Pla
         p.repairs.push("access lists or closed ports changed; table rebuilt".into());
         return p;
     }
-    let wanted: BTreeMap<IpAddr, KernelBan> = desired.iter().map(|b| (b.ip, *b)).collect();
+    let wanted: BTreeMap<IpNet, KernelBan> = desired.iter().map(|b| (b.net, *b)).collect();
     for (ip, ban) in &wanted {
         let set = SetName::for_ban(*ip, ban.timeout_secs.is_some());
         let held: Vec<(SetName, Option<u32>)> =
@@ -193,16 +203,19 @@ pub fn plan(kernel: &KernelState, desired: &[KernelBan], access: &Access) -> Pla
             _ => Some("ban in several sets; rewritten".to_string()),
         };
         if let Some(why) = repair {
-            p.repairs.push(format!("{ip}: {why}"));
+            p.repairs.push(format!("{}: {why}", render::target_text(ip)));
             if !held.is_empty() {
                 p.remove.push(*ip);
             }
             p.add.push(*ban);
         }
     }
-    for ip in kernel.banned_addresses() {
+    for ip in kernel.banned_targets() {
         if !wanted.contains_key(&ip) {
-            p.repairs.push(format!("{ip}: not banned in the database; removed from the kernel"));
+            p.repairs.push(format!(
+                "{}: not banned in the database; removed from the kernel",
+                render::target_text(&ip)
+            ));
             p.remove.push(ip);
         }
     }
@@ -216,7 +229,7 @@ mod tests {
     use super::*;
 
     fn ban(ip: &str, t: Option<u32>) -> KernelBan {
-        KernelBan { ip: ip.parse().unwrap(), timeout_secs: t }
+        KernelBan::address(ip.parse().unwrap(), t)
     }
 
     fn healthy(bans: &[(&str, SetName, Option<u32>)]) -> KernelState {
@@ -225,7 +238,10 @@ mod tests {
             chain: true,
             rules: render::rule_count(),
             sets: SetName::ALL.iter().map(|s| s.as_str()).collect(),
-            bans: bans.iter().map(|(ip, s, t)| ((ip.parse().unwrap(), *s), *t)).collect(),
+            bans: bans
+                .iter()
+                .map(|(ip, s, t)| ((IpNet::from(ip.parse::<IpAddr>().unwrap()), *s), *t))
+                .collect(),
             ..KernelState::default()
         }
     }
@@ -261,9 +277,9 @@ mod tests {
         ];
         let p = plan(&k, &desired, &Access::default());
         assert!(!p.replace);
-        let added: Vec<String> = p.add.iter().map(|b| b.ip.to_string()).collect();
+        let added: Vec<String> = p.add.iter().map(|b| b.net.addr().to_string()).collect();
         assert_eq!(added, ["198.51.100.4", "203.0.113.2", "203.0.113.3"]);
-        let removed: Vec<String> = p.remove.iter().map(|ip| ip.to_string()).collect();
+        let removed: Vec<String> = p.remove.iter().map(|ip| ip.addr().to_string()).collect();
         assert_eq!(removed, ["203.0.113.2", "203.0.113.3", "2001:db8::9"]);
         assert_eq!(p.repairs.len(), 4);
     }

@@ -5,6 +5,7 @@
 pub mod attempts;
 mod decide;
 pub mod pipeline;
+pub mod prefix;
 pub mod replay;
 
 pub use decide::{CLEAN_BEFORE_SUCCESS_MS, History, Ladder, Rung, Verdict, decide, earns_leniency};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::attempts::Attempts;
+use super::prefix::{PrefixRule, V6Ban, prefix_to_ban};
 use super::{History, Ladder, Verdict, decide};
 use crate::asterisk::{ReadRecord, SourceKind};
 use crate::clock::Clock;
@@ -48,6 +49,8 @@ struct SegmentWrites {
     successes: std::collections::HashMap<String, store::known_good::Success>,
     /// Conversations as of this transaction; kept when it commits.
     attempts: Attempts,
+    /// IPv6 bans of the prefix rule's window, read when the first IPv6 failure comes.
+    v6_bans: Option<Vec<V6Ban>>,
 }
 
 /// What the store holds about the addresses of the next records, read in a few
@@ -60,6 +63,8 @@ struct Prefetched {
     size: usize,
     span: Option<store::history::Span>,
     facts: std::collections::HashMap<String, store::history::AddressFacts>,
+    /// An IPv6 address fails in the covered records.
+    has_v6: bool,
 }
 
 /// Records whose addresses are read ahead at once: few at a transaction's start, as
@@ -107,6 +112,17 @@ pub struct Pipeline {
     pub health: crate::ingest::IngestHealth,
     /// Conversations seen recently: one refused request counts once.
     pub attempts: std::sync::Mutex<Attempts>,
+    /// When an IPv6 prefix is banned as a whole.
+    pub prefix_rule: PrefixRule,
+}
+
+/// A stored IPv6 ban as the prefix rule reads it.
+fn v6_ban(text: &str, created_at: UnixMs, active: bool) -> Option<V6Ban> {
+    let net = match text.parse::<std::net::Ipv6Addr>() {
+        Ok(a) => ipnet::Ipv6Net::from(a),
+        Err(_) => text.parse::<ipnet::Ipv6Net>().ok()?,
+    };
+    Some(V6Ban { net, created_at, active })
 }
 
 impl Pipeline {
@@ -166,6 +182,12 @@ impl Pipeline {
                     n => (n * 2).min(PREFETCH_MAX),
                 };
                 ahead = self.prefetch(&mut tx, batch, (*next, size), now, &ladder, &writes.bans).await?;
+                if ahead.has_v6 && writes.v6_bans.is_none() && self.prefix_rule.after > 0 {
+                    let since = now - self.prefix_rule.within_ms;
+                    let rows = store::bans::recent_v6(&mut tx, since, now).await?;
+                    writes.v6_bans =
+                        Some(rows.iter().filter_map(|(t, at, active)| v6_ban(t, *at, *active)).collect());
+                }
             }
             *next += 1;
             let at = Self::record_at(record, now);
@@ -287,7 +309,8 @@ impl Pipeline {
                 f.banned(ban.created_at, ban.until_at, ban.superseding);
             }
         }
-        Ok(Prefetched { end, size, span: Some(span), facts })
+        let has_v6 = ips.iter().any(|ip| ip.contains(':'));
+        Ok(Prefetched { end, size, span: Some(span), facts, has_v6 })
     }
 
     fn apply_record(
@@ -368,6 +391,9 @@ impl Pipeline {
             }
             writes.bans.push(ban);
             applied.bans.push(NewBan { ip, until: *until, reason: reason.clone() });
+            if let IpAddr::V6(v6) = ip {
+                self.escalate_prefix(ctx, v6, (*rung, *until), writes);
+            }
         }
         let label = match &verdict {
             Verdict::Ban { .. } if !ctx.enforcing => {
@@ -397,6 +423,43 @@ impl Pipeline {
             verdict: label,
         });
         Ok(())
+    }
+
+    /// After a ban of `address`: bans its prefix too when the prefix rule asks for it.
+    fn escalate_prefix(
+        &self,
+        ctx: &RecordContext<'_>,
+        address: std::net::Ipv6Addr,
+        (rung, until): (usize, Option<UnixMs>),
+        writes: &mut SegmentWrites,
+    ) {
+        let Some(bans) = writes.v6_bans.as_mut() else { return };
+        let at = ctx.at;
+        bans.push(V6Ban { net: ipnet::Ipv6Net::from(address), created_at: at, active: true });
+        let spared: Vec<ipnet::IpNet> =
+            ctx.trusted.networks().iter().chain(ctx.extensions).copied().collect();
+        let Some((prefix, members)) = prefix_to_ban(&self.prefix_rule, bans, address, at, &spared) else {
+            return;
+        };
+        bans.push(V6Ban { net: prefix, created_at: at, active: true });
+        let shown: Vec<String> = members.iter().take(5).map(ToString::to_string).collect();
+        let more = if members.len() > shown.len() { ", …" } else { "" };
+        let reason = format!(
+            "{} addresses of {prefix} banned within {}: {}{more}",
+            members.len(),
+            super::human_duration(self.prefix_rule.within_ms),
+            shown.join(", ")
+        );
+        tracing::info!(prefix = %prefix, members = members.len(), "prefix ban decided");
+        writes.bans.push(store::bans::PendingBan {
+            ip: prefix.to_string(),
+            reason,
+            rung: rung as i64,
+            created_at: at,
+            until_at: until,
+            superseding: false,
+            released_at: None,
+        });
     }
 
     /// Whether a success at `ctx.at` makes `ip` known-good ([`super::earns_leniency`]).

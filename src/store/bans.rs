@@ -276,3 +276,17 @@ pub async fn active_newest(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<V
     .fetch_all(conn)
     .await?)
 }
+
+/// IPv6 bans (addresses and prefixes) created after `since` or still in force at `now`:
+/// what the prefix rule looks at.
+pub async fn recent_v6(conn: &mut Conn, since: UnixMs, now: UnixMs) -> Result<Vec<(String, UnixMs, bool)>> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT ip, created_at, CASE WHEN released_at IS NULL AND (until_at IS NULL OR until_at > $2) THEN 1 ELSE 0 END \
+         FROM bans WHERE ip LIKE '%:%' AND (created_at > $1 OR (released_at IS NULL AND (until_at IS NULL OR until_at > $2)))",
+    )
+    .bind(since)
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(ip, at, active)| (ip, at, active == 1)).collect())
+}

@@ -87,13 +87,17 @@ fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
 
-async fn release_ban(state: &WebState, admin: &CurrentAdmin, id: i64) -> Result<IpAddr, WebError> {
+/// Releases ban `id`; returns what it banned (an address, or an IPv6 prefix).
+async fn release_ban(state: &WebState, admin: &CurrentAdmin, id: i64) -> Result<ipnet::IpNet, WebError> {
     let mut conn = state.store.pool().acquire().await?;
     let ban = store::bans::by_id(&mut conn, id).await?.ok_or(WebError::NotFound)?;
     drop(conn);
-    let ip: IpAddr = ban.ip.parse().map_err(|_| WebError::BadRequest("stored address unreadable".into()))?;
-    match actions::release(&state.store, &admin.actor(), ip, state.clock.now()).await {
-        Ok(_) | Err(ActionError::NotBanned(_)) => Ok(ip),
+    let target = match ban.ip.parse::<IpAddr>() {
+        Ok(ip) => ipnet::IpNet::from(ip),
+        Err(_) => ban.ip.parse().map_err(|_| WebError::BadRequest("stored address unreadable".into()))?,
+    };
+    match actions::release_target(&state.store, &admin.actor(), &ban.ip, state.clock.now()).await {
+        Ok(_) | Err(ActionError::NotBanned(_)) => Ok(target),
         Err(e) => Err(WebError::Internal(e.to_string())),
     }
 }
@@ -120,8 +124,14 @@ pub async fn release_and_trust(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let ip = release_ban(&state, &admin, id).await?;
-    let net = ipnet::IpNet::from(ip).to_string();
+    let released = release_ban(&state, &admin, id).await?;
+    if released.prefix_len() < released.max_prefix_len() {
+        // Trusting a whole prefix because one ban of it was wrong would trust its attackers.
+        return Err(WebError::BadRequest(format!(
+            "{released} was released; a prefix is not trusted as a whole"
+        )));
+    }
+    let net = released.to_string();
     let now = state.clock.now();
     let mut conn = state.store.pool().acquire().await?;
     let label = format!("released and trusted by {}", admin.username);

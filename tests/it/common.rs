@@ -51,6 +51,7 @@ impl TestApp {
             bans_changed: Arc::new(Notify::new()),
             health: Default::default(),
             attempts: Default::default(),
+            prefix_rule: Default::default(),
         };
         TestApp { dir, store, clock, pipeline, followers: Vec::new() }
     }

@@ -98,14 +98,14 @@ async fn drift_is_detected_repaired_and_reported() {
     assert!(report.repairs.iter().any(|m| m.contains("table missing")), "{report:?}");
     assert_eq!(r.kernel_has("203.0.113.7"), Some((SetName::Ban4, Some(3600))));
     // An element removed by hand comes back; one added by hand goes.
-    let mut extra = sipwarden::firewall::render::add_bans(&[sipwarden::firewall::KernelBan {
-        ip: "198.51.100.1".parse().unwrap(),
-        timeout_secs: None,
-    }])
+    let mut extra = sipwarden::firewall::render::add_bans(&[sipwarden::firewall::KernelBan::address(
+        "198.51.100.1".parse().unwrap(),
+        None,
+    )])
     .objects
     .into_owned();
     extra.extend(
-        sipwarden::firewall::render::remove_bans(&["203.0.113.7".parse().unwrap()]).objects.into_owned(),
+        sipwarden::firewall::render::remove_bans(&["203.0.113.7/32".parse().unwrap()]).objects.into_owned(),
     );
     use sipwarden::firewall::Firewall;
     r.fw.apply(&nftables::schema::Nftables { objects: extra.into() }).unwrap();

@@ -6,21 +6,46 @@ use sipwarden::firewall::{Access, KernelBan};
 
 use crate::common::fixture;
 
+/// A set's flags are a hash set in the nftables model: their order is the only thing
+/// that may differ between two runs, so they are compared sorted.
+fn sorted_flags(json: &str) -> String {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    if let (true, serde_json::Value::Array(items)) = (key == "flags", &mut *value) {
+                        items.sort_by_key(|i| i.to_string());
+                    }
+                    walk(value);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap_or(serde_json::Value::Null);
+    walk(&mut v);
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
 fn golden(name: &str, actual: &str) {
+    let actual = &sorted_flags(actual);
     let path = fixture("../golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(actual, expected, "{} differs; UPDATE_GOLDEN=1 regenerates it", path.display());
+    let expected = sorted_flags(&std::fs::read_to_string(&path).unwrap_or_default());
+    assert_eq!(*actual, expected, "{} differs; UPDATE_GOLDEN=1 regenerates it", path.display());
 }
 
 fn bans() -> Vec<KernelBan> {
     vec![
-        KernelBan { ip: "203.0.113.7".parse().unwrap(), timeout_secs: Some(3600) },
-        KernelBan { ip: "2001:db8::66".parse().unwrap(), timeout_secs: Some(60) },
-        KernelBan { ip: "198.51.100.9".parse().unwrap(), timeout_secs: None },
-        KernelBan { ip: "2001:db8::99".parse().unwrap(), timeout_secs: None },
+        KernelBan::address("203.0.113.7".parse().unwrap(), Some(3600)),
+        KernelBan::address("2001:db8::66".parse().unwrap(), Some(60)),
+        KernelBan::address("198.51.100.9".parse().unwrap(), None),
+        KernelBan::address("2001:db8::99".parse().unwrap(), None),
+        KernelBan { net: "2001:db8:5:6::/64".parse().unwrap(), timeout_secs: Some(86_400) },
+        KernelBan { net: "2001:db8:5:7::/64".parse().unwrap(), timeout_secs: None },
     ]
 }
 
@@ -49,5 +74,6 @@ fn full_table_with_trusted_networks_and_every_kind_of_ban() {
 #[test]
 fn incremental_add_and_idempotent_release() {
     golden("ruleset-add.json", &to_json(&add_bans(&bans()[..2])));
-    golden("ruleset-release.json", &to_json(&remove_bans(&["203.0.113.7".parse().unwrap()])));
+    golden("ruleset-release.json", &to_json(&remove_bans(&["203.0.113.7/32".parse().unwrap()])));
+    golden("ruleset-release-prefix.json", &to_json(&remove_bans(&["2001:db8:5:6::/64".parse().unwrap()])));
 }

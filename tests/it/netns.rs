@@ -215,6 +215,41 @@ async fn banned_addresses_are_dropped_silently_and_released_ones_arrive_again() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_banned_ipv6_prefix_drops_every_address_in_it_and_its_release_lets_them_in() {
+    if !can_run() {
+        return;
+    }
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, enforcer) = enforcer_for(&pair, &dir).await;
+    let l = listen(&pair);
+    enforcer.reconcile_once().await.unwrap();
+    // A member ban and the prefix ban over it: two sets, no overlapping intervals.
+    ban(&store, "fd77::99", Some(3600)).await;
+    {
+        let now = SystemClock.now();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let prefix = sipwarden::store::bans::NewBan {
+            ip: "fd77::/64",
+            reason: "3 addresses of fd77::/64 banned within 1d",
+            rung: 1,
+            created_at: now,
+            until_at: Some(now + 3_600_000),
+        };
+        sipwarden::store::bans::insert(&mut conn, &prefix).await.unwrap();
+    }
+    enforcer.sync_changes().await.unwrap();
+    assert_eq!(all_arrive(&pair, &l), [true, true, false, false], "fd77::2 is inside the prefix");
+    // The listing reads the prefix back: a full pass finds nothing to repair.
+    let report = enforcer.reconcile_once().await.unwrap();
+    assert!(report.repairs.is_empty(), "{:?}", report.repairs);
+    let now = SystemClock.now();
+    actions::release_target(&store, &ADMIN, "fd77::/64", now).await.unwrap();
+    enforcer.sync_changes().await.unwrap();
+    assert_eq!(all_arrive(&pair, &l), [true; 4], "prefix released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_one_second_ban_expires_in_the_kernel_on_its_own() {
     if !can_run() {
         return;

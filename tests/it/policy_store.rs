@@ -384,3 +384,41 @@ async fn an_office_phone_set_up_wrong_is_not_an_attacker() {
     let banned: Vec<String> = app.active_bans().await.into_iter().map(|b| b.ip).collect();
     assert_eq!(banned, [outside]);
 }
+
+#[tokio::test]
+async fn the_third_banned_address_of_an_ipv6_prefix_bans_the_prefix() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    for host in ["a", "b", "c", "d"] {
+        let ip = format!("2001:db8:1:2::{host}");
+        append(&log, &(failure_at(&ip, NOW - 10 * MINUTE_MS) + &failure_at(&ip, NOW - 9 * MINUTE_MS)));
+    }
+    // Another /64: two banned addresses are not enough.
+    for host in ["1", "2"] {
+        let ip = format!("2001:db8:1:3::{host}");
+        append(&log, &(failure_at(&ip, NOW - 8 * MINUTE_MS) + &failure_at(&ip, NOW - 7 * MINUTE_MS)));
+    }
+    app.poll().await;
+    let bans = app.active_bans().await;
+    let prefixes: Vec<_> = bans.iter().filter(|b| b.ip.contains('/')).collect();
+    assert_eq!(prefixes.len(), 1, "{bans:?}");
+    assert_eq!(prefixes[0].ip, "2001:db8:1:2::/64");
+    assert!(
+        prefixes[0].reason.starts_with("3 addresses of 2001:db8:1:2::/64 banned within 1d: 2001:db8:1:2::a")
+    );
+    assert_eq!(prefixes[0].until_at, Some(NOW - 9 * MINUTE_MS + HOUR_MS));
+    assert_eq!(bans.len(), 6 + 1, "every address keeps its own ban");
+}
+
+#[tokio::test]
+async fn an_ipv6_prefix_holding_an_extension_network_is_never_banned_as_a_whole() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    add_network(&app, sipwarden::store::networks::EXTENSIONS, "2001:db8:1:2:ffff::/80").await;
+    for host in ["a", "b", "c"] {
+        let ip = format!("2001:db8:1:2::{host}");
+        append(&log, &(failure_at(&ip, NOW - 10 * MINUTE_MS) + &failure_at(&ip, NOW - 9 * MINUTE_MS)));
+    }
+    app.poll().await;
+    let bans = app.active_bans().await;
+    assert_eq!(bans.len(), 3);
+    assert!(bans.iter().all(|b| !b.ip.contains('/')));
+}

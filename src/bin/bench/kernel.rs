@@ -55,6 +55,7 @@ pub fn bench_pipeline(store: &Store, bans_changed: Arc<Notify>) -> Pipeline {
         bans_changed,
         health: Default::default(),
         attempts: Default::default(),
+        prefix_rule: Default::default(),
     }
 }
 
@@ -105,10 +106,7 @@ pub fn reconcile(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         let kernel = ns.backend().list()?;
         // Where the time goes: rendering alone, and nft alone.
         let bans: Vec<sipwarden::firewall::KernelBan> = (0..n)
-            .map(|i| sipwarden::firewall::KernelBan {
-                ip: address(i),
-                timeout_secs: (i % 2 == 0).then_some(3600),
-            })
+            .map(|i| sipwarden::firewall::KernelBan::address(address(i), (i % 2 == 0).then_some(3600)))
             .collect();
         let start = Instant::now();
         let ruleset =

@@ -119,6 +119,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         enforcer.firewall_name(),
     )
     .with_ingest_health(ingest_health)
+    .with_protection_facts(enforcer.firewall_enforces(), warning.clone(), config.sources.len())
     .with_pbx(Some(crate::pbx::Pbx {
         config_dir: config.asterisk_dir.clone(),
         command: config.asterisk_command.clone(),

@@ -112,6 +112,10 @@ impl Enforcer {
         self.firewall.name()
     }
 
+    pub fn firewall_enforces(&self) -> bool {
+        self.firewall.enforces()
+    }
+
     /// Configured trusted networks plus those added from the panel.
     async fn trusted_now(&self, conn: &mut store::Conn) -> Result<TrustedNetworks, EnforceError> {
         Ok(self.trusted.with(store::networks::trusted_nets(conn).await?))

@@ -27,6 +27,10 @@ pub trait Firewall: Send + Sync + 'static {
     fn apply(&self, ruleset: &Nftables<'_>) -> Result<(), FirewallError>;
     /// The sipwarden table as the kernel holds it (empty when it does not exist).
     fn list(&self) -> Result<KernelState, FirewallError>;
+    /// Whether what is applied reaches the kernel (a dry run only records it).
+    fn enforces(&self) -> bool {
+        true
+    }
 }
 
 /// Runs `[prefix...] nft ...`.
@@ -143,6 +147,10 @@ impl RecordingBackend {
 impl Firewall for RecordingBackend {
     fn name(&self) -> String {
         self.label.clone()
+    }
+
+    fn enforces(&self) -> bool {
+        false
     }
 
     fn apply(&self, ruleset: &Nftables<'_>) -> Result<(), FirewallError> {

@@ -17,11 +17,29 @@ pub struct IngestProblem {
 
 /// Shared by the ingest loop (which reports) and the panel (which shows).
 #[derive(Debug, Clone, Default)]
-pub struct IngestHealth(Arc<Mutex<Option<IngestProblem>>>);
+pub struct IngestHealth {
+    storing: Arc<Mutex<Option<IngestProblem>>>,
+    /// Logs that cannot be read (missing, not readable): path → what to do about it.
+    logs: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
+}
 
 impl IngestHealth {
+    /// Whether the log at `path` can be read: `None`, or why not and how to fix it.
+    pub fn log_state(&self, path: &str, problem: Option<String>) {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        match problem {
+            Some(p) => logs.insert(path.to_owned(), p),
+            None => logs.remove(path),
+        };
+    }
+
+    /// The logs that cannot be read, with why.
+    pub fn log_problems(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
     pub fn failed(&self, now: UnixMs, detail: String) {
-        let mut problem = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut problem = self.storing.lock().unwrap_or_else(|e| e.into_inner());
         let p = problem.get_or_insert(IngestProblem {
             since: now,
             last_at: now,
@@ -35,10 +53,10 @@ impl IngestHealth {
 
     /// Records are stored again; returns the problem that ended, if there was one.
     pub fn recovered(&self) -> Option<IngestProblem> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.storing.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     pub fn problem(&self) -> Option<IngestProblem> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.storing.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

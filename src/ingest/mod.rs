@@ -94,6 +94,7 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
     let mut stored = 0;
     let mut progress = ImportProgress::new();
     for follower in followers.iter_mut() {
+        let mut unreadable = None;
         loop {
             if stop.is_cancelled() {
                 return stored;
@@ -102,7 +103,7 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(path = %follower.path().display(), error = %e, "cannot read log");
+                    unreadable = Some(e);
                     break;
                 }
             };
@@ -132,8 +133,60 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
                 break;
             }
         }
+        let problem = log_problem(follower.path(), follower.kind(), unreadable);
+        let path = follower.path().display().to_string();
+        if let Some(p) = &problem {
+            if !pipeline.health.log_problems().contains(p) {
+                tracing::warn!(path = %path, "{p}");
+            }
+        }
+        pipeline.health.log_state(&path, problem);
     }
     stored
+}
+
+/// Why a followed log cannot be read, in words that say how to fix it; `None` when
+/// it can. `error`: what the last read said.
+fn log_problem(
+    path: &std::path::Path,
+    kind: Option<SourceKind>,
+    error: Option<std::io::Error>,
+) -> Option<String> {
+    let shown = path.display();
+    let error = match error {
+        Some(e) => e,
+        None => match std::fs::metadata(path) {
+            Ok(_) => return None,
+            Err(e) => e,
+        },
+    };
+    Some(match error.kind() {
+        std::io::ErrorKind::NotFound if kind == Some(SourceKind::Security) => format!(
+            "{shown} does not exist: make Asterisk write its security log (FreePBX: add `security => security` \
+             to /etc/asterisk/logger_logfiles_custom.conf, then `asterisk -rx 'logger reload'`)"
+        ),
+        std::io::ErrorKind::NotFound => {
+            format!("{shown} does not exist: check the path, and that Asterisk's logger.conf writes it")
+        }
+        std::io::ErrorKind::PermissionDenied => format!(
+            "{shown} cannot be read by the user sipwarden runs as ({}): run it as root, or add that user \
+             to the group that owns Asterisk's logs",
+            current_user()
+        ),
+        _ => format!("{shown} cannot be read: {error}"),
+    })
+}
+
+/// `uid 1000` as the kernel knows this process.
+fn current_user() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+        })
+        .map_or_else(|| "unknown user".into(), |uid| format!("uid {uid}"))
 }
 
 /// Follows the files until `stop` is cancelled: wakes on inotify events that can mean

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::auth::redirect;
 use super::chart::{self, Chart};
+use super::protecting::{Facts, Protecting};
 use super::{CurrentAdmin, WebError, WebState, when};
 use crate::actions;
 use crate::domain::{DAY_MS, HOUR_MS};
@@ -42,6 +43,26 @@ pub struct Live {
     pub failures_day: i64,
     /// Why log records cannot be stored right now (disk full, read-only, locked).
     pub ingest_problem: Option<String>,
+    /// Why attackers are not being stopped now, each with its fix; empty when they are.
+    pub not_protecting: Vec<String>,
+    /// Watching on purpose without blocking: why.
+    pub monitor_only: Option<String>,
+}
+
+/// Whether sipwarden protects the PBX now ([`super::protecting::verdict`]).
+async fn protecting(state: &WebState, conn: &mut store::Conn) -> Result<Protecting, WebError> {
+    let health = store::health::all(conn).await?;
+    let firewall = health.iter().find(|h| h.component == crate::enforcer::HEALTH_COMPONENT);
+    Ok(super::protecting::verdict(&Facts {
+        protection_on: store::settings::protection(conn, state.protection_default).await?,
+        firewall_enforces: state.firewall_enforces,
+        firewall_fallback: state.firewall_fallback.clone(),
+        firewall_ok: firewall.map(|h| h.ok),
+        firewall_detail: firewall.map_or_else(String::new, |h| h.detail.clone()),
+        storing_problem: state.ingest.problem().map(|p| p.detail),
+        log_problems: state.ingest.log_problems(),
+        log_sources: state.log_sources,
+    }))
 }
 
 #[derive(Template, WebTemplate)]
@@ -97,7 +118,14 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
             p.attempts
         )
     });
+    let (not_protecting, monitor_only) = match protecting(state, &mut conn).await? {
+        Protecting::Yes => (Vec::new(), None),
+        Protecting::MonitorOnly(why) => (Vec::new(), Some(why)),
+        Protecting::No(why) => (why, None),
+    };
     Ok(Live {
+        not_protecting,
+        monitor_only,
         ingest_problem,
         protection: store::settings::protection(&mut conn, state.protection_default).await?,
         firewall: state.firewall_name.clone(),
@@ -180,8 +208,10 @@ pub async fn switch_protection(
 
 #[derive(serde::Serialize)]
 pub struct Health {
-    /// `ok`, or `degraded` (answered with 503) while log records cannot be stored.
+    /// `ok`; `monitor_only` (watching on purpose, nothing blocked); or `not_protecting`
+    /// (answered with 503), with `problems` saying why and how to fix each.
     status: &'static str,
+    problems: Vec<String>,
     ingest_ok: bool,
     protection: bool,
     firewall_ok: bool,
@@ -193,11 +223,17 @@ pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse,
     let mut conn = state.store.pool().acquire().await?;
     let health = store::health::all(&mut conn).await?;
     let ingest_ok = state.ingest.problem().is_none();
-    let code = if ingest_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let (status, problems) = match protecting(&state, &mut conn).await? {
+        Protecting::Yes => ("ok", Vec::new()),
+        Protecting::MonitorOnly(why) => ("monitor_only", vec![why]),
+        Protecting::No(why) => ("not_protecting", why),
+    };
+    let code = if status == "not_protecting" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     Ok((
         code,
         Json(Health {
-            status: if ingest_ok { "ok" } else { "degraded" },
+            status,
+            problems,
             ingest_ok,
             protection: store::settings::protection(&mut conn, state.protection_default).await?,
             firewall_ok: health.iter().any(|h| h.component == crate::enforcer::HEALTH_COMPONENT && h.ok),

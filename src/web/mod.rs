@@ -10,6 +10,7 @@ mod error;
 mod log;
 pub mod networks;
 mod offenders;
+pub mod protecting;
 mod settings;
 mod snapshot;
 
@@ -51,6 +52,12 @@ pub struct WebState {
     /// Wakes the enforcer after a change.
     pub poke: Arc<Notify>,
     pub firewall_name: String,
+    /// The firewall backend reaches the kernel; `firewall_fallback`: why it does not
+    /// although `nft` was asked for (not root, nftables missing).
+    pub firewall_enforces: bool,
+    pub firewall_fallback: Option<String>,
+    /// How many Asterisk logs are configured.
+    pub log_sources: usize,
     /// One-time token that allows creating the first admin.
     pub setup_token: Arc<Mutex<Option<String>>>,
     pub login_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
@@ -82,6 +89,9 @@ impl WebState {
             protection_default,
             poke,
             firewall_name,
+            firewall_enforces: true,
+            firewall_fallback: None,
+            log_sources: 1,
             setup_token: Arc::new(Mutex::new(None)),
             // A person mistyping gets several tries; a guesser gets ten a minute.
             login_per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per(10)).allow_burst(per(5)))),
@@ -94,6 +104,19 @@ impl WebState {
 
     pub fn with_ingest_health(mut self, ingest: crate::ingest::IngestHealth) -> Self {
         self.ingest = ingest;
+        self
+    }
+
+    /// What `serve` runs with: whether bans reach the kernel, why not when they
+    /// should, and how many logs it follows.
+    pub fn with_protection_facts(
+        mut self,
+        enforces: bool,
+        fallback: Option<String>,
+        log_sources: usize,
+    ) -> Self {
+        (self.firewall_enforces, self.firewall_fallback, self.log_sources) =
+            (enforces, fallback, log_sources);
         self
     }
 

@@ -40,7 +40,7 @@ fn mount(args: &[&str]) {
 }
 
 /// `(status line, body)` of GET /healthz.
-fn healthz(port: u16) -> (String, String) {
+pub(crate) fn healthz(port: u16) -> (String, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut reply = String::new();
@@ -49,7 +49,7 @@ fn healthz(port: u16) -> (String, String) {
     (status, reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
-fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");

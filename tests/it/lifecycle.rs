@@ -85,3 +85,41 @@ async fn sigterm_during_a_backlog_import_stops_within_two_seconds_and_loses_noth
     child.wait().unwrap();
     assert_eq!(counts(&store).await, truth);
 }
+
+/// `serve` on `log` with the firewall in a dry run chosen on purpose; its panel port.
+fn serve_dry_run(data: &std::path::Path, log: &str) -> (std::process::Child, u16) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--log", log])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = crate::common::printed_port(child.stdout.take().unwrap());
+    (child, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_says_not_protecting_with_the_fix_until_the_security_log_exists() {
+    use crate::disk_faults::{healthz, wait_for};
+    let dir = tempfile::tempdir().unwrap();
+    let security = dir.path().join("security");
+    let (mut child, port) =
+        serve_dry_run(&dir.path().join("data"), &format!("security:{}", security.display()));
+    wait_for("/healthz names the missing log", 15, || {
+        let (status, body) = healthz(port);
+        status.contains("503")
+            && body.contains("\"status\":\"not_protecting\"")
+            && body.contains("does not exist")
+            && body.contains("logger_logfiles_custom.conf")
+    });
+    append(&security, "");
+    // Back to what was chosen: watching without blocking, answered 200.
+    wait_for("/healthz is monitor only", 15, || {
+        let (status, body) = healthz(port);
+        status.contains("200") && body.contains("\"status\":\"monitor_only\"")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

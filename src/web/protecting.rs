@@ -1,0 +1,100 @@
+//! Whether sipwarden protects the PBX right now, and if not, why and how to fix it:
+//! one answer for the dashboard and `/healthz`.
+
+/// What the admin needs to know, worst first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protecting {
+    /// Logs are read, decisions stored and bans reach the firewall.
+    Yes,
+    /// Everything is watched and recorded on purpose, nothing is blocked.
+    MonitorOnly(String),
+    /// Attackers are not being stopped: each reason says what to do.
+    No(Vec<String>),
+}
+
+/// The facts `serve` knows, gathered for [`verdict`].
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub protection_on: bool,
+    pub firewall_enforces: bool,
+    /// Why the firewall runs dry although `nft` was wanted.
+    pub firewall_fallback: Option<String>,
+    /// The enforcer's last report: `None` before its first pass.
+    pub firewall_ok: Option<bool>,
+    pub firewall_detail: String,
+    pub storing_problem: Option<String>,
+    pub log_problems: Vec<String>,
+    pub log_sources: usize,
+}
+
+pub fn verdict(f: &Facts) -> Protecting {
+    let mut problems = Vec::new();
+    if let Some(why) = &f.firewall_fallback {
+        problems.push(format!("Bans are not enforced: {why}"));
+    } else if f.firewall_enforces && f.firewall_ok == Some(false) {
+        problems.push(format!("The firewall cannot be updated: {}", f.firewall_detail));
+    }
+    if f.log_sources == 0 {
+        problems.push("No Asterisk log is configured: set `logs` in the config file (or --log)".into());
+    }
+    problems.extend(f.log_problems.iter().map(|p| format!("A log cannot be read: {p}")));
+    if let Some(p) = &f.storing_problem {
+        problems.push(format!("Log records cannot be stored: {p}"));
+    }
+    if !problems.is_empty() {
+        return Protecting::No(problems);
+    }
+    if !f.firewall_enforces {
+        return Protecting::MonitorOnly(
+            "the firewall runs as a dry run (chosen in the configuration)".into(),
+        );
+    }
+    if !f.protection_on {
+        return Protecting::MonitorOnly("protection is switched off".into());
+    }
+    Protecting::Yes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Facts {
+        Facts {
+            protection_on: true,
+            firewall_enforces: true,
+            firewall_ok: Some(true),
+            log_sources: 2,
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn each_thing_that_stops_protection_is_named_with_its_fix() {
+        assert_eq!(verdict(&healthy()), Protecting::Yes);
+        let not_root = Facts {
+            firewall_enforces: false,
+            firewall_fallback: Some("nft is not usable here (run as root or with CAP_NET_ADMIN)".into()),
+            ..healthy()
+        };
+        let Protecting::No(why) = verdict(&not_root) else { panic!() };
+        assert!(why[0].contains("CAP_NET_ADMIN"));
+        let missing =
+            Facts { log_problems: vec!["/var/log/asterisk/security does not exist".into()], ..healthy() };
+        assert!(matches!(verdict(&missing), Protecting::No(w) if w[0].contains("security does not exist")));
+        let none = Facts { log_sources: 0, ..healthy() };
+        assert!(matches!(verdict(&none), Protecting::No(w) if w[0].contains("No Asterisk log")));
+        let failing = Facts { firewall_ok: Some(false), firewall_detail: "nft failed".into(), ..healthy() };
+        assert!(matches!(verdict(&failing), Protecting::No(_)));
+    }
+
+    #[test]
+    fn a_chosen_dry_run_and_protection_off_are_monitor_only() {
+        let dry = Facts { firewall_enforces: false, ..healthy() };
+        assert!(matches!(verdict(&dry), Protecting::MonitorOnly(_)));
+        let off = Facts { protection_on: false, ..healthy() };
+        assert!(matches!(verdict(&off), Protecting::MonitorOnly(w) if w.contains("switched off")));
+        // Before the enforcer's first pass nothing is known to be wrong.
+        assert_eq!(verdict(&Facts { firewall_ok: None, ..healthy() }), Protecting::Yes);
+    }
+}

@@ -177,7 +177,22 @@ async fn lockout_and_dns(
     stop: CancellationToken,
 ) {
     let mut last_resolve: Option<std::time::Instant> = None;
+    let mut last_verdict: Option<(bool, String)> = None;
     loop {
+        // For `sipwarden status`, which cannot ask this process's memory.
+        if let Ok(mut conn) = state.store.pool().acquire().await {
+            if let Ok(verdict) = crate::web::protecting::now(&state, &mut conn).await {
+                let row = verdict.as_health();
+                if last_verdict.as_ref() != Some(&row) {
+                    let component = crate::web::protecting::HEALTH_COMPONENT;
+                    let saved =
+                        store::health::set(&mut conn, component, row.0, &row.1, state.clock.now()).await;
+                    if saved.is_ok() {
+                        last_verdict = Some(row);
+                    }
+                }
+            }
+        }
         if let Err(e) = crate::web::networks::revert_when_due(&state).await {
             tracing::error!(error = %e, "could not check pending firewall changes");
         }

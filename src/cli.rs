@@ -137,7 +137,16 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
-    println!("protection      {}", if s.protection { "ON (bans enforced)" } else { "OFF (monitor mode)" });
+    let protecting = s.health.iter().find(|h| h.component == crate::web::protecting::HEALTH_COMPONENT);
+    let switch = match (s.protection, protecting) {
+        (true, Some(h)) if !h.ok => "ON, but NOT PROTECTING (see \"protecting\" below)",
+        (true, Some(h)) if h.detail.starts_with("monitor only") => {
+            "ON, but monitor only (see \"protecting\" below)"
+        }
+        (true, _) => "ON (bans enforced)",
+        (false, _) => "OFF (monitor mode)",
+    };
+    println!("protection      {switch}");
     println!("active bans     {} timed, {} until released", s.bans_timed, s.bans_until_released);
     println!(
         "failures        {} in the last hour, {} in the last 24 h",

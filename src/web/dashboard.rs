@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::auth::redirect;
 use super::chart::{self, Chart};
-use super::protecting::{Facts, Protecting};
+use super::protecting::Protecting;
 use super::{CurrentAdmin, WebError, WebState, when};
 use crate::actions;
 use crate::domain::{DAY_MS, HOUR_MS};
@@ -47,22 +47,6 @@ pub struct Live {
     pub not_protecting: Vec<String>,
     /// Watching on purpose without blocking: why.
     pub monitor_only: Option<String>,
-}
-
-/// Whether sipwarden protects the PBX now ([`super::protecting::verdict`]).
-async fn protecting(state: &WebState, conn: &mut store::Conn) -> Result<Protecting, WebError> {
-    let health = store::health::all(conn).await?;
-    let firewall = health.iter().find(|h| h.component == crate::enforcer::HEALTH_COMPONENT);
-    Ok(super::protecting::verdict(&Facts {
-        protection_on: store::settings::protection(conn, state.protection_default).await?,
-        firewall_enforces: state.firewall_enforces,
-        firewall_fallback: state.firewall_fallback.clone(),
-        firewall_ok: firewall.map(|h| h.ok),
-        firewall_detail: firewall.map_or_else(String::new, |h| h.detail.clone()),
-        storing_problem: state.ingest.problem().map(|p| p.detail),
-        log_problems: state.ingest.log_problems(),
-        log_sources: state.log_sources,
-    }))
 }
 
 #[derive(Template, WebTemplate)]
@@ -118,7 +102,7 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
             p.attempts
         )
     });
-    let (not_protecting, monitor_only) = match protecting(state, &mut conn).await? {
+    let (not_protecting, monitor_only) = match super::protecting::now(state, &mut conn).await? {
         Protecting::Yes => (Vec::new(), None),
         Protecting::MonitorOnly(why) => (Vec::new(), Some(why)),
         Protecting::No(why) => (why, None),
@@ -223,7 +207,7 @@ pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse,
     let mut conn = state.store.pool().acquire().await?;
     let health = store::health::all(&mut conn).await?;
     let ingest_ok = state.ingest.problem().is_none();
-    let (status, problems) = match protecting(&state, &mut conn).await? {
+    let (status, problems) = match super::protecting::now(&state, &mut conn).await? {
         Protecting::Yes => ("ok", Vec::new()),
         Protecting::MonitorOnly(why) => ("monitor_only", vec![why]),
         Protecting::No(why) => ("not_protecting", why),

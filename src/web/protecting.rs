@@ -27,6 +27,37 @@ pub struct Facts {
     pub log_sources: usize,
 }
 
+/// The verdict from what `serve` knows now: its firewall, its logs, the database.
+pub async fn now(state: &super::WebState, conn: &mut crate::store::Conn) -> crate::store::Result<Protecting> {
+    use crate::store;
+    let health = store::health::all(conn).await?;
+    let firewall = health.iter().find(|h| h.component == crate::enforcer::HEALTH_COMPONENT);
+    Ok(verdict(&Facts {
+        protection_on: store::settings::protection(conn, state.protection_default).await?,
+        firewall_enforces: state.firewall_enforces,
+        firewall_fallback: state.firewall_fallback.clone(),
+        firewall_ok: firewall.map(|h| h.ok),
+        firewall_detail: firewall.map_or_else(String::new, |h| h.detail.clone()),
+        storing_problem: state.ingest.problem().map(|p| p.detail),
+        log_problems: state.ingest.log_problems(),
+        log_sources: state.log_sources,
+    }))
+}
+
+/// The health row `sipwarden status` shows: component, ok, detail.
+pub const HEALTH_COMPONENT: &str = "protecting";
+
+impl Protecting {
+    /// As one health row: whether all is well, and in words.
+    pub fn as_health(&self) -> (bool, String) {
+        match self {
+            Protecting::Yes => (true, "yes: attackers are blocked".into()),
+            Protecting::MonitorOnly(why) => (true, format!("monitor only: {why}")),
+            Protecting::No(why) => (false, format!("NO: {}", why.join("; "))),
+        }
+    }
+}
+
 pub fn verdict(f: &Facts) -> Protecting {
     let mut problems = Vec::new();
     if let Some(why) = &f.firewall_fallback {

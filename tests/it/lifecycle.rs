@@ -105,8 +105,8 @@ async fn health_says_not_protecting_with_the_fix_until_the_security_log_exists()
     use crate::disk_faults::{healthz, wait_for};
     let dir = tempfile::tempdir().unwrap();
     let security = dir.path().join("security");
-    let (mut child, port) =
-        serve_dry_run(&dir.path().join("data"), &format!("security:{}", security.display()));
+    let data = dir.path().join("data");
+    let (mut child, port) = serve_dry_run(&data, &format!("security:{}", security.display()));
     wait_for("/healthz names the missing log", 15, || {
         let (status, body) = healthz(port);
         status.contains("503")
@@ -114,6 +114,17 @@ async fn health_says_not_protecting_with_the_fix_until_the_security_log_exists()
             && body.contains("does not exist")
             && body.contains("logger_logfiles_custom.conf")
     });
+    // `status`, another process, says so too.
+    let status = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .arg("status")
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for("status says not protecting", 15, || status().contains("ON, but NOT PROTECTING"));
     append(&security, "");
     // Back to what was chosen: watching without blocking, answered 200.
     wait_for("/healthz is monitor only", 15, || {

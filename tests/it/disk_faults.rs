@@ -122,7 +122,10 @@ async fn a_full_disk_and_a_read_only_data_dir_are_reported_and_lose_nothing() {
     let mut truth = write_log(&log, 20_000, 60);
     wait_for("/healthz reports the full disk", 30, || {
         let (status, body) = healthz(port);
-        status.contains("503") && body.contains("\"ingest_ok\":false") && body.contains("degraded")
+        status.contains("503")
+            && body.contains("\"ingest_ok\":false")
+            && body.contains("not_protecting")
+            && body.contains("Log records cannot be stored")
     });
     std::fs::remove_file(filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -32,7 +32,37 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         )
     })?;
     let path = config.database_path();
+    private_files(&config.data_dir, &path)?;
     Store::open(&path).await.with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// The data directory holds password hashes, session ids and evidence: only its owner
+/// may enter it, and the database is created 0600 (SQLite gives its -wal and -shm the
+/// database's own mode).
+fn private_files(dir: &std::path::Path, database: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // Another user (an admin running the CLI) may not own them: said, not fatal.
+    let chmod = |p: &std::path::Path, mode: u32| {
+        if let Err(e) = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot restrict the permissions");
+        }
+    };
+    chmod(dir, 0o700);
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(database) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = database.as_os_str().to_owned();
+                name.push(suffix);
+                let file = std::path::PathBuf::from(name);
+                if file.exists() {
+                    chmod(&file, 0o600);
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create the database {}", database.display())),
+    }
 }
 
 /// The backend `config` asks for. With `auto`, a host where `nft` cannot run gets a

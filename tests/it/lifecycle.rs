@@ -134,3 +134,25 @@ async fn health_says_not_protecting_with_the_fix_until_the_security_log_exists()
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_directory_and_every_file_in_it_are_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("messages");
+    write_log(&log, 50, 5);
+    let data = dir.path().join("data");
+    let (mut child, _port) = serve_dry_run(&data, &log.display().to_string());
+    drop(following(&data, &log).await);
+    let mode = |name: &str| std::fs::metadata(data.join(name)).map(|m| m.permissions().mode() & 0o777).ok();
+    crate::disk_faults::wait_for("the failed-auth log is written", 10, || mode("failed-auth.log").is_some());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    for file in ["sipwarden.db", "failed-auth.log", "setup-url"] {
+        assert_eq!(mode(file), Some(0o600), "{file}");
+    }
+    for file in ["sipwarden.db-wal", "sipwarden.db-shm"] {
+        assert!(mode(file).is_none_or(|m| m == 0o600), "{file}: {:o}", mode(file).unwrap_or(0));
+    }
+}

@@ -31,7 +31,10 @@ install -d -m 0755 "$root/etc/sipwarden"
 if [ -e "$root/etc/sipwarden/sipwarden.toml" ]; then
   echo "kept the existing $root/etc/sipwarden/sipwarden.toml"
 else
-  install -m 0640 sipwarden.example.toml "$root/etc/sipwarden/sipwarden.toml"
+  # The service's data directory, so an admin's `sipwarden --config ...` finds it too.
+  sed 's|^data_dir = "sipwarden-data"|data_dir = "/var/lib/sipwarden"|' sipwarden.example.toml \
+    > "$root/etc/sipwarden/sipwarden.toml"
+  chmod 0640 "$root/etc/sipwarden/sipwarden.toml"
   echo "installed $root/etc/sipwarden/sipwarden.toml: set logs and trusted before starting"
 fi
 install -d -m 0750 "$root/var/lib/sipwarden"

@@ -36,6 +36,22 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&path).await.with_context(|| format!("cannot open the database {}", path.display()))
 }
 
+/// The database `serve` made, for the admin commands: they never create one. An empty
+/// new database next to wherever the command ran would hold no bans, and `protection
+/// on` from it would clear the real ones from the kernel.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Store> {
+    let path = config.database_path();
+    if !path.exists() {
+        anyhow::bail!(
+            "no sipwarden database at {}: sipwarden keeps it in the data directory `serve` uses. \
+             Pass that configuration (--config /etc/sipwarden/sipwarden.toml) or --data-dir; \
+             `serve` creates the database on its first start",
+            path.display()
+        );
+    }
+    open_store(config).await
+}
+
 /// The data directory holds password hashes, session ids and evidence: only its owner
 /// may enter it, and the database is created 0600 (SQLite gives its -wal and -shm the
 /// database's own mode).

@@ -36,7 +36,7 @@ async fn converge(config: &Config, store: &store::Store) -> String {
 }
 
 pub async fn ban(config: Config, ip: IpAddr, duration_ms: Option<i64>, reason: &str) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_existing_store(&config).await?;
     let now = SystemClock.now();
     actions::ban(&store, &config.trusted, &CLI, ip, duration_ms.map(|d| now + d), reason, now).await?;
     let length = duration_ms
@@ -46,14 +46,14 @@ pub async fn ban(config: Config, ip: IpAddr, duration_ms: Option<i64>, reason: &
 }
 
 pub async fn unban(config: Config, ip: IpAddr) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_existing_store(&config).await?;
     let n = actions::release(&store, &CLI, ip, SystemClock.now()).await?;
     println!("{ip} released ({n} ban{}); {}", if n == 1 { "" } else { "s" }, converge(&config, &store).await);
     Ok(())
 }
 
 pub async fn protection(config: Config, on: bool) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_existing_store(&config).await?;
     actions::set_protection(&store, &CLI, on, SystemClock.now()).await?;
     let what = if on { "protection ON: bans are enforced" } else { "protection OFF: monitor mode" };
     println!("{what}; {}", converge(&config, &store).await);
@@ -131,7 +131,7 @@ fn when(ms: i64) -> String {
 }
 
 pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
-    let store = app::open_store(&config).await?;
+    let store = app::open_existing_store(&config).await?;
     let s = gather_status(&config, &store).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);

@@ -267,8 +267,15 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                FileConfig::parse(&text)
-                    .map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?
+                let mut parsed = FileConfig::parse(&text)
+                    .map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?;
+                // A relative path in a file means the same wherever a command runs from.
+                let beside = |p: PathBuf| {
+                    if p.is_relative() { path.parent().unwrap_or(Path::new(".")).join(p) } else { p }
+                };
+                parsed.data_dir = parsed.data_dir.map(beside);
+                parsed.clean_log = parsed.clean_log.map(beside);
+                parsed
             }
             None => FileConfig::default(),
         };
@@ -454,6 +461,19 @@ mod tests {
         assert!(c.trusted.contains("192.168.1.20".parse().unwrap()));
         assert_eq!(c.retention, Retention::default());
         assert_eq!(c.prefix_rule, crate::policy::prefix::PrefixRule::default());
+    }
+
+    #[test]
+    fn a_relative_data_dir_in_a_file_is_beside_the_file_wherever_a_command_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sipwarden.toml");
+        std::fs::write(&file, "data_dir = \"data\"\nclean_log = \"/var/log/f.log\"\n").unwrap();
+        let c = Config::load(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.clean_log, PathBuf::from("/var/log/f.log"));
+        // A flag is the admin's own words, read from where they typed it.
+        let o = Overrides { data_dir: Some("here".into()), ..Overrides::default() };
+        assert_eq!(Config::load(Some(&file), o).unwrap().data_dir, PathBuf::from("here"));
     }
 
     #[test]

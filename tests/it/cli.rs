@@ -19,9 +19,34 @@ fn status(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The database `serve` creates on its first start.
+fn served_once(dir: &std::path::Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        sipwarden::store::Store::open(&dir.join("sipwarden.db")).await.unwrap().close().await
+    });
+}
+
+#[test]
+fn admin_commands_never_create_a_database_of_their_own() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .current_dir(elsewhere.path())
+        .args(["protection", "on"])
+        .env_remove("SIPWARDEN_CONFIG")
+        .env_remove("SIPWARDEN_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no sipwarden database") && err.contains("--config"), "{err}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing created");
+}
+
 #[test]
 fn ban_status_unban_and_protection_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
+    served_once(dir.path());
     let out = sipwarden(dir.path(), &["ban", "203.0.113.5", "--for", "10m", "--reason", "seen in pcap"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("203.0.113.5 banned for 10m"), "{text}");

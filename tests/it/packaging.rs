@@ -87,11 +87,19 @@ fn the_unit_and_the_install_script_agree_on_paths_and_keep_an_existing_config() 
         assert!(root.path().join(path).exists(), "{path}");
     }
     let config = root.path().join("etc/sipwarden/sipwarden.toml");
+    let installed = std::fs::read_to_string(&config).unwrap();
+    assert!(installed.contains("\ndata_dir = \"/var/lib/sipwarden\""), "the service's data directory");
     std::fs::write(&config, "# edited by the admin\n").unwrap();
     let said = install(root.path());
     assert!(said.contains("kept the existing"));
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "# edited by the admin\n");
-    // The installed example config is one the binary accepts.
+    // The installed example config is one the binary accepts (against the database
+    // `serve` would have created).
+    let data = root.path().join("var/lib/sipwarden");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        sipwarden::store::Store::open(&data.join("sipwarden.db")).await.unwrap().close().await
+    });
     let out = Command::new(root.path().join("usr/local/bin/sipwarden"))
         .args(["--config"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sipwarden.example.toml"))

@@ -103,12 +103,16 @@ fn check_log_text_output_and_missing_file_error() {
 }
 
 async fn live(files: &[(&str, SourceKind)]) -> BTreeMap<String, u64> {
+    live_from("corpus", files).await
+}
+
+async fn live_from(dir: &str, files: &[(&str, SourceKind)]) -> BTreeMap<String, u64> {
     let security = files.iter().any(|(_, k)| *k == SourceKind::Security);
     let mut app = TestApp::new(TrustedNetworks::default(), security).await;
     for (name, kind) in files {
         // Copy so the follower sees a log of its own, as on a PBX.
         let path = app.path(name);
-        std::fs::copy(fixture(&format!("corpus/{name}")), &path).unwrap();
+        std::fs::copy(fixture(&format!("{dir}/{name}")), &path).unwrap();
         app.follow(&path, Some(*kind), StartAt::Beginning).await;
     }
     app.poll().await;
@@ -123,4 +127,32 @@ async fn live_pipeline_stores_truth_per_file_and_together() {
         live(&[("messages.log", SourceKind::Messages), ("security.log", SourceKind::Security)]).await,
         truth()
     );
+}
+
+fn office_day_truth() -> BTreeMap<String, u64> {
+    [("10.98.0.66".to_string(), 26), ("10.98.0.77".to_string(), 16), ("10.98.0.20".to_string(), 1)].into()
+}
+
+/// The office-day recording (real Asterisk 20.20.1: office phones, a typo, svwar, svcrack
+/// cracking 1002 with one reused Call-ID, an AMI guesser, chan_sip 2001 cracked), counted
+/// on the wire: every guess counts once, from either log and in the live pipeline.
+#[tokio::test]
+async fn the_office_day_recording_stores_each_attempt_once() {
+    let (sec, msg) = (("security.log", SourceKind::Security), ("messages.log", SourceKind::Messages));
+    assert_eq!(live_from("office-day", &[sec]).await, office_day_truth());
+    assert_eq!(live_from("office-day", &[msg]).await, office_day_truth());
+    assert_eq!(live_from("office-day", &[sec, msg]).await, office_day_truth());
+}
+
+#[test]
+fn the_office_day_recording_counts_each_attempt_once() {
+    let count = |files: &[&str]| -> BTreeMap<String, u64> {
+        let paths: Vec<_> = files.iter().map(|f| fixture(&format!("office-day/{f}"))).collect();
+        let report = check_files(&paths, Ladder::default(), TrustedNetworks::default()).unwrap();
+        report.by_ip.into_iter().map(|(ip, r)| (ip, r.failures)).collect()
+    };
+    let truth = office_day_truth();
+    assert_eq!(count(&["security.log"]), truth);
+    assert_eq!(count(&["messages.log"]), truth);
+    assert_eq!(count(&["security.log", "messages.log"]), truth);
 }

@@ -45,9 +45,15 @@ pub async fn ban(config: Config, ip: IpAddr, duration_ms: Option<i64>, reason: &
     Ok(())
 }
 
-pub async fn unban(config: Config, ip: IpAddr) -> anyhow::Result<()> {
+/// Releases an address (`ip` a /32 or /128) or a banned IPv6 prefix.
+pub async fn unban(config: Config, ip: ipnet::IpNet) -> anyhow::Result<()> {
     let store = app::open_existing_store(&config).await?;
-    let n = actions::release(&store, &CLI, ip, SystemClock.now()).await?;
+    let n = if ip.prefix_len() == ip.max_prefix_len() {
+        actions::release(&store, &CLI, ip.addr(), SystemClock.now()).await?
+    } else {
+        actions::release_target(&store, &CLI, &ip.to_string(), SystemClock.now()).await?
+    };
+    let ip = crate::firewall::render::target_text(&ip);
     println!("{ip} released ({n} ban{}); {}", if n == 1 { "" } else { "s" }, converge(&config, &store).await);
     Ok(())
 }

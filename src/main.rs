@@ -57,8 +57,12 @@ enum Command {
         #[arg(long, default_value = "banned by an admin")]
         reason: String,
     },
-    /// Release every active ban of an address.
-    Unban { ip: IpAddr },
+    /// Release every active ban of an address, or a banned IPv6 prefix.
+    Unban {
+        /// An address, or a banned IPv6 prefix such as 2001:db8:1:2::/64.
+        #[arg(value_parser = parse_ban_target)]
+        ip: ipnet::IpNet,
+    },
     /// Switch protection: `on` enforces bans, `off` is monitor mode.
     Protection {
         #[arg(value_enum)]
@@ -100,6 +104,14 @@ enum OnOff {
 enum StartAtArg {
     Beginning,
     End,
+}
+
+/// `203.0.113.7` or `2001:db8:1:2::/64`.
+fn parse_ban_target(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<IpAddr>()
+        .map(ipnet::IpNet::from)
+        .or_else(|_| text.parse::<ipnet::IpNet>().map(|n| n.trunc()))
+        .map_err(|_| format!("{text:?} is not an address or a network like 2001:db8:1:2::/64"))
 }
 
 fn main() -> ExitCode {

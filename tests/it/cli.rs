@@ -132,3 +132,31 @@ fn the_demo_prints_its_login_and_bans_the_replayed_attackers() {
     assert!(demo.wait().unwrap().success(), "the demo stops cleanly");
     assert!(banned, "the cracker and the AMI guesser are banned within seconds");
 }
+
+#[test]
+fn a_banned_ipv6_prefix_is_released_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    served_once(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = sipwarden::store::Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let ban = sipwarden::store::bans::NewBan {
+            ip: "2001:db8:5:6::/64",
+            reason: "3 addresses of 2001:db8:5:6::/64 banned within 1d",
+            rung: 1,
+            created_at: 0,
+            until_at: None,
+        };
+        sipwarden::store::bans::insert(&mut conn, &ban).await.unwrap();
+        drop(conn);
+        store.close().await;
+    });
+    assert_eq!(status(dir.path())["bans_until_released"], 1);
+    let out = sipwarden(dir.path(), &["unban", "2001:db8:5:6::/64"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("2001:db8:5:6::/64 released (1 ban)"), "{text}");
+    assert_eq!(status(dir.path())["bans_until_released"], 0);
+    let out = sipwarden(dir.path(), &["unban", "not-an-address"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an address or a network"));
+}

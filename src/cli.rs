@@ -146,7 +146,7 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
     let protecting = s.health.iter().find(|h| h.component == crate::web::protecting::HEALTH_COMPONENT);
     let switch = match (s.protection, protecting) {
         (true, Some(h)) if !h.ok => "ON, but NOT PROTECTING (see \"protecting\" below)",
-        (true, Some(h)) if h.detail.starts_with("monitor only") => {
+        (true, Some(h)) if h.detail.starts_with(crate::web::protecting::MONITOR_ONLY) => {
             "ON, but monitor only (see \"protecting\" below)"
         }
         (true, _) => "ON (bans enforced)",

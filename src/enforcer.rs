@@ -4,7 +4,6 @@
 //! created or released since the last pass, for speed; `run` loops around both.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,11 +61,6 @@ fn kernel_trusted(trusted: &TrustedNetworks) -> Vec<IpNet> {
         nets.push(always.parse().expect("loopback network"));
     }
     IpNet::aggregate(&nets)
-}
-
-/// What a ban row names: an address, or an IPv6 prefix (`2001:db8:1:2::/64`).
-fn ban_target(text: &str) -> Option<IpNet> {
-    text.parse::<IpAddr>().map(IpNet::from).ok().or_else(|| text.parse::<IpNet>().ok().map(|n| n.trunc()))
 }
 
 /// Whether the kernel should hold a ban of `net`: a trusted address never is (a
@@ -132,7 +126,7 @@ impl Enforcer {
         let mut bans = Vec::new();
         // Strongest first, so an address banned twice gets its longest ban.
         for (target, until) in store::bans::active_targets(&mut conn, now).await? {
-            let Some(net) = ban_target(&target) else { continue };
+            let Some(net) = crate::domain::network::parse_ban_target(&target) else { continue };
             if !enforceable(net, &trusted) || !seen.insert(net) {
                 continue;
             }
@@ -246,7 +240,7 @@ impl Enforcer {
         let mut add = Vec::new();
         if on {
             for b in &created {
-                let Some(net) = ban_target(&b.ip) else {
+                let Some(net) = crate::domain::network::parse_ban_target(&b.ip) else {
                     continue;
                 };
                 if enforceable(net, &trusted) {
@@ -258,7 +252,7 @@ impl Enforcer {
         for ip in released {
             // Still banned by another row: the full pass decides what the kernel keeps.
             if store::bans::active_for(&mut conn, &ip, now).await?.is_none() {
-                if let Some(net) = ban_target(&ip) {
+                if let Some(net) = crate::domain::network::parse_ban_target(&ip) {
                     remove.push(net);
                 }
             }

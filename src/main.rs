@@ -108,10 +108,8 @@ enum StartAtArg {
 
 /// `203.0.113.7` or `2001:db8:1:2::/64`.
 fn parse_ban_target(text: &str) -> Result<ipnet::IpNet, String> {
-    text.parse::<IpAddr>()
-        .map(ipnet::IpNet::from)
-        .or_else(|_| text.parse::<ipnet::IpNet>().map(|n| n.trunc()))
-        .map_err(|_| format!("{text:?} is not an address or a network like 2001:db8:1:2::/64"))
+    sipwarden::domain::network::parse_ban_target(text)
+        .ok_or_else(|| format!("{text:?} is not an address or a network like 2001:db8:1:2::/64"))
 }
 
 fn main() -> ExitCode {

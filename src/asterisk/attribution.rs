@@ -29,6 +29,21 @@ pub enum Grammar {
 }
 
 impl Grammar {
+    /// Whether `v` can be a value of this grammar.
+    pub fn accepts(self, v: &str) -> bool {
+        match self {
+            Grammar::Free => true,
+            Grammar::Tv => super::security::is_event_tv(v),
+            Grammar::Digits => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+            Grammar::Quoteless => !v.contains('\n') && !v.contains('"'),
+            Grammar::Digest => {
+                let b = v.as_bytes();
+                memchr::memchr_iter(b'"', b).all(|i| i > 0 && b[i - 1] == b'\\')
+            }
+        }
+    }
+
+    /// The same as a regular expression, for the tail pattern.
     fn pattern(self) -> String {
         match self {
             Grammar::Free => "(?:.*?)".into(),
@@ -110,17 +125,19 @@ pub fn attribute<'a>(body: &'a str, account_first: bool, session: SessionId, tai
 
 /// Whether `text` holds `",LocalAddress="<addr>",RemoteAddress="<addr>"` anywhere.
 pub fn has_address_pair(text: &str) -> bool {
-    REMOTE_PAIR.find_iter(text.as_bytes()).any(|at| {
-        let start = at + "\",RemoteAddress=\"".len();
-        let remote_ok = text[start..]
-            .find('"')
-            .is_some_and(|n| super::security::is_event_address(&text[start..start + n]));
-        let before = &text[..at];
-        remote_ok
-            && before
-                .rfind(",LocalAddress=\"")
-                .is_some_and(|l| super::security::is_event_address(&before[l + ",LocalAddress=\"".len()..]))
-    })
+    REMOTE_PAIR.find_iter(text.as_bytes()).any(|at| pair_at(text, at).is_some())
+}
+
+/// The address pair whose `",RemoteAddress="` is at `at`, when both values are
+/// addresses: `(remote, where ",LocalAddress=" starts, where the remote value ends)`.
+fn pair_at(text: &str, at: usize) -> Option<(&str, usize, usize)> {
+    const LOCAL: &str = ",LocalAddress=\"";
+    let start = at + "\",RemoteAddress=\"".len();
+    let end = start + text[start..].find('"')?;
+    let remote = &text[start..end];
+    let local_at = text[..at].rfind(LOCAL)?;
+    let valid = super::security::is_event_address;
+    (valid(remote) && valid(&text[local_at + LOCAL.len()..at])).then_some((remote, local_at, end))
 }
 
 /// The reading in which the `",RemoteAddress="` at `at` is the real one, if it holds.
@@ -131,21 +148,10 @@ fn reading_at<'a>(
     session: SessionId,
     tail: &Tail,
 ) -> Option<Reading<'a>> {
-    let value_start = at + "\",RemoteAddress=\"".len();
-    let value_len = body[value_start..].find('"')?;
-    let remote = &body[value_start..value_start + value_len];
-    if !super::security::is_event_address(remote) {
-        return None;
-    }
-    let after = &body[value_start + value_len + 1..];
-    let captures = tail.regex.captures(after)?;
-    // `…,SessionID="S",LocalAddress="L` then the quote at `at`.
-    let before = &body[..at];
-    let local_at = before.rfind(",LocalAddress=\"")?;
-    if !super::security::is_event_address(&before[local_at + ",LocalAddress=\"".len()..]) {
-        return None;
-    }
-    let (account, session) = leading_fields(before[..local_at].strip_suffix('"')?, account_first, session)?;
+    let (remote, local_at, end) = pair_at(body, at)?;
+    let captures = tail.regex.captures(&body[end + 1..])?;
+    // `…,SessionID="S` then `,LocalAddress=`.
+    let (account, session) = leading_fields(body[..local_at].strip_suffix('"')?, account_first, session)?;
     let from_tail = captures.name("acct").map(|m| m.as_str());
     Some(Reading {
         account: account.or(from_tail),

@@ -12,35 +12,18 @@ use crate::domain::{FailureKind, Outcome, Service, UnixMs};
 
 pub(super) const TV: &str = r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{4}|\d+-\d+)";
 
-type Value = Grammar;
-
-impl Grammar {
-    fn accepts(self, v: &str) -> bool {
-        match self {
-            Grammar::Free => true,
-            Grammar::Tv => is_event_tv(v),
-            Grammar::Digits => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
-            Grammar::Quoteless => !v.contains('\n') && !v.contains('"'),
-            Grammar::Digest => {
-                let b = v.as_bytes();
-                memchr::memchr_iter(b'"', b).all(|i| i > 0 && b[i - 1] == b'\\')
-            }
-        }
-    }
-}
-
 /// One counted (or learned-from) event: the fields Asterisk writes after
 /// RemoteAddress, required ones first, then the optional ones in canonical order.
 pub(super) struct EventSpec {
     pub(super) name: &'static str,
     outcome: Outcome,
     pub(super) account_required: bool,
-    pub(super) required: &'static [(&'static str, Value)],
-    pub(super) optional: &'static [(&'static str, Value)],
+    pub(super) required: &'static [(&'static str, Grammar)],
+    pub(super) optional: &'static [(&'static str, Grammar)],
 }
 
-const MODULE: (&str, Value) = ("Module", Value::Quoteless);
-const SESSION_TV: (&str, Value) = ("SessionTV", Value::Tv);
+const MODULE: (&str, Grammar) = ("Module", Grammar::Quoteless);
+const SESSION_TV: (&str, Grammar) = ("SessionTV", Grammar::Tv);
 
 pub(super) static SPECS: [EventSpec; 7] = [
     EventSpec {
@@ -51,9 +34,9 @@ pub(super) static SPECS: [EventSpec; 7] = [
         optional: &[
             MODULE,
             SESSION_TV,
-            ("Challenge", Value::Digest),
-            ("ReceivedChallenge", Value::Digest),
-            ("ReceivedHash", Value::Digest),
+            ("Challenge", Grammar::Digest),
+            ("ReceivedChallenge", Grammar::Digest),
+            ("ReceivedHash", Grammar::Digest),
         ],
     },
     EventSpec {
@@ -61,9 +44,9 @@ pub(super) static SPECS: [EventSpec; 7] = [
         outcome: Outcome::Failure(FailureKind::WrongPassword),
         account_required: true,
         required: &[
-            ("Challenge", Value::Digest),
-            ("Response", Value::Digest),
-            ("ExpectedResponse", Value::Quoteless),
+            ("Challenge", Grammar::Digest),
+            ("Response", Grammar::Digest),
+            ("ExpectedResponse", Grammar::Quoteless),
         ],
         optional: &[MODULE, SESSION_TV],
     },
@@ -79,33 +62,33 @@ pub(super) static SPECS: [EventSpec; 7] = [
         outcome: Outcome::Failure(FailureKind::AclDenied),
         account_required: true,
         required: &[],
-        optional: &[MODULE, ("ACLName", Value::Quoteless), SESSION_TV],
+        optional: &[MODULE, ("ACLName", Grammar::Quoteless), SESSION_TV],
     },
     EventSpec {
         name: "InvalidTransport",
         outcome: Outcome::Failure(FailureKind::Rejected),
         account_required: true,
-        required: &[("AttemptedTransport", Value::Quoteless)],
+        required: &[("AttemptedTransport", Grammar::Quoteless)],
         optional: &[MODULE, SESSION_TV],
     },
     EventSpec {
         name: "RequestBadFormat",
         outcome: Outcome::Failure(FailureKind::Rejected),
         account_required: false,
-        required: &[("RequestType", Value::Free)],
-        optional: &[MODULE, SESSION_TV, ("AccountID", Value::Free), ("RequestParams", Value::Free)],
+        required: &[("RequestType", Grammar::Free)],
+        optional: &[MODULE, SESSION_TV, ("AccountID", Grammar::Free), ("RequestParams", Grammar::Free)],
     },
     EventSpec {
         name: "SuccessfulAuth",
         outcome: Outcome::Success,
         account_required: true,
-        required: &[("UsingPassword", Value::Digits)],
+        required: &[("UsingPassword", Grammar::Digits)],
         optional: &[MODULE, SESSION_TV],
     },
 ];
 
 /// `TV` without a regex: `2026-11-24T21:04:50.544+0000` or the old `<sec>-<usec>`.
-fn is_event_tv(v: &str) -> bool {
+pub(super) fn is_event_tv(v: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if let Some((_, usec)) = v.split_once('-').filter(|(s, _)| !v.contains('T') && digits(s)) {
         return digits(usec);
@@ -211,11 +194,10 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
         })
     };
     take("SecurityEvent").filter(|v| *v == spec.name)?;
-    let tv = take("EventTV").filter(|v| Value::Tv.accepts(v))?;
-    take("Severity").filter(|v| *v == "Error" || *v == "Informational")?;
-    let service = take("Service")
-        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))?;
-    take("EventVersion").filter(|v| Value::Digits.accepts(v))?;
+    let tv = take("EventTV").filter(|v| Grammar::Tv.accepts(v))?;
+    take("Severity").filter(|v| is_severity(v))?;
+    let service = take("Service").filter(|v| is_service_name(v))?;
+    take("EventVersion").filter(|v| Grammar::Digits.accepts(v))?;
     let mut account = if spec.account_required { Some(take("AccountID")?) } else { None };
     let session = take("SessionID")?;
     take("LocalAddress").filter(|v| is_event_address(v))?;
@@ -239,6 +221,14 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
     (i == pairs.len()).then_some(Captured { tv, service, account, session, remote, acl })
 }
 
+fn is_severity(v: &str) -> bool {
+    v == "Error" || v == "Informational"
+}
+
+fn is_service_name(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// The fixed fields Asterisk writes before any attacker text: `(EventTV, Service, rest)`.
 fn header<'a>(spec: &EventSpec, msg: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
     let rest = msg.strip_prefix("SecurityEvent=\"")?.strip_prefix(spec.name)?;
@@ -250,9 +240,8 @@ fn header<'a>(spec: &EventSpec, msg: &'a str) -> Option<(&'a str, &'a str, &'a s
     };
     let mut rest = rest;
     let tv = value(&mut rest, "EventTV").filter(|v| is_event_tv(v))?;
-    value(&mut rest, "Severity").filter(|v| *v == "Error" || *v == "Informational")?;
-    let service = value(&mut rest, "Service")
-        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))?;
+    value(&mut rest, "Severity").filter(|v| is_severity(v))?;
+    let service = value(&mut rest, "Service").filter(|v| is_service_name(v))?;
     value(&mut rest, "EventVersion").filter(|v| Grammar::Digits.accepts(v))?;
     Some((tv, service, rest.strip_prefix('"')?))
 }

@@ -35,6 +35,12 @@ impl TrustedNetworks {
     }
 }
 
+/// What a ban names: an address (a /32 or /128), or a network such as a banned IPv6
+/// prefix (`2001:db8:1:2::/64`), as stored, typed or listed.
+pub fn parse_ban_target(text: &str) -> Option<IpNet> {
+    text.parse::<IpAddr>().map(IpNet::from).ok().or_else(|| text.parse::<IpNet>().ok().map(|n| n.trunc()))
+}
+
 /// IPv4-mapped IPv6 addresses are the IPv4 host they carry.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {

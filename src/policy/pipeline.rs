@@ -27,6 +27,13 @@ struct RecordContext<'a> {
     enforcing: bool,
 }
 
+impl RecordContext<'_> {
+    /// An office phone's address.
+    fn in_extensions(&self, ip: IpAddr) -> bool {
+        self.extensions.iter().any(|n| n.contains(&ip))
+    }
+}
+
 /// A ban decided by one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewBan {
@@ -118,11 +125,10 @@ pub struct Pipeline {
 
 /// A stored IPv6 ban as the prefix rule reads it.
 fn v6_ban(text: &str, created_at: UnixMs, active: bool) -> Option<V6Ban> {
-    let net = match text.parse::<std::net::Ipv6Addr>() {
-        Ok(a) => ipnet::Ipv6Net::from(a),
-        Err(_) => text.parse::<ipnet::Ipv6Net>().ok()?,
-    };
-    Some(V6Ban { net, created_at, active })
+    match crate::domain::network::parse_ban_target(text)? {
+        ipnet::IpNet::V6(net) => Some(V6Ban { net, created_at, active }),
+        ipnet::IpNet::V4(_) => None,
+    }
 }
 
 impl Pipeline {
@@ -360,8 +366,7 @@ impl Pipeline {
             return Ok(());
         }
         // An office phone set up wrong (transport, extension name) is no attacker.
-        let office = ctx.extensions.iter().any(|n| n.contains(&ip));
-        if office
+        if ctx.in_extensions(ip)
             && matches!(event.outcome, Outcome::Failure(FailureKind::Rejected | FailureKind::UnknownAccount))
         {
             return Ok(());
@@ -477,7 +482,7 @@ impl Pipeline {
             _ => 0,
         };
         let pending = writes.times.get(ip_text).map_or(0, |p| p.iter().filter(|&&t| t > clean_since).count());
-        let inside = (!ctx.extensions.is_empty()).then(|| ctx.extensions.iter().any(|n| n.contains(&ip)));
+        let inside = (!ctx.extensions.is_empty()).then(|| ctx.in_extensions(ip));
         super::earns_leniency(stored + pending as u32, inside)
     }
 
@@ -514,9 +519,11 @@ impl Pipeline {
             .and_then(|s| s.lenient_at)
             .is_some_and(|t| t > at - ctx.ladder.known_good_for_ms);
         // Inside the extension networks the lenient rung applies without a login first.
-        let office = ctx.extensions.iter().any(|n| n.contains(&ip));
-        let (known_good, recent_timed_bans, active_until) =
-            (h.succeeded_since || success_pending || office, h.timed_bans_since, h.active_until);
+        let (known_good, recent_timed_bans, active_until) = (
+            h.succeeded_since || success_pending || ctx.in_extensions(ip),
+            h.timed_bans_since,
+            h.active_until,
+        );
         Ok(History {
             failures_in_window,
             trusted: ctx.trusted.contains(ip),

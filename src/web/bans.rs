@@ -92,10 +92,8 @@ async fn release_ban(state: &WebState, admin: &CurrentAdmin, id: i64) -> Result<
     let mut conn = state.store.pool().acquire().await?;
     let ban = store::bans::by_id(&mut conn, id).await?.ok_or(WebError::NotFound)?;
     drop(conn);
-    let target = match ban.ip.parse::<IpAddr>() {
-        Ok(ip) => ipnet::IpNet::from(ip),
-        Err(_) => ban.ip.parse().map_err(|_| WebError::BadRequest("stored address unreadable".into()))?,
-    };
+    let target = crate::domain::network::parse_ban_target(&ban.ip)
+        .ok_or_else(|| WebError::BadRequest("stored address unreadable".into()))?;
     match actions::release_target(&state.store, &admin.actor(), &ban.ip, state.clock.now()).await {
         Ok(_) | Err(ActionError::NotBanned(_)) => Ok(target),
         Err(e) => Err(WebError::Internal(e.to_string())),

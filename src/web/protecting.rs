@@ -46,13 +46,15 @@ pub async fn now(state: &super::WebState, conn: &mut crate::store::Conn) -> crat
 
 /// The health row `sipwarden status` shows: component, ok, detail.
 pub const HEALTH_COMPONENT: &str = "protecting";
+/// How that row's detail begins when nothing is blocked on purpose.
+pub const MONITOR_ONLY: &str = "monitor only";
 
 impl Protecting {
     /// As one health row: whether all is well, and in words.
     pub fn as_health(&self) -> (bool, String) {
         match self {
             Protecting::Yes => (true, "yes: attackers are blocked".into()),
-            Protecting::MonitorOnly(why) => (true, format!("monitor only: {why}")),
+            Protecting::MonitorOnly(why) => (true, format!("{MONITOR_ONLY}: {why}")),
             Protecting::No(why) => (false, format!("NO: {}", why.join("; "))),
         }
     }

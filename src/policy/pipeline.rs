@@ -84,7 +84,7 @@ const SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(4
 /// The same while reading a backlog (more is waiting, or the records are older than
 /// [`BACKLOG_AGE_MS`]): those bans are late already, and a commit per ban would make
 /// a storm of them take minutes.
-const BACKLOG_SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(100);
+const BACKLOG_SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(300);
 const BACKLOG_AGE_MS: UnixMs = 10_000;
 
 /// A batch could not be stored completely.

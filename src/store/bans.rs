@@ -62,7 +62,7 @@ pub async fn in_force_many(
 ) -> Result<std::collections::HashMap<String, Option<UnixMs>>> {
     const FOREVER: i64 = i64::MAX;
     let mut out = std::collections::HashMap::new();
-    for chunk in ips.chunks(500) {
+    for chunk in super::fixed_chunks(ips) {
         let mut q = sqlx::QueryBuilder::new("SELECT ip, MAX(CASE WHEN until_at IS NULL THEN ");
         q.push_bind(FOREVER).push(" ELSE until_at END) FROM bans WHERE");
         super::push_in_list(&mut q, "ip", chunk);
@@ -151,7 +151,7 @@ pub async fn insert_many(conn: &mut Conn, bans: &[PendingBan]) -> Result<()> {
         .await?;
     }
     // 7 values a row, well under SQLite's limit on bound values per statement.
-    for chunk in bans.chunks(500) {
+    for chunk in super::fixed_chunks(bans) {
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO bans (ip, reason, rung, created_at, until_at, released_at, released_by) ",
         );
@@ -164,7 +164,7 @@ pub async fn insert_many(conn: &mut Conn, bans: &[PendingBan]) -> Result<()> {
                 .push_bind(b.released_at)
                 .push_bind(b.released_at.map(|_| "escalated"));
         });
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -73,12 +73,12 @@ pub async fn counts_since_many(
 ) -> Result<std::collections::HashMap<String, (u32, u32)>> {
     use sqlx::Row;
     let mut out = std::collections::HashMap::new();
-    for chunk in ips.chunks(500) {
+    for chunk in super::fixed_chunks(ips) {
         let mut q = sqlx::QueryBuilder::new("SELECT ip, SUM(CASE WHEN at > ");
         q.push_bind(recent).push(" THEN 1 ELSE 0 END), COUNT(*) FROM failures WHERE");
         super::push_in_list(&mut q, "ip", chunk);
         q.push(" AND at > ").push_bind(older).push(" GROUP BY ip");
-        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
+        for row in q.build().fetch_all(&mut *conn).await? {
             let (recent, older): (Option<i64>, i64) = (row.try_get(1)?, row.try_get(2)?);
             out.insert(row.try_get(0)?, (recent.unwrap_or(0) as u32, older as u32));
         }
@@ -172,7 +172,7 @@ pub struct Pending {
 /// Inserts many failures of one source with few statements.
 pub async fn insert_many(conn: &mut Conn, source: &str, rows: &[Pending]) -> Result<()> {
     // 9 values a row, well under SQLite's limit on bound values per statement.
-    for chunk in rows.chunks(400) {
+    for chunk in super::fixed_chunks(rows) {
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO failures (at, ip, service, account, kind, source, raw, tampered, verdict) ",
         );
@@ -187,7 +187,7 @@ pub async fn insert_many(conn: &mut Conn, source: &str, rows: &[Pending]) -> Res
                 .push_bind(f.tampered)
                 .push_bind(f.verdict.clone());
         });
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -179,51 +179,54 @@ pub async fn facts_for(
             (ip.clone(), empty)
         })
         .collect();
-    // Well under SQLite's limit of bound values per statement.
-    for chunk in ips.chunks(500) {
+    // Each distinct window once: rungs and the clean-before-success rule may share one.
+    let mut distinct: Vec<UnixMs> = span.windows.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let earliest = span.from - distinct.last().copied().unwrap_or(0);
+    for chunk in super::fixed_chunks(ips) {
         let in_list = |q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>| super::push_in_list(q, "ip", chunk);
+        // Lenient successes and releases, in one statement.
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT 0, ip, lenient_at FROM known_good WHERE lenient_at IS NOT NULL AND",
+        );
+        in_list(&mut q);
+        q.push(" UNION ALL SELECT 1, ip, at FROM forgiven WHERE");
+        in_list(&mut q);
+        let mut any_forgiven = false;
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let Some(f) = facts.get_mut(row.try_get::<&str, _>(1)?) else { continue };
+            match row.try_get::<i64, _>(0)? {
+                0 => f.last_success = Some(row.try_get(2)?),
+                _ => (f.forgiven_at, any_forgiven) = (row.try_get(2)?, true),
+            }
+        }
+        // Per window: the failures inside it at `from`, and the times of those that
+        // leave it before `to` (a list, so that one statement answers for all).
         let mut q = sqlx::QueryBuilder::new("SELECT ip");
-        for w in &span.windows {
-            q.push(", SUM(CASE WHEN at > ").push_bind(span.from - w).push(" THEN 1 ELSE 0 END)");
+        for w in &distinct {
+            let (enter, leave) = (span.from - w, span.to - w);
+            q.push(", SUM(CASE WHEN at > ").push_bind(enter).push(" THEN 1 ELSE 0 END)");
+            q.push(", string_agg(CASE WHEN at > ").push_bind(enter).push(" AND at <= ").push_bind(leave);
+            q.push(" THEN CAST(at AS TEXT) END, ',')");
         }
         q.push(" FROM failures WHERE");
         in_list(&mut q);
-        let earliest = span.windows.iter().map(|w| span.from - w).min().unwrap_or(span.from);
-        q.push(" AND at > ")
-            .push_bind(earliest)
-            .push(" AND at > ")
-            .push(forgiven("failures"))
-            .push(" GROUP BY ip");
-        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
-            let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
-            for i in 0..n {
-                f.failures_from[i] = row.try_get::<Option<i64>, _>(i + 1)?.unwrap_or(0) as u32;
-            }
-        }
-        for (i, w) in span.windows.iter().enumerate() {
-            let mut q = sqlx::QueryBuilder::new("SELECT ip, at FROM failures WHERE");
-            in_list(&mut q);
-            q.push(" AND at > ").push_bind(span.from - w).push(" AND at <= ").push_bind(span.to - w);
+        q.push(" AND at > ").push_bind(earliest);
+        if any_forgiven {
             q.push(" AND at > ").push(forgiven("failures"));
-            for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
-                if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
-                    f.leaving[i].push(row.try_get(1)?);
+        }
+        q.push(" GROUP BY ip");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
+            for (i, w) in span.windows.iter().enumerate() {
+                let column = 1 + 2 * distinct.iter().position(|d| d == w).unwrap_or(0);
+                f.failures_from[i] = row.try_get::<Option<i64>, _>(column)?.unwrap_or(0) as u32;
+                let leaving: Option<&str> = row.try_get(column + 1)?;
+                for t in leaving.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
+                    let t = t.parse().map_err(|_| super::StoreError::Corrupt(format!("failure time {t}")))?;
+                    f.leaving[i].push(t);
                 }
-            }
-        }
-        let mut q =
-            sqlx::QueryBuilder::new("SELECT ip, lenient_at FROM known_good WHERE lenient_at IS NOT NULL AND");
-        in_list(&mut q);
-        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
-            if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
-                f.last_success = Some(row.try_get(1)?);
-            }
-        }
-        let mut q = sqlx::QueryBuilder::new("SELECT ip, at FROM forgiven WHERE");
-        in_list(&mut q);
-        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
-            if let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) {
-                f.forgiven_at = row.try_get(1)?;
             }
         }
         let mut q =
@@ -231,8 +234,10 @@ pub async fn facts_for(
         in_list(&mut q);
         let (repeat_from, from) = (span.from - span.repeat_within, span.from);
         q.push(" AND ((until_at IS NOT NULL AND rung > 0 AND created_at > ").push_bind(repeat_from);
-        q.push(") OR (released_at IS NULL AND (until_at IS NULL OR until_at > ").push_bind(from).push(")))");
-        for row in q.build().persistent(false).fetch_all(&mut *conn).await? {
+        // `+released_at`: otherwise SQLite answers the second half from the index of
+        // all bans in force, reading every one of them for each chunk of addresses.
+        q.push(") OR (+released_at IS NULL AND (until_at IS NULL OR until_at > ").push_bind(from).push(")))");
+        for row in q.build().fetch_all(&mut *conn).await? {
             let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
             let (created, until): (i64, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
             let (rung, released): (i64, Option<i64>) = (row.try_get(3)?, row.try_get(4)?);

@@ -28,7 +28,7 @@ pub async fn record_successes(
     successes: &std::collections::HashMap<String, Success>,
 ) -> Result<()> {
     let rows: Vec<_> = successes.iter().collect();
-    for chunk in rows.chunks(300) {
+    for chunk in super::fixed_chunks(&rows) {
         let mut q =
             sqlx::QueryBuilder::new("INSERT INTO known_good (ip, account, last_success_at, lenient_at) ");
         q.push_values(chunk, |mut b, (ip, s)| {
@@ -41,7 +41,7 @@ pub async fn record_successes(
              lenient_at = CASE WHEN COALESCE(excluded.lenient_at, 0) > COALESCE(known_good.lenient_at, 0) \
              THEN excluded.lenient_at ELSE known_good.lenient_at END",
         );
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -36,8 +36,8 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Appends ` column IN ($1, $2, ...)` binding `values` (callers keep them to a few
-/// hundred, well under SQLite's limit of bound values per statement).
+/// Appends ` column IN ($1, $2, ...)` binding `values` (callers pass a
+/// [`fixed_chunks`] chunk).
 fn push_in_list<'a>(q: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>, column: &str, values: &[String]) {
     q.push(format!(" {column} IN ("));
     let mut list = q.separated(", ");
@@ -45,6 +45,20 @@ fn push_in_list<'a>(q: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>, column: &str, 
         list.push_bind(v.clone());
     }
     q.push(")");
+}
+
+/// Splits rows for multi-row statements into a few fixed sizes, so that each
+/// statement text is parsed once per connection and then reused from the statement
+/// cache: parsing a statement of hundreds of values costs more than running it.
+/// The largest size keeps bound values well under SQLite's limit per statement.
+fn fixed_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let size = [64, 16, 4, 1].into_iter().find(|&s| s <= rest.len())?;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -98,5 +112,20 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fixed_chunks_cover_every_row_once_in_order_in_a_few_sizes() {
+        for n in [0usize, 1, 3, 4, 5, 255, 256, 257, 600, 1000] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = super::fixed_chunks(&rows).collect();
+            assert_eq!(chunks.concat(), rows, "{n} rows");
+            assert!(chunks.iter().all(|c| [64, 16, 4, 1].contains(&c.len())), "{n} rows");
+            // A few statements for the tail, however long the list.
+            assert!(chunks.len() <= n / 64 + 9, "{n} rows in {} statements", chunks.len());
+        }
     }
 }

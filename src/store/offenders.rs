@@ -140,7 +140,7 @@ pub async fn accounts_many(
     limit: i64,
 ) -> Result<std::collections::HashMap<String, Vec<String>>> {
     let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-    for chunk in ips.chunks(500) {
+    for chunk in super::fixed_chunks(ips) {
         let mut q = sqlx::QueryBuilder::new(
             "SELECT ip, account FROM (SELECT ip, account, ROW_NUMBER() OVER \
              (PARTITION BY ip ORDER BY failures DESC, account) AS n FROM offender_accounts WHERE",
@@ -191,22 +191,22 @@ impl Totals {
 
 pub async fn add_totals(conn: &mut Conn, totals: &Totals) -> Result<()> {
     let hours: Vec<_> = totals.hours.iter().collect();
-    for chunk in hours.chunks(400) {
+    for chunk in super::fixed_chunks(&hours) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO failure_hours (hour, failures) ");
         q.push_values(chunk, |mut b, (hour, n)| {
             b.push_bind(**hour).push_bind(**n);
         });
         q.push(" ON CONFLICT (hour) DO UPDATE SET failures = failure_hours.failures + excluded.failures");
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     let accounts: Vec<_> = totals.accounts.iter().collect();
-    for chunk in accounts.chunks(400) {
+    for chunk in super::fixed_chunks(&accounts) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO account_totals (account, failures) ");
         q.push_values(chunk, |mut b, (account, n)| {
             b.push_bind(account.to_string()).push_bind(**n);
         });
         q.push(" ON CONFLICT (account) DO UPDATE SET failures = account_totals.failures + excluded.failures");
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -243,7 +243,7 @@ pub async fn add_deltas(conn: &mut Conn, d: &Deltas) -> Result<()> {
         // In key order: neighbouring rows share B-tree pages, so a storm of new
         // addresses touches each page once.
         rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for chunk in rows.chunks(300) {
+        for chunk in super::fixed_chunks(&rows) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO offenders (ip, first_seen, last_seen, failures, services) ",
             );
@@ -258,12 +258,12 @@ pub async fn add_deltas(conn: &mut Conn, d: &Deltas) -> Result<()> {
                    services = CASE WHEN (',' || offenders.services || ',') LIKE ('%,' || excluded.services || ',%') \
                      THEN offenders.services ELSE offenders.services || ',' || excluded.services END",
             );
-            q.build().persistent(false).execute(&mut *conn).await?;
+            q.build().execute(&mut *conn).await?;
         }
     }
     let mut accounts: Vec<_> = d.by_account.iter().collect();
     accounts.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for chunk in accounts.chunks(300) {
+    for chunk in super::fixed_chunks(&accounts) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO offender_accounts (ip, account, failures) ");
         q.push_values(chunk, |mut b, ((ip, account), n)| {
             b.push_bind(ip.clone()).push_bind(account.clone()).push_bind(**n);
@@ -271,7 +271,7 @@ pub async fn add_deltas(conn: &mut Conn, d: &Deltas) -> Result<()> {
         q.push(
             " ON CONFLICT (ip, account) DO UPDATE SET failures = offender_accounts.failures + excluded.failures",
         );
-        q.build().persistent(false).execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -12,8 +12,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{BackendChoice, Config};
 use crate::enforcer::{self, Enforcer};
 use crate::firewall::{self, Firewall, NftBackend, RecordingBackend};
+use crate::ingest::pipeline::Pipeline;
 use crate::ingest::{self, cleanlog::CleanLog};
-use crate::policy::pipeline::Pipeline;
 use crate::store::{self, Store};
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {

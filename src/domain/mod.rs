@@ -1,9 +1,11 @@
 //! Plain types shared by every layer. No I/O here.
 
 mod event;
+mod ladder;
 pub mod network;
 
 pub use event::{FailureKind, LogEvent, Outcome, Service, session_key};
+pub use ladder::{Ladder, Rung};
 pub use network::TrustedNetworks;
 
 /// Milliseconds since the Unix epoch, the one time unit stored and compared everywhere.

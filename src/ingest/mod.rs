@@ -3,6 +3,7 @@
 pub mod cleanlog;
 pub mod follower;
 mod health;
+pub mod pipeline;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,8 +16,8 @@ pub use follower::{Batch, Cursor, Follower, StartAt};
 pub use health::{IngestHealth, IngestProblem};
 
 use crate::asterisk::SourceKind;
-use crate::policy::pipeline::Pipeline;
 use crate::store;
+use pipeline::Pipeline;
 
 /// Builds a follower for `path`, resuming from its stored cursor if there is one.
 pub async fn follower_for(

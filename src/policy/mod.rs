@@ -1,14 +1,15 @@
-//! Ban decisions: the pure ladder ([`decide`]), an in-memory replay for offline
-//! checks ([`replay`]), and the pipeline step that stores events and decisions
-//! ([`pipeline`]).
+//! Ban decisions as pure functions: the ladder ([`decide`]), one attempt counted once
+//! ([`attempts`]), IPv6 prefixes ([`prefix`]) and an in-memory replay for offline
+//! checks ([`replay`]). No I/O here: the pipeline that stores events and decisions is
+//! `ingest::pipeline`.
 
 pub mod attempts;
 mod decide;
-pub mod pipeline;
 pub mod prefix;
 pub mod replay;
 
-pub use decide::{CLEAN_BEFORE_SUCCESS_MS, History, Ladder, Rung, Verdict, decide, earns_leniency};
+pub use crate::domain::{Ladder, Rung};
+pub use decide::{CLEAN_BEFORE_SUCCESS_MS, History, Verdict, decide, earns_leniency};
 
 use crate::domain::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, UnixMs};
 

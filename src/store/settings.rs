@@ -36,7 +36,7 @@ pub async fn set_protection(conn: &mut Conn, on: bool) -> Result<()> {
 pub const LADDER: &str = "ladder";
 
 /// The ladder as last saved from the panel, if it was.
-pub async fn ladder(conn: &mut Conn) -> Result<Option<crate::policy::Ladder>> {
+pub async fn ladder(conn: &mut Conn) -> Result<Option<crate::domain::Ladder>> {
     match get(conn, LADDER).await? {
         Some(json) => serde_json::from_str(&json)
             .map(Some)
@@ -45,7 +45,7 @@ pub async fn ladder(conn: &mut Conn) -> Result<Option<crate::policy::Ladder>> {
     }
 }
 
-pub async fn set_ladder(conn: &mut Conn, ladder: &crate::policy::Ladder) -> Result<()> {
+pub async fn set_ladder(conn: &mut Conn, ladder: &crate::domain::Ladder) -> Result<()> {
     let json = serde_json::to_string(ladder).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
     set(conn, LADDER, &json).await
 }

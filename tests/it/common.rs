@@ -6,8 +6,9 @@ use std::sync::Arc;
 use sipwarden::asterisk::SourceKind;
 use sipwarden::clock::ManualClock;
 use sipwarden::domain::{TrustedNetworks, UnixMs};
+use sipwarden::ingest::pipeline::Pipeline;
 use sipwarden::ingest::{self, Follower, StartAt, cleanlog::CleanLog};
-use sipwarden::policy::{Ladder, pipeline::Pipeline};
+use sipwarden::policy::Ladder;
 use sipwarden::store::{self, Store};
 use tokio::sync::Notify;
 

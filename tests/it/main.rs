@@ -1,5 +1,6 @@
 //! Integration tests: real files, a real SQLite database, the real binary.
 
+mod architecture;
 mod attempts;
 mod browser;
 mod cli;

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::attempts::Attempts;
-use super::prefix::{PrefixRule, V6Ban, prefix_to_ban};
-use super::{History, Ladder, Verdict, decide};
+use super::cleanlog::{CleanLog, CleanLogLine};
+use super::{Batch, Cursor};
 use crate::asterisk::{ReadRecord, SourceKind};
 use crate::clock::Clock;
 use crate::domain::{FailureKind, LogEvent, Outcome, TrustedNetworks, UnixMs};
-use crate::ingest::cleanlog::{CleanLog, CleanLogLine};
-use crate::ingest::{Batch, Cursor};
+use crate::policy::attempts::Attempts;
+use crate::policy::prefix::{PrefixRule, V6Ban, prefix_to_ban};
+use crate::policy::{self, History, Ladder, Verdict, decide};
 use crate::store::{self, Conn, Store};
 
 struct RecordContext<'a> {
@@ -116,7 +116,7 @@ pub struct Pipeline {
     /// Poked when a ban is decided, so enforcement does not wait for its next tick.
     pub bans_changed: Arc<Notify>,
     /// Told when batches cannot be stored, and when they can again.
-    pub health: crate::ingest::IngestHealth,
+    pub health: super::IngestHealth,
     /// Conversations seen recently: one refused request counts once.
     pub attempts: std::sync::Mutex<Attempts>,
     /// When an IPv6 prefix is banned as a whole.
@@ -301,7 +301,7 @@ impl Pipeline {
                 .rungs
                 .iter()
                 .map(|r| r.within_ms)
-                .chain([super::CLEAN_BEFORE_SUCCESS_MS])
+                .chain([policy::CLEAN_BEFORE_SUCCESS_MS])
                 .collect(),
             success_for: ladder.known_good_for_ms,
             repeat_within: ladder.repeat_within_ms,
@@ -452,7 +452,7 @@ impl Pipeline {
         let reason = format!(
             "{} addresses of {prefix} banned within {}: {}{more}",
             members.len(),
-            super::human_duration(self.prefix_rule.within_ms),
+            policy::human_duration(self.prefix_rule.within_ms),
             shown.join(", ")
         );
         tracing::info!(prefix = %prefix, members = members.len(), "prefix ban decided");
@@ -467,7 +467,7 @@ impl Pipeline {
         });
     }
 
-    /// Whether a success at `ctx.at` makes `ip` known-good ([`super::earns_leniency`]).
+    /// Whether a success at `ctx.at` makes `ip` known-good ([`policy::earns_leniency`]).
     fn earns_leniency(
         &self,
         ctx: &RecordContext<'_>,
@@ -476,14 +476,14 @@ impl Pipeline {
         writes: &SegmentWrites,
         ahead: &Prefetched,
     ) -> bool {
-        let clean_since = ctx.at - super::CLEAN_BEFORE_SUCCESS_MS;
+        let clean_since = ctx.at - policy::CLEAN_BEFORE_SUCCESS_MS;
         let stored = match (&ahead.span, ahead.facts.get(ip_text)) {
             (Some(span), Some(facts)) => facts.at(span, ctx.at).failures_since.last().copied().unwrap_or(0),
             _ => 0,
         };
         let pending = writes.times.get(ip_text).map_or(0, |p| p.iter().filter(|&&t| t > clean_since).count());
         let inside = (!ctx.extensions.is_empty()).then(|| ctx.in_extensions(ip));
-        super::earns_leniency(stored + pending as u32, inside)
+        policy::earns_leniency(stored + pending as u32, inside)
     }
 
     /// History as of `at`, counting the failure being judged.

@@ -39,7 +39,7 @@ if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
 fi
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --features bench --locked -- -D warnings
 cargo test --all-targets --locked
 
 # Every parser and the configuration loader under the fuzzer for a short while;

@@ -8,7 +8,9 @@
 #     -v /etc/asterisk:/etc/asterisk \
 #     sipwarden
 #
-# The panel then answers on http://<pbx>:8088 (see README "Exposing the panel").
+# The panel answers on http://127.0.0.1:8575 of the PBX only (reach it with
+# `ssh -L 8575:127.0.0.1:8575 pbx`); to open it to the office LAN add
+# `-e SIPWARDEN_LISTEN=<pbx LAN address>:8575` (see README "Exposing the panel").
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -28,10 +30,10 @@ COPY --from=build /src/target/release/sipwarden /usr/local/bin/sipwarden
 COPY sipwarden.example.toml /etc/sipwarden/sipwarden.toml
 ENV SIPWARDEN_CONFIG=/etc/sipwarden/sipwarden.toml \
     SIPWARDEN_DATA_DIR=/var/lib/sipwarden \
-    SIPWARDEN_LISTEN=0.0.0.0:8088 \
+    SIPWARDEN_LISTEN=127.0.0.1:8575 \
     SIPWARDEN_FIREWALL=nft
 USER sipwarden
-EXPOSE 8088
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD curl -fsS http://127.0.0.1:8088/healthz || exit 1
+EXPOSE 8575
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD curl -fsS http://127.0.0.1:8575/healthz || exit 1
 ENTRYPOINT ["/usr/local/bin/sipwarden"]
 CMD ["serve"]

@@ -114,6 +114,18 @@ pub fn enforcer_for(
         config.protection_default,
         poke,
     )
+    .with_ports(service_ports(config))
+}
+
+/// The ports closed mode closes: the SIP ports the config names and the port the
+/// panel really listens on (IAX2 and AMI keep Asterisk's defaults).
+pub fn service_ports(config: &Config) -> crate::firewall::ServicePorts {
+    crate::firewall::ServicePorts {
+        sip_udp: config.sip_udp_ports.clone(),
+        sip_tcp: config.sip_tcp_ports.clone(),
+        panel: config.listen.port(),
+        ..Default::default()
+    }
 }
 
 /// `sipwarden serve`: follow the logs, decide and enforce bans, until SIGINT/SIGTERM.
@@ -298,5 +310,34 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod ports_tests {
+    use crate::config::{Config, FileConfig, Overrides};
+
+    fn config(toml_text: &str) -> Config {
+        let file: FileConfig = toml::from_str(toml_text).unwrap();
+        Config::from_parts(file, Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn closed_mode_closes_the_configured_sip_ports_and_the_panels_real_port() {
+        let c = config(
+            "[asterisk]\nsip_udp_ports = [5160]\nsip_tcp_ports = [5160, 5161]\n[panel]\nlisten = \"127.0.0.1:9000\"\n",
+        );
+        let ports = super::service_ports(&c);
+        let (tcp, udp) = ports.closed(&["sip".into(), "panel".into()]);
+        assert_eq!(udp, vec![5160]);
+        assert_eq!(tcp, vec![5160, 5161, 9000]);
+    }
+
+    #[test]
+    fn the_default_panel_port_is_not_asterisks_http_port() {
+        let c = config("");
+        let (tcp, _) = super::service_ports(&c).closed(&["panel".into()]);
+        assert_eq!(tcp, vec![8575]);
+        assert!(!tcp.contains(&8088), "FreePBX's Asterisk HTTP server listens on 8088");
     }
 }

@@ -249,7 +249,9 @@ pub struct Config {
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
 /// The panel answers on loopback only until told otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8088";
+/// 8575: no FreePBX or Asterisk component listens there (Asterisk's HTTP server has
+/// 8088/8089, UCP 8001/8003, AMI 5038, IAX2 4569, chan_skinny 2000, SIP 5060/5061/5160/5161).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8575";
 /// Looked for when no log is configured.
 pub const DEFAULT_LOGS: [&str; 3] =
     ["security:/var/log/asterisk/security", "/var/log/asterisk/full", "/var/log/asterisk/messages"];
@@ -321,7 +323,7 @@ impl Config {
         let listen_text = o.listen.or(file.panel.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
             key: "panel.listen (SIPWARDEN_LISTEN, --listen)",
-            message: format!("{listen_text:?} is not an address:port like 127.0.0.1:8088 or 0.0.0.0:8088"),
+            message: format!("{listen_text:?} is not an address:port like 127.0.0.1:8575 or 0.0.0.0:8575"),
         })?;
         let session_idle = match file.panel.session_idle {
             Some(s) => duration(&s, "panel.session_idle")?,

@@ -96,7 +96,8 @@ impl Enforcer {
         }
     }
 
-    /// The ports closed mode closes (default: SIP 5060/5061, IAX2 4569, AMI 5038, panel 8088).
+    /// The ports closed mode closes (default: SIP 5060/5061, IAX2 4569, AMI 5038, panel 8575);
+    /// `serve` passes the configured ones (`app::service_ports`).
     pub fn with_ports(mut self, ports: ServicePorts) -> Self {
         self.ports = ports;
         self

@@ -19,7 +19,7 @@ struct Cli {
     /// Networks never banned (CIDR or address; repeatable or comma-separated).
     #[arg(long, global = true, env = "SIPWARDEN_TRUSTED", value_delimiter = ',')]
     trusted: Vec<String>,
-    /// Address and port of the web panel (default 127.0.0.1:8088).
+    /// Address and port of the web panel (default 127.0.0.1:8575).
     #[arg(long, global = true, env = "SIPWARDEN_LISTEN")]
     listen: Option<String>,
     /// Firewall backend: auto (nft when usable, else a loud dry run), nft, dry-run.

@@ -38,7 +38,7 @@ impl Default for ServicePorts {
             sip_tcp: vec![5060, 5061],
             iax2: 4569,
             ami: 5038,
-            panel: 8088,
+            panel: 8575,
         }
     }
 }

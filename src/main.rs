@@ -73,6 +73,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// The bans in force: address, reason, since, until, accounts tried, services.
+    Bans {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// The network lists: trusted, admin addresses, extensions, trunk providers, deny.
+    Networks {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Try it: the panel with a replayed attack, a temporary database and no real firewall.
     Demo {
         /// Time between two steps of the replayed attack.
@@ -171,6 +181,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { format } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;
             runtime()?.block_on(sipwarden::cli::status(config, matches!(format, Format::Json)))
+        }
+        Command::Bans { format } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            runtime()?.block_on(sipwarden::cli::bans(config, matches!(format, Format::Json)))
+        }
+        Command::Networks { format } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            runtime()?.block_on(sipwarden::cli::networks(config, matches!(format, Format::Json)))
         }
         Command::Demo { pace } => {
             let pace = humantime::parse_duration(&pace).map_err(|e| anyhow::anyhow!("--pace: {e}"))?;

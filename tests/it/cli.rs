@@ -160,3 +160,80 @@ fn a_banned_ipv6_prefix_is_released_from_the_command_line() {
     let out = sipwarden(dir.path(), &["unban", "not-an-address"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an address or a network"));
 }
+
+/// What an attack left in the database, as the pipeline stores it.
+fn attacked(dir: &std::path::Path) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = sipwarden::store::Store::open(&dir.join("sipwarden.db")).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        for (service, account) in [("PJSIP", "1003"), ("PJSIP", "1003"), ("SIP", "1004")] {
+            sipwarden::store::offenders::record(&mut conn, "203.0.113.9", service, Some(account), now)
+                .await
+                .unwrap();
+        }
+        let ban = sipwarden::store::bans::NewBan {
+            ip: "203.0.113.9",
+            reason: "2 failures within 1h",
+            rung: 1,
+            created_at: now,
+            until_at: Some(now + 3_600_000),
+        };
+        sipwarden::store::bans::insert(&mut conn, &ban).await.unwrap();
+        sipwarden::store::networks::add(
+            &mut conn,
+            "extensions",
+            "10.20.0.0/16",
+            "office phones",
+            "test",
+            now,
+        )
+        .await
+        .unwrap();
+        drop(conn);
+        store.close().await;
+    });
+}
+
+#[test]
+fn bans_and_networks_are_listed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    served_once(dir.path());
+    let out = sipwarden(dir.path(), &["bans"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no bans in force"));
+
+    attacked(dir.path());
+    sipwarden(dir.path(), &["ban", "198.51.100.4", "--until-released", "--reason", "seen in pcap"]);
+    let out = sipwarden(dir.path(), &["bans", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bans = bans.as_array().unwrap();
+    assert_eq!(bans.len(), 2, "{bans:?}");
+    let timed = bans.iter().find(|b| b["address"] == "203.0.113.9").unwrap();
+    assert_eq!(timed["accounts"], serde_json::json!(["1003", "1004"]), "most tried first");
+    assert_eq!(timed["services"], serde_json::json!(["PJSIP", "SIP"]));
+    assert!(timed["until"].is_string() && timed["since"].as_str().unwrap().contains('T'));
+    let forever = bans.iter().find(|b| b["address"] == "198.51.100.4").unwrap();
+    assert!(forever["until"].is_null());
+    assert_eq!(forever["reason"], "manual: seen in pcap");
+
+    let text = String::from_utf8_lossy(&sipwarden(dir.path(), &["bans"]).stdout).to_string();
+    assert!(
+        text.contains("203.0.113.9") && text.contains("1003,1004") && text.contains("until released"),
+        "{text}"
+    );
+    assert!(text.contains("2 bans in force"), "{text}");
+
+    let out = sipwarden(dir.path(), &["networks", "--format", "json"]);
+    let nets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let has = |list: &str, net: &str| {
+        nets.as_array().unwrap().iter().any(|n| n["list"] == list && n["network"] == net)
+    };
+    assert!(has("trusted", "192.168.1.0/24"), "the --trusted network: {nets}");
+    assert!(has("extensions", "10.20.0.0/16"), "{nets}");
+    let text = String::from_utf8_lossy(&sipwarden(dir.path(), &["networks"]).stdout).to_string();
+    assert!(text.contains("extensions (office phones") && text.contains("10.20.0.0/16"), "{text}");
+    assert!(text.contains("deny (always blocked): none"), "{text}");
+}

@@ -1,6 +1,11 @@
 //! The admin commands (`ban`, `unban`, `protection`, `status`): they change the
 //! database, then have the running enforcer converge the kernel (or, with no
-//! `serve` running, converge it themselves with the same code).
+//! `serve` running, converge it themselves with the same code). `bans` and
+//! `networks` list what is in force ([`lists`]).
+
+mod lists;
+
+pub use lists::{bans, gather_bans, networks};
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -184,7 +184,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         log: config.sources.iter().find(|s| s.kind != Some(SourceKind::Security)).map(|s| s.path.clone()),
     }));
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
-        format!("cannot listen on {} (set panel.listen / SIPWARDEN_LISTEN / --listen)", config.listen)
+        let holder = crate::port_holder::holder_of_tcp_port(config.listen.port())
+            .map_or(String::new(), |h| format!("; {h} listens on port {}", config.listen.port()));
+        format!("cannot listen on {}{holder} (set panel.listen / SIPWARDEN_LISTEN / --listen)", config.listen)
     })?;
     let panel_url = format!("http://{}", listener.local_addr()?);
     announce_setup(&config, &store, &web_state, &panel_url).await?;

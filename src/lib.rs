@@ -32,6 +32,7 @@ pub mod firewall;
 pub mod ingest;
 pub mod pbx;
 pub mod policy;
+pub mod port_holder;
 pub mod retention;
 pub mod store;
 pub mod web;

@@ -156,3 +156,22 @@ async fn the_data_directory_and_every_file_in_it_are_its_owners_alone() {
         assert!(mode(file).is_none_or(|m| m == 0o600), "{file}: {:o}", mode(file).unwrap_or(0));
     }
 }
+
+#[test]
+fn a_taken_panel_port_names_the_program_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["serve", "--firewall", "dry-run", "--log", "/dev/null"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("SIPWARDEN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let holder = format!("(pid {}) listens on port {port}", std::process::id());
+    assert!(err.contains(&holder), "expected {holder:?} in: {err}");
+}

@@ -376,5 +376,44 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut conn = store.pool().acquire().await.unwrap();
     assert!(store::settings::protection(&mut conn, true).await.unwrap(), "the cross-site post was refused");
+
+    on_a_phone(&c, &base, &log).await;
     c.close().await.unwrap();
+}
+
+/// At 400 px wide every page fits the screen (no sideways scrolling) and a ban is
+/// released with one tap.
+async fn on_a_phone(c: &Client, base: &str, log: &Path) {
+    let phone = "203.0.113.40";
+    append(log, &(failure(phone, "1003") + &failure(phone, "1004")));
+    c.set_window_size(400, 800).await.unwrap();
+    let width = "return [document.documentElement.scrollWidth, window.innerWidth]";
+    for page in [
+        "/",
+        "/offenders",
+        &format!("/offenders/{phone}"),
+        "/bans",
+        "/log",
+        "/networks",
+        "/settings",
+        "/audit",
+        "/password",
+    ] {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        if page == "/bans" {
+            eventually("the phone's ban is listed", async || text_of(c, "main").await.contains(phone)).await;
+        }
+        let name = match page.trim_matches('/').replace('/', "-") {
+            n if n.is_empty() => "dashboard".to_string(),
+            n => n,
+        };
+        screenshot(c, &format!("phone-{name}")).await;
+        let sizes = c.execute(width, vec![]).await.unwrap();
+        let (scroll, inner) = (sizes[0].as_i64().unwrap(), sizes[1].as_i64().unwrap());
+        assert!(scroll <= inner, "{page} scrolls sideways at 400 px: {scroll} > {inner}");
+    }
+    c.goto(&format!("{base}/bans")).await.unwrap();
+    let row = format!("//tr[td[contains(., '{phone}')]]//button[contains(@class, 'release')]");
+    c.find(Locator::XPath(&row)).await.unwrap().click().await.unwrap();
+    eventually("the released ban leaves the list", async || !text_of(c, "main").await.contains(phone)).await;
 }

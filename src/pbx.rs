@@ -86,7 +86,14 @@ impl Pbx {
         let existing = self.discover()?;
         let mut changes = Vec::new();
         let mut consider = |name: &str, after: String| -> Result<(), PbxError> {
-            let before = read(&self.config_dir.join(name))?;
+            let path = self.config_dir.join(name);
+            // sipwarden writes as root where the asterisk user may plant a link: a file
+            // it writes is never read or restored through one.
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                let message = "is a symbolic link; sipwarden only writes regular files there (replace the link by the file it points to)";
+                return Err(PbxError::File { path, message: message.into() });
+            }
+            let before = read(&path)?;
             if before.as_deref() != Some(after.as_str()) {
                 changes.push(FileChange { name: name.to_string(), before, after });
             }
@@ -162,7 +169,9 @@ impl Pbx {
             let path = self.config_dir.join(&c.name);
             if c.before.is_some() {
                 let backup = self.config_dir.join(format!("{}.sipwarden-{stamp}.bak", c.name));
-                std::fs::copy(&path, &backup)
+                // What is there now, as it is about to be replaced.
+                std::fs::read(&path)
+                    .and_then(|current| write_new(&backup, &current))
                     .map_err(|e| PbxError::File { path: backup.clone(), message: e.to_string() })?;
                 backups.push(backup);
             }
@@ -198,10 +207,7 @@ impl Pbx {
     fn write_all(&self, changes: &[FileChange]) -> Result<(), PbxError> {
         for c in changes {
             let path = self.config_dir.join(&c.name);
-            let tmp = self.config_dir.join(format!(".{}.sipwarden-tmp", c.name));
-            std::fs::write(&tmp, &c.after)
-                .map_err(|e| PbxError::File { path: tmp.clone(), message: e.to_string() })?;
-            std::fs::rename(&tmp, &path)
+            replace_file(&path, &c.after)
                 .map_err(|e| PbxError::File { path: path.clone(), message: e.to_string() })?;
         }
         Ok(())
@@ -211,11 +217,47 @@ impl Pbx {
         for c in changes {
             let path = self.config_dir.join(&c.name);
             let _ = match &c.before {
-                Some(before) => std::fs::write(&path, before),
+                Some(before) => replace_file(&path, before),
                 None => std::fs::remove_file(&path),
             };
         }
     }
+}
+
+/// Replaces `path` with `contents` in one rename. The directory is writable by the
+/// asterisk user while sipwarden writes as root, so the temporary file gets a random
+/// name and is created exclusively (a planted link cannot redirect the write), and it
+/// takes the replaced file's mode and owner so that Asterisk can still read it.
+fn replace_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut tmp =
+        tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".sipwarden-tmp").tempfile_in(dir)?;
+    let (mode, owner) = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
+        _ => (0o644, None),
+    };
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    if let Some((uid, gid)) = owner {
+        // Only root may give a file away; anyone else writes files of their own anyway.
+        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid));
+    }
+    tmp.write_all(contents.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes a file that must not exist yet (a backup): a link or file already at its
+/// name is refused, never followed.
+fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
 }
 
 fn strip_block(text: &str) -> String {

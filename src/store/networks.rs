@@ -63,6 +63,19 @@ pub async fn remove(conn: &mut Conn, id: i64) -> Result<Option<NetworkRow>> {
     Ok(row)
 }
 
+/// [`remove`], only when the entry is on the trusted or the admin list: the others go
+/// through the networks page and its lockout guard.
+pub async fn remove_trusted(conn: &mut Conn, id: i64) -> Result<Option<NetworkRow>> {
+    let list: Option<String> = sqlx::query_scalar("SELECT list FROM networks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match list.as_deref() {
+        Some(TRUSTED | ADMIN) => remove(conn, id).await,
+        _ => Ok(None),
+    }
+}
+
 /// The trusted networks added from the panel and the admins' login addresses, parsed (a row that no longer parses is skipped).
 pub async fn trusted_nets(conn: &mut Conn) -> Result<Vec<ipnet::IpNet>> {
     let rows: Vec<(String,)> = sqlx::query_as("SELECT cidr FROM networks WHERE list IN ($1, $2)")

@@ -291,7 +291,7 @@ pub async fn remove_trusted(
 ) -> Result<Response, WebError> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    if let Some(row) = store::networks::remove(&mut tx, id).await? {
+    if let Some(row) = store::networks::remove_trusted(&mut tx, id).await? {
         store::audit::record(&mut tx, now, &admin.username, Some(&admin.client_ip), "untrust", &row.cidr)
             .await?;
     }

@@ -18,7 +18,8 @@ async fn the_dockerfile_matches_the_binary_port_health_path_and_paths() {
     assert!(docker.contains("cargo build --release --locked"), "built as CI builds: locked dependencies");
     let port = sipwarden::config::DEFAULT_LISTEN.rsplit(':').next().unwrap();
     assert!(docker.contains(&format!("EXPOSE {port}")));
-    assert!(docker.contains(&format!("SIPWARDEN_LISTEN=0.0.0.0:{port}")));
+    // With the host's network the panel answers on the PBX's loopback only, by default.
+    assert!(docker.contains(&format!("SIPWARDEN_LISTEN=127.0.0.1:{port}")));
     let health = docker.lines().find(|l| l.starts_with("HEALTHCHECK")).unwrap();
     let url = health.split_whitespace().find(|w| w.starts_with("http://")).unwrap();
     assert_eq!(url, format!("http://127.0.0.1:{port}/healthz"));
@@ -64,7 +65,9 @@ fn the_unit_and_the_install_script_agree_on_paths_and_keep_an_existing_config() 
     assert!(unit.contains("ExecStart=/usr/local/bin/sipwarden serve"));
     assert!(unit.contains("SIPWARDEN_CONFIG=/etc/sipwarden/sipwarden.toml"));
     assert!(unit.contains("SIPWARDEN_DATA_DIR=/var/lib/sipwarden"));
-    assert!(unit.contains("ReadWritePaths=/var/lib/sipwarden"));
+    assert!(unit.contains("ReadWritePaths=/var/lib/sipwarden /etc/asterisk"), "Apply writes the ACL files");
+    assert!(unit.contains("After=network-online.target asterisk.service freepbx.service"));
+    assert!(unit.contains("CAP_DAC_OVERRIDE"), "root reads and writes asterisk-owned files");
 
     let root = tempfile::tempdir().unwrap();
     let install = |root: &Path| {

@@ -475,3 +475,26 @@ async fn an_ingest_failure_is_shown_on_the_dashboard_and_by_healthz() {
     p.state.ingest.recovered();
     assert_eq!(p.request("GET", "/healthz", &[], "").await.status, 200);
 }
+
+#[tokio::test]
+async fn the_trusted_list_delete_removes_only_trusted_entries() {
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    store::networks::add(&mut conn, "deny", "203.0.113.0/24", "scanners", "test", 0).await.unwrap();
+    store::networks::add(&mut conn, "trusted", "192.168.7.0/24", "lan", "test", 0).await.unwrap();
+    let id = |list: &'static str| {
+        let store = p.store.clone();
+        async move {
+            let mut conn = store.pool().acquire().await.unwrap();
+            store::networks::in_list(&mut conn, list).await.unwrap().first().map(|r| r.id)
+        }
+    };
+    let deny = id("deny").await.unwrap();
+    let r = p.request("POST", &format!("/settings/trusted/{deny}/delete"), &[("Cookie", &session)], "").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(id("deny").await, Some(deny), "a deny entry is not removed through the trusted list");
+    let trusted = id("trusted").await.unwrap();
+    p.request("POST", &format!("/settings/trusted/{trusted}/delete"), &[("Cookie", &session)], "").await;
+    assert_eq!(id("trusted").await, None);
+}

@@ -149,3 +149,44 @@ fn an_include_error_in_the_log_means_not_loaded_even_if_the_cli_says_reloaded() 
     assert!(err.contains("Asterisk logged") && err.contains("#include"), "{err}");
     assert_eq!(file(&pbx, "acl.conf"), before, "restored");
 }
+
+#[test]
+fn links_planted_in_the_config_directory_never_redirect_a_write() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    let (dir, pbx, _) = config_dir();
+    let victim = dir.path().join("shadow");
+    std::fs::write(&victim, "root:secret\n").unwrap();
+    // The names the old code wrote through.
+    for name in [".acl.conf.sipwarden-tmp", ".sip_custom_post.conf.sipwarden-tmp"] {
+        symlink(&victim, pbx.config_dir.join(name)).unwrap();
+    }
+    let acl = pbx.config_dir.join("acl.conf");
+    std::fs::set_permissions(&acl, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&acl, Some(4242), Some(4343)).unwrap();
+    let changes = pbx.preview(&plan()).unwrap();
+    pbx.apply(&plan(), &changes, "20261202-100000").unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n", "the link's target is untouched");
+    assert!(file(&pbx, "sip_custom_post.conf").contains("[1001](+)"));
+    // The rewritten file keeps its mode and owner, so Asterisk can still read it.
+    let meta = std::fs::metadata(&acl).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.uid(), meta.gid()), (0o640, 4242, 4343));
+
+    // A link planted at the name of the next backup makes the apply fail; nothing followed.
+    let backup = pbx.config_dir.join("acl.conf.sipwarden-20261202-100001.bak");
+    symlink(&victim, &backup).unwrap();
+    std::fs::write(&acl, "# changed by hand\n").unwrap();
+    let changes = pbx.preview(&plan()).unwrap();
+    assert!(pbx.apply(&plan(), &changes, "20261202-100001").is_err());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+    assert_eq!(file(&pbx, "acl.conf"), "# changed by hand\n", "nothing written after a refused backup");
+
+    // A file sipwarden writes that is itself a link is refused with a message: its
+    // target would otherwise be read into a backup and, on a rollback, into the file.
+    std::fs::remove_file(&backup).unwrap();
+    let post = pbx.config_dir.join("sip_custom_post.conf");
+    std::fs::remove_file(&post).unwrap();
+    symlink(&victim, &post).unwrap();
+    let err = pbx.preview(&plan()).unwrap_err().to_string();
+    assert!(err.contains("sip_custom_post.conf") && err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+}

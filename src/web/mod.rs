@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod bans;
 mod chart;
+mod connections;
 mod dashboard;
 mod error;
 mod log;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -249,6 +251,8 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let app = router(state, sessions);
+    // `tap_io` only to reach axum's client-address support for any listener.
+    let listener = connections::LimitedListener::new(listener, connections::MAX_CONNECTIONS).tap_io(|_| ());
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;

@@ -175,3 +175,64 @@ fn a_taken_panel_port_names_the_program_holding_it() {
     let holder = format!("(pid {}) listens on port {port}", std::process::id());
     assert!(err.contains(&holder), "expected {holder:?} in: {err}");
 }
+
+/// Open TCP connections to `port` from the loopback address `source`, left idle.
+async fn idle_connections(source: [u8; 4], port: u16, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((std::net::Ipv4Addr::from(source), 0).into()).unwrap();
+        held.push(socket.connect(([127, 0, 0, 1], port).into()).await.unwrap());
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_panel_connections_neither_starve_log_reading_nor_lock_the_admin_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("messages");
+    crate::common::append(&log, "");
+    let (mut serve, port) = serve_dry_run(&dir.path().join("data"), log.to_str().unwrap());
+    let fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let before = fds(serve.id());
+
+    // One client holding 300 connections gets a few; the admin, elsewhere, gets in.
+    let one = idle_connections([127, 0, 0, 2], port, 300).await;
+    let admin = tokio::task::spawn_blocking(move || crate::disk_faults::healthz(port).0).await.unwrap();
+    assert!(admin.contains("200") || admin.contains("503"), "the panel answers: {admin}");
+    drop(one);
+
+    // Many clients: the panel holds a bounded number of connections, and the log is
+    // still read and acted on meanwhile.
+    let mut many = Vec::new();
+    // 200: more than the panel takes, fewer than the kernel queues behind it.
+    for host in 3..23u8 {
+        many.extend(idle_connections([127, 0, 0, host], port, 10).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let during = fds(serve.id());
+    assert!(
+        during < before + 128 + 16,
+        "{during} descriptors open while 200 connections wait (was {before})"
+    );
+    let line = |n: u32| {
+        format!(
+            "[{}] NOTICE[1] chan_sip.c: Registration from '<sip:10{n}@x>' failed for '198.51.100.9:5060' - Wrong password\n",
+            chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+        )
+    };
+    crate::common::append(&log, &(line(1) + &line(2)));
+    let db = dir.path().join("data");
+    crate::disk_faults::wait_for("the attacker is banned while the panel is full", 10, || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .args(["bans", "--format", "json", "--data-dir"])
+            .arg(&db)
+            .env_remove("SIPWARDEN_CONFIG")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("198.51.100.9")
+    });
+    drop(many);
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

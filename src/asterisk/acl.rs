@@ -1,6 +1,7 @@
 //! Asterisk ACL configuration rendered from sipwarden's lists (REFERENCE §5): named
-//! ACLs in an include of acl.conf, and `(+)` appends in FreePBX's custom files that
-//! attach them to the extensions and trunks the admin assigned. Pure functions.
+//! ACLs in an include of acl.conf, and `(+)` (chan_sip) / `(+type=endpoint)` (pjsip)
+//! appends in FreePBX's custom files that attach them to the extensions and trunks the
+//! admin assigned. Pure functions.
 //!
 //! Traps avoided on purpose: every ACL starts with `deny=0.0.0.0/0.0.0.0` AND
 //! `deny=::/0` (IPv4 rules never match IPv6); an ACL with no permit is never written
@@ -135,7 +136,13 @@ pub fn render_appends(plan: &AclPlan, tech: Tech, existing: &[AsteriskObject]) -
         if already || !known {
             continue;
         }
-        out.push_str(&format!("[{name}](+)\nacl={acl}\n\n"));
+        // pjsip: the typed append, as an aor or auth of the same name may come first
+        // (Asterisk would refuse `acl` there and the whole reload with it).
+        let append = match tech {
+            Tech::Pjsip => "+type=endpoint",
+            Tech::Sip => "+",
+        };
+        out.push_str(&format!("[{name}]({append})\nacl={acl}\n\n"));
     }
     out
 }
@@ -215,12 +222,18 @@ pub fn discover(text: &str, tech: Tech) -> Vec<AsteriskObject> {
             let opts = opts.strip_prefix('(').and_then(|o| o.strip_suffix(')')).unwrap_or("");
             let words: Vec<String> =
                 opts.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+            // `(+)` appends to the section of that name; `(+type=endpoint)` to the one of
+            // that type, where pjsip's endpoint, aor and auth share a name.
             sections.push(Section {
                 name,
                 template: words.iter().any(|w| w == "!"),
-                append: words.iter().any(|w| w == "+"),
-                parents: words.into_iter().filter(|w| w != "!" && w != "+").collect(),
-                types: Vec::new(),
+                append: words.iter().any(|w| w.starts_with('+')),
+                types: words
+                    .iter()
+                    .filter_map(|w| w.strip_prefix("+type="))
+                    .map(|t| t.trim().to_string())
+                    .collect(),
+                parents: words.into_iter().filter(|w| w != "!" && !w.starts_with('+')).collect(),
                 acls: BTreeSet::new(),
             });
             continue;
@@ -252,9 +265,13 @@ pub fn discover(text: &str, tech: Tech) -> Vec<AsteriskObject> {
             Tech::Pjsip => types.iter().any(|t| t == "endpoint"),
             Tech::Sip => types.iter().any(|t| t == "peer" || t == "friend" || t == "user"),
         };
+        // An untyped append goes to whatever section of that name came first.
+        let untyped_append = s.append && types.is_empty();
         if let Some(existing) = out.get_mut(&s.name) {
-            existing.acls.extend(acls);
-        } else if is_object || (s.append && out.contains_key(&s.name)) {
+            if is_object || untyped_append {
+                existing.acls.extend(acls);
+            }
+        } else if is_object {
             out.insert(s.name.clone(), AsteriskObject { tech, name: s.name.clone(), acls });
         }
     }
@@ -345,5 +362,30 @@ mod tests {
             let once = with_managed_block(text, "; block\n");
             assert_eq!(with_managed_block(&once, "; block\n"), once, "{text:?}");
         }
+    }
+
+    #[test]
+    fn freepbx_pjsip_layouts_with_shared_names_get_a_typed_append_in_either_order() {
+        // FreePBX writes the endpoint, its aor and its auth under one name; the order varies.
+        let aor_first = "[1001]\ntype=aor\nmax_contacts=1\n\n[1001]\ntype=auth\nusername=1001\n\n[1001]\ntype=endpoint\naors=1001\n";
+        let endpoint_first =
+            "[1001]\ntype=endpoint\naors=1001\n\n[1001]\ntype=aor\nmax_contacts=1\n\n[1001]\ntype=auth\n";
+        let mut plan = AclPlan::default();
+        plan.extension_networks.push("192.168.1.0/24".parse().unwrap());
+        plan.extensions.push((Tech::Pjsip, "1001".into()));
+        for layout in [aor_first, endpoint_first] {
+            let objects = discover(layout, Tech::Pjsip);
+            assert_eq!(objects.len(), 1, "one endpoint in {layout:?}");
+            let appends = render_appends(&plan, Tech::Pjsip, &objects);
+            assert_eq!(appends, "[1001](+type=endpoint)\nacl=sipwarden_extensions\n\n");
+            // Once written, the typed append is read back as the endpoint's ACL: nothing more to add.
+            let applied = discover(&format!("{layout}\n{appends}"), Tech::Pjsip);
+            assert!(applied[0].acls.contains(EXTENSIONS_ACL), "{applied:?}");
+            assert_eq!(render_appends(&plan, Tech::Pjsip, &applied), "");
+        }
+        // chan_sip keeps the plain append: one section per peer.
+        let peers = discover("[2001]\ntype=friend\n", Tech::Sip);
+        plan.extensions.push((Tech::Sip, "2001".into()));
+        assert_eq!(render_appends(&plan, Tech::Sip, &peers), "[2001](+)\nacl=sipwarden_extensions\n\n");
     }
 }

@@ -18,6 +18,9 @@ use crate::actions::Actor;
 use crate::store;
 
 const SESSION_ADMIN: &str = "admin_id";
+/// The admin's `password_changed_at` when the session logged in: a password change
+/// ends every session but the one that made it.
+const SESSION_PASSWORD_AT: &str = "password_at";
 const MIN_PASSWORD: usize = 10;
 
 /// The logged-in admin. Pages take it as an argument; without a session the
@@ -88,9 +91,16 @@ impl FromRequestParts<WebState> for CurrentAdmin {
         let mut conn = state.store.pool().acquire().await.map_err(|e| WebError::from(e).into_response())?;
         let admin =
             store::admins::by_id(&mut conn, id).await.map_err(|e| WebError::from(e).into_response())?;
+        let password_at: Option<i64> =
+            session.get(SESSION_PASSWORD_AT).await.map_err(|e| WebError::from(e).into_response())?;
         match admin {
-            Some(a) => Ok(CurrentAdmin { id: a.id, username: a.username, client_ip: client_ip(parts) }),
-            None => Err(redirect(htmx, "/login")),
+            Some(a) if password_at == Some(a.password_changed_at) => {
+                Ok(CurrentAdmin { id: a.id, username: a.username, client_ip: client_ip(parts) })
+            }
+            _ => {
+                session.flush().await.map_err(|e| WebError::from(e).into_response())?;
+                Err(redirect(htmx, "/login"))
+            }
         }
     }
 }
@@ -182,6 +192,7 @@ pub async fn login(
     // A new session id at login: a planted cookie never becomes a logged-in one.
     session.cycle_id().await?;
     session.insert(SESSION_ADMIN, admin.id).await?;
+    session.insert(SESSION_PASSWORD_AT, admin.password_changed_at).await?;
     store::audit::record(&mut conn, now, &admin.username, Some(&ip_text), "login", "").await?;
     remember_admin_address(&state, &mut conn, ip, &admin.username).await?;
     Ok(Redirect::to("/").into_response())
@@ -269,12 +280,18 @@ pub async fn setup(
     }
     let hashed = hash(form.password).await?;
     let now = state.clock.now();
-    let id = store::admins::create(&mut conn, &username, &hashed, now).await?;
-    *state.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let ip = canonical(peer.ip()).to_string();
-    store::audit::record(&mut conn, now, &username, Some(&ip), "setup", "first admin created").await?;
+    let mut tx = state.store.begin().await?;
+    // Another setup request may have won while the password was hashed.
+    let Some(id) = store::admins::create_first(&mut tx, &username, &hashed, now).await? else {
+        return Err(WebError::BadRequest("This setup link is no longer valid.".into()));
+    };
+    store::audit::record(&mut tx, now, &username, Some(&ip), "setup", "first admin created").await?;
+    tx.commit().await?;
+    *state.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
     session.cycle_id().await?;
     session.insert(SESSION_ADMIN, id).await?;
+    session.insert(SESSION_PASSWORD_AT, now).await?;
     remember_admin_address(&state, &mut conn, canonical(peer.ip()), &username).await?;
     Ok(Redirect::to("/").into_response())
 }
@@ -348,5 +365,7 @@ pub async fn change_password(
     store::audit::record(&mut conn, now, &admin.username, Some(&admin.client_ip), "password changed", "")
         .await?;
     session.cycle_id().await?;
+    // This session goes on; every other one of this admin ends.
+    session.insert(SESSION_PASSWORD_AT, now).await?;
     Ok(PasswordPage { admin: admin.username, error: None, done: true }.into_response())
 }

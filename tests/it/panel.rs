@@ -498,3 +498,48 @@ async fn the_trusted_list_delete_removes_only_trusted_entries() {
     p.request("POST", &format!("/settings/trusted/{trusted}/delete"), &[("Cookie", &session)], "").await;
     assert_eq!(id("trusted").await, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_setup_requests_create_exactly_one_admin() {
+    let p = panel().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    sqlx::query("DELETE FROM admins").execute(&mut *conn).await.unwrap();
+    *p.state.setup_token.lock().unwrap() = Some("first-start".into());
+    let p = std::sync::Arc::new(p);
+    let attempts: Vec<_> = (0..4)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let form = format!(
+                    "token=first-start&username=admin{i}&password=a+long+passphrase&confirm=a+long+passphrase"
+                );
+                p.request("POST", "/setup", &[("Sec-Fetch-Site", "same-origin")], &form).await.status
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for a in attempts {
+        created += u32::from(a.await.unwrap() == 303);
+    }
+    assert_eq!(created, 1, "one request creates the admin, the others are told the link is used");
+    assert_eq!(store::admins::count(&mut conn).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_admins_other_sessions() {
+    let p = panel().await;
+    let (laptop, phone) = (p.login().await, p.login().await);
+    assert_eq!(p.request("GET", "/bans", &[("Cookie", &phone)], "").await.status, 200);
+    let form = "current=a+long+passphrase&password=another+long+passphrase&confirm=another+long+passphrase";
+    let r =
+        p.request("POST", "/password", &[("Cookie", &laptop), ("Sec-Fetch-Site", "same-origin")], form).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let laptop = r.session().unwrap_or(laptop);
+    assert_eq!(
+        p.request("GET", "/bans", &[("Cookie", &laptop)], "").await.status,
+        200,
+        "the session that changed it goes on"
+    );
+    let r = p.request("GET", "/bans", &[("Cookie", &phone)], "").await;
+    assert_eq!((r.status, r.header("location").as_deref()), (303, Some("/login")), "the other session ended");
+}

@@ -90,7 +90,7 @@ pub async fn page(
             sqlx::query_as(&format!(
                 "SELECT {cols} FROM offenders o WHERE o.ip LIKE $1 ESCAPE '\\' ORDER BY {order} LIMIT $2 OFFSET $3"
             ))
-            .bind(format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+            .bind(format!("{}%", super::like_literal(prefix)))
             .bind(limit)
             .bind(offset)
             .fetch_all(conn)

@@ -22,6 +22,8 @@ const SHOWN: i64 = 500;
 pub struct ActiveBan {
     pub id: i64,
     pub ip: String,
+    /// The accounts (extensions) it tried most.
+    pub accounts: String,
     pub reason: String,
     pub rung: String,
     pub created: String,
@@ -32,6 +34,8 @@ pub struct ActiveBan {
 /// What the bans page lists.
 pub struct BansData {
     active: Vec<ActiveBan>,
+    /// The search that narrowed `active`, if any.
+    query: String,
     /// All bans in force; the page lists the newest `SHOWN`.
     total: i64,
     history: Vec<(String, BanView)>,
@@ -45,17 +49,23 @@ struct BansPage {
     message: Option<String>,
 }
 
-async fn data(state: &WebState) -> Result<BansData, WebError> {
+async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
     let now = state.clock.now();
     let mut conn = state.store.pool().acquire().await?;
     let (timed, forever) = store::bans::active_counts(&mut conn, now).await?;
-    let active = store::bans::active_newest(&mut conn, now, SHOWN)
-        .await?
+    let rows = match query {
+        "" => store::bans::active_newest(&mut conn, now, SHOWN).await?,
+        q => store::bans::active_matching(&mut conn, now, q, SHOWN).await?,
+    };
+    let ips: Vec<String> = rows.iter().map(|b| b.ip.clone()).collect();
+    let mut accounts = store::offenders::accounts_many(&mut conn, &ips, 3).await?;
+    let active = rows
         .into_iter()
         .map(|b| ActiveBan {
             id: b.id,
+            accounts: accounts.remove(&b.ip).unwrap_or_default().join(", "),
             reason: b.reason,
-            rung: if b.rung == 0 { "manual".into() } else { format!("rung {}", b.rung) },
+            rung: if b.rung == 0 { "manual".into() } else { format!("rule {}", b.rung) },
             created: when(b.created_at),
             until: b.until_at.map_or("until released".into(), when),
             by: b.created_by.unwrap_or_else(|| "sipwarden".into()),
@@ -67,20 +77,38 @@ async fn data(state: &WebState) -> Result<BansData, WebError> {
         .iter()
         .map(|b| (b.ip.clone(), ban_view(b, now)))
         .collect();
-    Ok(BansData { active, total: timed + forever, history })
+    Ok(BansData { active, query: query.to_string(), total: timed + forever, history })
 }
 
-/// The page; shared data when it is only shown, fresh after a change (with `message`).
-async fn page(state: &WebState, admin: String, message: Option<String>) -> Result<BansPage, WebError> {
-    let data = match message {
-        None => state.snapshots.get("bans".into(), || data(state)).await?,
-        Some(_) => std::sync::Arc::new(data(state).await?),
+/// The page; shared data when it is only shown, fresh after a change (with `message`)
+/// or for a search.
+async fn page(
+    state: &WebState,
+    admin: String,
+    message: Option<String>,
+    query: &str,
+) -> Result<BansPage, WebError> {
+    let data = match (message.as_ref(), query) {
+        (None, "") => state.snapshots.get("bans".into(), || data(state, "")).await?,
+        _ => std::sync::Arc::new(data(state, query).await?),
     };
     Ok(BansPage { admin, data, message })
 }
 
-pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
-    page(&state, admin.username, None).await
+#[derive(Deserialize)]
+pub struct BansQuery {
+    /// An address (or part of one), or an extension it tried.
+    #[serde(default)]
+    q: String,
+}
+
+pub async fn list(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    axum::extract::Query(query): axum::extract::Query<BansQuery>,
+) -> Result<impl IntoResponse, WebError> {
+    let q: String = query.q.trim().chars().take(64).collect();
+    page(&state, admin.username, None, &q).await
 }
 
 fn is_htmx(headers: &HeaderMap) -> bool {
@@ -153,7 +181,7 @@ pub async fn release_many(
         .filter_map(|(_, v)| v.parse().ok())
         .collect();
     if ids.is_empty() {
-        return Ok(page(&state, admin.username, Some("Tick the bans to release first.".into()))
+        return Ok(page(&state, admin.username, Some("Tick the bans to release first.".into()), "")
             .await?
             .into_response());
     }
@@ -162,7 +190,7 @@ pub async fn release_many(
     }
     state.poke.notify_one();
     let message = format!("Released {} ban{}.", ids.len(), if ids.len() == 1 { "" } else { "s" });
-    Ok(page(&state, admin.username, Some(message)).await?.into_response())
+    Ok(page(&state, admin.username, Some(message), "").await?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -182,7 +210,10 @@ pub async fn ban(
         Ok(ip) => ip,
         Err(_) => {
             let msg = format!("{:?} is not an IPv4 or IPv6 address.", form.ip.trim());
-            return Ok((axum::http::StatusCode::BAD_REQUEST, page(&state, admin.username, Some(msg)).await?)
+            return Ok((
+                axum::http::StatusCode::BAD_REQUEST,
+                page(&state, admin.username, Some(msg), "").await?,
+            )
                 .into_response());
         }
     };
@@ -194,7 +225,7 @@ pub async fn ban(
             Err(e) => {
                 return Ok((
                     axum::http::StatusCode::BAD_REQUEST,
-                    page(&state, admin.username, Some(e.to_string())).await?,
+                    page(&state, admin.username, Some(e.to_string()), "").await?,
                 )
                     .into_response());
             }
@@ -214,5 +245,5 @@ pub async fn ban(
         }
         Err(e) => return Err(WebError::Internal(e.to_string())),
     };
-    Ok(page(&state, admin.username, Some(message)).await?.into_response())
+    Ok(page(&state, admin.username, Some(message), "").await?.into_response())
 }

@@ -543,3 +543,33 @@ async fn a_password_change_ends_the_admins_other_sessions() {
     let r = p.request("GET", "/bans", &[("Cookie", &phone)], "").await;
     assert_eq!((r.status, r.header("location").as_deref()), (303, Some("/login")), "the other session ended");
 }
+
+#[tokio::test]
+async fn a_banned_phone_is_found_by_its_extension_on_the_bans_page() {
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let now = p.clock.now();
+    for (ip, account) in [("203.0.113.9", "1003"), ("198.51.100.4", "1004")] {
+        store::offenders::record(&mut conn, ip, "PJSIP", Some(account), now).await.unwrap();
+        let ban = store::bans::NewBan {
+            ip,
+            reason: "2 failures within 1h",
+            rung: 1,
+            created_at: now,
+            until_at: None,
+        };
+        store::bans::insert(&mut conn, &ban).await.unwrap();
+    }
+    let r = p.request("GET", "/bans?q=1003", &[("Cookie", &session)], "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("203.0.113.9") && !r.body.contains("198.51.100.4"), "{}", r.body);
+    assert!(r.body.contains("1 ban in force for “1003”") && r.body.contains("class=\"release\""));
+    let r = p.request("GET", "/bans?q=198.51", &[("Cookie", &session)], "").await;
+    assert!(r.body.contains("198.51.100.4") && !r.body.contains("203.0.113.9"), "by part of the address");
+    // A wildcard typed by the admin is a character, not a pattern.
+    let r = p.request("GET", "/bans?q=%25", &[("Cookie", &session)], "").await;
+    assert!(r.body.contains("0 bans in force"), "{}", r.body);
+    let r = p.request("GET", "/bans", &[("Cookie", &session)], "").await;
+    assert!(r.body.contains("203.0.113.9") && r.body.contains("198.51.100.4") && r.body.contains("1004"));
+}

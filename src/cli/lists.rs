@@ -14,20 +14,33 @@ use crate::store;
 pub struct BanLine {
     pub address: String,
     pub reason: String,
-    /// RFC 3339.
-    pub since: String,
-    /// RFC 3339; `None`: until someone releases it.
-    pub until: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub since: i64,
+    /// `None`: until someone releases it.
+    #[serde(serialize_with = "rfc3339_until")]
+    pub until: Option<i64>,
     /// The accounts it tried most.
     pub accounts: Vec<String>,
     pub services: Vec<String>,
 }
 
-fn rfc3339(ms: i64) -> String {
+fn rfc3339_text(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |d| d.to_rfc3339())
 }
 
-pub async fn gather_bans(store: &store::Store, now: i64) -> anyhow::Result<Vec<BanLine>> {
+/// Times leave as RFC 3339 in JSON; the text listing shows them in local time.
+fn rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_text(*ms))
+}
+
+fn rfc3339_until<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => rfc3339(ms, s),
+        None => s.serialize_none(),
+    }
+}
+
+async fn gather_bans(store: &store::Store, now: i64) -> anyhow::Result<Vec<BanLine>> {
     let mut conn = store.pool().acquire().await?;
     let bans = store::bans::active(&mut conn, now).await?;
     let ips: Vec<String> = bans.iter().map(|b| b.ip.clone()).collect();
@@ -42,8 +55,8 @@ pub async fn gather_bans(store: &store::Store, now: i64) -> anyhow::Result<Vec<B
             accounts: accounts.remove(&b.ip).unwrap_or_default(),
             address: b.ip,
             reason: b.reason,
-            since: rfc3339(b.created_at),
-            until: b.until_at.map(rfc3339),
+            since: b.created_at,
+            until: b.until_at,
             services,
         });
     }
@@ -62,15 +75,12 @@ pub async fn bans(config: Config, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("{:<40} {:<19} {:<19} {:<20} reason", "address", "since", "until", "accounts");
-    let local = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t).map_or_else(|_| t.to_string(), |d| when(d.timestamp_millis()))
-    };
     for l in &lines {
         println!(
             "{:<40} {:<19} {:<19} {:<20} {}",
             l.address,
-            local(&l.since),
-            l.until.as_deref().map_or_else(|| "until released".to_string(), local),
+            when(l.since),
+            l.until.map_or_else(|| "until released".to_string(), when),
             l.accounts.join(","),
             l.reason
         );
@@ -127,7 +137,7 @@ pub async fn networks(config: Config, json: bool) -> anyhow::Result<()> {
                 label: row.label,
                 trunk: row.trunk,
                 host: row.host,
-                expires: row.expires_at.map(rfc3339),
+                expires: row.expires_at.map(rfc3339_text),
             });
         }
     }

@@ -5,7 +5,7 @@
 
 mod lists;
 
-pub use lists::{bans, gather_bans, networks};
+pub use lists::{bans, networks};
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -353,7 +353,8 @@ fn parse_event_tv(tv: &str) -> Option<UnixMs> {
         // Asterisk 1.8/11: "<sec>-<usec>", usec not zero-padded.
         let sec: i64 = sec.parse().ok()?;
         let usec: i64 = usec.parse().ok()?;
-        return Some(sec * 1000 + usec / 1000);
+        // Attacker-influenced length: an absurd number is no time, not an overflow.
+        return sec.checked_mul(1000)?.checked_add(usec / 1000);
     }
     // 2026-11-24T21:04:50.544+0000, already checked by `is_event_tv`.
     let num = |r: std::ops::Range<usize>| tv.get(r)?.parse::<u32>().ok();
@@ -402,6 +403,18 @@ mod tests {
         // An `=` of no consequence in a value changes nothing.
         let harmless = BASE.replace("\"C\"", "\"a=b\"");
         assert_eq!(read(&harmless), ("198.51.100.13".into(), false));
+    }
+
+    #[test]
+    fn an_absurd_old_style_event_time_is_no_time_and_the_event_still_counts() {
+        let msg = BASE.replace("2026-11-24T21:04:50.544+0000", "000000000000000002029809171712908401-000");
+        match parse(&msg, false) {
+            SecurityRecord::Event(p, at) => {
+                assert_eq!((p.ip.unwrap().to_string(), at), ("198.51.100.13".into(), None));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_event_tv("1732482290-544000"), Some(1_732_482_290_544));
     }
 
     proptest! {

@@ -164,6 +164,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         health: ingest_health.clone(),
         attempts: Default::default(),
         prefix_rule: config.prefix_rule,
+        watch: Some(Arc::new(crate::watch::Watch {
+            store: store.clone(),
+            clock: Arc::new(SystemClock),
+            trusted: config.trusted.clone(),
+            protection_default: config.protection_default,
+            breaker: std::sync::Mutex::new(crate::policy::fraud::Breaker::new(config.fraud.clone())),
+            pbx: Arc::new(crate::pbx::control::Cli { command: config.asterisk_command.clone() }),
+            bans_changed: poke.clone(),
+        })),
     };
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");

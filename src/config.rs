@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::asterisk::SourceKind;
-use crate::domain::{TrustedNetworks, UnixMs};
+use crate::domain::{FraudLimits, Threshold, TrustedNetworks, UnixMs};
 use crate::ingest::StartAt;
 use crate::policy::{Ladder, Rung};
 
@@ -43,6 +43,68 @@ pub struct FileConfig {
     pub asterisk: AsteriskConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub fraud: FraudConfig,
+}
+
+/// `[fraud]`: when an extension's calls look like toll fraud. Each measure is a pair
+/// `[warning, critical]`; 0 turns a level off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FraudConfig {
+    pub calls_per_minute: Option<[u32; 2]>,
+    pub concurrent_international: Option<[u32; 2]>,
+    pub high_risk_calls: Option<[u32; 2]>,
+    pub international_prefixes: Option<Vec<String>>,
+    pub home_prefixes: Option<Vec<String>>,
+    pub high_risk_prefixes: Option<Vec<String>>,
+    pub inbound_contexts: Option<Vec<String>>,
+}
+
+fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
+    let d = FraudLimits::default();
+    let threshold = |pair: Option<[u32; 2]>, key: &'static str, default: Threshold| match pair {
+        None => Ok(default),
+        Some([warning, critical]) if critical > 0 && warning > critical => Err(ConfigError::Invalid {
+            key,
+            message: format!("the warning level {warning} is above the critical level {critical}"),
+        }),
+        Some([warning, critical]) => Ok(Threshold { warning, critical }),
+    };
+    let prefixes = |list: Option<Vec<String>>, key: &'static str, default: Vec<String>| match list {
+        None => Ok(default),
+        Some(list) => list
+            .into_iter()
+            .map(|p| {
+                let p = p.trim().to_owned();
+                if p.is_empty() || !p.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit()) {
+                    Err(ConfigError::Invalid {
+                        key,
+                        message: format!("{p:?} is not a dialling prefix like 00 or +44"),
+                    })
+                } else {
+                    Ok(p)
+                }
+            })
+            .collect(),
+    };
+    Ok(FraudLimits {
+        calls_per_minute: threshold(f.calls_per_minute, "fraud.calls_per_minute", d.calls_per_minute)?,
+        concurrent_international: threshold(
+            f.concurrent_international,
+            "fraud.concurrent_international",
+            d.concurrent_international,
+        )?,
+        high_risk_calls: threshold(f.high_risk_calls, "fraud.high_risk_calls", d.high_risk_calls)?,
+        international_prefixes: prefixes(
+            f.international_prefixes,
+            "fraud.international_prefixes",
+            d.international_prefixes,
+        )?,
+        home_prefixes: prefixes(f.home_prefixes, "fraud.home_prefixes", d.home_prefixes)?,
+        high_risk_prefixes: prefixes(f.high_risk_prefixes, "fraud.high_risk_prefixes", d.high_risk_prefixes)?,
+        inbound_contexts: f.inbound_contexts.unwrap_or(d.inbound_contexts),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,6 +307,7 @@ pub struct Config {
     pub resolve_interval: Duration,
     pub retention: Retention,
     pub prefix_rule: crate::policy::prefix::PrefixRule,
+    pub fraud: FraudLimits,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
@@ -357,6 +420,7 @@ impl Config {
             prefix_rule: prefix_rule(&file.policy)?,
             ladder: ladder(file.policy)?,
             retention: retention(file.retention)?,
+            fraud: fraud_limits(file.fraud)?,
             clean_log,
             data_dir,
         })

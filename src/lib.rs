@@ -35,4 +35,5 @@ pub mod policy;
 pub mod port_holder;
 pub mod retention;
 pub mod store;
+pub mod watch;
 pub mod web;

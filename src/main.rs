@@ -206,8 +206,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let report = sipwarden::checklog::check_files_with_progress(
                 &files,
-                config.ladder,
-                config.trusted,
+                sipwarden::checklog::Rules {
+                    ladder: config.ladder,
+                    trusted: config.trusted,
+                    fraud: config.fraud,
+                },
                 &|n| bar.inc(n),
             )?;
             bar.finish_and_clear();

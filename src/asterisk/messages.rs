@@ -41,10 +41,12 @@ pub enum Shape {
     Iax,
     /// FreePBX's dialplan logging a call it refused (`Log()` lines, "Ext. <exten>: …").
     DialplanRejected,
+    /// A call starting or ending in the dialplan (`pbx.c`): no authentication outcome.
+    DialplanCall,
 }
 
 /// Files whose lines can be a [`Shape`]; every other file's lines are skipped unread.
-pub const FILES: [&str; 8] = [
+pub const FILES: [&str; 9] = [
     "chan_sip.c",
     "res_pjsip/pjsip_distributor.c",
     "res_pjsip_session.c",
@@ -53,6 +55,7 @@ pub const FILES: [&str; 8] = [
     "manager.c",
     "chan_iax2.c",
     DIALPLAN_FILE,
+    super::dialplan::FILE,
 ];
 
 /// What the envelope names as the file of a dialplan `Log()` line.
@@ -98,6 +101,7 @@ pub fn shape(file: &str, msg: &str) -> Option<Shape> {
         DIALPLAN_FILE => {
             msg.contains("\"Rejecting unknown SIP connection from ").then_some(Shape::DialplanRejected)
         }
+        super::dialplan::FILE => super::dialplan::is_call_line(msg).then_some(Shape::DialplanCall),
         _ => None,
     }
 }
@@ -213,7 +217,16 @@ pub fn is_incomplete(shape: Shape, msg: &str) -> bool {
     match shape {
         Shape::SipCallFrom => !SIP_CALL_FROM.is_match(msg) && SIP_CALL_FROM_PREFIX.is_match(msg),
         Shape::PjsipCall => !PJSIP_CALL.is_match(msg) && PJSIP_CALL_PREFIX.is_match(msg),
+        Shape::DialplanCall => super::dialplan::is_incomplete(msg),
         _ => false,
+    }
+}
+
+/// How many physical lines a record of this shape may take.
+pub fn max_record_lines(shape: Shape) -> usize {
+    match shape {
+        Shape::DialplanCall => super::dialplan::MAX_LINES,
+        _ => super::reader::MAX_RECORD_LINES,
     }
 }
 
@@ -265,7 +278,7 @@ pub fn parse(shape: Shape, msg: &str, multi_line: bool) -> Option<Parsed> {
             let host = URI_HOST.captures(uri)?;
             success(Service::Pjsip, host.name("ip")?.as_str(), Some(c.name("aor")?.as_str()))
         }
-        Shape::Security => None,
+        Shape::Security | Shape::DialplanCall => None,
     }
 }
 

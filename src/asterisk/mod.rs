@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod address;
 mod attribution;
+pub mod dialplan;
 pub mod envelope;
 mod fast;
 pub mod messages;

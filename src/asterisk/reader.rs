@@ -14,7 +14,7 @@ use super::envelope;
 use super::messages::{self, Parsed, Shape};
 use super::security::{self, SecurityRecord};
 use super::timestamp::Timestamper;
-use crate::domain::{LogEvent, UnixMs};
+use crate::domain::{CallEvent, DatedCall, LogEvent, UnixMs};
 
 pub const MAX_RECORD_LINES: usize = 512;
 pub const MAX_RECORD_BYTES: usize = 32 * 1024;
@@ -147,6 +147,8 @@ pub struct RecordReader {
     /// Keep each record's text (the live pipeline stores it as evidence; offline
     /// checks do not need it).
     keep_raw: bool,
+    /// Call events read so far, when asked for ([`Self::with_calls`]).
+    calls: Option<Vec<DatedCall>>,
     pub stats: ReadStats,
 }
 
@@ -160,6 +162,7 @@ impl RecordReader {
             settled: start,
             line_end: start,
             keep_raw: true,
+            calls: None,
             stats: ReadStats::default(),
         }
     }
@@ -168,6 +171,17 @@ impl RecordReader {
     pub fn without_raw(mut self) -> Self {
         self.keep_raw = false;
         self
+    }
+
+    /// Also keeps the dialplan's call events, taken with [`Self::take_calls`].
+    pub fn with_calls(mut self) -> Self {
+        self.calls = Some(Vec::new());
+        self
+    }
+
+    /// The call events read since the last take.
+    pub fn take_calls(&mut self) -> Vec<DatedCall> {
+        self.calls.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Offset up to which every line has been fully judged. A reader resumed there
@@ -242,7 +256,9 @@ impl RecordReader {
                     self.emit(judged, &p.date, &p.raw, out);
                     self.settled = end;
                 }
-                None if p.lines >= MAX_RECORD_LINES || p.message.len() >= MAX_RECORD_BYTES => {
+                None if p.lines >= messages::max_record_lines(p.shape)
+                    || p.message.len() >= MAX_RECORD_BYTES =>
+                {
                     self.give_up(p, out);
                     self.settled = end;
                 }
@@ -314,6 +330,12 @@ impl RecordReader {
     fn emit(&mut self, judged: Judged, date: &str, raw: &str, out: &mut Vec<ReadRecord>) {
         let (p, event_tv, security_event) = match judged {
             Judged::Ignored => return,
+            Judged::Call(event) => {
+                if let Some(calls) = &mut self.calls {
+                    calls.push(DatedCall { at: self.timestamps.convert(date), event });
+                }
+                return;
+            }
             Judged::Broken => {
                 self.stats.tampered_records += 1;
                 out.push(ReadRecord { event: None, tampered: true, raw: raw.to_owned(), end: self.line_end });
@@ -350,6 +372,8 @@ enum Judged {
     Security(Parsed, Option<UnixMs>),
     /// Complete, but not an outcome sipwarden counts.
     Ignored,
+    /// A call starting or ending (kept only by a reader that asked for calls).
+    Call(CallEvent),
     /// Complete yet matching no strict pattern while showing injection signs.
     Broken,
 }
@@ -367,6 +391,14 @@ fn judge(shape: Shape, message: &str, multi: bool) -> Option<Judged> {
     }
     if messages::is_incomplete(shape, message) {
         return None;
+    }
+    if shape == Shape::DialplanCall {
+        // A call line cut by caller text may have forged lines inside it.
+        return Some(match super::dialplan::parse(message) {
+            Some(call) if !multi => Judged::Call(call),
+            _ if multi => Judged::Broken,
+            _ => Judged::Ignored,
+        });
     }
     Some(match messages::parse(shape, message, multi) {
         Some(mut p) => {

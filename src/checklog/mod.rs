@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::asterisk::{self, ReadRecord, SourceKind};
-use crate::domain::{Outcome, TrustedNetworks, UnixMs};
+use crate::domain::{FraudLimits, Outcome, TrustedNetworks, UnixMs};
 use crate::policy::Ladder;
 
+mod incidents;
 mod read;
 mod replay;
+
+pub use incidents::IncidentReport;
 
 use read::read_file;
 
@@ -49,6 +52,8 @@ pub struct Report {
     pub total_failures: u64,
     /// Tampered records whose sender could not be located: shown, never counted.
     pub unattributed_tampered: u64,
+    /// Breaches and toll fraud, in the order they happened.
+    pub incidents: Vec<IncidentReport>,
 }
 
 /// What was read, by number: events, and the addresses and accounts they name.
@@ -203,15 +208,23 @@ fn detect_file_kind(path: &Path) -> io::Result<SourceKind> {
     Ok(asterisk::detect_kind(complete.lines().take(200)))
 }
 
+/// What check-log judges with: the ban rules, the networks never banned, and when
+/// calls are toll fraud.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub ladder: Ladder,
+    pub trusted: TrustedNetworks,
+    pub fraud: FraudLimits,
+}
+
 pub fn check_files(paths: &[PathBuf], ladder: Ladder, trusted: TrustedNetworks) -> io::Result<Report> {
-    check_files_with_progress(paths, ladder, trusted, &|_| {})
+    check_files_with_progress(paths, Rules { ladder, trusted, fraud: FraudLimits::default() }, &|_| {})
 }
 
 /// As [`check_files`], calling `progress` with the number of bytes read as it goes.
 pub fn check_files_with_progress(
     paths: &[PathBuf],
-    ladder: Ladder,
-    trusted: TrustedNetworks,
+    Rules { ladder, trusted, fraud }: Rules,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<Report> {
     let with_path = |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
@@ -222,30 +235,41 @@ pub fn check_files_with_progress(
     let security_present = kinds.contains(&SourceKind::Security);
     let mut collector = Collector::default();
     let mut reports = Vec::new();
+    let mut calls = Vec::new();
     for (p, kind) in paths.iter().zip(kinds) {
         collector.drop_covered = kind == SourceKind::Messages && security_present;
         collector.last_at = 0;
         reports.push(read_file(p, kind, &mut collector, progress).map_err(|e| with_path(p, e))?);
+        if kind == SourceKind::Messages {
+            calls.extend(incidents::read_calls(p).map_err(|e| with_path(p, e))?);
+        }
     }
     let Collector { events, accounts, ips, unattributed, .. } = collector;
     let order = time_order(&events);
     // Addresses do not affect one another: each core replays its share of them.
     let shares = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     let mut orders = vec![Vec::with_capacity(order.len() / shares + 1); shares];
-    for i in order {
+    for &i in &order {
         orders[events[i as usize].ip as usize % shares].push(i);
     }
     let known = Known { events: &events, ips: &ips, accounts: &accounts };
-    let parts = std::thread::scope(|scope| {
+    let (parts, incidents) = std::thread::scope(|scope| {
+        let incidents = scope.spawn(|| incidents::detect(known, &order, calls, fraud));
         let replay = |order: &[u32]| replay::addresses(known, order, ladder.clone(), trusted.clone());
         let helpers: Vec<_> = orders[1..].iter().map(|o| scope.spawn(move || replay(o))).collect();
         let mut parts = vec![replay(&orders[0])];
         parts.extend(helpers.into_iter().map(|h| h.join().expect("check-log replay thread panicked")));
-        parts
+        (parts, incidents.join().expect("check-log incident thread panicked"))
     });
     let total = parts.iter().map(|(_, failures)| failures).sum();
     let by_ip = parts.into_iter().flat_map(|(rows, _)| rows).collect();
-    Ok(Report { files: reports, by_ip, total_failures: total, unattributed_tampered: unattributed })
+    Ok(Report {
+        files: reports,
+        by_ip,
+        total_failures: total,
+        unattributed_tampered: unattributed,
+        incidents,
+    })
 }
 
 /// The human-readable table, worst offenders first.
@@ -278,6 +302,20 @@ pub fn render_text(report: &Report) -> String {
             services.join(","),
             accounts.join(" ")
         ));
+    }
+    if !report.incidents.is_empty() {
+        out.push_str("\nincidents\n");
+        for i in &report.incidents {
+            out.push_str(&format!(
+                "{} {:<8} {:<10} account {:?} from {}: {}\n",
+                i.at,
+                i.severity.as_str(),
+                i.kind.as_str(),
+                i.account,
+                i.address.as_deref().unwrap_or("?"),
+                i.reason
+            ));
+        }
     }
     out.push_str(&format!(
         "\n{} failures from {} addresses; {} tampered records could not be attributed\n",

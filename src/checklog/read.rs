@@ -200,6 +200,15 @@ fn line_start_after(file: &mut File, at: u64) -> io::Result<Option<u64>> {
     Ok(None)
 }
 
+/// Dates without a year are placed in the year before the file's last change.
+pub(super) fn file_reference_time(path: &Path) -> io::Result<UnixMs> {
+    Ok(std::fs::metadata(path)?
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |d| d.as_millis() as UnixMs))
+}
+
 pub(super) fn read_file(
     path: &Path,
     kind: SourceKind,
@@ -234,13 +243,7 @@ fn read_file_pieces(
     threads: usize,
 ) -> io::Result<FileReport> {
     let mut file = File::open(path)?;
-    let meta = file.metadata()?;
-    let reference = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |d| d.as_millis() as UnixMs);
-    // Dates without a year are placed in the year before the file's last change.
+    let reference = file_reference_time(path)?;
     let source = Source { reference, drop_covered: out.drop_covered };
     let bounds = |i: usize| (starts[i], starts.get(i + 1).map_or(Until::End, |&s| Until::SettledFrom(s)));
     let next = AtomicUsize::new(0);

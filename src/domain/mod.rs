@@ -1,10 +1,14 @@
 //! Plain types shared by every layer. No I/O here.
 
+mod call;
 mod event;
+mod incident;
 mod ladder;
 pub mod network;
 
+pub use call::{CallEvent, CallStart, DatedCall};
 pub use event::{FailureKind, LogEvent, Outcome, Service, session_key};
+pub use incident::{FraudLimits, IncidentKind, Severity, Threshold};
 pub use ladder::{Ladder, Rung};
 pub use network::TrustedNetworks;
 

@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::asterisk::{self, ReadRecord, RecordReader, SourceKind};
-use crate::domain::UnixMs;
+use crate::domain::{DatedCall, UnixMs};
 
 /// Bytes read per poll at most, so one huge backlog is stored in several transactions.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -48,6 +48,8 @@ pub struct Batch {
     /// parts counts each part's lines.
     pub line_ends: Vec<u64>,
     pub unreadable_ends: Vec<u64>,
+    /// The dialplan's call events in the lines read (a full log at verbose 3).
+    pub calls: Vec<DatedCall>,
 }
 
 impl Batch {
@@ -201,7 +203,7 @@ impl Follower {
         (&mut file).take(MAX_BATCH_BYTES as u64).read_to_end(&mut buf)?;
         let more = buf.len() == MAX_BATCH_BYTES;
         let base = cursor.offset;
-        let mut reader = RecordReader::new(now, base);
+        let mut reader = RecordReader::new(now, base).with_calls();
         let mut records = Vec::new();
         let mut unreadable_ends = Vec::new();
         let mut line_ends = Vec::new();
@@ -215,7 +217,8 @@ impl Follower {
                 }
                 None => {
                     cursor.offset = base + buf.len() as u64;
-                    return Ok(self.batch_of(kind, Vec::new(), cursor, (line_ends, unreadable_ends), more));
+                    let batch = self.batch_of(kind, Vec::new(), cursor, (line_ends, unreadable_ends), more);
+                    return Ok(batch);
                 }
             }
         }
@@ -246,7 +249,9 @@ impl Follower {
             pos = next;
         }
         cursor.offset = settled_extra.unwrap_or_else(|| reader.settled_offset());
-        Ok(self.batch_of(kind, records, cursor, (line_ends, unreadable_ends), more))
+        let mut batch = self.batch_of(kind, records, cursor, (line_ends, unreadable_ends), more);
+        batch.calls = reader.take_calls();
+        Ok(batch)
     }
 
     fn batch_of(
@@ -267,6 +272,7 @@ impl Follower {
             line_ends,
             unreadable_ends,
             cursor,
+            calls: Vec::new(),
         };
         (batch.lines, batch.unreadable_lines) = batch.lines_up_to(batch.cursor.offset);
         batch

@@ -118,6 +118,7 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
                         tracing::info!(ip = %ban.ip, until = ?ban.until, reason = %ban.reason, "ban decided");
                     }
                     progress.update(follower.path(), batch.cursor.offset, batch.more);
+                    watch(pipeline, &batch).await;
                     follower.commit(batch.cursor);
                 }
                 Err(e) => {
@@ -144,6 +145,20 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
         pipeline.health.log_state(&path, problem);
     }
     stored
+}
+
+/// After a batch is stored: its logins and calls go to the breach and toll-fraud watch.
+async fn watch(pipeline: &Pipeline, batch: &Batch) {
+    let Some(watch) = &pipeline.watch else { return };
+    let events =
+        batch.records.iter().filter_map(|r| r.event.as_ref()).filter(|e| pipeline.counts(batch.kind, e));
+    let seen = crate::watch::seen_in(events, &batch.calls, pipeline.clock.now());
+    if seen.is_empty() {
+        return;
+    }
+    if let Err(e) = watch.observe(&seen).await {
+        tracing::error!(path = %batch.path, error = %e, "could not judge logins and calls");
+    }
 }
 
 /// Why a followed log cannot be read, in words that say how to fix it; `None` when

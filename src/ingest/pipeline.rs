@@ -121,6 +121,8 @@ pub struct Pipeline {
     pub attempts: std::sync::Mutex<Attempts>,
     /// When an IPv6 prefix is banned as a whole.
     pub prefix_rule: PrefixRule,
+    /// Judges stored logins and calls for breaches and toll fraud (`None`: not watched).
+    pub watch: Option<Arc<crate::watch::Watch>>,
 }
 
 /// A stored IPv6 ban as the prefix rule reads it.

@@ -4,7 +4,9 @@
 //! `ingest::pipeline`.
 
 pub mod attempts;
+pub mod breach;
 mod decide;
+pub mod fraud;
 pub mod prefix;
 pub mod replay;
 

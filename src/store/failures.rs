@@ -108,6 +108,23 @@ pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<FailureRow>> {
     .await?)
 }
 
+/// An address's failures from `from` to `to`, oldest first: (time, account, kind).
+pub async fn from_address(
+    conn: &mut Conn,
+    ip: &str,
+    from: UnixMs,
+    to: UnixMs,
+) -> Result<Vec<(UnixMs, Option<String>, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT at, account, kind FROM failures WHERE ip = $1 AND at >= $2 AND at <= $3 ORDER BY at, id LIMIT 1000",
+    )
+    .bind(ip)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Attributed failures at or after `since`, all addresses.
 pub async fn count_all_since(conn: &mut Conn, since: UnixMs) -> Result<i64> {
     let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM failures WHERE ip IS NOT NULL AND at > $1")

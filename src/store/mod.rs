@@ -7,6 +7,7 @@ pub mod bans;
 pub mod failures;
 pub mod health;
 pub mod history;
+pub mod incidents;
 pub mod known_good;
 pub mod networks;
 pub mod offenders;

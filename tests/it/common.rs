@@ -53,6 +53,7 @@ impl TestApp {
             health: Default::default(),
             attempts: Default::default(),
             prefix_rule: Default::default(),
+            watch: None,
         };
         TestApp { dir, store, clock, pipeline, followers: Vec::new() }
     }

@@ -13,6 +13,7 @@ mod firewall_render;
 mod follow;
 mod history_facts;
 mod hostile_input;
+mod incidents;
 mod lifecycle;
 mod netns;
 mod packaging;

@@ -57,6 +57,7 @@ pub fn bench_pipeline(store: &Store, bans_changed: Arc<Notify>) -> Pipeline {
         health: Default::default(),
         attempts: Default::default(),
         prefix_rule: Default::default(),
+        watch: None,
     }
 }
 

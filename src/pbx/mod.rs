@@ -7,6 +7,8 @@ use std::process::Command;
 
 use crate::asterisk::acl::{self, AclPlan, AsteriskObject, Tech};
 
+pub mod control;
+
 /// Files sipwarden writes. FreePBX regenerates none of them.
 pub const ACL_CONF: &str = "acl.conf";
 pub const SIP_APPENDS: &str = "sip_custom_post.conf";

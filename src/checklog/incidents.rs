@@ -1,0 +1,175 @@
+//! Incidents found offline: the breach detector over each successful login and the
+//! toll-fraud breaker over the dialplan's calls, in the order things happened.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, BufRead, Read};
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::Known;
+use crate::asterisk::RecordReader;
+use crate::domain::{DatedCall, FraudLimits, IncidentKind, Outcome, Severity, UnixMs};
+use crate::policy::breach::{self, Login, PastFailure};
+use crate::policy::fraud::Breaker;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IncidentReport {
+    pub kind: IncidentKind,
+    pub severity: Severity,
+    pub account: String,
+    /// The address that logged in; for toll fraud, the one the extension last logged
+    /// in from before the calls.
+    pub address: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+    /// Toll fraud: calls of the burst up to and including the one that tripped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_before_stop: Option<u32>,
+    pub reason: String,
+}
+
+/// The dialplan's call events of a file, when it has any (a full log at verbose 3).
+pub(super) fn read_calls(path: &Path) -> io::Result<Vec<DatedCall>> {
+    if !mentions(path, b"pbx.c: ")? {
+        return Ok(Vec::new());
+    }
+    let reference = super::read::file_reference_time(path)?;
+    let mut reader = RecordReader::new(reference, 0).without_raw().with_calls();
+    let mut file = io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let (mut line, mut ignored, mut offset) = (Vec::new(), Vec::new(), 0u64);
+    loop {
+        line.clear();
+        let n = file.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        reader.push_bytes(text, offset, offset + n as u64, &mut ignored);
+        ignored.clear();
+        offset += n as u64;
+    }
+    reader.finish(&mut ignored);
+    Ok(reader.take_calls())
+}
+
+/// Whether `needle` occurs in the file: a quick look before reading it line by line.
+fn mentions(path: &Path, needle: &[u8]) -> io::Result<bool> {
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut kept = 0;
+    loop {
+        let n = file.read(&mut buf[kept..])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let filled = kept + n;
+        if finder.find(&buf[..filled]).is_some() {
+            return Ok(true);
+        }
+        // Keep the tail: the needle may straddle two reads.
+        kept = (needle.len() - 1).min(filled);
+        buf.copy_within(filled - kept..filled, 0);
+    }
+}
+
+/// Walks logins, failures and calls in time order (`order`: positions of
+/// `known.events` by time) and reports what the detectors find.
+pub(super) fn detect(
+    known: Known,
+    order: &[u32],
+    mut calls: Vec<DatedCall>,
+    limits: FraudLimits,
+) -> Vec<IncidentReport> {
+    calls.retain(|c| c.at.is_some());
+    calls.sort_by_key(|c| c.at);
+    let mut breaker = Breaker::new(limits);
+    let mut failures: HashMap<u32, VecDeque<PastFailure>> = HashMap::new();
+    let mut logged_in: HashMap<u32, HashSet<u32>> = HashMap::new();
+    let mut last_login: HashMap<String, IpAddr> = HashMap::new();
+    let mut reported: HashSet<(u32, u32)> = HashSet::new();
+    let mut out = Vec::new();
+    let mut calls = calls.into_iter().peekable();
+    for &i in order {
+        let e = &known.events[i as usize];
+        while let Some(call) = calls.next_if(|c| c.at.is_some_and(|at| at < e.at)) {
+            out.extend(toll_fraud(&mut breaker, &call, &last_login));
+        }
+        if e.preliminary || e.tampered {
+            continue;
+        }
+        let account = e.account.map(|a| known.accounts[a as usize].as_str());
+        match e.outcome {
+            Outcome::Failure(kind) => {
+                let past = failures.entry(e.ip).or_default();
+                while past.front().is_some_and(|f| e.at - f.at > breach::LOOKBACK_MS) {
+                    past.pop_front();
+                }
+                past.push_back(PastFailure { at: e.at, account: account.map(str::to_owned), kind });
+            }
+            Outcome::Success => {
+                let (Some(name), Some(a)) = (account, e.account) else { continue };
+                let ip = known.ips[e.ip as usize];
+                last_login.insert(name.to_owned(), ip);
+                let past: Vec<PastFailure> = failures
+                    .get(&e.ip)
+                    .map(|p| p.iter().filter(|f| e.at - f.at <= breach::LOOKBACK_MS).cloned().collect())
+                    .unwrap_or_default();
+                let seen = logged_in.entry(a).or_default();
+                let login = Login {
+                    at: e.at,
+                    account: name,
+                    failures: &past,
+                    account_seen: !seen.is_empty(),
+                    address_known: seen.contains(&e.ip),
+                    in_extension_networks: None,
+                };
+                let finding = breach::judge_login(&login);
+                seen.insert(e.ip);
+                if let Some(f) = finding {
+                    if reported.insert((a, e.ip)) {
+                        out.push(IncidentReport {
+                            kind: IncidentKind::Breach,
+                            severity: f.severity,
+                            account: name.to_owned(),
+                            address: Some(ip.to_string()),
+                            at: rfc3339(e.at),
+                            calls_before_stop: None,
+                            reason: f.reason,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for call in calls {
+        out.extend(toll_fraud(&mut breaker, &call, &last_login));
+    }
+    out
+}
+
+fn toll_fraud(
+    breaker: &mut Breaker,
+    call: &DatedCall,
+    last_login: &HashMap<String, IpAddr>,
+) -> Option<IncidentReport> {
+    let at = call.at?;
+    let trip = breaker.observe(at, &call.event)?;
+    Some(IncidentReport {
+        kind: IncidentKind::TollFraud,
+        severity: trip.severity,
+        address: last_login.get(&trip.extension).map(|ip| ip.to_string()),
+        account: trip.extension,
+        at: rfc3339(at),
+        calls_before_stop: Some(trip.calls_in_burst),
+        reason: format!("{} ({})", trip.reason, trip.numbers.join(", ")),
+    })
+}
+
+fn rfc3339(ms: UnixMs) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

@@ -1,0 +1,295 @@
+//! The toll-fraud breaker: per extension, over call starts and ends, pure. Fed by the
+//! dialplan's lines or the manager interface's events alike.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::domain::{CallEvent, CallStart, FraudLimits, HOUR_MS, MINUTE_MS, Severity, UnixMs};
+
+/// A call still "in progress" this long after its start lost its end: forgotten.
+const STALE_CALL_MS: UnixMs = 4 * HOUR_MS;
+/// A minute without a new call from an extension ends its burst.
+const BURST_GAP_MS: UnixMs = MINUTE_MS;
+/// Numbers kept per burst for the incident.
+const NUMBERS_KEPT: usize = 20;
+
+/// An extension's calls crossed a threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trip {
+    pub at: UnixMs,
+    /// `PJSIP`, `SIP`, `IAX2`: where the extension lives.
+    pub tech: String,
+    pub extension: String,
+    pub severity: Severity,
+    /// Plain words: "3 international calls at once".
+    pub reason: String,
+    /// Calls of the burst up to and including the one that tripped.
+    pub calls_in_burst: u32,
+    /// Numbers dialled in the burst, in order (the first few).
+    pub numbers: Vec<String>,
+}
+
+#[derive(Default)]
+struct Extension {
+    /// Starts within the last minute.
+    recent: VecDeque<UnixMs>,
+    /// Channels in progress: start and whether the call goes abroad.
+    active: HashMap<String, (UnixMs, bool)>,
+    burst_calls: u32,
+    burst_high_risk: u32,
+    numbers: Vec<String>,
+    last_start: Option<UnixMs>,
+    /// The highest severity already reported for this burst.
+    reported: Option<Severity>,
+}
+
+/// Keeps what the last minutes of calls need, and judges each new call.
+pub struct Breaker {
+    limits: FraudLimits,
+    extensions: HashMap<(String, String), Extension>,
+    /// Every channel seen starting, with its extension (`None`: not an extension's
+    /// call, such as a trunk's): later steps of the same call are not new calls.
+    channels: HashMap<String, (UnixMs, Option<(String, String)>)>,
+}
+
+/// How a dialled number is classed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    pub international: bool,
+    pub high_risk: bool,
+}
+
+/// Classes `number` by the limits' prefixes.
+pub fn classify(limits: &FraudLimits, number: &str) -> Destination {
+    let starts = |list: &[String]| list.iter().any(|p| !p.is_empty() && number.starts_with(p.as_str()));
+    let abroad = limits
+        .international_prefixes
+        .iter()
+        .filter(|p| !p.is_empty() && number.starts_with(p.as_str()))
+        .max_by_key(|p| p.len())
+        .map(|p| &number[p.len()..]);
+    match abroad {
+        Some(rest) if !starts(&limits.home_prefixes) && rest.len() >= 3 => Destination {
+            international: true,
+            high_risk: limits
+                .high_risk_prefixes
+                .iter()
+                .any(|p| !p.is_empty() && rest.starts_with(p.as_str())),
+        },
+        _ => Destination { international: false, high_risk: false },
+    }
+}
+
+impl Breaker {
+    pub fn new(limits: FraudLimits) -> Self {
+        Breaker { limits, extensions: HashMap::new(), channels: HashMap::new() }
+    }
+
+    pub fn limits(&self) -> &FraudLimits {
+        &self.limits
+    }
+
+    /// Takes one call event at `at`; a start may trip the breaker.
+    pub fn observe(&mut self, at: UnixMs, event: &CallEvent) -> Option<Trip> {
+        match event {
+            CallEvent::Start(start) => self.start(at, start),
+            CallEvent::End { channel } => {
+                if let Some((_, Some(owner))) = self.channels.remove(channel) {
+                    if let Some(ext) = self.extensions.get_mut(&owner) {
+                        ext.active.remove(channel);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Calls in progress for an extension now.
+    pub fn active_channels(&self, tech: &str, extension: &str) -> Vec<String> {
+        self.extensions
+            .get(&(tech.to_owned(), extension.to_owned()))
+            .map(|e| e.active.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn start(&mut self, at: UnixMs, call: &CallStart) -> Option<Trip> {
+        if self.channels.contains_key(&call.channel) {
+            return None;
+        }
+        if self.channels.len() > 4096 {
+            self.channels.retain(|_, (since, _)| at - *since < STALE_CALL_MS);
+        }
+        if self.limits.inbound_contexts.iter().any(|c| c == &call.context) {
+            self.channels.insert(call.channel.clone(), (at, None));
+            return None;
+        }
+        let key = (call.tech.clone(), call.endpoint.clone());
+        self.channels.insert(call.channel.clone(), (at, Some(key.clone())));
+        let destination = classify(&self.limits, &call.number);
+        let ext = self.extensions.entry(key).or_default();
+        if ext.last_start.is_none_or(|last| at - last > BURST_GAP_MS) {
+            *ext = Extension { active: std::mem::take(&mut ext.active), ..Extension::default() };
+        }
+        ext.last_start = Some(at);
+        ext.active.retain(|_, (since, _)| at - *since < STALE_CALL_MS);
+        ext.active.insert(call.channel.clone(), (at, destination.international));
+        while ext.recent.front().is_some_and(|&t| at - t >= MINUTE_MS) {
+            ext.recent.pop_front();
+        }
+        ext.recent.push_back(at);
+        ext.burst_calls += 1;
+        ext.burst_high_risk += u32::from(destination.high_risk);
+        if ext.numbers.len() < NUMBERS_KEPT {
+            ext.numbers.push(call.number.clone());
+        }
+        let abroad_now = ext.active.values().filter(|(_, international)| *international).count() as u32;
+        let per_minute = ext.recent.len() as u32;
+        let measures = [
+            (
+                self.limits.concurrent_international.reached(abroad_now),
+                format!("{abroad_now} international calls at once"),
+            ),
+            (self.limits.calls_per_minute.reached(per_minute), format!("{per_minute} calls within a minute")),
+            (
+                self.limits.high_risk_calls.reached(ext.burst_high_risk),
+                format!(
+                    "{} call{} to high-risk destinations",
+                    ext.burst_high_risk,
+                    if ext.burst_high_risk == 1 { "" } else { "s" }
+                ),
+            ),
+        ];
+        let (severity, reason) =
+            measures.into_iter().filter_map(|(s, why)| s.map(|s| (s, why))).max_by_key(|(s, _)| *s)?;
+        if ext.reported.is_some_and(|r| r >= severity) {
+            return None;
+        }
+        ext.reported = Some(severity);
+        Some(Trip {
+            at,
+            tech: call.tech.clone(),
+            extension: call.endpoint.clone(),
+            severity,
+            reason,
+            calls_in_burst: ext.burst_calls,
+            numbers: ext.numbers.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SECOND_MS;
+
+    fn call(seq: u32, ext: &str, number: &str) -> CallEvent {
+        CallEvent::Start(CallStart {
+            channel: format!("PJSIP/{ext}-{seq:08x}"),
+            tech: "PJSIP".into(),
+            endpoint: ext.into(),
+            number: number.into(),
+            context: "from-internal".into(),
+        })
+    }
+
+    fn end(seq: u32, ext: &str) -> CallEvent {
+        CallEvent::End { channel: format!("PJSIP/{ext}-{seq:08x}") }
+    }
+
+    #[test]
+    fn numbers_are_classed_by_prefix() {
+        let mut limits = FraudLimits::default();
+        let c = |l: &FraudLimits, n: &str| {
+            let d = classify(l, n);
+            (d.international, d.high_risk)
+        };
+        assert_eq!(c(&limits, "5551234"), (false, false));
+        assert_eq!(c(&limits, "0049301234567"), (true, false));
+        assert_eq!(c(&limits, "00882232332113"), (true, true));
+        assert_eq!(c(&limits, "+8823"), (true, true));
+        assert_eq!(c(&limits, "0118823456"), (true, true));
+        assert_eq!(c(&limits, "0096198590318"), (true, false));
+        assert_eq!(c(&limits, "009607654321"), (true, true));
+        limits.home_prefixes = vec!["0049".into()];
+        assert_eq!(c(&limits, "0049301234567"), (false, false));
+    }
+
+    /// The recorded fraud: one international call every 0.5 s, each lasting 3.5 s.
+    #[test]
+    fn a_burst_of_international_calls_trips_within_three_calls() {
+        let mut b = Breaker::new(FraudLimits::default());
+        let numbers =
+            ["00882232332113", "00441664119743", "0096198590318", "0115766836798", "00882773496580"];
+        let mut trips = Vec::new();
+        let mut events = Vec::new();
+        for (i, n) in numbers.iter().enumerate() {
+            events.push((i as i64 * 500, call(i as u32, "1002", n)));
+            events.push((i as i64 * 500 + 3500, end(i as u32, "1002")));
+        }
+        events.sort_by_key(|(at, _)| *at);
+        for (at, e) in &events {
+            trips.extend(b.observe(*at, e));
+        }
+        let critical = trips.iter().find(|t| t.severity == Severity::Critical).expect("tripped");
+        assert!(critical.calls_in_burst <= 3, "{critical:?}");
+        assert_eq!(critical.extension, "1002");
+        assert_eq!(
+            trips.iter().filter(|t| t.severity == Severity::Critical).count(),
+            1,
+            "told once per burst"
+        );
+    }
+
+    /// Calls to ordinary national numbers, one after another, also trip: five within a minute.
+    #[test]
+    fn five_calls_within_a_minute_trip_even_at_home() {
+        let mut b = Breaker::new(FraudLimits::default());
+        let mut worst = None;
+        for i in 0..5 {
+            let at = i * 10 * SECOND_MS;
+            if let Some(t) = b.observe(at, &call(i as u32, "2001", "5550100")) {
+                worst = Some(t);
+            }
+            b.observe(at + 5 * SECOND_MS, &end(i as u32, "2001"));
+        }
+        let t = worst.expect("tripped");
+        assert_eq!((t.severity, t.calls_in_burst), (Severity::Critical, 5));
+    }
+
+    /// An office: a call every 20 s from two phones, one of them abroad now and then,
+    /// each call a few minutes long.
+    #[test]
+    fn an_office_day_trips_nothing() {
+        let mut b = Breaker::new(FraudLimits::default());
+        let mut events = Vec::new();
+        for i in 0..200u32 {
+            let ext = if i % 2 == 0 { "1001" } else { "1003" };
+            let number = if i % 7 == 0 { "0049301234567" } else { "5551234" };
+            let at = i as i64 * 40 * SECOND_MS;
+            events.push((at, call(i, ext, number)));
+            events.push((at + 30 * SECOND_MS, end(i, ext)));
+        }
+        events.sort_by_key(|(at, _)| *at);
+        for (at, e) in &events {
+            assert_eq!(b.observe(*at, e), None);
+        }
+    }
+
+    #[test]
+    fn later_steps_of_one_call_and_calls_from_trunks_are_not_new_calls() {
+        let mut b = Breaker::new(FraudLimits::default());
+        for step in 0..10 {
+            assert_eq!(b.observe(step, &call(1, "1001", "5551234")), None);
+        }
+        assert_eq!(b.active_channels("PJSIP", "1001"), ["PJSIP/1001-00000001"]);
+        for i in 0..10 {
+            let inbound = CallEvent::Start(CallStart {
+                channel: format!("PJSIP/provider-{i:08x}"),
+                tech: "PJSIP".into(),
+                endpoint: "provider".into(),
+                number: "00882123456".into(),
+                context: "from-trunk".into(),
+            });
+            assert_eq!(b.observe(i, &inbound), None);
+        }
+    }
+}

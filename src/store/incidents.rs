@@ -1,0 +1,174 @@
+use sqlx::FromRow;
+
+use super::{Conn, Result};
+use crate::domain::UnixMs;
+
+/// A successful login of `account` from `ip`.
+pub async fn record_login(conn: &mut Conn, account: &str, ip: &str, at: UnixMs) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO logins (account, ip, first_at, last_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (account, ip) DO UPDATE SET \
+         first_at = CASE WHEN excluded.first_at < logins.first_at THEN excluded.first_at ELSE logins.first_at END, \
+         last_at = CASE WHEN excluded.last_at > logins.last_at THEN excluded.last_at ELSE logins.last_at END",
+    )
+    .bind(account)
+    .bind(ip)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Before `at`: whether `account` had logged in at all, and from `ip`.
+pub async fn login_history(conn: &mut Conn, account: &str, ip: &str, at: UnixMs) -> Result<(bool, bool)> {
+    let (any, here): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN ip = $2 THEN 1 ELSE 0 END), 0) \
+         FROM logins WHERE account = $1 AND first_at < $3",
+    )
+    .bind(account)
+    .bind(ip)
+    .bind(at)
+    .fetch_one(conn)
+    .await?;
+    Ok((any > 0, here > 0))
+}
+
+/// Addresses that logged into `account` since `since`, with their first login ever.
+pub async fn logins_since(conn: &mut Conn, account: &str, since: UnixMs) -> Result<Vec<(String, UnixMs)>> {
+    Ok(sqlx::query_as("SELECT ip, first_at FROM logins WHERE account = $1 AND last_at >= $2 ORDER BY ip")
+        .bind(account)
+        .bind(since)
+        .fetch_all(conn)
+        .await?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub kind: String,
+    pub severity: String,
+    pub account: String,
+    pub tech: Option<String>,
+    pub ip: Option<String>,
+    pub at: i64,
+    pub reason: String,
+    pub calls: Option<i64>,
+    pub numbers: String,
+    pub actions: String,
+    pub locked: bool,
+    pub unlocked_at: Option<i64>,
+    pub unlocked_by: Option<String>,
+}
+
+impl IncidentRow {
+    /// The extension is still locked by this incident.
+    pub fn is_locking(&self) -> bool {
+        self.locked && self.unlocked_at.is_none()
+    }
+}
+
+const COLUMNS: &str = "id, kind, severity, account, tech, ip, at, reason, calls, numbers, actions, locked, unlocked_at, unlocked_by";
+
+pub struct NewIncident<'a> {
+    pub kind: &'a str,
+    pub severity: &'a str,
+    pub account: &'a str,
+    pub tech: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub at: UnixMs,
+    pub reason: &'a str,
+    pub calls: Option<i64>,
+    pub numbers: &'a str,
+    pub locked: bool,
+}
+
+pub async fn insert(conn: &mut Conn, n: &NewIncident<'_>) -> Result<i64> {
+    let id: (i64,) = sqlx::query_as(
+        "INSERT INTO incidents (kind, severity, account, tech, ip, at, reason, calls, numbers, locked) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(n.kind)
+    .bind(n.severity)
+    .bind(n.account)
+    .bind(n.tech)
+    .bind(n.ip)
+    .bind(n.at)
+    .bind(n.reason)
+    .bind(n.calls)
+    .bind(n.numbers)
+    .bind(n.locked)
+    .fetch_one(conn)
+    .await?;
+    Ok(id.0)
+}
+
+/// Appends one line to what was done about an incident.
+pub async fn add_action(conn: &mut Conn, id: i64, line: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE incidents SET actions = CASE WHEN actions = '' THEN $2 ELSE actions || char(10) || $2 END WHERE id = $1",
+    )
+    .bind(id)
+    .bind(line)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether an incident of `kind` for `account` (from `ip`, when given) was raised since `since`.
+pub async fn raised_since(
+    conn: &mut Conn,
+    kind: &str,
+    account: &str,
+    ip: Option<&str>,
+    since: UnixMs,
+) -> Result<bool> {
+    let n: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM incidents WHERE account = $1 AND kind = $2 AND at >= $3 \
+         AND ($4 IS NULL OR ip = $4)",
+    )
+    .bind(account)
+    .bind(kind)
+    .bind(since)
+    .bind(ip)
+    .fetch_one(conn)
+    .await?;
+    Ok(n.0 > 0)
+}
+
+/// The newest incidents first.
+pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<IncidentRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM incidents ORDER BY at DESC, id DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<IncidentRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM incidents WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Incidents whose extension is still locked, newest first.
+pub async fn locking(conn: &mut Conn) -> Result<Vec<IncidentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM incidents WHERE locked = 1 AND unlocked_at IS NULL ORDER BY at DESC, id DESC"
+    ))
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Ends the locks on `account`; how many incidents held one.
+pub async fn unlock(conn: &mut Conn, account: &str, now: UnixMs, by: &str) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE incidents SET unlocked_at = $2, unlocked_by = $3 \
+         WHERE account = $1 AND locked = 1 AND unlocked_at IS NULL",
+    )
+    .bind(account)
+    .bind(now)
+    .bind(by)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,322 @@
+//! After a login succeeds: the breach detector over each login and the toll-fraud
+//! breaker over each call, live. A critical finding bans the address, locks the
+//! extension (its calls hung up, new ones refused) and is kept as an incident for the
+//! panel. The pure judges are `policy::breach` and `policy::fraud`; this is the step
+//! around them that reads and writes the store and asks Asterisk to act.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::domain::{
+    CallEvent, DAY_MS, DatedCall, FailureKind, HOUR_MS, IncidentKind, LogEvent, Outcome, Service, Severity,
+    TrustedNetworks, UnixMs,
+};
+use crate::pbx::control::Control;
+use crate::policy::breach::{self, Login, PastFailure};
+use crate::policy::fraud::{Breaker, Trip};
+use crate::store::{self, Store};
+
+/// An address that logged into an extension before this long ago is the office's own:
+/// a toll-fraud trip does not ban it.
+const ESTABLISHED_MS: UnixMs = 7 * DAY_MS;
+
+/// One thing the watch looks at, in time order.
+pub enum Seen<'a> {
+    Login { at: UnixMs, ip: IpAddr, account: &'a str, service: Service },
+    Call(&'a DatedCall),
+}
+
+impl Seen<'_> {
+    fn at(&self) -> Option<UnixMs> {
+        match self {
+            Seen::Login { at, .. } => Some(*at),
+            Seen::Call(c) => c.at,
+        }
+    }
+}
+
+/// The successful logins among `events` (never a tampered record's) and the calls, by time.
+pub fn seen_in<'a>(
+    events: impl Iterator<Item = &'a LogEvent>,
+    calls: &'a [DatedCall],
+    now: UnixMs,
+) -> Vec<Seen<'a>> {
+    let mut seen: Vec<Seen> = events
+        .filter(|e| e.outcome == Outcome::Success && !e.tampered)
+        .filter_map(|e| {
+            Some(Seen::Login {
+                at: e.at.unwrap_or(now).min(now),
+                ip: e.ip?,
+                account: e.account.as_deref()?,
+                service: e.service,
+            })
+        })
+        .chain(calls.iter().map(Seen::Call))
+        .collect();
+    // Stable: a login and the call it made in the same second stay in that order.
+    seen.sort_by_key(|s| s.at().unwrap_or(now));
+    seen
+}
+
+pub struct Watch {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub trusted: TrustedNetworks,
+    pub protection_default: bool,
+    pub breaker: Mutex<Breaker>,
+    pub pbx: Arc<dyn Control>,
+    /// Poked after a ban, so the enforcer acts at once.
+    pub bans_changed: Arc<Notify>,
+}
+
+/// What a critical incident asks of Asterisk, done after the incident is stored.
+struct Lock {
+    incident: i64,
+    account: String,
+    channels: Vec<String>,
+}
+
+impl Watch {
+    /// One step: judges what was seen; returns the incidents raised.
+    pub async fn observe(&self, seen: &[Seen<'_>]) -> store::Result<Vec<i64>> {
+        let mut raised = Vec::new();
+        let mut locked: Option<HashSet<String>> = None;
+        for s in seen {
+            match s {
+                Seen::Login { at, ip, account, service } => {
+                    raised.extend(self.login(*at, *ip, account, *service).await?);
+                }
+                Seen::Call(call) => {
+                    let at = call.at.unwrap_or_else(|| self.clock.now());
+                    let trip =
+                        self.breaker.lock().unwrap_or_else(|p| p.into_inner()).observe(at, &call.event);
+                    if let Some(trip) = trip {
+                        raised.extend(self.toll_fraud(trip).await?);
+                    }
+                    if let CallEvent::Start(start) = &call.event {
+                        // A locked extension's new call ends as soon as it is seen.
+                        if locked.is_none() {
+                            let rows =
+                                store::incidents::locking(&mut *self.store.pool().acquire().await?).await?;
+                            locked = Some(rows.into_iter().map(|r| r.account).collect());
+                        }
+                        if locked.as_ref().is_some_and(|l| l.contains(&start.endpoint)) {
+                            self.refuse_call(&start.endpoint, &start.channel).await;
+                        }
+                    }
+                }
+            }
+            if !raised.is_empty() {
+                locked = None;
+            }
+        }
+        Ok(raised)
+    }
+
+    async fn login(
+        &self,
+        at: UnixMs,
+        ip: IpAddr,
+        account: &str,
+        service: Service,
+    ) -> store::Result<Option<i64>> {
+        let ip_text = ip.to_string();
+        let mut tx = self.store.begin().await?;
+        let failures: Vec<PastFailure> =
+            store::failures::from_address(&mut tx, &ip_text, at - breach::LOOKBACK_MS, at)
+                .await?
+                .into_iter()
+                .filter_map(|(at, account, kind)| {
+                    Some(PastFailure { at, account, kind: FailureKind::parse(&kind)? })
+                })
+                .collect();
+        let (account_seen, address_known) =
+            store::incidents::login_history(&mut tx, account, &ip_text, at).await?;
+        let extensions = store::networks::nets(&mut tx, store::networks::EXTENSIONS, at).await?;
+        store::incidents::record_login(&mut tx, account, &ip_text, at).await?;
+        let login = Login {
+            at,
+            account,
+            failures: &failures,
+            account_seen,
+            address_known,
+            in_extension_networks: (!extensions.is_empty())
+                .then(|| extensions.iter().any(|n| n.contains(&ip))),
+        };
+        let Some(finding) = breach::judge_login(&login) else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let kind = IncidentKind::Breach.as_str();
+        if store::incidents::raised_since(&mut tx, kind, account, Some(&ip_text), at - DAY_MS).await? {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let enforcing = store::settings::protection(&mut tx, self.protection_default).await?;
+        let critical = finding.severity == Severity::Critical;
+        // An AMI user is no extension: its address is banned, nothing is locked.
+        let tech = match service {
+            Service::Pjsip => Some("PJSIP"),
+            Service::Sip => Some("SIP"),
+            Service::Iax2 => Some("IAX2"),
+            _ => None,
+        };
+        let lock = critical && enforcing && tech.is_some();
+        let id = store::incidents::insert(
+            &mut tx,
+            &store::incidents::NewIncident {
+                kind,
+                severity: finding.severity.as_str(),
+                account,
+                tech,
+                ip: Some(&ip_text),
+                at,
+                reason: &finding.reason,
+                calls: None,
+                numbers: "",
+                locked: lock,
+            },
+        )
+        .await?;
+        tracing::warn!(account, ip = %ip, severity = finding.severity.as_str(), reason = %finding.reason, "breach");
+        if critical && !enforcing {
+            store::incidents::add_action(&mut tx, id, "protection is off: nothing was done").await?;
+        }
+        if critical && enforcing {
+            let reason = format!("breach: logged into {account} after guessing ({})", finding.reason);
+            self.ban(&mut tx, id, ip, &reason, at).await?;
+        }
+        tx.commit().await?;
+        if lock {
+            self.bans_changed.notify_one();
+            let channels = self.active_channels(tech, account);
+            self.lock(Lock { incident: id, account: account.to_owned(), channels }).await?;
+        }
+        Ok(Some(id))
+    }
+
+    async fn toll_fraud(&self, trip: Trip) -> store::Result<Option<i64>> {
+        let now = trip.at;
+        let mut tx = self.store.begin().await?;
+        let enforcing = store::settings::protection(&mut tx, self.protection_default).await?;
+        let critical = trip.severity == Severity::Critical;
+        let logins = store::incidents::logins_since(&mut tx, &trip.extension, now - HOUR_MS).await?;
+        let from = logins.iter().map(|(ip, _)| ip.as_str()).next();
+        let lock = critical && enforcing;
+        let id = store::incidents::insert(
+            &mut tx,
+            &store::incidents::NewIncident {
+                kind: IncidentKind::TollFraud.as_str(),
+                severity: trip.severity.as_str(),
+                account: &trip.extension,
+                tech: Some(&trip.tech),
+                ip: from,
+                at: now,
+                reason: &trip.reason,
+                calls: Some(i64::from(trip.calls_in_burst)),
+                numbers: &trip.numbers.join(", "),
+                locked: lock,
+            },
+        )
+        .await?;
+        tracing::warn!(extension = %trip.extension, severity = trip.severity.as_str(), reason = %trip.reason, "toll fraud");
+        if critical && !enforcing {
+            store::incidents::add_action(&mut tx, id, "protection is off: nothing was done").await?;
+        }
+        if lock {
+            let extensions = store::networks::nets(&mut tx, store::networks::EXTENSIONS, now).await?;
+            for (ip_text, first_at) in &logins {
+                let Ok(ip) = ip_text.parse::<IpAddr>() else { continue };
+                if extensions.iter().any(|n| n.contains(&ip)) || now - first_at > ESTABLISHED_MS {
+                    let line = format!("{ip_text} not banned: an address of the office's phones");
+                    store::incidents::add_action(&mut tx, id, &line).await?;
+                    continue;
+                }
+                let reason = format!("toll fraud on {}: {}", trip.extension, trip.reason);
+                self.ban(&mut tx, id, ip, &reason, now).await?;
+            }
+        }
+        tx.commit().await?;
+        if lock {
+            self.bans_changed.notify_one();
+            let channels = self.active_channels(Some(&trip.tech), &trip.extension);
+            self.lock(Lock { incident: id, account: trip.extension.clone(), channels }).await?;
+        }
+        Ok(Some(id))
+    }
+
+    fn active_channels(&self, tech: Option<&str>, account: &str) -> Vec<String> {
+        let breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        match tech {
+            Some(t) => breaker.active_channels(t, account),
+            None => Vec::new(),
+        }
+    }
+
+    /// Bans `ip` until released, unless it is trusted; says which in the incident.
+    async fn ban(
+        &self,
+        tx: &mut store::Conn,
+        incident: i64,
+        ip: IpAddr,
+        reason: &str,
+        at: UnixMs,
+    ) -> store::Result<()> {
+        let ip_text = ip.to_string();
+        let trusted = self.trusted.with(store::networks::trusted_nets(tx).await?);
+        let line = if trusted.contains(ip) {
+            format!("{ip_text} not banned: trusted")
+        } else if store::bans::active_for(tx, &ip_text, at).await?.is_some_and(|b| b.until_at.is_none()) {
+            format!("{ip_text} already banned until released")
+        } else {
+            let ban = store::bans::NewBan { ip: &ip_text, reason, rung: 0, created_at: at, until_at: None };
+            store::bans::insert(tx, &ban).await?;
+            format!("{ip_text} banned until released")
+        };
+        store::incidents::add_action(tx, incident, &line).await
+    }
+
+    /// Hangs up the extension's calls and marks it locked; each result goes to the incident.
+    async fn lock(&self, lock: Lock) -> store::Result<()> {
+        let pbx = self.pbx.clone();
+        let Lock { incident, account, channels } = lock;
+        let lines = tokio::task::spawn_blocking(move || {
+            let mut lines = Vec::new();
+            for channel in &channels {
+                lines.push(match pbx.hangup(channel) {
+                    Ok(()) => format!("hung up {channel}"),
+                    Err(e) => format!("could not hang up {channel}: {e}"),
+                });
+            }
+            lines.push(match pbx.set_locked(&account, true) {
+                Ok(()) => format!("{account} locked: its new calls are refused"),
+                Err(e) => format!("could not mark {account} locked in Asterisk: {e}"),
+            });
+            lines
+        })
+        .await
+        .unwrap_or_else(|e| vec![format!("locking failed: {e}")]);
+        let mut conn = self.store.pool().acquire().await?;
+        for line in &lines {
+            tracing::warn!(incident, "{line}");
+            store::incidents::add_action(&mut conn, incident, line).await?;
+        }
+        Ok(())
+    }
+
+    /// A locked extension placed a call: it is hung up at once.
+    async fn refuse_call(&self, account: &str, channel: &str) {
+        let pbx = self.pbx.clone();
+        let channel = channel.to_owned();
+        let result = tokio::task::spawn_blocking(move || pbx.hangup(&channel).map(|()| channel)).await;
+        match result {
+            Ok(Ok(channel)) => tracing::warn!(account, channel, "call of a locked extension hung up"),
+            Ok(Err(e)) => tracing::error!(account, error = %e, "could not hang up a locked extension's call"),
+            Err(e) => tracing::error!(account, error = %e, "hang-up task failed"),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Breach and toll-fraud detection over the office-day recording (real Asterisk 20.20.1:
+//! office phones, a typo, a remote worker, svwar, svcrack cracking 1002 and 60 fraud
+//! calls 0.5 s apart, an AMI guesser, chan_sip 2001 cracked), offline.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::fixture;
+
+fn incidents(files: &[&str]) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["check-log", "--format", "json"])
+        .args(files.iter().map(|f| fixture(&format!("office-day/{f}"))))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["incidents"].as_array().cloned().unwrap_or_default()
+}
+
+fn find<'a>(list: &'a [Value], kind: &str, severity: &str, account: &str) -> Option<&'a Value> {
+    list.iter().find(|i| i["kind"] == kind && i["severity"] == severity && i["account"] == account)
+}
+
+#[test]
+fn the_recorded_cracks_are_breaches_and_the_fraud_is_stopped_within_five_calls() {
+    let all = incidents(&["security.log", "full.log"]);
+    let crack = find(&all, "breach", "critical", "1002").expect("1002 cracked by svcrack");
+    assert_eq!(crack["address"], "10.98.0.66");
+    assert_eq!(crack["at"], "2026-12-01T21:45:13.957Z", "the moment of the guessed password");
+    let chan_sip = find(&all, "breach", "critical", "2001").expect("2001 cracked over chan_sip");
+    assert_eq!(chan_sip["address"], "10.98.0.77");
+
+    let fraud = find(&all, "toll_fraud", "critical", "1002").expect("the fraud calls trip the breaker");
+    let calls = fraud["calls_before_stop"].as_u64().unwrap();
+    assert!((1..=5).contains(&calls), "stopped after {calls} calls");
+    assert_eq!(fraud["address"], "10.98.0.66", "the address the extension was logged into from");
+    // The first fraud call started at 21:45:21; the breaker trips within seconds.
+    assert!(fraud["at"].as_str().unwrap() < "2026-12-01T21:45:24", "{fraud}");
+}
+
+#[test]
+fn the_office_trips_nothing() {
+    let all = incidents(&["security.log", "full.log", "messages.log"]);
+    for i in &all {
+        let account = i["account"].as_str().unwrap();
+        if account == "1001" || account == "1003" {
+            // The typo (1001) is nothing at all; the remote worker's first login from a
+            // new address (1003) is worth a warning, never an action.
+            assert_eq!(i["severity"], "warning", "{i}");
+            assert_eq!(i["kind"], "breach", "{i}");
+            assert_eq!(i["account"], "1003", "{i}");
+        }
+    }
+    assert!(find(&all, "breach", "warning", "1003").is_some(), "the remote worker's new address is told");
+}
+
+#[test]
+fn without_the_full_log_the_breaches_are_still_found() {
+    let all = incidents(&["security.log"]);
+    assert!(find(&all, "breach", "critical", "1002").is_some());
+    assert!(find(&all, "breach", "critical", "2001").is_some());
+    assert!(all.iter().all(|i| i["kind"] == "breach"), "no calls without the full log");
+}
+
+// ---- live: the logs appended line by line, as Asterisk writes them ----
+
+use std::sync::{Arc, Mutex};
+
+use sipwarden::asterisk::SourceKind;
+use sipwarden::domain::{FraudLimits, TrustedNetworks};
+use sipwarden::ingest::StartAt;
+use sipwarden::pbx::control::Control;
+use sipwarden::policy::fraud::Breaker;
+use sipwarden::watch::Watch;
+
+use crate::common::{TestApp, append};
+
+/// 2026-12-01 22:00 UTC: just after the office day was recorded.
+const AFTER_OFFICE_DAY: i64 = 1_796_162_400_000;
+
+/// What sipwarden asked of Asterisk, in order. Asterisk cannot run here: this is the
+/// seam where its CLI or manager interface would be.
+#[derive(Default)]
+struct Asked(Mutex<Vec<String>>);
+
+impl Control for Asked {
+    fn hangup(&self, channel: &str) -> Result<(), String> {
+        self.0.lock().unwrap().push(format!("hangup {channel}"));
+        Ok(())
+    }
+    fn set_locked(&self, account: &str, locked: bool) -> Result<(), String> {
+        self.0.lock().unwrap().push(format!("locked {account} {locked}"));
+        Ok(())
+    }
+}
+
+impl Asked {
+    fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A line's time for merging the two logs: the security event's own time, else the
+/// envelope's second.
+fn line_time(line: &str) -> i64 {
+    if let Some(tv) = line.split("EventTV=\"").nth(1) {
+        let ms = chrono::DateTime::parse_from_str(&tv[..28], "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap();
+        return ms.timestamp_millis();
+    }
+    let clock = &line[8..16];
+    let secs: Vec<i64> = clock.split(':').map(|p| p.parse().unwrap()).collect();
+    AFTER_OFFICE_DAY - 3_600_000 + ((secs[0] - 21) * 3600 + secs[1] * 60 + secs[2]) * 1000
+}
+
+struct Replay {
+    app: TestApp,
+    asked: Arc<Asked>,
+    /// Fraud calls (1002's first steps) written to the full log so far.
+    fraud_calls_written: usize,
+    /// How many fraud calls had been written when 1002 was first locked.
+    fraud_calls_at_lock: Option<usize>,
+}
+
+/// `keep`: which lines of the recording are written.
+async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay {
+    let mut app =
+        TestApp::new(TrustedNetworks::default(), files.iter().any(|(_, k)| *k == SourceKind::Security)).await;
+    app.clock.set(AFTER_OFFICE_DAY);
+    let asked = Arc::new(Asked::default());
+    app.pipeline.watch = Some(Arc::new(Watch {
+        store: app.store.clone(),
+        clock: Arc::new(app.clock.clone()),
+        trusted: TrustedNetworks::default(),
+        protection_default: true,
+        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
+        pbx: asked.clone(),
+        bans_changed: app.pipeline.bans_changed.clone(),
+    }));
+    let mut lines = Vec::new();
+    for (name, kind) in files {
+        let path = app.path(name);
+        std::fs::write(&path, "").unwrap();
+        app.follow(&path, Some(*kind), StartAt::Beginning).await;
+        let text = std::fs::read_to_string(fixture(&format!("office-day/{name}"))).unwrap();
+        lines.extend(
+            text.lines()
+                .filter(|l| l.starts_with("[Dec") && keep(l))
+                .map(|l| (line_time(l), path.clone(), l.to_owned())),
+        );
+    }
+    lines.sort_by_key(|(at, ..)| *at);
+    let mut r = Replay { app, asked, fraud_calls_written: 0, fraud_calls_at_lock: None };
+    for (_, path, line) in lines {
+        append(&path, &format!("{line}\n"));
+        if line.contains(":1] Answer(\"PJSIP/1002-") {
+            r.fraud_calls_written += 1;
+        }
+        r.app.poll().await;
+        if r.fraud_calls_at_lock.is_none() && r.asked.list().iter().any(|a| a == "locked 1002 true") {
+            r.fraud_calls_at_lock = Some(r.fraud_calls_written);
+        }
+    }
+    r
+}
+
+async fn incident_rows(app: &TestApp) -> Vec<sipwarden::store::incidents::IncidentRow> {
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    sipwarden::store::incidents::recent(&mut conn, 100).await.unwrap()
+}
+
+#[tokio::test]
+async fn live_the_cracked_extension_is_locked_before_its_first_fraud_call_and_every_call_is_hung_up() {
+    let r =
+        replay(&[("security.log", SourceKind::Security), ("full.log", SourceKind::Messages)], |_| true).await;
+    assert_eq!(r.fraud_calls_at_lock, Some(0), "locked at the guessed password, before any call");
+    let asked = r.asked.list();
+    for seq in 6..=0x41 {
+        let channel = format!("hangup PJSIP/1002-{seq:08x}");
+        assert!(asked.contains(&channel), "{channel} not hung up: {asked:?}");
+    }
+    assert!(asked.contains(&"locked 2001 true".to_string()), "chan_sip 2001 cracked too: {asked:?}");
+    assert!(
+        !asked.iter().any(|a| a.contains("1001") || a.contains("1003")),
+        "the office is left alone: {asked:?}"
+    );
+    let rows = incident_rows(&r.app).await;
+    let breach = rows.iter().find(|i| i.kind == "breach" && i.account == "1002").unwrap();
+    assert_eq!((breach.severity.as_str(), breach.ip.as_deref()), ("critical", Some("10.98.0.66")));
+    assert!(breach.is_locking());
+    assert!(breach.actions.contains("10.98.0.66"), "the address is banned: {}", breach.actions);
+    assert!(breach.actions.contains("1002 locked"), "{}", breach.actions);
+    let bans = r.app.active_bans().await;
+    assert!(bans.iter().any(|b| b.ip == "10.98.0.66" && b.until_at.is_none()));
+    assert!(bans.iter().any(|b| b.ip == "10.98.0.77" && b.until_at.is_none()));
+}
+
+/// Only the dialplan's lines of the full log (the crack went unseen, e.g. its failures
+/// were spread over many addresses): the calls alone trip the breaker.
+#[tokio::test]
+async fn live_from_the_full_log_alone_the_fraud_is_stopped_within_five_calls() {
+    let r = replay(&[("full.log", SourceKind::Messages)], |l| l.contains(" pbx.c: ")).await;
+    let calls = r.fraud_calls_at_lock.expect("1002 locked by the breaker");
+    assert!((1..=5).contains(&calls), "locked after {calls} fraud calls");
+    let asked = r.asked.list();
+    // The calls in progress when it tripped, and every later one, are hung up.
+    for seq in 6..=0x41 {
+        let channel = format!("hangup PJSIP/1002-{seq:08x}");
+        assert!(asked.contains(&channel), "{channel} not hung up: {asked:?}");
+    }
+    assert!(!asked.iter().any(|a| a.contains("1001") || a.contains("1003")), "{asked:?}");
+    let rows = incident_rows(&r.app).await;
+    let trip = rows.iter().find(|i| i.kind == "toll_fraud" && i.severity == "critical").unwrap();
+    assert_eq!(trip.account, "1002");
+    assert!(trip.calls.is_some_and(|c| c <= 5), "{trip:?}");
+}

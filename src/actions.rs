@@ -12,6 +12,8 @@ pub enum ActionError {
     Trusted(IpAddr),
     #[error("{0} has no active ban")]
     NotBanned(String),
+    #[error("extension {0} is not locked")]
+    NotLocked(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
 }
@@ -90,4 +92,23 @@ pub async fn set_protection(
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "protection", detail).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     Ok(())
+}
+
+/// Unlocks an extension a breach or toll-fraud incident locked. Asterisk is told by
+/// the caller (its CLI or manager interface may be down; the database is the truth).
+pub async fn unlock(
+    store: &Store,
+    actor: &Actor<'_>,
+    account: &str,
+    now: UnixMs,
+) -> Result<u64, ActionError> {
+    let mut tx = store.begin().await?;
+    let unlocked = store::incidents::unlock(&mut tx, account, now, actor.name).await?;
+    if unlocked == 0 {
+        return Err(ActionError::NotLocked(account.to_owned()));
+    }
+    let detail = format!("extension {account} unlocked: change its SIP password if it was guessed");
+    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "unlock", &detail).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    Ok(unlocked)
 }

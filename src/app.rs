@@ -149,6 +149,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         || followers.iter().any(|f| f.kind() == Some(SourceKind::Security));
     let poke = Arc::new(Notify::new());
     let ingest_health = ingest::IngestHealth::default();
+    let pbx_control: Arc<dyn crate::pbx::control::Control> =
+        Arc::new(crate::pbx::control::Cli { command: config.asterisk_command.clone() });
     let pipeline = Pipeline {
         store: store.clone(),
         ladder: config.ladder.clone(),
@@ -170,7 +172,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             trusted: config.trusted.clone(),
             protection_default: config.protection_default,
             breaker: std::sync::Mutex::new(crate::policy::fraud::Breaker::new(config.fraud.clone())),
-            pbx: Arc::new(crate::pbx::control::Cli { command: config.asterisk_command.clone() }),
+            pbx: pbx_control.clone(),
             bans_changed: poke.clone(),
         })),
     };
@@ -186,6 +188,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         enforcer.firewall_name(),
     )
     .with_ingest_health(ingest_health)
+    .with_pbx_control(pbx_control)
     .with_protection_facts(enforcer.firewall_enforces(), warning.clone(), config.sources.len())
     .with_pbx(Some(crate::pbx::Pbx {
         config_dir: config.asterisk_dir.clone(),

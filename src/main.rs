@@ -63,6 +63,11 @@ enum Command {
         #[arg(value_parser = parse_ban_target)]
         ip: ipnet::IpNet,
     },
+    /// Unlock an extension a breach or toll-fraud incident locked.
+    Unlock {
+        /// The extension (endpoint or peer name), e.g. 1002.
+        extension: String,
+    },
     /// Switch protection: `on` enforces bans, `off` is monitor mode.
     Protection {
         #[arg(value_enum)]
@@ -173,6 +178,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unban { ip } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;
             runtime()?.block_on(sipwarden::cli::unban(config, ip))
+        }
+        Command::Unlock { extension } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            runtime()?.block_on(sipwarden::cli::unlock(config, &extension))
         }
         Command::Protection { state } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;

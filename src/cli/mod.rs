@@ -185,3 +185,22 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Unlocks an extension an incident locked, and tells Asterisk (its CLI).
+pub async fn unlock(config: Config, account: &str) -> anyhow::Result<()> {
+    use crate::pbx::control::Control;
+    let store = app::open_existing_store(&config).await?;
+    let n = actions::unlock(&store, &CLI, account, SystemClock.now()).await?;
+    let pbx = crate::pbx::control::Cli { command: config.asterisk_command.clone() };
+    let told = match pbx.set_locked(account, false) {
+        Ok(()) => "Asterisk told".to_string(),
+        Err(e) => format!(
+            "Asterisk could not be told ({e}); run `asterisk -rx 'database del sipwarden-locked {account}'`"
+        ),
+    };
+    println!(
+        "extension {account} unlocked ({n} incident{}); {told}. Change its SIP password if it was guessed.",
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(())
+}

@@ -29,6 +29,8 @@ pub struct SourceView {
 }
 
 pub struct Live {
+    /// Extensions locked by an incident: (incident id, extension, what happened).
+    pub locked: Vec<(i64, String, String)>,
     pub protection: bool,
     pub firewall: String,
     pub firewall_ok: bool,
@@ -107,7 +109,13 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         Protecting::MonitorOnly(why) => (Vec::new(), Some(why)),
         Protecting::No(why) => (why, None),
     };
+    let locked = store::incidents::locking(&mut conn)
+        .await?
+        .iter()
+        .map(|i| (i.id, i.account.clone(), super::incidents::headline(i)))
+        .collect();
     Ok(Live {
+        locked,
         not_protecting,
         monitor_only,
         ingest_problem,

@@ -8,6 +8,7 @@ mod chart;
 mod connections;
 mod dashboard;
 mod error;
+mod incidents;
 mod log;
 pub mod networks;
 mod offenders;
@@ -70,6 +71,8 @@ pub struct WebState {
     pub ingest: crate::ingest::IngestHealth,
     /// Page data shared between requests for a moment.
     pub snapshots: Arc<snapshot::Snapshots>,
+    /// The running Asterisk, told when an admin unlocks an extension.
+    pub pbx_control: Option<Arc<dyn crate::pbx::control::Control>>,
 }
 
 impl WebState {
@@ -101,6 +104,7 @@ impl WebState {
             pbx: None,
             ingest: Default::default(),
             snapshots: Default::default(),
+            pbx_control: None,
         }
     }
 
@@ -124,6 +128,11 @@ impl WebState {
 
     pub fn with_pbx(mut self, pbx: Option<crate::pbx::Pbx>) -> Self {
         self.pbx = pbx;
+        self
+    }
+
+    pub fn with_pbx_control(mut self, control: Arc<dyn crate::pbx::control::Control>) -> Self {
+        self.pbx_control = Some(control);
         self
     }
 }
@@ -169,6 +178,8 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Ro
         .route("/bans/release", post(bans::release_many))
         .route("/bans/{id}/release", post(bans::release))
         .route("/bans/{id}/release-and-trust", post(bans::release_and_trust))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}/unlock", post(incidents::unlock))
         .route("/log", get(log::list))
         .route("/log.csv", get(log::export))
         .route("/settings", get(settings::show).post(settings::save_ladder))

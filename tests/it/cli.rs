@@ -237,3 +237,64 @@ fn bans_and_networks_are_listed_from_the_command_line() {
     assert!(text.contains("extensions (office phones") && text.contains("10.20.0.0/16"), "{text}");
     assert!(text.contains("deny (always blocked): none"), "{text}");
 }
+
+/// `sipwarden unlock 1002` ends the lock in the database (audited) and tells Asterisk
+/// through its CLI (here a script in its place that records what it is asked).
+#[test]
+fn an_extension_is_unlocked_from_the_command_line_and_asterisk_is_told() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    served_once(&data);
+    let asked = dir.path().join("asked");
+    let fake = dir.path().join("asterisk");
+    std::fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >> {}\n", asked.display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("sipwarden.toml");
+    std::fs::write(&config, format!("[asterisk]\ncommand = [{:?}]\n", fake.display().to_string())).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = sipwarden::store::Store::open(&data.join("sipwarden.db")).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let incident = sipwarden::store::incidents::NewIncident {
+            kind: "breach",
+            severity: "critical",
+            account: "1002",
+            tech: Some("PJSIP"),
+            ip: Some("203.0.113.5"),
+            at: 1,
+            reason: "password guessed",
+            calls: None,
+            numbers: "",
+            locked: true,
+        };
+        sipwarden::store::incidents::insert(&mut conn, &incident).await.unwrap();
+        drop(conn);
+        store.close().await;
+    });
+    let unlock = |ext: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["unlock", ext])
+            .env_remove("SIPWARDEN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = unlock("1002");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("extension 1002 unlocked"));
+    assert_eq!(std::fs::read_to_string(&asked).unwrap().trim(), "-rx database del sipwarden-locked 1002");
+    let again = unlock("1002");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("extension 1002 is not locked"));
+    let audit = rt.block_on(async {
+        let store = sipwarden::store::Store::open(&data.join("sipwarden.db")).await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        sipwarden::store::audit::recent(&mut conn, 10).await.unwrap()
+    });
+    assert!(audit.iter().any(|a| a.action == "unlock" && a.actor == "cli" && a.detail.contains("1002")));
+}

@@ -573,3 +573,55 @@ async fn a_banned_phone_is_found_by_its_extension_on_the_bans_page() {
     let r = p.request("GET", "/bans", &[("Cookie", &session)], "").await;
     assert!(r.body.contains("203.0.113.9") && r.body.contains("198.51.100.4") && r.body.contains("1004"));
 }
+
+#[tokio::test]
+async fn a_locked_extension_is_on_the_dashboard_and_unlocked_in_one_click_with_an_audit_row() {
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let incident = store::incidents::NewIncident {
+        kind: "toll_fraud",
+        severity: "critical",
+        account: "1002",
+        tech: Some("PJSIP"),
+        ip: Some("203.0.113.5"),
+        at: p.clock.now(),
+        reason: "3 international calls at once",
+        calls: Some(3),
+        // Dialled numbers are caller text.
+        numbers: "00882232332113, <script>alert(1)</script>",
+        locked: true,
+    };
+    let id = store::incidents::insert(&mut conn, &incident).await.unwrap();
+    store::incidents::add_action(&mut conn, id, "hung up PJSIP/1002-00000006").await.unwrap();
+    drop(conn);
+    let dashboard = p.request("GET", "/", &[("Cookie", &session)], "").await;
+    assert!(dashboard.body.contains("Extension 1002 locked"), "{}", dashboard.body);
+    assert!(dashboard.body.contains("203.0.113.5"));
+    assert!(!dashboard.body.contains("<script>alert"), "caller text is escaped");
+    let page = p.request("GET", "/incidents", &[("Cookie", &session)], "").await;
+    assert!(page.body.contains("hung up PJSIP/1002-00000006") && page.body.contains("Unlock 1002"));
+    assert!(page.body.contains("&#60;script&#62;") && !page.body.contains("<script>alert"), "{}", page.body);
+
+    let unlocked = p.request("POST", &format!("/incidents/{id}/unlock"), &same_origin(&session), "").await;
+    assert_eq!(unlocked.status, 200, "{}", unlocked.body);
+    assert!(unlocked.body.contains("Extension 1002 is unlocked"), "{}", unlocked.body);
+    assert!(!unlocked.body.contains("Unlock 1002"));
+    let dashboard = p.request("GET", "/", &[("Cookie", &session)], "").await;
+    assert!(!dashboard.body.contains("Extension 1002 locked"));
+    let audit = p.request("GET", "/audit", &[("Cookie", &session)], "").await;
+    assert!(audit.body.contains("extension 1002 unlocked"), "{}", audit.body);
+    // Twice is no error, and says so.
+    let again = p.request("POST", &format!("/incidents/{id}/unlock"), &same_origin(&session), "").await;
+    assert!(again.body.contains("Extension 1002 was not locked"));
+    // Without the page's origin: refused like every other change.
+    let forged = p
+        .request(
+            "POST",
+            &format!("/incidents/{id}/unlock"),
+            &[("Cookie", &session), ("Sec-Fetch-Site", "cross-site")],
+            "",
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+}

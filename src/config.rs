@@ -45,6 +45,59 @@ pub struct FileConfig {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub fraud: FraudConfig,
+    #[serde(default)]
+    pub ami: AmiConfig,
+}
+
+/// `[ami]`: Asterisk's manager interface, optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmiConfig {
+    pub address: Option<String>,
+    pub username: Option<String>,
+    pub secret: Option<String>,
+    /// A file holding the secret (its first line), readable by sipwarden only.
+    pub secret_file: Option<PathBuf>,
+}
+
+fn ami_settings(
+    a: AmiConfig,
+    env_secret: Option<String>,
+) -> Result<Option<crate::ami::AmiSettings>, ConfigError> {
+    let Some(address) = a.address.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if address.parse::<std::net::SocketAddr>().is_err()
+        && address.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err())
+    {
+        return Err(ConfigError::Invalid {
+            key: "ami.address",
+            message: format!("{address:?} is not a host:port like 127.0.0.1:5038"),
+        });
+    }
+    let secret = match (env_secret, a.secret, a.secret_file) {
+        (Some(s), _, _) | (None, Some(s), _) => s,
+        (None, None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Invalid {
+                key: "ami.secret_file",
+                message: format!("cannot read {}: {e}", path.display()),
+            })?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+        (None, None, None) => {
+            return Err(ConfigError::Invalid {
+                key: "ami.secret (SIPWARDEN_AMI_SECRET, ami.secret_file)",
+                message: "the manager user's secret is needed with ami.address".into(),
+            });
+        }
+    };
+    Ok(Some(crate::ami::AmiSettings {
+        address,
+        username: a.username.unwrap_or_else(|| "sipwarden".into()),
+        secret,
+    }))
 }
 
 /// `[fraud]`: when an extension's calls look like toll fraud. Each measure is a pair
@@ -278,6 +331,8 @@ pub struct Overrides {
     pub trusted: Vec<String>,
     pub backend: Option<BackendChoice>,
     pub listen: Option<String>,
+    /// `SIPWARDEN_AMI_SECRET`.
+    pub ami_secret: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +363,8 @@ pub struct Config {
     pub retention: Retention,
     pub prefix_rule: crate::policy::prefix::PrefixRule,
     pub fraud: FraudLimits,
+    /// The manager interface, when configured.
+    pub ami: Option<crate::ami::AmiSettings>,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
@@ -340,6 +397,7 @@ impl Config {
                 };
                 parsed.data_dir = parsed.data_dir.map(beside);
                 parsed.clean_log = parsed.clean_log.map(beside);
+                parsed.ami.secret_file = parsed.ami.secret_file.map(beside);
                 parsed
             }
             None => FileConfig::default(),
@@ -421,6 +479,7 @@ impl Config {
             ladder: ladder(file.policy)?,
             retention: retention(file.retention)?,
             fraud: fraud_limits(file.fraud)?,
+            ami: ami_settings(file.ami, o.ami_secret)?,
             clean_log,
             data_dir,
         })

@@ -151,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         trusted: cli.trusted,
         backend: cli.firewall,
         listen: cli.listen,
+        ami_secret: std::env::var("SIPWARDEN_AMI_SECRET").ok().filter(|s| !s.is_empty()),
         ..Overrides::default()
     };
     match cli.command {

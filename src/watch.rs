@@ -76,7 +76,9 @@ pub struct Watch {
 /// What a critical incident asks of Asterisk, done after the incident is stored.
 struct Lock {
     incident: i64,
+    tech: Option<String>,
     account: String,
+    /// Its calls in progress as far as sipwarden saw them.
     channels: Vec<String>,
 }
 
@@ -194,7 +196,9 @@ impl Watch {
         if lock {
             self.bans_changed.notify_one();
             let channels = self.active_channels(tech, account);
-            self.lock(Lock { incident: id, account: account.to_owned(), channels }).await?;
+            let lock =
+                Lock { incident: id, tech: tech.map(str::to_owned), account: account.to_owned(), channels };
+            self.lock(lock).await?;
         }
         Ok(Some(id))
     }
@@ -244,7 +248,13 @@ impl Watch {
         if lock {
             self.bans_changed.notify_one();
             let channels = self.active_channels(Some(&trip.tech), &trip.extension);
-            self.lock(Lock { incident: id, account: trip.extension.clone(), channels }).await?;
+            let lock = Lock {
+                incident: id,
+                tech: Some(trip.tech.clone()),
+                account: trip.extension.clone(),
+                channels,
+            };
+            self.lock(lock).await?;
         }
         Ok(Some(id))
     }
@@ -283,14 +293,23 @@ impl Watch {
     /// Hangs up the extension's calls and marks it locked; each result goes to the incident.
     async fn lock(&self, lock: Lock) -> store::Result<()> {
         let pbx = self.pbx.clone();
-        let Lock { incident, account, channels } = lock;
+        let Lock { incident, tech, account, channels } = lock;
         let lines = tokio::task::spawn_blocking(move || {
             let mut lines = Vec::new();
-            for channel in &channels {
-                lines.push(match pbx.hangup(channel) {
-                    Ok(()) => format!("hung up {channel}"),
-                    Err(e) => format!("could not hang up {channel}: {e}"),
-                });
+            // Every call of the extension at once where Asterisk can match them;
+            // otherwise the calls seen, one by one.
+            let all = tech.as_deref().map(|t| {
+                pbx.hangup_all(t, &account).map(|()| format!("hung up every call of {t}/{account}"))
+            });
+            if let Some(Ok(line)) = all {
+                lines.push(line);
+            } else {
+                for channel in &channels {
+                    lines.push(match pbx.hangup(channel) {
+                        Ok(()) => format!("hung up {channel}"),
+                        Err(e) => format!("could not hang up {channel}: {e}"),
+                    });
+                }
             }
             lines.push(match pbx.set_locked(&account, true) {
                 Ok(()) => format!("{account} locked: its new calls are refused"),

@@ -67,18 +67,25 @@ pub fn parse(msg: &str) -> Option<CallEvent> {
         if steps.next().is_some() {
             return None;
         }
-        let channel = c.name("channel")?.as_str();
-        let (tech, endpoint) = split_channel(channel)?;
-        return Some(CallEvent::Start(CallStart {
-            channel: channel.to_owned(),
-            tech: tech.to_owned(),
-            endpoint: endpoint.to_owned(),
-            number: rest[..c.get(0)?.start()].to_owned(),
-            context: c.name("context")?.as_str().to_owned(),
-        }));
+        let number = &rest[..c.get(0)?.start()];
+        return call_start(c.name("channel")?.as_str(), number, c.name("context")?.as_str())
+            .map(CallEvent::Start);
     }
     let c = SPAWN_ENDED.captures(m).or_else(|| FALLTHROUGH.captures(m))?;
     Some(CallEvent::End { channel: c.name("channel")?.as_str().to_owned() })
+}
+
+/// A call placed on `channel` (Asterisk's name for it) to `number` in `context`, when
+/// the channel is a phone's or a trunk's.
+pub fn call_start(channel: &str, number: &str, context: &str) -> Option<CallStart> {
+    let (tech, endpoint) = split_channel(channel)?;
+    Some(CallStart {
+        channel: channel.to_owned(),
+        tech: tech.to_owned(),
+        endpoint: endpoint.to_owned(),
+        number: number.to_owned(),
+        context: context.to_owned(),
+    })
 }
 
 /// `PJSIP/1002-00000006` → (`PJSIP`, `1002`). Channels of phones and trunks only:

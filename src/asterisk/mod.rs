@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod address;
+pub mod ami;
 mod attribution;
 pub mod dialplan;
 pub mod envelope;

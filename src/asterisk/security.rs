@@ -184,7 +184,12 @@ fn read_quoteless<'a>(spec: &EventSpec, msg: &'a str) -> Option<Captured<'a>> {
             Some(_) => return None,
         }
     }
-    let pairs = &pairs[..n];
+    read_pairs(spec, &pairs[..n])
+}
+
+/// Reads an event's `(key, value)` pairs in Asterisk's canonical order, the first being
+/// `SecurityEvent`; every pair must be expected and valid.
+fn read_pairs<'a>(spec: &EventSpec, pairs: &[(&'a str, &'a str)]) -> Option<Captured<'a>> {
     let mut i = 0;
     let mut take = |key: &str| -> Option<&'a str> {
         let (k, v) = *pairs.get(i)?;
@@ -301,6 +306,32 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
             Err(_) => return SecurityRecord::Malformed,
         },
     };
+    let tampered = multi_line
+        || readings > 1
+        || (!(quoteless && only_separators_hold_equals(msg))
+            && (super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
+                || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT)));
+    event(spec, &c, tampered)
+}
+
+/// A security event as the manager interface sends it: `(header, value)` pairs after
+/// `Event` and `Privilege`, each its own line. The block has been checked for repeated
+/// headers and line breaks in values; here every header must be the expected one in
+/// Asterisk's order.
+pub fn from_manager(name: &str, headers: &[(&str, &str)]) -> SecurityRecord {
+    let Some(spec) = SPECS.iter().find(|e| e.name == name) else {
+        return SecurityRecord::Other;
+    };
+    let mut pairs = Vec::with_capacity(headers.len() + 1);
+    pairs.push(("SecurityEvent", name));
+    pairs.extend_from_slice(headers);
+    match read_pairs(spec, &pairs) {
+        Some(c) => event(spec, &c, false),
+        None => SecurityRecord::Malformed,
+    }
+}
+
+fn event(spec: &EventSpec, c: &Captured<'_>, tampered: bool) -> SecurityRecord {
     let Some(ip) = parse_security_address(c.remote) else {
         return SecurityRecord::Malformed;
     };
@@ -313,11 +344,6 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         // `<unknown>` is pjsip's artificial endpoint, not a name anyone tried.
         .filter(|a| !a.is_empty() && *a != "<unknown>")
         .map(str::to_owned);
-    let tampered = multi_line
-        || readings > 1
-        || (!(quoteless && only_separators_hold_equals(msg))
-            && (super::fast::occurs_more_than_once(msg, &super::fast::REMOTE_ADDRESS)
-                || super::fast::occurs_more_than_once(msg, &super::fast::SECURITY_EVENT)));
     SecurityRecord::Event(
         Parsed {
             ip: Some(ip),

@@ -3,6 +3,7 @@
 pub mod cleanlog;
 pub mod follower;
 mod health;
+pub mod manager;
 pub mod pipeline;
 
 use std::path::PathBuf;
@@ -118,7 +119,7 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
                         tracing::info!(ip = %ban.ip, until = ?ban.until, reason = %ban.reason, "ban decided");
                     }
                     progress.update(follower.path(), batch.cursor.offset, batch.more);
-                    watch(pipeline, &batch).await;
+                    watch_batch(pipeline, &batch, false).await;
                     follower.commit(batch.cursor);
                 }
                 Err(e) => {
@@ -148,10 +149,14 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
 }
 
 /// After a batch is stored: its logins and calls go to the breach and toll-fraud watch.
-async fn watch(pipeline: &Pipeline, batch: &Batch) {
+/// `every_login`: logins count even where another source counts the failures.
+async fn watch_batch(pipeline: &Pipeline, batch: &Batch, every_login: bool) {
     let Some(watch) = &pipeline.watch else { return };
-    let events =
-        batch.records.iter().filter_map(|r| r.event.as_ref()).filter(|e| pipeline.counts(batch.kind, e));
+    let events = batch
+        .records
+        .iter()
+        .filter_map(|r| r.event.as_ref())
+        .filter(|e| every_login || pipeline.counts(batch.kind, e));
     let seen = crate::watch::seen_in(events, &batch.calls, pipeline.clock.now());
     if seen.is_empty() {
         return;

@@ -15,6 +15,8 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(3);
 pub trait Control: Send + Sync {
     /// Ends one call: `PJSIP/1002-00000006`.
     fn hangup(&self, channel: &str) -> Result<(), String>;
+    /// Ends every call of an extension, those sipwarden has not seen too.
+    fn hangup_all(&self, tech: &str, extension: &str) -> Result<(), String>;
     /// Marks `account` locked (or no longer) for the dialplan hook.
     fn set_locked(&self, account: &str, locked: bool) -> Result<(), String>;
 }
@@ -73,6 +75,10 @@ impl Control for Cli {
             return Err(format!("{channel:?} is not a channel name"));
         }
         self.run(&format!("channel request hangup {channel}")).map(drop)
+    }
+
+    fn hangup_all(&self, _tech: &str, _extension: &str) -> Result<(), String> {
+        Err("Asterisk's CLI hangs up calls one by one only".into())
     }
 
     fn set_locked(&self, account: &str, locked: bool) -> Result<(), String> {

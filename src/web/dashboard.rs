@@ -29,6 +29,8 @@ pub struct SourceView {
 }
 
 pub struct Live {
+    /// The manager interface link: (up, in words), when configured.
+    pub manager: Option<(bool, String)>,
     /// Extensions locked by an incident: (incident id, extension, what happened).
     pub locked: Vec<(i64, String, String)>,
     pub protection: bool,
@@ -115,6 +117,7 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         .map(|i| (i.id, i.account.clone(), super::incidents::headline(i)))
         .collect();
     Ok(Live {
+        manager: state.manager.as_ref().map(|m| manager_line(&m.state())),
         locked,
         not_protecting,
         monitor_only,
@@ -145,6 +148,16 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         bans_forever,
         failures_day,
     })
+}
+
+fn manager_line(s: &crate::ami::AmiState) -> (bool, String) {
+    let since = s.since.map(|t| format!(" since {}", when(t))).unwrap_or_default();
+    let text = if s.connected {
+        format!("connected{since}: {} events read, {} blocks not believed", s.events, s.malformed)
+    } else {
+        format!("down{since}: {}", s.problem.as_deref().unwrap_or("connecting"))
+    };
+    (s.connected, text)
 }
 
 fn read_share(path: &str, offset: i64) -> String {
@@ -208,6 +221,16 @@ pub struct Health {
     protection: bool,
     firewall_ok: bool,
     log_sources: usize,
+    /// The manager interface link, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manager: Option<ManagerHealth>,
+}
+
+#[derive(serde::Serialize)]
+pub struct ManagerHealth {
+    connected: bool,
+    problem: Option<String>,
+    events: u64,
 }
 
 /// Unauthenticated liveness for monitors and container health checks: no secrets.
@@ -230,6 +253,10 @@ pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse,
             protection: store::settings::protection(&mut conn, state.protection_default).await?,
             firewall_ok: health.iter().any(|h| h.component == crate::enforcer::HEALTH_COMPONENT && h.ok),
             log_sources: store::sources::all(&mut conn).await?.len(),
+            manager: state.manager.as_ref().map(|m| {
+                let s = m.state();
+                ManagerHealth { connected: s.connected, problem: s.problem, events: s.events }
+            }),
         }),
     ))
 }

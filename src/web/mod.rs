@@ -73,6 +73,8 @@ pub struct WebState {
     pub snapshots: Arc<snapshot::Snapshots>,
     /// The running Asterisk, told when an admin unlocks an extension.
     pub pbx_control: Option<Arc<dyn crate::pbx::control::Control>>,
+    /// The manager interface link, when configured.
+    pub manager: Option<crate::ami::AmiHealth>,
 }
 
 impl WebState {
@@ -105,6 +107,7 @@ impl WebState {
             ingest: Default::default(),
             snapshots: Default::default(),
             pbx_control: None,
+            manager: None,
         }
     }
 
@@ -128,6 +131,11 @@ impl WebState {
 
     pub fn with_pbx(mut self, pbx: Option<crate::pbx::Pbx>) -> Self {
         self.pbx = pbx;
+        self
+    }
+
+    pub fn with_manager(mut self, manager: Option<crate::ami::AmiHealth>) -> Self {
+        self.manager = manager;
         self
     }
 

@@ -25,6 +25,8 @@ pub struct Facts {
     pub storing_problem: Option<String>,
     pub log_problems: Vec<String>,
     pub log_sources: usize,
+    /// The manager interface, when configured: `Err` says why it is down.
+    pub manager: Option<Result<(), String>>,
 }
 
 /// The verdict from what `serve` knows now: its firewall, its logs, the database.
@@ -41,6 +43,10 @@ pub async fn now(state: &super::WebState, conn: &mut crate::store::Conn) -> crat
         storing_problem: state.ingest.problem().map(|p| p.detail),
         log_problems: state.ingest.log_problems(),
         log_sources: state.log_sources,
+        manager: state.manager.as_ref().map(|m| {
+            let s = m.state();
+            if s.connected { Ok(()) } else { Err(s.problem.unwrap_or_else(|| "connecting".into())) }
+        }),
     }))
 }
 
@@ -67,8 +73,15 @@ pub fn verdict(f: &Facts) -> Protecting {
     } else if f.firewall_enforces && f.firewall_ok == Some(false) {
         problems.push(format!("The firewall cannot be updated: {}", f.firewall_detail));
     }
-    if f.log_sources == 0 {
-        problems.push("No Asterisk log is configured: set `logs` in the config file (or --log)".into());
+    match (&f.manager, f.log_sources) {
+        // Without logs the manager interface is the only source.
+        (Some(Err(why)), 0) => {
+            problems.push(format!("The manager interface is down and no log is read: {why}"))
+        }
+        (None, 0) => {
+            problems.push("No Asterisk log is configured: set `logs` in the config file (or --log)".into())
+        }
+        _ => {}
     }
     problems.extend(f.log_problems.iter().map(|p| format!("A log cannot be read: {p}")));
     if let Some(p) = &f.storing_problem {
@@ -119,6 +132,14 @@ mod tests {
         assert!(matches!(verdict(&none), Protecting::No(w) if w[0].contains("No Asterisk log")));
         let failing = Facts { firewall_ok: Some(false), firewall_detail: "nft failed".into(), ..healthy() };
         assert!(matches!(verdict(&failing), Protecting::No(_)));
+        // The manager interface alone: protecting while it is up.
+        let only_manager = Facts { log_sources: 0, manager: Some(Ok(())), ..healthy() };
+        assert_eq!(verdict(&only_manager), Protecting::Yes);
+        let down = Facts { log_sources: 0, manager: Some(Err("connection refused".into())), ..healthy() };
+        assert!(matches!(verdict(&down), Protecting::No(w) if w[0].contains("connection refused")));
+        // With logs read, a manager link that is down stops nothing.
+        let with_logs = Facts { manager: Some(Err("connection refused".into())), ..healthy() };
+        assert_eq!(verdict(&with_logs), Protecting::Yes);
     }
 
     #[test]

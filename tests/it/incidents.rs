@@ -90,6 +90,9 @@ impl Control for Asked {
         self.0.lock().unwrap().push(format!("hangup {channel}"));
         Ok(())
     }
+    fn hangup_all(&self, _tech: &str, _extension: &str) -> Result<(), String> {
+        Err("as Asterisk's CLI: one call at a time".into())
+    }
     fn set_locked(&self, account: &str, locked: bool) -> Result<(), String> {
         self.0.lock().unwrap().push(format!("locked {account} {locked}"));
         Ok(())

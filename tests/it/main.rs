@@ -15,6 +15,7 @@ mod history_facts;
 mod hostile_input;
 mod incidents;
 mod lifecycle;
+mod manager;
 mod netns;
 mod packaging;
 mod panel;

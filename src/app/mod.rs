@@ -16,6 +16,8 @@ use crate::ingest::pipeline::Pipeline;
 use crate::ingest::{self, cleanlog::CleanLog};
 use crate::store::{self, Store};
 
+mod manager;
+
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -149,33 +151,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         || followers.iter().any(|f| f.kind() == Some(SourceKind::Security));
     let poke = Arc::new(Notify::new());
     let ingest_health = ingest::IngestHealth::default();
-    let pbx_control: Arc<dyn crate::pbx::control::Control> =
-        Arc::new(crate::pbx::control::Cli { command: config.asterisk_command.clone() });
-    let pipeline = Pipeline {
+    let manager = manager::Manager::new(&config);
+    let pbx_control = manager.control(&config);
+    let watch = Arc::new(crate::watch::Watch {
         store: store.clone(),
-        ladder: config.ladder.clone(),
-        trusted: config.trusted.clone(),
         clock: Arc::new(SystemClock),
-        security_source_present,
+        trusted: config.trusted.clone(),
         protection_default: config.protection_default,
-        clean_log: Some(
-            CleanLog::new(config.clean_log.clone())
-                .rotating(config.retention.clean_log_max_bytes, config.retention.clean_log_keep),
-        ),
+        breaker: std::sync::Mutex::new(crate::policy::fraud::Breaker::new(config.fraud.clone())),
+        pbx: pbx_control.clone(),
         bans_changed: poke.clone(),
-        health: ingest_health.clone(),
-        attempts: Default::default(),
-        prefix_rule: config.prefix_rule,
-        watch: Some(Arc::new(crate::watch::Watch {
-            store: store.clone(),
-            clock: Arc::new(SystemClock),
-            trusted: config.trusted.clone(),
-            protection_default: config.protection_default,
-            breaker: std::sync::Mutex::new(crate::policy::fraud::Breaker::new(config.fraud.clone())),
-            pbx: pbx_control.clone(),
-            bans_changed: poke.clone(),
-        })),
-    };
+    });
+    let parts = PipelineParts { store: &store, poke: &poke, health: &ingest_health, watch: &watch };
+    let pipeline = pipeline(&config, &parts, security_source_present);
+    let manager_pipeline = manager.is_some().then(|| pipeline_for_manager(&config, &parts));
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");
     let web_state = crate::web::WebState::new(
@@ -189,6 +178,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .with_ingest_health(ingest_health)
     .with_pbx_control(pbx_control)
+    .with_manager(manager.health())
     .with_protection_facts(enforcer.firewall_enforces(), warning.clone(), config.sources.len())
     .with_pbx(Some(crate::pbx::Pbx {
         config_dir: config.asterisk_dir.clone(),
@@ -222,6 +212,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
     tasks.spawn(ingest::run(followers, pipeline, config.poll_interval, stop.clone()));
+    if let Some(manager_pipeline) = manager_pipeline {
+        manager.spawn(&tasks, manager_pipeline, stop.clone());
+    }
     tasks.spawn(enforcer.clone().run(config.reconcile_interval, stop.clone()));
     tasks.spawn(crate::retention::run(store.clone(), config.retention, Arc::new(SystemClock), stop.clone()));
     tasks.spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop.clone()));
@@ -237,6 +230,45 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// What every pipeline of `serve` shares.
+struct PipelineParts<'a> {
+    store: &'a Store,
+    poke: &'a Arc<Notify>,
+    health: &'a ingest::IngestHealth,
+    watch: &'a Arc<crate::watch::Watch>,
+}
+
+fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present: bool) -> Pipeline {
+    Pipeline {
+        store: parts.store.clone(),
+        ladder: config.ladder.clone(),
+        trusted: config.trusted.clone(),
+        clock: Arc::new(SystemClock),
+        security_source_present,
+        protection_default: config.protection_default,
+        clean_log: Some(
+            CleanLog::new(config.clean_log.clone())
+                .rotating(config.retention.clean_log_max_bytes, config.retention.clean_log_keep),
+        ),
+        bans_changed: parts.poke.clone(),
+        health: parts.health.clone(),
+        attempts: Default::default(),
+        prefix_rule: config.prefix_rule,
+        watch: Some(parts.watch.clone()),
+    }
+}
+
+/// The manager interface's own pipeline: it counts authentication outcomes only where
+/// no log does (no log configured); its logins and calls always reach the watch.
+fn pipeline_for_manager(config: &Config, parts: &PipelineParts<'_>) -> Pipeline {
+    let mut p = pipeline(config, parts, !config.sources.is_empty());
+    // The failed-auth log is written by the log pipeline; two writers would interleave.
+    if !config.sources.is_empty() {
+        p.clean_log = None;
+    }
+    p
 }
 
 /// How long the tasks get to finish their current step after SIGTERM.

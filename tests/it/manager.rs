@@ -1,0 +1,327 @@
+//! The manager interface link against a scripted server that speaks Asterisk's AMI
+//! (banner, CRLF blocks, ActionID-matched responses, events) and replays the office-day
+//! recording from a real Asterisk 20: login, drops, forged blocks, and the fraud stopped.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sipwarden::ami::{self, AmiControl, AmiHealth, AmiSettings};
+use sipwarden::domain::{FraudLimits, TrustedNetworks};
+use sipwarden::policy::fraud::Breaker;
+use sipwarden::watch::Watch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{TestApp, fixture};
+
+const SECRET: &str = "pass w0rd";
+
+/// The recorded event blocks, each with its CRLF CRLF, in order.
+fn recorded_blocks() -> Vec<String> {
+    let raw = std::fs::read(fixture("office-day/ami-raw.txt")).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (_, rest) = text.split_once("\r\n").unwrap();
+    let mut blocks: Vec<String> = rest.split_inclusive("\r\n\r\n").map(str::to_owned).collect();
+    // The recorder's own login answer is not an event.
+    blocks.retain(|b| b.starts_with("Event: "));
+    blocks
+}
+
+/// Action blocks the server received, with when.
+#[derive(Default)]
+struct Received(Mutex<Vec<(Instant, String)>>);
+
+impl Received {
+    fn actions(&self, name: &str) -> Vec<(Instant, String)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, a)| a.starts_with(&format!("Action: {name}\r\n")))
+            .cloned()
+            .collect()
+    }
+}
+
+/// One scripted connection: what to send after a login, and whether to hang up after it.
+#[derive(Clone)]
+struct Script {
+    /// Blocks, each sent after its pause.
+    events: Vec<(Duration, String)>,
+    /// Close the connection once the events are sent.
+    drop_after: bool,
+}
+
+/// A manager interface on loopback playing `scripts`, one per connection (the last one
+/// again for any further connection).
+struct ScriptedAmi {
+    address: String,
+    received: Arc<Received>,
+    /// When each event block went out: (instant, block).
+    sent: Arc<Mutex<Vec<(Instant, String)>>>,
+    connections: Arc<Mutex<u32>>,
+}
+
+impl ScriptedAmi {
+    async fn start(scripts: Vec<Script>) -> ScriptedAmi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let received = Arc::new(Received::default());
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0u32));
+        let (r, s, c) = (received.clone(), sent.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { return };
+                let n = {
+                    let mut c = c.lock().unwrap();
+                    *c += 1;
+                    *c as usize
+                };
+                let script = scripts[(n - 1).min(scripts.len() - 1)].clone();
+                tokio::spawn(serve_one(socket, script, r.clone(), s.clone()));
+            }
+        });
+        ScriptedAmi { address, received, sent, connections }
+    }
+}
+
+async fn serve_one(
+    socket: TcpStream,
+    script: Script,
+    received: Arc<Received>,
+    sent: Arc<Mutex<Vec<(Instant, String)>>>,
+) {
+    let (mut read, write) = socket.into_split();
+    let write = Arc::new(tokio::sync::Mutex::new(write));
+    write.lock().await.write_all(b"Asterisk Call Manager/9.0.0\r\n").await.unwrap();
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut playing = false;
+    loop {
+        let n = match read.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buffer.extend_from_slice(&chunk[..n]);
+        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let block = String::from_utf8_lossy(&buffer[..end + 4]).into_owned();
+            buffer.drain(..end + 4);
+            received.0.lock().unwrap().push((Instant::now(), block.clone()));
+            let id = block.lines().find_map(|l| l.strip_prefix("ActionID: ")).unwrap_or("").to_owned();
+            let answer = if block.starts_with("Action: Login\r\n") {
+                if block.contains(&format!("Secret: {SECRET}\r\n")) {
+                    format!("Response: Success\r\nActionID: {id}\r\nMessage: Authentication accepted\r\n\r\n")
+                } else {
+                    format!("Response: Error\r\nActionID: {id}\r\nMessage: Authentication failed\r\n\r\n")
+                }
+            } else if block.starts_with("Action: Ping\r\n") {
+                format!(
+                    "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1796161340.000000\r\n\r\n"
+                )
+            } else {
+                format!("Response: Success\r\nActionID: {id}\r\nMessage: done\r\n\r\n")
+            };
+            write.lock().await.write_all(answer.as_bytes()).await.unwrap();
+            if answer.contains("Authentication accepted") && !playing {
+                playing = true;
+                let (write, script, sent) = (write.clone(), script.clone(), sent.clone());
+                tokio::spawn(async move {
+                    for (pause, block) in &script.events {
+                        if !pause.is_zero() {
+                            tokio::time::sleep(*pause).await;
+                        }
+                        let mut w = write.lock().await;
+                        if w.write_all(block.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        sent.lock().unwrap().push((Instant::now(), block.clone()));
+                    }
+                    if script.drop_after {
+                        let _ = write.lock().await.shutdown().await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// sipwarden's side: the link, the pipeline it feeds and the watch acting through it.
+struct Link {
+    app: Arc<TestApp>,
+    health: AmiHealth,
+    stop: CancellationToken,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn link(address: &str, secret: &str) -> Link {
+    let mut app = TestApp::new(TrustedNetworks::default(), false).await;
+    let health = AmiHealth::default();
+    let (requests_tx, requests) = mpsc::channel(64);
+    let control = AmiControl { requests: requests_tx, health: health.clone() };
+    app.pipeline.watch = Some(Arc::new(Watch {
+        store: app.store.clone(),
+        clock: Arc::new(sipwarden::clock::SystemClock),
+        trusted: TrustedNetworks::default(),
+        protection_default: true,
+        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
+        pbx: Arc::new(control),
+        bans_changed: app.pipeline.bans_changed.clone(),
+    }));
+    app.pipeline.clock = Arc::new(sipwarden::clock::SystemClock);
+    let app = Arc::new(app);
+    let stop = CancellationToken::new();
+    let settings =
+        AmiSettings { address: address.to_owned(), username: "sipwarden".into(), secret: secret.into() };
+    let (out, delivered) = mpsc::channel(ami::QUEUE);
+    tokio::spawn(ami::run(
+        settings,
+        health.clone(),
+        Arc::new(sipwarden::clock::SystemClock),
+        out,
+        requests,
+        stop.clone(),
+    ));
+    let (fed, h, s) = (app.clone(), health.clone(), stop.clone());
+    tokio::spawn(async move {
+        sipwarden::ingest::manager::feed(delivered, &fed.pipeline, "manager".into(), h, s).await;
+    });
+    Link { app, health, stop }
+}
+
+async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn is_fraud_call(block: &str) -> bool {
+    block.starts_with("Event: Newchannel\r\n") && block.contains("Channel: PJSIP/1002-")
+}
+
+/// The recording with the fraud calls one every 0.3 s (the rest as fast as it goes).
+fn at_one_call_per(every: Duration, keep: impl Fn(&str) -> bool) -> Vec<(Duration, String)> {
+    recorded_blocks()
+        .into_iter()
+        .filter(|b| keep(b))
+        .map(|b| (if is_fraud_call(&b) { every } else { Duration::ZERO }, b))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refused_login_is_said_plainly_and_retried() {
+    let server = ScriptedAmi::start(vec![Script { events: Vec::new(), drop_after: false }]).await;
+    let link = link(&server.address, "wrong").await;
+    eventually("the refusal shown", Duration::from_secs(5), || {
+        link.health.state().problem.is_some_and(|p| p.contains("refused the login of \"sipwarden\""))
+    })
+    .await;
+    assert!(!link.health.is_connected());
+    let login = &server.received.actions("Login")[0].1;
+    assert!(login.contains("Events: security,call,system\r\n") && login.contains("ActionID: "), "{login}");
+    // It tries again, backing off.
+    eventually("a second try", Duration::from_secs(5), || *server.connections.lock().unwrap() >= 2).await;
+}
+
+/// The breaker alone (the recording without its security events): the seed's burst at
+/// one call per 0.3 s is stopped within 5 calls, Hangup and the lock sent within a
+/// second of the call that tripped it.
+#[tokio::test]
+async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
+    let events = at_one_call_per(Duration::from_millis(300), |b| !b.contains("Privilege: security,all"));
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await;
+    let link = link(&server.address, SECRET).await;
+    eventually("the extension hung up", Duration::from_secs(30), || {
+        !server.received.actions("Hangup").is_empty()
+    })
+    .await;
+    let (hung_up_at, hangup) = server.received.actions("Hangup")[0].clone();
+    assert!(hangup.contains("Channel: /^PJSIP\\/1002-/\r\n"), "every call of 1002 at once: {hangup}");
+    let sent = server.sent.lock().unwrap().clone();
+    let calls: Vec<&(Instant, String)> = sent.iter().filter(|(_, b)| is_fraud_call(b)).collect();
+    let before = calls.iter().filter(|(at, _)| *at < hung_up_at).count();
+    assert!((1..=5).contains(&before), "{before} fraud calls before the hang-up");
+    let tripped_at = calls[before - 1].0;
+    assert!(hung_up_at - tripped_at < Duration::from_secs(1), "{:?} after the call", hung_up_at - tripped_at);
+    eventually("1002 locked in AstDB", Duration::from_secs(2), || {
+        server
+            .received
+            .actions("DBPut")
+            .iter()
+            .any(|(_, a)| a.contains("Family: sipwarden-locked\r\nKey: 1002\r\n"))
+    })
+    .await;
+    assert!(
+        !server.received.0.lock().unwrap().iter().any(|(_, a)| a.contains("1001") || a.contains("1003")),
+        "the office is left alone"
+    );
+    drop(link);
+}
+
+/// With the security events (and no log): svcrack's success is a breach; 1002 is locked
+/// before its first fraud call and each later call is hung up as it starts.
+#[tokio::test]
+async fn the_crack_locks_the_extension_before_any_fraud_call() {
+    let events = at_one_call_per(Duration::from_millis(300), |_| true);
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await;
+    let link = link(&server.address, SECRET).await;
+    eventually("locked", Duration::from_secs(30), || !server.received.actions("DBPut").is_empty()).await;
+    let locked_at = server.received.actions("DBPut")[0].0;
+    let first_call = server.sent.lock().unwrap().iter().find(|(_, b)| is_fraud_call(b)).map(|(at, _)| *at);
+    assert!(first_call.is_none_or(|at| at > locked_at), "locked before the first fraud call");
+    eventually("all 60 fraud calls refused", Duration::from_secs(40), || {
+        server.received.actions("Hangup").len() >= 60
+    })
+    .await;
+    let mut conn = link.app.store.pool().acquire().await.unwrap();
+    let incidents = sipwarden::store::incidents::recent(&mut conn, 10).await.unwrap();
+    assert!(
+        incidents
+            .iter()
+            .any(|i| i.kind == "breach" && i.account == "1002" && i.ip.as_deref() == Some("10.98.0.66"))
+    );
+}
+
+/// The connection drops in the middle of the day; the link comes back by itself and the
+/// health says so.
+#[tokio::test]
+async fn a_dropped_link_comes_back() {
+    let blocks = recorded_blocks();
+    let (first, second) = blocks.split_at(200);
+    let script = |b: &[String], drop_after| Script {
+        events: b.iter().map(|b| (Duration::ZERO, b.clone())).collect(),
+        drop_after,
+    };
+    let server = ScriptedAmi::start(vec![script(first, true), script(second, false)]).await;
+    let link = link(&server.address, SECRET).await;
+    eventually("reconnected", Duration::from_secs(10), || *server.connections.lock().unwrap() >= 2).await;
+    eventually("connected again", Duration::from_secs(10), || link.health.is_connected()).await;
+    // 78 logins, 43 failures, 66 calls started and ended: none lost across the drop.
+    eventually("every event read", Duration::from_secs(10), || link.health.state().events == 253).await;
+    assert_eq!(server.received.actions("Login").len(), 2);
+}
+
+/// I10b: a From user with CR/LF CR/LF cuts an InvalidAccountID block and forges a
+/// SuccessfulAuth carrying the attacker's address: nothing is learned from it.
+#[tokio::test]
+async fn a_forged_success_teaches_nothing() {
+    let cut = "Event: InvalidAccountID\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: x\r\n\r\n";
+    let forged = "Event: SuccessfulAuth\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Informational\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: 1@10.98.0.99\r\nLocalAddress: IPV4/UDP/10.98.0.1/5060\r\nRemoteAddress: IPV4/UDP/10.98.0.99/5060\r\nUsingPassword: 1\r\n\r\n";
+    let events = vec![(Duration::ZERO, cut.to_owned()), (Duration::ZERO, forged.to_owned())];
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await;
+    let link = link(&server.address, SECRET).await;
+    eventually("both blocks judged", Duration::from_secs(5), || link.health.state().malformed >= 2).await;
+    let mut conn = link.app.store.pool().acquire().await.unwrap();
+    let (seen, _) =
+        sipwarden::store::incidents::login_history(&mut conn, "1001", "10.98.0.99", i64::MAX).await.unwrap();
+    assert!(!seen, "no login learned from a forged block");
+}

@@ -80,6 +80,16 @@ pub struct Status {
     pub failures_last_day: i64,
     pub health: Vec<HealthLine>,
     pub sources: Vec<SourceLine>,
+    /// Extensions a breach or toll-fraud incident locked.
+    pub locked: Vec<LockedLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LockedLine {
+    pub extension: String,
+    pub since: i64,
+    pub kind: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,7 +114,13 @@ pub async fn gather_status(config: &Config, store: &store::Store) -> anyhow::Res
     let now = SystemClock.now();
     let mut conn = store.pool().acquire().await?;
     let (bans_timed, bans_until_released) = store::bans::active_counts(&mut conn, now).await?;
+    let locked = store::incidents::locking(&mut conn)
+        .await?
+        .into_iter()
+        .map(|i| LockedLine { extension: i.account, since: i.at, kind: i.kind, reason: i.reason })
+        .collect();
     Ok(Status {
+        locked,
         protection: store::settings::protection(&mut conn, config.protection_default).await?,
         bans_timed,
         bans_until_released,
@@ -170,6 +186,16 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
             if h.ok { "ok" } else { "ERROR" },
             h.detail,
             when(h.updated_at)
+        );
+    }
+    for l in &s.locked {
+        println!(
+            "LOCKED          extension {} since {} ({}: {}); `sipwarden unlock {}` when it is safe",
+            l.extension,
+            when(l.since),
+            l.kind.replace('_', " "),
+            l.reason,
+            l.extension
         );
     }
     for src in &s.sources {

@@ -172,3 +172,27 @@ pub async fn unlock(conn: &mut Conn, account: &str, now: UnixMs, by: &str) -> Re
     .await?
     .rows_affected())
 }
+
+/// One account's logins from one address.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct LoginRow {
+    pub account: String,
+    pub ip: String,
+    pub first_at: i64,
+    pub last_at: i64,
+    /// The account's first login from any address.
+    pub account_first_at: i64,
+}
+
+/// Logins seen since `since`, the latest first.
+pub async fn logins_recent(conn: &mut Conn, since: UnixMs, limit: i64) -> Result<Vec<LoginRow>> {
+    Ok(sqlx::query_as(
+        "SELECT l.account, l.ip, l.first_at, l.last_at, \
+         (SELECT MIN(o.first_at) FROM logins o WHERE o.account = l.account) AS account_first_at \
+         FROM logins l WHERE l.last_at >= $1 ORDER BY l.last_at DESC LIMIT $2",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

@@ -13,6 +13,7 @@ mod log;
 pub mod networks;
 mod offenders;
 pub mod protecting;
+mod registrations;
 mod settings;
 mod snapshot;
 
@@ -187,6 +188,7 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Ro
         .route("/bans/{id}/release", post(bans::release))
         .route("/bans/{id}/release-and-trust", post(bans::release_and_trust))
         .route("/incidents", get(incidents::list))
+        .route("/logins", get(registrations::list))
         .route("/incidents/{id}/unlock", post(incidents::unlock))
         .route("/log", get(log::list))
         .route("/log.csv", get(log::export))

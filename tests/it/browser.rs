@@ -140,7 +140,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     let mut guard = Guard { children: Vec::new(), netns: netns.clone() };
     let log = dir.path().join("messages");
     append(&log, "[2026-11-27 10:00:00] NOTICE[1] chan_sip.c: sipwarden browser test log\n");
-    let (_asterisk_dir, pbx, _calls) = crate::pbx::config_dir();
+    let (_asterisk_dir, pbx, asterisk_calls) = crate::pbx::config_dir();
     let config = dir.path().join("sipwarden.toml");
     std::fs::write(
         &config,
@@ -377,8 +377,58 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     let mut conn = store.pool().acquire().await.unwrap();
     assert!(store::settings::protection(&mut conn, true).await.unwrap(), "the cross-site post was refused");
 
+    a_cracked_extension_is_locked_and_unlocked(&c, &base, &log, &asterisk_calls).await;
     on_a_phone(&c, &base, &log).await;
     c.close().await.unwrap();
+}
+
+fn security_event(event: &str, ip: &str, user: &str, session: &str, tail: &str) -> String {
+    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+    let severity = if event == "SuccessfulAuth" { "Informational" } else { "Error" };
+    format!(
+        "[{now}] SECURITY[2] res_security_log.c: SecurityEvent=\"{event}\",EventTV=\"{}\",Severity=\"{severity}\",Service=\"SIP\",EventVersion=\"1\",AccountID=\"{user}\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/{ip}/5060\",{tail}\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+    )
+}
+
+/// A password guessed at machine speed: the dashboard says the extension is locked,
+/// the incident shows what was done, Unlock ends it and Asterisk is told.
+async fn a_cracked_extension_is_locked_and_unlocked(
+    c: &Client,
+    base: &str,
+    log: &Path,
+    asterisk_calls: &Path,
+) {
+    let cracker = "198.51.100.77";
+    let wrong = "Challenge=\"a\",ReceivedChallenge=\"a\",ReceivedHash=\"b\"";
+    let mut lines = String::new();
+    for i in 0..3 {
+        lines.push_str(&security_event("InvalidPassword", cracker, "2001", &format!("0x{i}"), wrong));
+    }
+    lines.push_str(&security_event("SuccessfulAuth", cracker, "2001", "0x9", "UsingPassword=\"1\""));
+    append(log, &lines);
+    c.goto(base).await.unwrap();
+    eventually("the lock on the dashboard", async || {
+        c.refresh().await.unwrap();
+        text_of(c, "main").await.contains("Extension 2001 locked")
+    })
+    .await;
+    assert!(text_of(c, "main").await.contains(cracker));
+    screenshot(c, "dashboard-locked").await;
+    click(c, "section.locked a").await;
+    let incident = text_of(c, "#incidents").await;
+    assert!(incident.contains("critical breach") && incident.contains("banned until released"), "{incident}");
+    assert!(incident.contains("2001 locked"), "{incident}");
+    screenshot(c, "incidents").await;
+    let asked = std::fs::read_to_string(asterisk_calls).unwrap_or_default();
+    assert!(asked.contains("-rx database put sipwarden-locked 2001 1"), "{asked}");
+    click(c, "button.unlock").await;
+    accept_confirmation(c).await;
+    eventually("unlocked", async || text_of(c, "main").await.contains("Extension 2001 is unlocked")).await;
+    let asked = std::fs::read_to_string(asterisk_calls).unwrap_or_default();
+    assert!(asked.contains("-rx database del sipwarden-locked 2001"), "{asked}");
+    c.goto(base).await.unwrap();
+    assert!(!text_of(c, "main").await.contains("Extension 2001 locked"));
 }
 
 /// At 400 px wide every page fits the screen (no sideways scrolling) and a ban is
@@ -393,6 +443,8 @@ async fn on_a_phone(c: &Client, base: &str, log: &Path) {
         "/offenders",
         &format!("/offenders/{phone}"),
         "/bans",
+        "/incidents",
+        "/logins",
         "/log",
         "/networks",
         "/settings",

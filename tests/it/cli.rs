@@ -284,6 +284,21 @@ fn an_extension_is_unlocked_from_the_command_line_and_asterisk_is_told() {
             .output()
             .unwrap()
     };
+    let status = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("status")
+            .args(args)
+            .env_remove("SIPWARDEN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let shown = String::from_utf8_lossy(&status(&[]).stdout).into_owned();
+    assert!(
+        shown.contains("LOCKED          extension 1002") && shown.contains("sipwarden unlock 1002"),
+        "{shown}"
+    );
     let out = unlock("1002");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("extension 1002 unlocked"));
@@ -291,6 +306,8 @@ fn an_extension_is_unlocked_from_the_command_line_and_asterisk_is_told() {
     let again = unlock("1002");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("extension 1002 is not locked"));
+    let json: serde_json::Value = serde_json::from_slice(&status(&["--format", "json"]).stdout).unwrap();
+    assert_eq!(json["locked"], serde_json::json!([]), "no longer locked");
     let audit = rt.block_on(async {
         let store = sipwarden::store::Store::open(&data.join("sipwarden.db")).await.unwrap();
         let mut conn = store.pool().acquire().await.unwrap();

@@ -625,3 +625,38 @@ async fn a_locked_extension_is_on_the_dashboard_and_unlocked_in_one_click_with_a
         .await;
     assert_eq!(forged.status, 403);
 }
+
+#[tokio::test]
+async fn the_logins_page_flags_a_new_address_and_one_that_also_failed() {
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let now = p.clock.now();
+    store::incidents::record_login(&mut conn, "1001", "192.0.2.20", now - 30 * 86_400_000 + 60_000)
+        .await
+        .unwrap();
+    store::incidents::record_login(&mut conn, "1001", "192.0.2.20", now - 60_000).await.unwrap();
+    // A new address for 1001, which also failed to log in first.
+    let failure = store::failures::NewFailure {
+        at: now - 120_000,
+        ip: Some("203.0.113.66".into()),
+        service: "PJSIP",
+        account: Some("1001"),
+        kind: "wrong_password",
+        source: "security",
+        raw: "x",
+        tampered: false,
+        verdict: "counted",
+    };
+    store::failures::insert(&mut conn, &failure).await.unwrap();
+    store::incidents::record_login(&mut conn, "1001", "203.0.113.66", now - 60_000).await.unwrap();
+    drop(conn);
+    let page = p.request("GET", "/logins", &[("Cookie", &session)], "").await;
+    assert_eq!(page.status, 200);
+    let row = |ip: &str| page.body.split("<tr").find(|r| r.contains(ip)).unwrap_or("").to_string();
+    let office = row("192.0.2.20");
+    assert!(!office.contains("class=\"flag\""), "{office}");
+    let stranger = row("203.0.113.66");
+    assert!(stranger.contains("new address for this extension"), "{stranger}");
+    assert!(stranger.contains("1 failed login from it in 24 h"), "{stranger}");
+}

@@ -5,6 +5,7 @@
 
 mod control;
 mod health;
+pub mod scripted;
 
 pub use control::{AmiControl, Fallback};
 pub use health::{AmiHealth, AmiState};
@@ -140,6 +141,8 @@ impl Link<'_> {
             Ok(Err(e)) => return Err(SessionError::Connect(address.clone(), e.to_string())),
             Err(_) => return Err(SessionError::Connect(address.clone(), "no answer".into())),
         };
+        // Actions are small and urgent: no waiting to coalesce them (Nagle).
+        stream.set_nodelay(true)?;
         let (read_half, mut write) = stream.into_split();
         let mut read = BufReader::new(read_half);
         let mut banner = String::new();

@@ -5,18 +5,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sipwarden::ami::scripted::{Script, ScriptedAmi};
 use sipwarden::ami::{self, AmiControl, AmiHealth, AmiSettings};
 use sipwarden::domain::{FraudLimits, TrustedNetworks};
 use sipwarden::policy::fraud::Breaker;
 use sipwarden::watch::Watch;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{TestApp, fixture};
 
-const SECRET: &str = "pass w0rd";
+use sipwarden::ami::scripted::SECRET;
 
 /// The recorded event blocks, each with its CRLF CRLF, in order.
 fn recorded_blocks() -> Vec<String> {
@@ -27,125 +26,6 @@ fn recorded_blocks() -> Vec<String> {
     // The recorder's own login answer is not an event.
     blocks.retain(|b| b.starts_with("Event: "));
     blocks
-}
-
-/// Action blocks the server received, with when.
-#[derive(Default)]
-struct Received(Mutex<Vec<(Instant, String)>>);
-
-impl Received {
-    fn actions(&self, name: &str) -> Vec<(Instant, String)> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, a)| a.starts_with(&format!("Action: {name}\r\n")))
-            .cloned()
-            .collect()
-    }
-}
-
-/// One scripted connection: what to send after a login, and whether to hang up after it.
-#[derive(Clone)]
-struct Script {
-    /// Blocks, each sent after its pause.
-    events: Vec<(Duration, String)>,
-    /// Close the connection once the events are sent.
-    drop_after: bool,
-}
-
-/// A manager interface on loopback playing `scripts`, one per connection (the last one
-/// again for any further connection).
-struct ScriptedAmi {
-    address: String,
-    received: Arc<Received>,
-    /// When each event block went out: (instant, block).
-    sent: Arc<Mutex<Vec<(Instant, String)>>>,
-    connections: Arc<Mutex<u32>>,
-}
-
-impl ScriptedAmi {
-    async fn start(scripts: Vec<Script>) -> ScriptedAmi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let received = Arc::new(Received::default());
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(Mutex::new(0u32));
-        let (r, s, c) = (received.clone(), sent.clone(), connections.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else { return };
-                let n = {
-                    let mut c = c.lock().unwrap();
-                    *c += 1;
-                    *c as usize
-                };
-                let script = scripts[(n - 1).min(scripts.len() - 1)].clone();
-                tokio::spawn(serve_one(socket, script, r.clone(), s.clone()));
-            }
-        });
-        ScriptedAmi { address, received, sent, connections }
-    }
-}
-
-async fn serve_one(
-    socket: TcpStream,
-    script: Script,
-    received: Arc<Received>,
-    sent: Arc<Mutex<Vec<(Instant, String)>>>,
-) {
-    let (mut read, write) = socket.into_split();
-    let write = Arc::new(tokio::sync::Mutex::new(write));
-    write.lock().await.write_all(b"Asterisk Call Manager/9.0.0\r\n").await.unwrap();
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let mut playing = false;
-    loop {
-        let n = match read.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buffer.extend_from_slice(&chunk[..n]);
-        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let block = String::from_utf8_lossy(&buffer[..end + 4]).into_owned();
-            buffer.drain(..end + 4);
-            received.0.lock().unwrap().push((Instant::now(), block.clone()));
-            let id = block.lines().find_map(|l| l.strip_prefix("ActionID: ")).unwrap_or("").to_owned();
-            let answer = if block.starts_with("Action: Login\r\n") {
-                if block.contains(&format!("Secret: {SECRET}\r\n")) {
-                    format!("Response: Success\r\nActionID: {id}\r\nMessage: Authentication accepted\r\n\r\n")
-                } else {
-                    format!("Response: Error\r\nActionID: {id}\r\nMessage: Authentication failed\r\n\r\n")
-                }
-            } else if block.starts_with("Action: Ping\r\n") {
-                format!(
-                    "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1796161340.000000\r\n\r\n"
-                )
-            } else {
-                format!("Response: Success\r\nActionID: {id}\r\nMessage: done\r\n\r\n")
-            };
-            write.lock().await.write_all(answer.as_bytes()).await.unwrap();
-            if answer.contains("Authentication accepted") && !playing {
-                playing = true;
-                let (write, script, sent) = (write.clone(), script.clone(), sent.clone());
-                tokio::spawn(async move {
-                    for (pause, block) in &script.events {
-                        if !pause.is_zero() {
-                            tokio::time::sleep(*pause).await;
-                        }
-                        let mut w = write.lock().await;
-                        if w.write_all(block.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        sent.lock().unwrap().push((Instant::now(), block.clone()));
-                    }
-                    if script.drop_after {
-                        let _ = write.lock().await.shutdown().await;
-                    }
-                });
-            }
-        }
-    }
 }
 
 /// sipwarden's side: the link, the pipeline it feeds and the watch acting through it.
@@ -219,7 +99,7 @@ fn at_one_call_per(every: Duration, keep: impl Fn(&str) -> bool) -> Vec<(Duratio
 
 #[tokio::test]
 async fn a_refused_login_is_said_plainly_and_retried() {
-    let server = ScriptedAmi::start(vec![Script { events: Vec::new(), drop_after: false }]).await;
+    let server = ScriptedAmi::start(vec![Script { events: Vec::new(), drop_after: false }]).await.unwrap();
     let link = link(&server.address, "wrong").await;
     eventually("the refusal shown", Duration::from_secs(5), || {
         link.health.state().problem.is_some_and(|p| p.contains("refused the login of \"sipwarden\""))
@@ -238,7 +118,7 @@ async fn a_refused_login_is_said_plainly_and_retried() {
 #[tokio::test]
 async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
     let events = at_one_call_per(Duration::from_millis(300), |b| !b.contains("Privilege: security,all"));
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await;
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("the extension hung up", Duration::from_secs(30), || {
         !server.received.actions("Hangup").is_empty()
@@ -261,7 +141,7 @@ async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
     })
     .await;
     assert!(
-        !server.received.0.lock().unwrap().iter().any(|(_, a)| a.contains("1001") || a.contains("1003")),
+        !server.received.all().iter().any(|(_, a)| a.contains("1001") || a.contains("1003")),
         "the office is left alone"
     );
     drop(link);
@@ -272,7 +152,7 @@ async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
 #[tokio::test]
 async fn the_crack_locks_the_extension_before_any_fraud_call() {
     let events = at_one_call_per(Duration::from_millis(300), |_| true);
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await;
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("locked", Duration::from_secs(30), || !server.received.actions("DBPut").is_empty()).await;
     let locked_at = server.received.actions("DBPut")[0].0;
@@ -301,7 +181,7 @@ async fn a_dropped_link_comes_back() {
         events: b.iter().map(|b| (Duration::ZERO, b.clone())).collect(),
         drop_after,
     };
-    let server = ScriptedAmi::start(vec![script(first, true), script(second, false)]).await;
+    let server = ScriptedAmi::start(vec![script(first, true), script(second, false)]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("reconnected", Duration::from_secs(10), || *server.connections.lock().unwrap() >= 2).await;
     eventually("connected again", Duration::from_secs(10), || link.health.is_connected()).await;
@@ -317,7 +197,7 @@ async fn a_forged_success_teaches_nothing() {
     let cut = "Event: InvalidAccountID\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: x\r\n\r\n";
     let forged = "Event: SuccessfulAuth\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Informational\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: 1@10.98.0.99\r\nLocalAddress: IPV4/UDP/10.98.0.1/5060\r\nRemoteAddress: IPV4/UDP/10.98.0.99/5060\r\nUsingPassword: 1\r\n\r\n";
     let events = vec![(Duration::ZERO, cut.to_owned()), (Duration::ZERO, forged.to_owned())];
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await;
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("both blocks judged", Duration::from_secs(5), || link.health.state().malformed >= 2).await;
     let mut conn = link.app.store.pool().acquire().await.unwrap();

@@ -8,7 +8,9 @@
 //!   sipwarden-bench serve-backlog LOG
 //!   sipwarden-bench startup [--failures N] [--bans N]   (root)
 //!   sipwarden-bench guesses [--attackers N] [--guesses N] [--rate PER_S]   (root)
+//!   sipwarden-bench breaker [--calls N]
 
+mod breaker;
 mod guesses;
 mod ingest;
 mod kernel;
@@ -42,11 +44,12 @@ fn main() -> anyhow::Result<()> {
         Some("idle") => ingest::idle(args),
         Some("startup") => startup::run(args),
         Some("guesses") => guesses::guesses(args),
+        Some("breaker") => breaker::breaker(args),
         // Helpers that `guesses` runs inside its namespaces.
         Some("fake-pbx") => guesses::fake_pbx(args),
         Some("attacker") => guesses::attacker(args),
         _ => anyhow::bail!(
-            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | idle [--seconds N] | ingest LOG | serve-backlog LOG | panel | startup | guesses"
+            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | idle [--seconds N] | ingest LOG | serve-backlog LOG | panel | startup | guesses | breaker [--calls N]"
         ),
     }
 }

@@ -18,6 +18,7 @@
 //! - [`config`], [`clock`], [`control`], [`app`]: wiring.
 
 pub mod actions;
+pub mod alerts;
 pub mod ami;
 pub mod app;
 pub mod asterisk;

@@ -71,6 +71,8 @@ pub struct Watch {
     pub pbx: Arc<dyn Control>,
     /// Poked after a ban, so the enforcer acts at once.
     pub bans_changed: Arc<Notify>,
+    /// Where incidents are told (`None`: nowhere).
+    pub alerts: Option<crate::alerts::Alerts>,
 }
 
 /// What a critical incident asks of Asterisk, done after the incident is stored.
@@ -200,6 +202,7 @@ impl Watch {
                 Lock { incident: id, tech: tech.map(str::to_owned), account: account.to_owned(), channels };
             self.lock(lock).await?;
         }
+        self.tell(id).await?;
         Ok(Some(id))
     }
 
@@ -256,6 +259,7 @@ impl Watch {
             };
             self.lock(lock).await?;
         }
+        self.tell(id).await?;
         Ok(Some(id))
     }
 
@@ -324,6 +328,16 @@ impl Watch {
             tracing::warn!(incident, "{line}");
             store::incidents::add_action(&mut conn, incident, line).await?;
         }
+        Ok(())
+    }
+
+    /// Queues the alert for incident `id`, with what was done about it.
+    async fn tell(&self, id: i64) -> store::Result<()> {
+        let Some(alerts) = &self.alerts else { return Ok(()) };
+        let Some(i) = store::incidents::by_id(&mut *self.store.pool().acquire().await?, id).await? else {
+            return Ok(());
+        };
+        alerts.raise(crate::alerts::incident_alert(&i));
         Ok(())
     }
 

@@ -151,6 +151,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         || followers.iter().any(|f| f.kind() == Some(SourceKind::Security));
     let poke = Arc::new(Notify::new());
     let ingest_health = ingest::IngestHealth::default();
+    let (alerts, alerts_queue) = crate::alerts::Alerts::new();
     let manager = manager::Manager::new(&config);
     let pbx_control = manager.control(&config);
     let watch = Arc::new(crate::watch::Watch {
@@ -161,6 +162,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         breaker: std::sync::Mutex::new(crate::policy::fraud::Breaker::new(config.fraud.clone())),
         pbx: pbx_control.clone(),
         bans_changed: poke.clone(),
+        alerts: Some(alerts.clone()),
     });
     let parts = PipelineParts { store: &store, poke: &poke, health: &ingest_health, watch: &watch };
     let pipeline = pipeline(&config, &parts, security_source_present);
@@ -177,6 +179,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         enforcer.firewall_name(),
     )
     .with_ingest_health(ingest_health)
+    .with_alerts(alerts.clone())
     .with_pbx_control(pbx_control)
     .with_manager(manager.health())
     .with_protection_facts(enforcer.firewall_enforces(), warning.clone(), config.sources.len())
@@ -202,6 +205,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
     // The session table is created before the workers start writing.
     let sessions = crate::web::sessions(&store, &options, &tasks, stop.clone()).await?;
+    tasks.spawn(alerts.run(alerts_queue, store.clone(), stop.clone()));
     tasks.spawn(lockout_and_dns(web_state.clone(), config.resolve_interval, stop.clone()));
     tasks.spawn({
         let stop = stop.clone();
@@ -288,6 +292,14 @@ async fn lockout_and_dns(
             if let Ok(verdict) = crate::web::protecting::now(&state, &mut conn).await {
                 let row = verdict.as_health();
                 if last_verdict.as_ref() != Some(&row) {
+                    if let (false, Some(alerts)) = (row.0, &state.alerts) {
+                        alerts.raise(crate::alerts::Alert {
+                            kind: crate::alerts::AlertKind::NotProtecting,
+                            subject: "sipwarden is NOT protecting the PBX".into(),
+                            text: row.1.clone(),
+                            at: state.clock.now(),
+                        });
+                    }
                     let component = crate::web::protecting::HEALTH_COMPONENT;
                     let saved =
                         store::health::set(&mut conn, component, row.0, &row.1, state.clock.now()).await;

@@ -40,3 +40,16 @@ pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<AuditRow>> {
     .fetch_all(conn)
     .await?)
 }
+
+/// Whether `actor` logged in before, and from `client_ip`.
+pub async fn logged_in_before(conn: &mut Conn, actor: &str, client_ip: &str) -> Result<(bool, bool)> {
+    let (any, here): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN client_ip = $2 THEN 1 ELSE 0 END), 0) \
+         FROM audit WHERE actor = $1 AND action = 'login'",
+    )
+    .bind(actor)
+    .bind(client_ip)
+    .fetch_one(conn)
+    .await?;
+    Ok((any > 0, here > 0))
+}

@@ -64,3 +64,6 @@ pub async fn set_closed_services(conn: &mut Conn, services: &[String]) -> Result
     let json = serde_json::to_string(services).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
     set(conn, CLOSED_SERVICES, &json).await
 }
+
+/// The alert settings, as JSON (`alerts::AlertSettings`).
+pub const ALERTS: &str = "alerts";

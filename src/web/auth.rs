@@ -193,6 +193,20 @@ pub async fn login(
     session.cycle_id().await?;
     session.insert(SESSION_ADMIN, admin.id).await?;
     session.insert(SESSION_PASSWORD_AT, admin.password_changed_at).await?;
+    let (before, from_here) = store::audit::logged_in_before(&mut conn, &admin.username, &ip_text).await?;
+    if before && !from_here {
+        if let Some(alerts) = &state.alerts {
+            alerts.raise(crate::alerts::Alert {
+                kind: crate::alerts::AlertKind::AdminLogin,
+                subject: format!("Panel login by {} from a new address, {ip_text}", admin.username),
+                text: format!(
+                    "{} logged in to sipwarden's panel from {ip_text}, an address not used before. If that was not you, change the password and look at the audit log.",
+                    admin.username
+                ),
+                at: now,
+            });
+        }
+    }
     store::audit::record(&mut conn, now, &admin.username, Some(&ip_text), "login", "").await?;
     remember_admin_address(&state, &mut conn, ip, &admin.username).await?;
     Ok(Redirect::to("/").into_response())

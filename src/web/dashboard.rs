@@ -29,6 +29,8 @@ pub struct SourceView {
 }
 
 pub struct Live {
+    /// Why the last alert could not be sent, while it could not.
+    pub alert_problem: Option<String>,
     /// The manager interface link: (up, in words), when configured.
     pub manager: Option<(bool, String)>,
     /// Extensions locked by an incident: (incident id, extension, what happened).
@@ -117,6 +119,7 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         .map(|i| (i.id, i.account.clone(), super::incidents::headline(i)))
         .collect();
     Ok(Live {
+        alert_problem: state.alerts.as_ref().and_then(|a| a.health().problem),
         manager: state.manager.as_ref().map(|m| manager_line(&m.state())),
         locked,
         not_protecting,
@@ -224,6 +227,16 @@ pub struct Health {
     /// The manager interface link, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     manager: Option<ManagerHealth>,
+    /// Alerts sent, and why the last one failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<AlertsHealth>,
+}
+
+#[derive(serde::Serialize)]
+pub struct AlertsHealth {
+    sent: u64,
+    problem: Option<String>,
+    dropped: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -256,6 +269,10 @@ pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse,
             manager: state.manager.as_ref().map(|m| {
                 let s = m.state();
                 ManagerHealth { connected: s.connected, problem: s.problem, events: s.events }
+            }),
+            alerts: state.alerts.as_ref().map(|a| {
+                let h = a.health();
+                AlertsHealth { sent: h.sent, problem: h.problem, dropped: h.dropped }
             }),
         }),
     ))

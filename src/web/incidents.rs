@@ -104,6 +104,17 @@ pub async fn unlock(
                 }
                 None => String::new(),
             };
+            if let Some(alerts) = &state.alerts {
+                alerts.raise(crate::alerts::Alert {
+                    kind: crate::alerts::AlertKind::Unlocked,
+                    subject: format!("Extension {account} unlocked by {}", admin.username),
+                    text: format!(
+                        "{} unlocked extension {account} from {}.",
+                        admin.username, admin.client_ip
+                    ),
+                    at: state.clock.now(),
+                });
+            }
             format!("Extension {account} is unlocked. Change its SIP password now if it was guessed.{told}")
         }
         Err(ActionError::NotLocked(a)) => format!("Extension {a} was not locked."),

@@ -1,5 +1,6 @@
 //! The admin panel: one route table, one file per page, typed templates.
 
+mod alerts;
 mod assets;
 mod audit;
 mod auth;
@@ -76,6 +77,8 @@ pub struct WebState {
     pub pbx_control: Option<Arc<dyn crate::pbx::control::Control>>,
     /// The manager interface link, when configured.
     pub manager: Option<crate::ami::AmiHealth>,
+    /// Where alerts are queued, when `serve` sends them.
+    pub alerts: Option<crate::alerts::Alerts>,
 }
 
 impl WebState {
@@ -109,6 +112,7 @@ impl WebState {
             snapshots: Default::default(),
             pbx_control: None,
             manager: None,
+            alerts: None,
         }
     }
 
@@ -132,6 +136,11 @@ impl WebState {
 
     pub fn with_pbx(mut self, pbx: Option<crate::pbx::Pbx>) -> Self {
         self.pbx = pbx;
+        self
+    }
+
+    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+        self.alerts = Some(alerts);
         self
     }
 
@@ -189,6 +198,8 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Ro
         .route("/bans/{id}/release-and-trust", post(bans::release_and_trust))
         .route("/incidents", get(incidents::list))
         .route("/logins", get(registrations::list))
+        .route("/alerts", get(alerts::show).post(alerts::save))
+        .route("/alerts/test", post(alerts::test))
         .route("/incidents/{id}/unlock", post(incidents::unlock))
         .route("/log", get(log::list))
         .route("/log.csv", get(log::export))

@@ -445,6 +445,7 @@ async fn on_a_phone(c: &Client, base: &str, log: &Path) {
         "/bans",
         "/incidents",
         "/logins",
+        "/alerts",
         "/log",
         "/networks",
         "/settings",

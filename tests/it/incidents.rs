@@ -140,6 +140,7 @@ async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay 
         breaker: Mutex::new(Breaker::new(FraudLimits::default())),
         pbx: asked.clone(),
         bans_changed: app.pipeline.bans_changed.clone(),
+        alerts: None,
     }));
     let mut lines = Vec::new();
     for (name, kind) in files {

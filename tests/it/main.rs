@@ -1,5 +1,6 @@
 //! Integration tests: real files, a real SQLite database, the real binary.
 
+mod alerts;
 mod architecture;
 mod attempts;
 mod browser;

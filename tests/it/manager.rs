@@ -54,6 +54,7 @@ async fn link(address: &str, secret: &str) -> Link {
         breaker: Mutex::new(Breaker::new(FraudLimits::default())),
         pbx: Arc::new(control),
         bans_changed: app.pipeline.bans_changed.clone(),
+        alerts: None,
     }));
     app.pipeline.clock = Arc::new(sipwarden::clock::SystemClock);
     let app = Arc::new(app);

@@ -660,3 +660,57 @@ async fn the_logins_page_flags_a_new_address_and_one_that_also_failed() {
     assert!(stranger.contains("new address for this extension"), "{stranger}");
     assert!(stranger.contains("1 failed login from it in 24 h"), "{stranger}");
 }
+
+#[tokio::test]
+async fn alert_settings_are_checked_tested_and_saved_without_showing_the_password() {
+    let p = panel().await;
+    let session = p.login().await;
+    let form = |webhook: &str, password: &str| {
+        format!(
+            "webhook={}&host=mail.example.com&port=587&security=starttls&username=pbx&password={password}&from=pbx%40example.com&to=admin%40example.com&breach=on&toll_fraud=on",
+            urlencoding(webhook)
+        )
+    };
+    let bad =
+        p.request("POST", "/alerts", &same_origin(&session), &form("ftp://example.com/x", "s3cret")).await;
+    assert!(
+        bad.body.contains("webhook: &#34;ftp://example.com/x&#34; must start with https://"),
+        "{}",
+        bad.body
+    );
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    assert_eq!(
+        store::settings::get(&mut conn, store::settings::ALERTS).await.unwrap(),
+        None,
+        "nothing saved"
+    );
+    drop(conn);
+    let (url, hooked) = crate::alerts::webhook_receiver().await;
+    let tested = p
+        .request("POST", "/alerts/test", &same_origin(&session), &format!("webhook={}", urlencoding(&url)))
+        .await;
+    assert!(tested.body.contains("Test sent"), "{}", tested.body);
+    assert_eq!(hooked.lock().unwrap()[0]["kind"], "test");
+    let saved = p.request("POST", "/alerts", &same_origin(&session), &form(&url, "s3cret")).await;
+    assert!(saved.body.contains("Saved."), "{}", saved.body);
+    assert!(!saved.body.contains("s3cret"), "the password is never shown");
+    // Saved again without typing the password: the stored one stays.
+    p.request("POST", "/alerts", &same_origin(&session), &form(&url, "")).await;
+    let stored = sipwarden::alerts::load(&p.store).await.unwrap().unwrap();
+    assert_eq!(stored.smtp.unwrap().password.as_deref(), Some("s3cret"));
+    assert_eq!(stored.off, ["unlocked", "not_protecting", "admin_login"], "unchecked kinds are off");
+    let audit = p.request("GET", "/audit", &[("Cookie", &session)], "").await;
+    assert!(
+        audit.body.contains("alerts: webhook on, mail to admin@example.com")
+            && !audit.body.contains("s3cret")
+    );
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

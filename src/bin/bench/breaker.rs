@@ -40,6 +40,7 @@ async fn sipwarden_on(address: &str, stop: &CancellationToken) -> anyhow::Result
         breaker: Mutex::new(Breaker::new(FraudLimits::default())),
         pbx: Arc::new(AmiControl { requests: requests_tx, health: health.clone() }),
         bans_changed: pipeline.bans_changed.clone(),
+        alerts: None,
     }));
     let settings =
         AmiSettings { address: address.to_owned(), username: "sipwarden".into(), secret: SECRET.into() };

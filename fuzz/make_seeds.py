@@ -32,6 +32,9 @@ for log in ["messages.log", "security.log"]:
             target = "security_event" if file == "res_security_log.c" else "messages_line"
             body = msg.encode() if target == "security_event" else bytes([files.index(file)]) + msg.encode()
             write(target, f"{log}-{i % 400}", body)
+ami = (fixtures / "office-day" / "ami-raw.txt").read_bytes().split(b"\r\n\r\n")
+for i in range(0, len(ami), 8):
+    write("ami_blocks", f"ami-{i}", bytes([i % 64]) + b"\r\n\r\n".join(ami[i:i + 8]) + b"\r\n\r\n")
 for conf in (fixtures / "example-acl").iterdir():
     write("asterisk_config", conf.name, conf.read_bytes())
 write("config_file", "example.toml", (here.parent / "sipwarden.example.toml").read_bytes())

@@ -4,7 +4,7 @@
 //! panel. The pure judges are `policy::breach` and `policy::fraud`; this is the step
 //! around them that reads and writes the store and asks Asterisk to act.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -26,14 +26,24 @@ const ESTABLISHED_MS: UnixMs = 7 * DAY_MS;
 
 /// One thing the watch looks at, in time order.
 pub enum Seen<'a> {
-    Login { at: UnixMs, ip: IpAddr, account: &'a str, service: Service },
+    Login {
+        at: UnixMs,
+        ip: IpAddr,
+        account: &'a str,
+        service: Service,
+    },
+    /// A wrong password for an account: many addresses doing it is distributed guessing.
+    WrongPassword {
+        at: UnixMs,
+        account: &'a str,
+    },
     Call(&'a DatedCall),
 }
 
 impl Seen<'_> {
     fn at(&self) -> Option<UnixMs> {
         match self {
-            Seen::Login { at, .. } => Some(*at),
+            Seen::Login { at, .. } | Seen::WrongPassword { at, .. } => Some(*at),
             Seen::Call(c) => c.at,
         }
     }
@@ -46,14 +56,15 @@ pub fn seen_in<'a>(
     now: UnixMs,
 ) -> Vec<Seen<'a>> {
     let mut seen: Vec<Seen> = events
-        .filter(|e| e.outcome == Outcome::Success && !e.tampered)
+        .filter(|e| !e.tampered)
         .filter_map(|e| {
-            Some(Seen::Login {
-                at: e.at.unwrap_or(now).min(now),
-                ip: e.ip?,
-                account: e.account.as_deref()?,
-                service: e.service,
-            })
+            let at = e.at.unwrap_or(now).min(now);
+            let account = e.account.as_deref()?;
+            match e.outcome {
+                Outcome::Success => Some(Seen::Login { at, ip: e.ip?, account, service: e.service }),
+                Outcome::Failure(FailureKind::WrongPassword) => Some(Seen::WrongPassword { at, account }),
+                Outcome::Failure(_) => None,
+            }
         })
         .chain(calls.iter().map(Seen::Call))
         .collect();
@@ -73,7 +84,14 @@ pub struct Watch {
     pub bans_changed: Arc<Notify>,
     /// Where incidents are told (`None`: nowhere).
     pub alerts: Option<crate::alerts::Alerts>,
+    /// When each account was last checked for distributed guessing.
+    pub guessing_checked: Mutex<HashMap<String, UnixMs>>,
 }
+
+/// Addresses trying wrong passwords for one account within an hour: distributed guessing.
+const DISTRIBUTED_ADDRESSES: i64 = 5;
+/// An account is checked for it at most this often.
+const DISTRIBUTED_CHECK_EVERY_MS: UnixMs = 60_000;
 
 /// What a critical incident asks of Asterisk, done after the incident is stored.
 struct Lock {
@@ -88,28 +106,49 @@ impl Watch {
     /// One step: judges what was seen; returns the incidents raised.
     pub async fn observe(&self, seen: &[Seen<'_>]) -> store::Result<Vec<i64>> {
         let mut raised = Vec::new();
-        let mut locked: Option<HashSet<String>> = None;
+        // Locked extensions and their incident, read when a call needs them.
+        let mut locked: Option<HashMap<String, i64>> = None;
         for s in seen {
             match s {
                 Seen::Login { at, ip, account, service } => {
                     raised.extend(self.login(*at, *ip, account, *service).await?);
                 }
+                Seen::WrongPassword { at, account } => {
+                    raised.extend(self.distributed_guessing(*at, account).await?);
+                }
                 Seen::Call(call) => {
                     let at = call.at.unwrap_or_else(|| self.clock.now());
-                    let trip =
-                        self.breaker.lock().unwrap_or_else(|p| p.into_inner()).observe(at, &call.event);
+                    let (owner, trip) = {
+                        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+                        let owner = match &call.event {
+                            CallEvent::Start(start) => Some(start.endpoint.clone()),
+                            CallEvent::End { channel } => breaker.owner(channel).map(|(_, ext)| ext.clone()),
+                        };
+                        (owner, breaker.observe(at, &call.event))
+                    };
                     if let Some(trip) = trip {
                         raised.extend(self.toll_fraud(trip).await?);
                     }
-                    if let CallEvent::Start(start) = &call.event {
-                        // A locked extension's new call ends as soon as it is seen.
-                        if locked.is_none() {
-                            let rows =
-                                store::incidents::locking(&mut *self.store.pool().acquire().await?).await?;
-                            locked = Some(rows.into_iter().map(|r| r.account).collect());
+                    let Some(owner) = owner else { continue };
+                    if locked.is_none() {
+                        let rows =
+                            store::incidents::locking(&mut *self.store.pool().acquire().await?).await?;
+                        // Newest first: the first row per extension is its latest lock.
+                        let mut map = HashMap::new();
+                        for r in rows {
+                            map.entry(r.account).or_insert(r.id);
                         }
-                        if locked.as_ref().is_some_and(|l| l.contains(&start.endpoint)) {
-                            self.refuse_call(&start.endpoint, &start.channel).await;
+                        locked = Some(map);
+                    }
+                    let Some(&incident) = locked.as_ref().and_then(|l| l.get(&owner)) else { continue };
+                    match &call.event {
+                        // A locked extension's new call ends as soon as it is seen.
+                        CallEvent::Start(start) => self.refuse_call(&owner, &start.channel).await,
+                        // Asterisk confirms the end of each of its calls.
+                        CallEvent::End { channel } => {
+                            let line = format!("{channel} ended");
+                            let mut conn = self.store.pool().acquire().await?;
+                            store::incidents::add_action(&mut conn, incident, &line).await?;
                         }
                     }
                 }
@@ -202,6 +241,50 @@ impl Watch {
                 Lock { incident: id, tech: tech.map(str::to_owned), account: account.to_owned(), channels };
             self.lock(lock).await?;
         }
+        self.tell(id).await?;
+        Ok(Some(id))
+    }
+
+    /// A warning when many addresses try wrong passwords for one account.
+    async fn distributed_guessing(&self, at: UnixMs, account: &str) -> store::Result<Option<i64>> {
+        {
+            let mut checked = self.guessing_checked.lock().unwrap_or_else(|p| p.into_inner());
+            if checked.get(account).is_some_and(|t| at - t < DISTRIBUTED_CHECK_EVERY_MS) {
+                return Ok(None);
+            }
+            if checked.len() > 10_000 {
+                checked.retain(|_, t| at - *t < DISTRIBUTED_CHECK_EVERY_MS);
+            }
+            checked.insert(account.to_owned(), at);
+        }
+        let mut tx = self.store.begin().await?;
+        let addresses =
+            store::failures::addresses_for_account(&mut tx, account, "wrong_password", at - HOUR_MS).await?;
+        let kind = IncidentKind::Breach.as_str();
+        if addresses < DISTRIBUTED_ADDRESSES
+            || store::incidents::raised_since(&mut tx, kind, account, None, at - DAY_MS).await?
+        {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let reason = format!(
+            "distributed guessing: {addresses} addresses tried wrong passwords for {account} within 1h"
+        );
+        let incident = store::incidents::NewIncident {
+            kind,
+            severity: Severity::Warning.as_str(),
+            account,
+            tech: None,
+            ip: None,
+            at,
+            reason: &reason,
+            calls: None,
+            numbers: "",
+            locked: false,
+        };
+        let id = store::incidents::insert(&mut tx, &incident).await?;
+        tx.commit().await?;
+        tracing::warn!(account, addresses, "distributed guessing");
         self.tell(id).await?;
         Ok(Some(id))
     }

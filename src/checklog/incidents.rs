@@ -14,6 +14,34 @@ use crate::domain::{DatedCall, FraudLimits, IncidentKind, Outcome, Severity, Uni
 use crate::policy::breach::{self, Login, PastFailure};
 use crate::policy::fraud::Breaker;
 
+/// Addresses trying wrong passwords for one account within an hour: distributed guessing.
+const DISTRIBUTED_ADDRESSES: usize = 5;
+
+/// One account's wrong passwords within the last hour, counted per address.
+#[derive(Default)]
+struct Guesses {
+    recent: VecDeque<(UnixMs, u32)>,
+    per_address: HashMap<u32, u32>,
+}
+
+impl Guesses {
+    /// Adds one; returns how many addresses guessed within the hour.
+    fn add(&mut self, at: UnixMs, ip: u32) -> usize {
+        while let Some(&(_, old)) = self.recent.front().filter(|(t, _)| at - t > crate::domain::HOUR_MS) {
+            self.recent.pop_front();
+            if let Some(n) = self.per_address.get_mut(&old) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_address.remove(&old);
+                }
+            }
+        }
+        self.recent.push_back((at, ip));
+        *self.per_address.entry(ip).or_default() += 1;
+        self.per_address.len()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct IncidentReport {
     pub kind: IncidentKind,
@@ -90,6 +118,9 @@ pub(super) fn detect(
     let mut logged_in: HashMap<u32, HashSet<u32>> = HashMap::new();
     let mut last_login: HashMap<String, IpAddr> = HashMap::new();
     let mut reported: HashSet<(u32, u32)> = HashSet::new();
+    // Wrong passwords per account within the hour, for distributed guessing.
+    let mut guesses: HashMap<u32, Guesses> = HashMap::new();
+    let mut distributed: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
     let mut calls = calls.into_iter().peekable();
     for &i in order {
@@ -103,6 +134,22 @@ pub(super) fn detect(
         let account = e.account.map(|a| known.accounts[a as usize].as_str());
         match e.outcome {
             Outcome::Failure(kind) => {
+                if let (crate::domain::FailureKind::WrongPassword, Some(a)) = (kind, e.account) {
+                    let addresses = guesses.entry(a).or_default().add(e.at, e.ip);
+                    if addresses >= DISTRIBUTED_ADDRESSES && distributed.insert(a) {
+                        out.push(IncidentReport {
+                            kind: IncidentKind::Breach,
+                            severity: Severity::Warning,
+                            account: known.accounts[a as usize].clone(),
+                            address: None,
+                            at: rfc3339(e.at),
+                            calls_before_stop: None,
+                            reason: format!(
+                                "distributed guessing: {addresses} addresses tried wrong passwords within 1h"
+                            ),
+                        });
+                    }
+                }
                 let past = failures.entry(e.ip).or_default();
                 while past.front().is_some_and(|f| e.at - f.at > breach::LOOKBACK_MS) {
                     past.pop_front();

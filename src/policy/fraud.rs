@@ -103,6 +103,11 @@ impl Breaker {
         }
     }
 
+    /// The extension a channel in progress belongs to: (tech, extension).
+    pub fn owner(&self, channel: &str) -> Option<&(String, String)> {
+        self.channels.get(channel).and_then(|(_, owner)| owner.as_ref())
+    }
+
     /// Calls in progress for an extension now.
     pub fn active_channels(&self, tech: &str, extension: &str) -> Vec<String> {
         self.extensions

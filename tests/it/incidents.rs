@@ -141,6 +141,7 @@ async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay 
         pbx: asked.clone(),
         bans_changed: app.pipeline.bans_changed.clone(),
         alerts: None,
+        guessing_checked: Default::default(),
     }));
     let mut lines = Vec::new();
     for (name, kind) in files {
@@ -218,4 +219,57 @@ async fn live_from_the_full_log_alone_the_fraud_is_stopped_within_five_calls() {
     let trip = rows.iter().find(|i| i.kind == "toll_fraud" && i.severity == "critical").unwrap();
     assert_eq!(trip.account, "1002");
     assert!(trip.calls.is_some_and(|c| c <= 5), "{trip:?}");
+}
+
+fn wrong_password(ip: &str, account: &str, second: u32) -> String {
+    format!(
+        "[Dec  1 21:46:{second:02}] SECURITY[1] res_security_log.c: SecurityEvent=\"InvalidPassword\",EventTV=\"2026-12-01T21:46:{second:02}.100+0000\",Severity=\"Error\",Service=\"SIP\",EventVersion=\"1\",AccountID=\"{account}\",SessionID=\"0x{second}\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/{ip}/5060\",Challenge=\"a\",ReceivedChallenge=\"a\",ReceivedHash=\"b\"\n"
+    )
+}
+
+/// One wrong password each from many addresses (a botnet) for one extension: no single
+/// address reaches a ban rule, the pattern is told.
+#[tokio::test]
+async fn distributed_guessing_is_a_warning_offline_and_live() {
+    let text: String = (0..6).map(|i| wrong_password(&format!("203.0.113.{}", 10 + i), "1005", i)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("security");
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["check-log", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = report["incidents"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{report}");
+    assert_eq!(
+        (found[0]["severity"].as_str(), found[0]["account"].as_str()),
+        (Some("warning"), Some("1005"))
+    );
+    assert!(found[0]["reason"].as_str().unwrap().contains("5 addresses"), "told at the fifth");
+
+    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
+    app.clock.set(AFTER_OFFICE_DAY);
+    app.pipeline.watch = Some(Arc::new(Watch {
+        store: app.store.clone(),
+        clock: Arc::new(app.clock.clone()),
+        trusted: TrustedNetworks::default(),
+        protection_default: true,
+        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
+        pbx: Arc::new(Asked::default()),
+        bans_changed: app.pipeline.bans_changed.clone(),
+        alerts: None,
+        guessing_checked: Default::default(),
+    }));
+    let log = app.path("security");
+    std::fs::write(&log, &text).unwrap();
+    app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
+    app.poll().await;
+    let rows = incident_rows(&app).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].severity.as_str(), rows[0].account.as_str(), rows[0].locked),
+        ("warning", "1005", false)
+    );
 }

@@ -207,3 +207,55 @@ async fn a_forged_success_teaches_nothing() {
         sipwarden::store::incidents::login_history(&mut conn, "1001", "10.98.0.99", i64::MAX).await.unwrap();
     assert!(!seen, "no login learned from a forged block");
 }
+
+/// `serve` with `[ami]` and no log: it logs in to the manager interface the config names
+/// (the secret from SIPWARDEN_AMI_SECRET), counts the failures it reports (the
+/// attacker is banned), `/healthz` shows the link, and a wrong secret is said plainly.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_follows_the_manager_interface_its_config_names() {
+    use crate::disk_faults::{healthz, wait_for};
+    let events = recorded_blocks().into_iter().map(|b| (Duration::ZERO, b)).collect();
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sipwarden.toml");
+    std::fs::write(
+        &config,
+        format!("logs = []\n\n[ami]\naddress = \"{}\"\nusername = \"sipwarden\"\n", server.address),
+    )
+    .unwrap();
+    let serve = |secret: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("data-{secret}")))
+            .env("SIPWARDEN_AMI_SECRET", secret)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let port = crate::common::printed_port(child.stdout.take().unwrap());
+        (child, port)
+    };
+    let (mut child, port) = serve(SECRET);
+    wait_for("the link is up and read", 20, || {
+        let (status, body) = healthz(port);
+        status.contains("200") && body.contains("\"connected\":true") && body.contains("\"events\":253")
+    });
+    let bans = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(["bans", "--format", "json", "--data-dir"])
+        .arg(dir.path().join(format!("data-{SECRET}")))
+        .output()
+        .unwrap();
+    let bans = String::from_utf8_lossy(&bans.stdout);
+    assert!(bans.contains("10.98.0.66") && bans.contains("10.98.0.77"), "{bans}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let (mut wrong, port) = serve("wrong");
+    wait_for("the refusal is shown", 20, || {
+        let (status, body) = healthz(port);
+        status.contains("503") && body.contains("refused the login of \\\"sipwarden\\\"")
+    });
+    wrong.kill().unwrap();
+    let _ = wrong.wait();
+}

@@ -108,6 +108,7 @@ pub struct FraudConfig {
     pub calls_per_minute: Option<[u32; 2]>,
     pub concurrent_international: Option<[u32; 2]>,
     pub high_risk_calls: Option<[u32; 2]>,
+    pub same_prefix_calls: Option<[u32; 2]>,
     pub international_prefixes: Option<Vec<String>>,
     pub home_prefixes: Option<Vec<String>>,
     pub high_risk_prefixes: Option<Vec<String>>,
@@ -149,6 +150,7 @@ fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
             d.concurrent_international,
         )?,
         high_risk_calls: threshold(f.high_risk_calls, "fraud.high_risk_calls", d.high_risk_calls)?,
+        same_prefix_calls: threshold(f.same_prefix_calls, "fraud.same_prefix_calls", d.same_prefix_calls)?,
         international_prefixes: prefixes(
             f.international_prefixes,
             "fraud.international_prefixes",

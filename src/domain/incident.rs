@@ -66,6 +66,9 @@ pub struct FraudLimits {
     pub concurrent_international: Threshold,
     /// Calls to high-risk destinations within one burst.
     pub high_risk_calls: Threshold,
+    /// International calls to one destination prefix (the country code and the two
+    /// digits after it) within an hour: fraud slow enough to pass the per-minute count.
+    pub same_prefix_calls: Threshold,
     /// Numbers dialled abroad start with one of these (`00`, `011`, `+`).
     pub international_prefixes: Vec<String>,
     /// Numbers that start with an international prefix yet stay at home (`0049`, `+49`
@@ -86,6 +89,7 @@ impl Default for FraudLimits {
             calls_per_minute: Threshold { warning: 3, critical: 5 },
             concurrent_international: Threshold { warning: 2, critical: 3 },
             high_risk_calls: Threshold { warning: 1, critical: 2 },
+            same_prefix_calls: Threshold { warning: 8, critical: 15 },
             international_prefixes: strings(&["00", "011", "+"]),
             home_prefixes: Vec::new(),
             high_risk_prefixes: strings(&[

@@ -11,6 +11,10 @@ const STALE_CALL_MS: UnixMs = 4 * HOUR_MS;
 const BURST_GAP_MS: UnixMs = MINUTE_MS;
 /// Numbers kept per burst for the incident.
 const NUMBERS_KEPT: usize = 20;
+/// The window of the same-prefix count.
+const PREFIX_WINDOW_MS: UnixMs = HOUR_MS;
+/// Digits of a number dialled abroad that make its prefix: country code and area.
+const PREFIX_DIGITS: usize = 5;
 
 /// An extension's calls crossed a threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,10 @@ struct Extension {
     last_start: Option<UnixMs>,
     /// The highest severity already reported for this burst.
     reported: Option<Severity>,
+    /// International calls of the last hour by destination prefix.
+    by_prefix: HashMap<String, VecDeque<UnixMs>>,
+    /// The highest same-prefix severity reported within the hour.
+    prefix_reported: Option<(Severity, UnixMs)>,
 }
 
 /// Keeps what the last minutes of calls need, and judges each new call.
@@ -56,6 +64,17 @@ pub struct Breaker {
 pub struct Destination {
     pub international: bool,
     pub high_risk: bool,
+}
+
+/// The destination prefix of an international number (`00882232332113` → `88223`).
+fn destination_prefix(limits: &FraudLimits, number: &str) -> Option<String> {
+    let intl = limits
+        .international_prefixes
+        .iter()
+        .filter(|p| !p.is_empty() && number.starts_with(p.as_str()))
+        .max_by_key(|p| p.len())?;
+    let rest = &number[intl.len()..];
+    (rest.len() > PREFIX_DIGITS).then(|| rest[..PREFIX_DIGITS].to_owned())
 }
 
 /// Classes `number` by the limits' prefixes.
@@ -132,7 +151,27 @@ impl Breaker {
         let destination = classify(&self.limits, &call.number);
         let ext = self.extensions.entry(key).or_default();
         if ext.last_start.is_none_or(|last| at - last > BURST_GAP_MS) {
-            *ext = Extension { active: std::mem::take(&mut ext.active), ..Extension::default() };
+            *ext = Extension {
+                active: std::mem::take(&mut ext.active),
+                by_prefix: std::mem::take(&mut ext.by_prefix),
+                prefix_reported: ext.prefix_reported,
+                ..Extension::default()
+            };
+        }
+        let same_prefix =
+            match destination_prefix(&self.limits, &call.number).filter(|_| destination.international) {
+                Some(prefix) => {
+                    let calls = ext.by_prefix.entry(prefix).or_default();
+                    while calls.front().is_some_and(|&t| at - t >= PREFIX_WINDOW_MS) {
+                        calls.pop_front();
+                    }
+                    calls.push_back(at);
+                    calls.len() as u32
+                }
+                None => 0,
+            };
+        if ext.by_prefix.len() > 256 {
+            ext.by_prefix.retain(|_, calls| calls.back().is_some_and(|&t| at - t < PREFIX_WINDOW_MS));
         }
         ext.last_start = Some(at);
         ext.active.retain(|_, (since, _)| at - *since < STALE_CALL_MS);
@@ -163,12 +202,29 @@ impl Breaker {
                 ),
             ),
         ];
-        let (severity, reason) =
-            measures.into_iter().filter_map(|(s, why)| s.map(|s| (s, why))).max_by_key(|(s, _)| *s)?;
-        if ext.reported.is_some_and(|r| r >= severity) {
+        let burst = measures.into_iter().filter_map(|(s, why)| s.map(|s| (s, why))).max_by_key(|(s, _)| *s);
+        // The same-prefix count spans bursts: told once per severity within its hour.
+        let slow = self
+            .limits
+            .same_prefix_calls
+            .reached(same_prefix)
+            .filter(|s| ext.prefix_reported.is_none_or(|(r, t)| *s > r || at - t >= PREFIX_WINDOW_MS));
+        let slow_reason = || format!("{same_prefix} calls to one destination within an hour");
+        let (severity, reason) = match (burst, slow) {
+            (Some(b), Some(s)) if s > b.0 => (s, slow_reason()),
+            (Some(b), _) => b,
+            (None, Some(s)) => (s, slow_reason()),
+            (None, None) => return None,
+        };
+        let new_in_burst = ext.reported.is_none_or(|r| severity > r);
+        let new_slow = slow.is_some_and(|s| s >= severity);
+        if !new_in_burst && !new_slow {
             return None;
         }
-        ext.reported = Some(severity);
+        ext.reported = Some(ext.reported.map_or(severity, |r| r.max(severity)));
+        if let Some(s) = slow {
+            ext.prefix_reported = Some((s, at));
+        }
         Some(Trip {
             at,
             tech: call.tech.clone(),
@@ -277,6 +333,26 @@ mod tests {
         for (at, e) in &events {
             assert_eq!(b.observe(*at, e), None);
         }
+    }
+
+    /// Fraud slow enough for the per-minute count: one call to the same satellite range
+    /// every 3 minutes.
+    #[test]
+    fn slow_calls_to_one_destination_trip_within_the_hour() {
+        let limits = FraudLimits {
+            high_risk_calls: crate::domain::Threshold { warning: 0, critical: 0 },
+            ..FraudLimits::default()
+        };
+        let mut b = Breaker::new(limits);
+        let mut trips = Vec::new();
+        for i in 0..16u32 {
+            let at = i64::from(i) * 3 * MINUTE_MS;
+            trips.extend(b.observe(at, &call(i, "1002", &format!("008822323{i:05}"))));
+            b.observe(at + 60_000, &end(i, "1002"));
+        }
+        let severities: Vec<Severity> = trips.iter().map(|t| t.severity).collect();
+        assert_eq!(severities, [Severity::Warning, Severity::Critical], "{trips:?}");
+        assert!(trips[1].reason.contains("15 calls to one destination"), "{}", trips[1].reason);
     }
 
     #[test]

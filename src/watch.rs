@@ -88,6 +88,9 @@ pub struct Watch {
     pub guessing_checked: Mutex<HashMap<String, UnixMs>>,
 }
 
+/// Logins this long before a burst's first call count as the burst's.
+const BURST_LOGIN_MARGIN_MS: UnixMs = 10_000;
+
 /// Addresses trying wrong passwords for one account within an hour: distributed guessing.
 const DISTRIBUTED_ADDRESSES: i64 = 5;
 /// An account is checked for it at most this often.
@@ -294,7 +297,10 @@ impl Watch {
         let mut tx = self.store.begin().await?;
         let enforcing = store::settings::protection(&mut tx, self.protection_default).await?;
         let critical = trip.severity == Severity::Critical;
-        let logins = store::incidents::logins_since(&mut tx, &trip.extension, now - HOUR_MS).await?;
+        // The addresses that logged into the extension while it placed the burst: each
+        // call of a cracked extension is authenticated just before it starts.
+        let since = trip.burst_started - BURST_LOGIN_MARGIN_MS;
+        let logins = store::incidents::logins_since(&mut tx, &trip.extension, since).await?;
         let from = logins.iter().map(|(ip, _)| ip.as_str()).next();
         let lock = critical && enforcing;
         let id = store::incidents::insert(

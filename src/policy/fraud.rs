@@ -28,6 +28,8 @@ pub struct Trip {
     pub reason: String,
     /// Calls of the burst up to and including the one that tripped.
     pub calls_in_burst: u32,
+    /// When the burst's first call started.
+    pub burst_started: UnixMs,
     /// Numbers dialled in the burst, in order (the first few).
     pub numbers: Vec<String>,
 }
@@ -42,6 +44,7 @@ struct Extension {
     burst_high_risk: u32,
     numbers: Vec<String>,
     last_start: Option<UnixMs>,
+    burst_started: UnixMs,
     /// The highest severity already reported for this burst.
     reported: Option<Severity>,
     /// International calls of the last hour by destination prefix.
@@ -180,6 +183,9 @@ impl Breaker {
             ext.recent.pop_front();
         }
         ext.recent.push_back(at);
+        if ext.burst_calls == 0 {
+            ext.burst_started = at;
+        }
         ext.burst_calls += 1;
         ext.burst_high_risk += u32::from(destination.high_risk);
         if ext.numbers.len() < NUMBERS_KEPT {
@@ -232,6 +238,7 @@ impl Breaker {
             severity,
             reason,
             calls_in_burst: ext.burst_calls,
+            burst_started: ext.burst_started,
             numbers: ext.numbers.clone(),
         })
     }

@@ -33,13 +33,15 @@ pub async fn login_history(conn: &mut Conn, account: &str, ip: &str, at: UnixMs)
     Ok((any > 0, here > 0))
 }
 
-/// Addresses that logged into `account` since `since`, with their first login ever.
+/// Addresses that logged into `account` since `since`, the latest first, with their first login ever.
 pub async fn logins_since(conn: &mut Conn, account: &str, since: UnixMs) -> Result<Vec<(String, UnixMs)>> {
-    Ok(sqlx::query_as("SELECT ip, first_at FROM logins WHERE account = $1 AND last_at >= $2 ORDER BY ip")
-        .bind(account)
-        .bind(since)
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT ip, first_at FROM logins WHERE account = $1 AND last_at >= $2 ORDER BY last_at DESC, ip",
+    )
+    .bind(account)
+    .bind(since)
+    .fetch_all(conn)
+    .await?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]

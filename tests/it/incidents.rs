@@ -273,3 +273,55 @@ async fn distributed_guessing_is_a_warning_offline_and_live() {
         ("warning", "1005", false)
     );
 }
+
+/// A leaked password (no failures, so no breach): the office phone of 1002 logs in as
+/// always, another address logs in and calls abroad. The breaker bans the address that
+/// logged in during the burst, not the office phone.
+#[tokio::test]
+async fn the_burst_bans_the_address_it_came_from_not_the_office_phone() {
+    use sipwarden::domain::{CallEvent, CallStart, DatedCall, Service};
+    use sipwarden::watch::Seen;
+    let app = TestApp::new(TrustedNetworks::default(), true).await;
+    let asked = Arc::new(Asked::default());
+    let watch = Watch {
+        store: app.store.clone(),
+        clock: Arc::new(app.clock.clone()),
+        trusted: TrustedNetworks::default(),
+        protection_default: true,
+        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
+        pbx: asked.clone(),
+        bans_changed: app.pipeline.bans_changed.clone(),
+        alerts: None,
+        guessing_checked: Default::default(),
+    };
+    let t0 = AFTER_OFFICE_DAY - 3_600_000;
+    let office = "10.98.0.22".parse().unwrap();
+    let thief = "203.0.113.5".parse().unwrap();
+    let login = |at, ip| Seen::Login { at, ip, account: "1002", service: Service::Pjsip };
+    watch.observe(&[login(t0, office), login(t0 + 1_800_000, office)]).await.unwrap();
+    let calls: Vec<DatedCall> = (0..4)
+        .map(|i| DatedCall {
+            at: Some(t0 + 2_400_000 + i * 500 + 10),
+            event: CallEvent::Start(CallStart {
+                channel: format!("PJSIP/1002-{i:08x}"),
+                tech: "PJSIP".into(),
+                endpoint: "1002".into(),
+                number: format!("0088223233211{i}"),
+                context: "from-internal".into(),
+            }),
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for (i, call) in calls.iter().enumerate() {
+        seen.push(login(t0 + 2_400_000 + i as i64 * 500, thief));
+        seen.push(Seen::Call(call));
+    }
+    watch.observe(&seen).await.unwrap();
+    let bans = app.active_bans().await;
+    assert!(bans.iter().any(|b| b.ip == "203.0.113.5"), "{bans:?}");
+    assert!(!bans.iter().any(|b| b.ip == "10.98.0.22"), "the office phone stays: {bans:?}");
+    let rows = incident_rows(&app).await;
+    let trip = rows.iter().find(|i| i.kind == "toll_fraud" && i.severity == "critical").unwrap();
+    assert_eq!(trip.ip.as_deref(), Some("203.0.113.5"));
+    assert!(asked.list().contains(&"locked 1002 true".to_string()));
+}

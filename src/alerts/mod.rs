@@ -2,8 +2,11 @@
 //! take), one message per incident. Alerts wait in a bounded queue and are sent with
 //! retries by one task, so a mail server that is down never holds up detection.
 
+mod digest;
 mod send;
 mod settings;
+
+pub use digest::{digest_step, summary_step};
 
 pub use settings::{AlertSettings, Security, SmtpSettings, parse_settings};
 
@@ -31,16 +34,22 @@ pub enum AlertKind {
     Unlocked,
     NotProtecting,
     AdminLogin,
+    /// New bans, told together.
+    Bans,
+    /// Once a day: what happened.
+    DailySummary,
     Test,
 }
 
 impl AlertKind {
-    pub const CHOSEN: [AlertKind; 5] = [
+    pub const CHOSEN: [AlertKind; 7] = [
         AlertKind::Breach,
         AlertKind::TollFraud,
         AlertKind::Unlocked,
         AlertKind::NotProtecting,
         AlertKind::AdminLogin,
+        AlertKind::Bans,
+        AlertKind::DailySummary,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +59,8 @@ impl AlertKind {
             AlertKind::Unlocked => "unlocked",
             AlertKind::NotProtecting => "not_protecting",
             AlertKind::AdminLogin => "admin_login",
+            AlertKind::Bans => "bans",
+            AlertKind::DailySummary => "daily_summary",
             AlertKind::Test => "test",
         }
     }
@@ -62,6 +73,8 @@ impl AlertKind {
             AlertKind::Unlocked => "an extension unlocked",
             AlertKind::NotProtecting => "not protecting: firewall or logs",
             AlertKind::AdminLogin => "an admin logged in from a new address",
+            AlertKind::Bans => "new bans, together (see below how often)",
+            AlertKind::DailySummary => "a summary every morning",
             AlertKind::Test => "test",
         }
     }

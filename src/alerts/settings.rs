@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::AlertKind;
 
 /// What the admin set on the Settings page, stored as JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertSettings {
     /// `https://hooks.slack.com/…`, `https://ntfy.sh/topic`: a JSON POST per alert.
     pub webhook: Option<String>,
@@ -11,6 +11,13 @@ pub struct AlertSettings {
     /// Kinds switched off (`AlertKind::as_str`); every kind is on by default.
     #[serde(default)]
     pub off: Vec<String>,
+    /// New bans are told together at most this often; 0: never.
+    #[serde(default = "default_digest_minutes")]
+    pub digest_minutes: u32,
+}
+
+fn default_digest_minutes() -> u32 {
+    60
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +42,12 @@ pub enum Security {
     None,
 }
 
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings { webhook: None, smtp: None, off: Vec::new(), digest_minutes: default_digest_minutes() }
+    }
+}
+
 impl AlertSettings {
     pub fn wants(&self, kind: AlertKind) -> bool {
         kind == AlertKind::Test || !self.off.iter().any(|k| k == kind.as_str())
@@ -53,7 +66,12 @@ pub fn parse_settings(
     from: &str,
     to: &str,
     off: Vec<String>,
+    digest_minutes: &str,
 ) -> Result<AlertSettings, String> {
+    let digest_minutes: u32 = match digest_minutes.trim() {
+        "" => default_digest_minutes(),
+        m => m.parse().map_err(|_| format!("ban digest: {m:?} is not a number of minutes"))?,
+    };
     let webhook = webhook.trim();
     let webhook = if webhook.is_empty() {
         None
@@ -103,7 +121,7 @@ pub fn parse_settings(
         })
     };
     let off = off.into_iter().filter(|k| AlertKind::CHOSEN.iter().any(|c| c.as_str() == k)).collect();
-    Ok(AlertSettings { webhook, smtp, off })
+    Ok(AlertSettings { webhook, smtp, off, digest_minutes })
 }
 
 #[cfg(test)]
@@ -113,14 +131,14 @@ mod tests {
     #[test]
     fn each_wrong_field_is_named() {
         let ok = |w: &str, h: &str, from: &str, to: &str| {
-            parse_settings(w, h, "587", "starttls", "", "", from, to, Vec::new())
+            parse_settings(w, h, "587", "starttls", "", "", from, to, Vec::new(), "")
         };
         assert!(ok("ftp://x", "", "", "").unwrap_err().starts_with("webhook"));
         assert!(ok("not a url", "", "", "").unwrap_err().starts_with("webhook"));
         assert!(ok("", "mail.example.com", "pbx@example.com", "").unwrap_err().starts_with("send to"));
         assert!(ok("", "mail.example.com", "nobody", "a@example.com").unwrap_err().starts_with("send from"));
         let port =
-            parse_settings("", "mail.example.com", "70000", "tls", "", "", "a@b.c", "a@b.c", Vec::new());
+            parse_settings("", "mail.example.com", "70000", "tls", "", "", "a@b.c", "a@b.c", Vec::new(), "");
         assert!(port.unwrap_err().starts_with("mail server port"));
         let good = ok(
             "https://ntfy.sh/office",

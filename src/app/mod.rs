@@ -206,7 +206,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
     // The session table is created before the workers start writing.
     let sessions = crate::web::sessions(&store, &options, &tasks, stop.clone()).await?;
-    tasks.spawn(alerts.run(alerts_queue, store.clone(), stop.clone()));
+    tasks.spawn(alerts.clone().run(alerts_queue, store.clone(), stop.clone()));
+    tasks.spawn(alert_digests(alerts, store.clone(), stop.clone()));
     tasks.spawn(lockout_and_dns(web_state.clone(), config.resolve_interval, stop.clone()));
     tasks.spawn({
         let stop = stop.clone();
@@ -274,6 +275,23 @@ fn pipeline_for_manager(config: &Config, parts: &PipelineParts<'_>) -> Pipeline 
         p.clean_log = None;
     }
     p
+}
+
+/// Every minute: the ban digest and the morning summary, when due.
+async fn alert_digests(alerts: crate::alerts::Alerts, store: Store, stop: CancellationToken) {
+    loop {
+        let now = SystemClock.now();
+        if let Err(e) = crate::alerts::digest_step(&alerts, &store, now).await {
+            tracing::warn!(error = %e, "ban digest");
+        }
+        if let Err(e) = crate::alerts::summary_step(&alerts, &store, now).await {
+            tracing::warn!(error = %e, "daily summary");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// How long the tasks get to finish their current step after SIGTERM.

@@ -307,3 +307,17 @@ pub async fn recent_v6(conn: &mut Conn, since: UnixMs, now: UnixMs) -> Result<Ve
     .await?;
     Ok(rows.into_iter().map(|(ip, at, active)| (ip, at, active == 1)).collect())
 }
+
+/// Bans created after `since` (the newest `limit`), and how many there were in all.
+pub async fn created_since(conn: &mut Conn, since: UnixMs, limit: i64) -> Result<(Vec<BanRow>, i64)> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bans WHERE created_at > $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(since)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM bans WHERE created_at > $1").bind(since).fetch_one(conn).await?;
+    Ok((rows, total.0))
+}

@@ -30,6 +30,7 @@ struct AlertsPage {
     password_set: bool,
     from: String,
     to: String,
+    digest_minutes: String,
     kinds: Vec<KindView>,
     health: String,
     error: Option<String>,
@@ -60,6 +61,10 @@ pub struct AlertsForm {
     unlocked: Option<String>,
     not_protecting: Option<String>,
     admin_login: Option<String>,
+    bans: Option<String>,
+    daily_summary: Option<String>,
+    #[serde(default)]
+    digest_minutes: String,
 }
 
 impl AlertsForm {
@@ -70,6 +75,8 @@ impl AlertsForm {
             AlertKind::Unlocked => self.unlocked.is_some(),
             AlertKind::NotProtecting => self.not_protecting.is_some(),
             AlertKind::AdminLogin => self.admin_login.is_some(),
+            AlertKind::Bans => self.bans.is_some(),
+            AlertKind::DailySummary => self.daily_summary.is_some(),
             AlertKind::Test => true,
         }
     }
@@ -109,6 +116,7 @@ fn page(state: &WebState, admin: String, s: &AlertSettings) -> AlertsPage {
         password_set: smtp.is_some_and(|m| m.password.is_some()),
         from: smtp.map(|m| m.from.clone()).unwrap_or_default(),
         to: smtp.map(|m| m.to.join(", ")).unwrap_or_default(),
+        digest_minutes: s.digest_minutes.to_string(),
         kinds: AlertKind::CHOSEN
             .iter()
             .map(|k| KindView { name: k.as_str(), label: k.label(), on: s.wants(*k) })
@@ -137,6 +145,7 @@ fn from_form(form: &AlertsForm, stored: &AlertSettings) -> Result<AlertSettings,
         &form.from,
         &form.to,
         off,
+        &form.digest_minutes,
     )?;
     if let (Some(new), Some(old)) = (settings.smtp.as_mut(), stored.smtp.as_ref()) {
         if new.password.is_none() && new.host == old.host && new.username == old.username {

@@ -153,7 +153,7 @@ async fn a_breach_reaches_the_webhook_and_the_mailbox_once() {
                 from: "pbx@example.com".into(),
                 to: vec!["admin@example.com".into()],
             }),
-            off: Vec::new(),
+            ..AlertSettings::default()
         },
     )
     .await;
@@ -198,7 +198,7 @@ async fn a_mail_server_that_is_down_holds_nothing_up() {
         from: "pbx@example.com".into(),
         to: vec!["admin@example.com".into()],
     };
-    save(&app, &AlertSettings { webhook: None, smtp: Some(smtp), off: Vec::new() }).await;
+    save(&app, &AlertSettings { smtp: Some(smtp), ..AlertSettings::default() }).await;
     let stop = CancellationToken::new();
     tokio::spawn(alerts.clone().run(queue, app.store.clone(), stop.clone()));
     append(&app.path("security.log"), &guessed("198.51.100.78"));
@@ -216,5 +216,63 @@ async fn a_mail_server_that_is_down_holds_nothing_up() {
         alerts.health().problem.is_some_and(|p| p.contains("trying again"))
     })
     .await;
+    stop.cancel();
+}
+
+/// New bans are told together, at most once an hour by default; the morning summary
+/// once a day after 07:00. When each went out is stored, so a restart repeats nothing.
+#[tokio::test]
+async fn bans_are_told_together_and_the_day_once_each_morning() {
+    use chrono::TimeZone;
+    let (url, hooked) = webhook_receiver().await;
+    let (alerts, queue) = Alerts::new();
+    let app = watched(&alerts).await;
+    save(&app, &AlertSettings { webhook: Some(url), ..AlertSettings::default() }).await;
+    let stop = CancellationToken::new();
+    tokio::spawn(alerts.clone().run(queue, app.store.clone(), stop.clone()));
+    let morning = |day: u32, hour: u32| {
+        chrono::Local.with_ymd_and_hms(2026, 12, day, hour, 0, 0).unwrap().timestamp_millis()
+    };
+    let t = morning(2, 5);
+    let step = |at| {
+        let (alerts, store) = (alerts.clone(), app.store.clone());
+        async move { sipwarden::alerts::digest_step(&alerts, &store, at).await.unwrap() }
+    };
+    step(t).await;
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    for ip in ["203.0.113.1", "203.0.113.2"] {
+        let ban = store::bans::NewBan {
+            ip,
+            reason: "2 failures within 1h",
+            rung: 1,
+            created_at: t + 60_000,
+            until_at: None,
+        };
+        store::bans::insert(&mut conn, &ban).await.unwrap();
+    }
+    drop(conn);
+    step(t + 30 * 60_000).await;
+    step(t + 61 * 60_000).await;
+    step(t + 62 * 60_000).await;
+    eventually("the digest arrives", || !hooked.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = hooked.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["subject"], "2 addresses banned");
+    assert!(got[0]["body"].as_str().unwrap().contains("203.0.113.2 until released: 2 failures within 1h"));
+
+    let summary = |at| {
+        let (alerts, store) = (alerts.clone(), app.store.clone());
+        async move { sipwarden::alerts::summary_step(&alerts, &store, at).await.unwrap() }
+    };
+    summary(morning(2, 6)).await;
+    summary(morning(2, 7) + 60_000).await;
+    summary(morning(2, 9)).await;
+    eventually("the summary arrives", || hooked.lock().unwrap().len() == 2).await;
+    summary(morning(3, 7) + 120_000).await;
+    eventually("the next morning's", || hooked.lock().unwrap().len() == 3).await;
+    let got = hooked.lock().unwrap().clone();
+    assert_eq!(got[1]["kind"], "daily_summary");
+    assert!(got[1]["body"].as_str().unwrap().contains("2 new bans"), "{}", got[1]);
     stop.cancel();
 }

@@ -697,8 +697,12 @@ async fn alert_settings_are_checked_tested_and_saved_without_showing_the_passwor
     // Saved again without typing the password: the stored one stays.
     p.request("POST", "/alerts", &same_origin(&session), &form(&url, "")).await;
     let stored = sipwarden::alerts::load(&p.store).await.unwrap().unwrap();
-    assert_eq!(stored.smtp.unwrap().password.as_deref(), Some("s3cret"));
-    assert_eq!(stored.off, ["unlocked", "not_protecting", "admin_login"], "unchecked kinds are off");
+    assert_eq!(stored.smtp.as_ref().unwrap().password.as_deref(), Some("s3cret"));
+    assert_eq!(
+        stored.off,
+        ["unlocked", "not_protecting", "admin_login", "bans", "daily_summary"],
+        "unchecked kinds are off: {stored:?}"
+    );
     let audit = p.request("GET", "/audit", &[("Cookie", &session)], "").await;
     assert!(
         audit.body.contains("alerts: webhook on, mail to admin@example.com")

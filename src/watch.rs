@@ -16,7 +16,7 @@ use crate::domain::{
     TrustedNetworks, UnixMs,
 };
 use crate::pbx::control::Control;
-use crate::policy::breach::{self, Login, PastFailure};
+use crate::policy::breach::{self, Guesses, Login, PastFailure};
 use crate::policy::fraud::{Breaker, Trip};
 use crate::store::{self, Store};
 
@@ -35,6 +35,7 @@ pub enum Seen<'a> {
     /// A wrong password for an account: many addresses doing it is distributed guessing.
     WrongPassword {
         at: UnixMs,
+        ip: IpAddr,
         account: &'a str,
     },
     Call(&'a DatedCall),
@@ -62,7 +63,9 @@ pub fn seen_in<'a>(
             let account = e.account.as_deref()?;
             match e.outcome {
                 Outcome::Success => Some(Seen::Login { at, ip: e.ip?, account, service: e.service }),
-                Outcome::Failure(FailureKind::WrongPassword) => Some(Seen::WrongPassword { at, account }),
+                Outcome::Failure(FailureKind::WrongPassword) => {
+                    Some(Seen::WrongPassword { at, ip: e.ip?, account })
+                }
                 Outcome::Failure(_) => None,
             }
         })
@@ -84,17 +87,12 @@ pub struct Watch {
     pub bans_changed: Arc<Notify>,
     /// Where incidents are told (`None`: nowhere).
     pub alerts: Option<crate::alerts::Alerts>,
-    /// When each account was last checked for distributed guessing.
-    pub guessing_checked: Mutex<HashMap<String, UnixMs>>,
+    /// Wrong passwords per account within the hour, for distributed guessing.
+    pub guessing: Mutex<HashMap<String, Guesses<IpAddr>>>,
 }
 
 /// Logins this long before a burst's first call count as the burst's.
 const BURST_LOGIN_MARGIN_MS: UnixMs = 10_000;
-
-/// Addresses trying wrong passwords for one account within an hour: distributed guessing.
-const DISTRIBUTED_ADDRESSES: i64 = 5;
-/// An account is checked for it at most this often.
-const DISTRIBUTED_CHECK_EVERY_MS: UnixMs = 60_000;
 
 /// What a critical incident asks of Asterisk, done after the incident is stored.
 struct Lock {
@@ -116,8 +114,8 @@ impl Watch {
                 Seen::Login { at, ip, account, service } => {
                     raised.extend(self.login(*at, *ip, account, *service).await?);
                 }
-                Seen::WrongPassword { at, account } => {
-                    raised.extend(self.distributed_guessing(*at, account).await?);
+                Seen::WrongPassword { at, ip, account } => {
+                    raised.extend(self.distributed_guessing(*at, *ip, account).await?);
                 }
                 Seen::Call(call) => {
                     let at = call.at.unwrap_or_else(|| self.clock.now());
@@ -248,25 +246,27 @@ impl Watch {
         Ok(Some(id))
     }
 
-    /// A warning when many addresses try wrong passwords for one account.
-    async fn distributed_guessing(&self, at: UnixMs, account: &str) -> store::Result<Option<i64>> {
-        {
-            let mut checked = self.guessing_checked.lock().unwrap_or_else(|p| p.into_inner());
-            if checked.get(account).is_some_and(|t| at - t < DISTRIBUTED_CHECK_EVERY_MS) {
-                return Ok(None);
+    /// A warning when many addresses try wrong passwords for one account. Counted in
+    /// memory; the store is asked only to keep the warning to one a day.
+    async fn distributed_guessing(
+        &self,
+        at: UnixMs,
+        ip: IpAddr,
+        account: &str,
+    ) -> store::Result<Option<i64>> {
+        let addresses = {
+            let mut guessing = self.guessing.lock().unwrap_or_else(|p| p.into_inner());
+            if guessing.len() > 10_000 {
+                guessing.retain(|_, g| g.last().is_some_and(|t| at - t < HOUR_MS));
             }
-            if checked.len() > 10_000 {
-                checked.retain(|_, t| at - *t < DISTRIBUTED_CHECK_EVERY_MS);
-            }
-            checked.insert(account.to_owned(), at);
+            guessing.entry(account.to_owned()).or_default().add(at, ip)
+        };
+        if addresses != breach::DISTRIBUTED_ADDRESSES {
+            return Ok(None);
         }
-        let mut tx = self.store.begin().await?;
-        let addresses =
-            store::failures::addresses_for_account(&mut tx, account, "wrong_password", at - HOUR_MS).await?;
         let kind = IncidentKind::Breach.as_str();
-        if addresses < DISTRIBUTED_ADDRESSES
-            || store::incidents::raised_since(&mut tx, kind, account, None, at - DAY_MS).await?
-        {
+        let mut tx = self.store.begin().await?;
+        if store::incidents::raised_since(&mut tx, kind, account, None, at - DAY_MS).await? {
             tx.commit().await?;
             return Ok(None);
         }

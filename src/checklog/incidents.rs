@@ -11,36 +11,8 @@ use serde::Serialize;
 use super::Known;
 use crate::asterisk::RecordReader;
 use crate::domain::{DatedCall, FraudLimits, IncidentKind, Outcome, Severity, UnixMs};
-use crate::policy::breach::{self, Login, PastFailure};
+use crate::policy::breach::{self, Guesses, Login, PastFailure};
 use crate::policy::fraud::Breaker;
-
-/// Addresses trying wrong passwords for one account within an hour: distributed guessing.
-const DISTRIBUTED_ADDRESSES: usize = 5;
-
-/// One account's wrong passwords within the last hour, counted per address.
-#[derive(Default)]
-struct Guesses {
-    recent: VecDeque<(UnixMs, u32)>,
-    per_address: HashMap<u32, u32>,
-}
-
-impl Guesses {
-    /// Adds one; returns how many addresses guessed within the hour.
-    fn add(&mut self, at: UnixMs, ip: u32) -> usize {
-        while let Some(&(_, old)) = self.recent.front().filter(|(t, _)| at - t > crate::domain::HOUR_MS) {
-            self.recent.pop_front();
-            if let Some(n) = self.per_address.get_mut(&old) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_address.remove(&old);
-                }
-            }
-        }
-        self.recent.push_back((at, ip));
-        *self.per_address.entry(ip).or_default() += 1;
-        self.per_address.len()
-    }
-}
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct IncidentReport {
@@ -119,7 +91,7 @@ pub(super) fn detect(
     let mut last_login: HashMap<String, IpAddr> = HashMap::new();
     let mut reported: HashSet<(u32, u32)> = HashSet::new();
     // Wrong passwords per account within the hour, for distributed guessing.
-    let mut guesses: HashMap<u32, Guesses> = HashMap::new();
+    let mut guesses: HashMap<u32, Guesses<u32>> = HashMap::new();
     let mut distributed: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
     let mut calls = calls.into_iter().peekable();
@@ -136,7 +108,7 @@ pub(super) fn detect(
             Outcome::Failure(kind) => {
                 if let (crate::domain::FailureKind::WrongPassword, Some(a)) = (kind, e.account) {
                     let addresses = guesses.entry(a).or_default().add(e.at, e.ip);
-                    if addresses >= DISTRIBUTED_ADDRESSES && distributed.insert(a) {
+                    if addresses >= breach::DISTRIBUTED_ADDRESSES && distributed.insert(a) {
                         out.push(IncidentReport {
                             kind: IncidentKind::Breach,
                             severity: Severity::Warning,

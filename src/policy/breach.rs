@@ -12,6 +12,45 @@ const MANY_FAILURES: usize = 5;
 /// A wrong password and the right one this close together: a program tried a list.
 const QUICK_GUESS_MS: UnixMs = SECOND_MS;
 
+/// Addresses trying wrong passwords for one account within an hour: distributed guessing.
+pub const DISTRIBUTED_ADDRESSES: usize = 5;
+
+/// One account's wrong passwords within the last hour, counted per address.
+#[derive(Debug)]
+pub struct Guesses<A> {
+    recent: std::collections::VecDeque<(UnixMs, A)>,
+    per_address: std::collections::HashMap<A, u32>,
+}
+
+impl<A> Default for Guesses<A> {
+    fn default() -> Self {
+        Guesses { recent: Default::default(), per_address: Default::default() }
+    }
+}
+
+impl<A: Copy + Eq + std::hash::Hash> Guesses<A> {
+    /// Adds one; returns how many addresses guessed within the hour.
+    pub fn add(&mut self, at: UnixMs, address: A) -> usize {
+        while let Some(&(_, old)) = self.recent.front().filter(|(t, _)| at - t > HOUR_MS) {
+            self.recent.pop_front();
+            if let Some(n) = self.per_address.get_mut(&old) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_address.remove(&old);
+                }
+            }
+        }
+        self.recent.push_back((at, address));
+        *self.per_address.entry(address).or_default() += 1;
+        self.per_address.len()
+    }
+
+    /// The latest guess, to forget accounts nobody tries any more.
+    pub fn last(&self) -> Option<UnixMs> {
+        self.recent.back().map(|(t, _)| *t)
+    }
+}
+
 /// A failure from the address that logged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastFailure {

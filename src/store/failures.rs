@@ -125,19 +125,6 @@ pub async fn from_address(
     .await?)
 }
 
-/// How many addresses failed with `kind` for `account` since `since`.
-pub async fn addresses_for_account(conn: &mut Conn, account: &str, kind: &str, since: UnixMs) -> Result<i64> {
-    let n: (i64,) = sqlx::query_as(
-        "SELECT COUNT(DISTINCT ip) FROM failures WHERE at >= $3 AND account = $1 AND kind = $2 AND ip IS NOT NULL",
-    )
-    .bind(account)
-    .bind(kind)
-    .bind(since)
-    .fetch_one(conn)
-    .await?;
-    Ok(n.0)
-}
-
 /// Attributed failures at or after `since`, all addresses.
 pub async fn count_all_since(conn: &mut Conn, since: UnixMs) -> Result<i64> {
     let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM failures WHERE ip IS NOT NULL AND at > $1")

@@ -55,7 +55,7 @@ async fn link(address: &str, secret: &str) -> Link {
         pbx: Arc::new(control),
         bans_changed: app.pipeline.bans_changed.clone(),
         alerts: None,
-        guessing_checked: Default::default(),
+        guessing: Default::default(),
     }));
     app.pipeline.clock = Arc::new(sipwarden::clock::SystemClock);
     let app = Arc::new(app);

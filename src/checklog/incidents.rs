@@ -2,14 +2,11 @@
 //! toll-fraud breaker over the dialplan's calls, in the order things happened.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, BufRead, Read};
 use std::net::IpAddr;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::Known;
-use crate::asterisk::RecordReader;
 use crate::domain::{DatedCall, FraudLimits, IncidentKind, Outcome, Severity, UnixMs};
 use crate::policy::breach::{self, Guesses, Login, PastFailure};
 use crate::policy::fraud::Breaker;
@@ -28,51 +25,6 @@ pub struct IncidentReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls_before_stop: Option<u32>,
     pub reason: String,
-}
-
-/// The dialplan's call events of a file, when it has any (a full log at verbose 3).
-pub(super) fn read_calls(path: &Path) -> io::Result<Vec<DatedCall>> {
-    if !mentions(path, b"pbx.c: ")? {
-        return Ok(Vec::new());
-    }
-    let reference = super::read::file_reference_time(path)?;
-    let mut reader = RecordReader::new(reference, 0).without_raw().with_calls();
-    let mut file = io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-    let (mut line, mut ignored, mut offset) = (Vec::new(), Vec::new(), 0u64);
-    loop {
-        line.clear();
-        let n = file.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        reader.push_bytes(text, offset, offset + n as u64, &mut ignored);
-        ignored.clear();
-        offset += n as u64;
-    }
-    reader.finish(&mut ignored);
-    Ok(reader.take_calls())
-}
-
-/// Whether `needle` occurs in the file: a quick look before reading it line by line.
-fn mentions(path: &Path, needle: &[u8]) -> io::Result<bool> {
-    let finder = memchr::memmem::Finder::new(needle);
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut kept = 0;
-    loop {
-        let n = file.read(&mut buf[kept..])?;
-        if n == 0 {
-            return Ok(false);
-        }
-        let filled = kept + n;
-        if finder.find(&buf[..filled]).is_some() {
-            return Ok(true);
-        }
-        // Keep the tail: the needle may straddle two reads.
-        kept = (needle.len() - 1).min(filled);
-        buf.copy_within(filled - kept..filled, 0);
-    }
 }
 
 /// Walks logins, failures and calls in time order (`order`: positions of

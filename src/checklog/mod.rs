@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::asterisk::{self, ReadRecord, SourceKind};
-use crate::domain::{FraudLimits, Outcome, TrustedNetworks, UnixMs};
+use crate::domain::{DatedCall, FraudLimits, Outcome, TrustedNetworks, UnixMs};
 use crate::policy::Ladder;
 
 mod incidents;
@@ -92,6 +92,8 @@ pub(crate) struct Collector {
     unattributed: u64,
     /// Leave out services a security log already counts (set per file).
     drop_covered: bool,
+    /// The dialplan's call events, in reading order (a full log at verbose 3).
+    calls: Vec<DatedCall>,
     last_at: UnixMs,
 }
 
@@ -99,7 +101,7 @@ impl Collector {
     /// Appends what `later` collected from further on in the same file, skipping its
     /// first `skip` events: undated events take the time of the one before them, as
     /// if one collector had read it all.
-    fn append(&mut self, later: Collector, skip: usize, unattributed_skipped: u64) {
+    fn append(&mut self, later: Collector, (skip, skip_calls): (usize, usize), unattributed_skipped: u64) {
         // Numbers in `later` to numbers here, each looked up once, in the order a
         // single reader would have given them.
         let mut accounts: Vec<Option<u32>> = vec![None; later.accounts.len()];
@@ -120,6 +122,7 @@ impl Collector {
         }
         self.last_at = last_at;
         self.unattributed += later.unattributed - unattributed_skipped;
+        self.calls.extend(later.calls.into_iter().skip(skip_calls));
     }
 
     fn number(&mut self, ip: IpAddr) -> u32 {
@@ -139,6 +142,10 @@ impl Collector {
                 i
             }
         }
+    }
+
+    fn take_calls(&mut self, reader: &mut asterisk::RecordReader) {
+        self.calls.extend(reader.take_calls().into_iter().filter(|c| c.at.is_some()));
     }
 
     fn take(&mut self, record: ReadRecord) {
@@ -235,16 +242,12 @@ pub fn check_files_with_progress(
     let security_present = kinds.contains(&SourceKind::Security);
     let mut collector = Collector::default();
     let mut reports = Vec::new();
-    let mut calls = Vec::new();
     for (p, kind) in paths.iter().zip(kinds) {
         collector.drop_covered = kind == SourceKind::Messages && security_present;
         collector.last_at = 0;
         reports.push(read_file(p, kind, &mut collector, progress).map_err(|e| with_path(p, e))?);
-        if kind == SourceKind::Messages {
-            calls.extend(incidents::read_calls(p).map_err(|e| with_path(p, e))?);
-        }
     }
-    let Collector { events, accounts, ips, unattributed, .. } = collector;
+    let Collector { events, accounts, ips, unattributed, calls, .. } = collector;
     let order = time_order(&events);
     // Addresses do not affect one another: each core replays its share of them.
     let shares = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);

@@ -34,13 +34,14 @@ struct Settled {
     offset: u64,
     stats: ReadStats,
     events: usize,
+    calls: usize,
     unattributed: u64,
 }
 
 impl Settled {
     /// Where a fresh reader starts: nothing read yet.
     fn fresh(offset: u64) -> Self {
-        Settled { offset, stats: ReadStats::default(), events: 0, unattributed: 0 }
+        Settled { offset, stats: ReadStats::default(), events: 0, calls: 0, unattributed: 0 }
     }
 
     fn at(offset: u64, reader: &RecordReader, collector: &Collector) -> Self {
@@ -48,6 +49,7 @@ impl Settled {
             offset,
             stats: reader.stats,
             events: collector.events.len(),
+            calls: collector.calls.len(),
             unattributed: collector.unattributed,
         }
     }
@@ -77,7 +79,7 @@ struct Source {
 
 impl Source {
     fn reader(&self) -> RecordReader {
-        RecordReader::new(self.reference, 0).without_raw()
+        RecordReader::new(self.reference, 0).without_raw().with_calls()
     }
 
     fn collector(&self) -> Collector {
@@ -149,6 +151,7 @@ fn read_stretch(
             for r in records.drain(..) {
                 collector.take(r);
             }
+            collector.take_calls(&mut reader);
             if reader.settled_offset() != end {
                 continue;
             }
@@ -176,6 +179,7 @@ fn read_stretch(
     for r in records.drain(..) {
         collector.take(r);
     }
+    collector.take_calls(&mut reader);
     Ok(Stretch { collector, stats: reader.stats, stopped_at: None, settled })
 }
 
@@ -317,7 +321,7 @@ fn join(
             }
         };
         add_stats(&mut stats, taken.stats, since.stats);
-        out.append(taken.collector, since.events, since.unattributed);
+        out.append(taken.collector, (since.events, since.calls), since.unattributed);
         stop = taken.stopped_at;
     }
     Ok(stats)
@@ -337,7 +341,7 @@ mod tests {
         for i in 0..60 {
             for n in 0..3 {
                 text.push_str(&format!(
-                    "[Nov 24 22:16:{i:02}] VERBOSE[2] pbx.c: Executing [s@from-internal:{n}] NoOp()\n"
+                    "[Nov 24 22:16:{i:02}] VERBOSE[2] pbx.c: Executing [s@from-internal:{n}] NoOp(\"PJSIP/1{i:03}-{n:08x}\", \"\") in new stack\n"
                 ));
             }
             text.push_str(&format!(
@@ -393,6 +397,7 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let (whole, one) = read_in_pieces(&path, &[0], 1);
         assert!(whole.events.len() >= 120 && whole.unattributed == 0);
+        assert_eq!(whole.calls.len(), 180, "every call line read");
         Written { _dir: dir, path, text, whole, one }
     }
 
@@ -429,6 +434,7 @@ mod tests {
         for cut in cuts.filter(|&c| c < w.text.len() as u64) {
             let (halves, two) = read_in_pieces(&w.path, &[0, cut], 2);
             assert_eq!(collected(&halves), collected(&w.whole), "cut at {cut}");
+            assert_eq!(halves.calls, w.whole.calls, "cut at {cut}");
             assert_eq!(halves.unattributed, w.whole.unattributed, "cut at {cut}");
             assert_eq!(counts(&two), counts(&w.one), "cut at {cut}");
         }
@@ -448,6 +454,7 @@ mod tests {
                     .collect();
                 let (pieces, many) = read_in_pieces(&w.path, &starts, 3);
                 assert_eq!(collected(&pieces), collected(&w.whole), "pieces of {width} from {shift}");
+                assert_eq!(pieces.calls, w.whole.calls, "pieces of {width} from {shift}");
                 assert_eq!(pieces.unattributed, w.whole.unattributed);
                 assert_eq!(counts(&many), counts(&w.one), "pieces of {width} from {shift}");
             }

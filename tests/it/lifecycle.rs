@@ -218,10 +218,7 @@ async fn idle_panel_connections_neither_starve_log_reading_nor_lock_the_admin_ou
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let during = fds(serve.id());
-    assert!(
-        during < before + 128 + 16,
-        "{during} sockets open while 200 connections wait (was {before})"
-    );
+    assert!(during < before + 128 + 16, "{during} sockets open while 200 connections wait (was {before})");
     let line = |n: u32| {
         format!(
             "[{}] NOTICE[1] chan_sip.c: Registration from '<sip:10{n}@x>' failed for '198.51.100.9:5060' - Wrong password\n",

@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::domain::{
-    CallEvent, DAY_MS, DatedCall, FailureKind, HOUR_MS, IncidentKind, LogEvent, Outcome, Service, Severity,
-    TrustedNetworks, UnixMs,
+    CallEvent, DAY_MS, DatedCall, FailureKind, HOUR_MS, IncidentKind, LogEvent, MINUTE_MS, Outcome, Service,
+    Severity, TrustedNetworks, UnixMs,
 };
 use crate::pbx::control::Control;
 use crate::policy::breach::{self, Guesses, Login, PastFailure};
@@ -32,11 +32,13 @@ pub enum Seen<'a> {
         account: &'a str,
         service: Service,
     },
-    /// A wrong password for an account: many addresses doing it is distributed guessing.
-    WrongPassword {
+    /// A failure: the address is no longer one whose logins can be passed over, and
+    /// many addresses with a wrong password for one account is distributed guessing.
+    Failure {
         at: UnixMs,
         ip: IpAddr,
-        account: &'a str,
+        account: Option<&'a str>,
+        kind: FailureKind,
     },
     Call(&'a DatedCall),
 }
@@ -44,7 +46,7 @@ pub enum Seen<'a> {
 impl Seen<'_> {
     fn at(&self) -> Option<UnixMs> {
         match self {
-            Seen::Login { at, .. } | Seen::WrongPassword { at, .. } => Some(*at),
+            Seen::Login { at, .. } | Seen::Failure { at, .. } => Some(*at),
             Seen::Call(c) => c.at,
         }
     }
@@ -57,16 +59,17 @@ pub fn seen_in<'a>(
     now: UnixMs,
 ) -> Vec<Seen<'a>> {
     let mut seen: Vec<Seen> = events
-        .filter(|e| !e.tampered)
         .filter_map(|e| {
             let at = e.at.unwrap_or(now).min(now);
-            let account = e.account.as_deref()?;
             match e.outcome {
-                Outcome::Success => Some(Seen::Login { at, ip: e.ip?, account, service: e.service }),
-                Outcome::Failure(FailureKind::WrongPassword) => {
-                    Some(Seen::WrongPassword { at, ip: e.ip?, account })
+                // Never learn a login from a tampered record.
+                Outcome::Success if !e.tampered => {
+                    Some(Seen::Login { at, ip: e.ip?, account: e.account.as_deref()?, service: e.service })
                 }
-                Outcome::Failure(_) => None,
+                Outcome::Success => None,
+                Outcome::Failure(kind) => {
+                    Some(Seen::Failure { at, ip: e.ip?, account: e.account.as_deref(), kind })
+                }
             }
         })
         .chain(calls.iter().map(Seen::Call))
@@ -87,9 +90,24 @@ pub struct Watch {
     pub bans_changed: Arc<Notify>,
     /// Where incidents are told (`None`: nowhere).
     pub alerts: Option<crate::alerts::Alerts>,
-    /// Wrong passwords per account within the hour, for distributed guessing.
-    pub guessing: Mutex<HashMap<String, Guesses<IpAddr>>>,
+    /// What the watch remembers between batches.
+    pub memory: Mutex<Memory>,
 }
+
+/// Kept in memory (a restart starts afresh and asks the store): lets the many ordinary
+/// logins pass without a database round trip.
+#[derive(Default)]
+pub struct Memory {
+    /// Wrong passwords per account within the hour, for distributed guessing.
+    guessing: HashMap<String, Guesses<IpAddr>>,
+    /// The latest failure of each address that failed within the hour.
+    last_failure: HashMap<IpAddr, UnixMs>,
+    /// Logins judged and stored: (account, address) → (stored at, latest).
+    logins: HashMap<(String, IpAddr), (UnixMs, UnixMs)>,
+}
+
+/// A known login is stored again at most this often (the Logins page's "last seen").
+const LOGIN_REFRESH_MS: UnixMs = 10 * MINUTE_MS;
 
 /// Logins this long before a burst's first call count as the burst's.
 const BURST_LOGIN_MARGIN_MS: UnixMs = 10_000;
@@ -114,8 +132,11 @@ impl Watch {
                 Seen::Login { at, ip, account, service } => {
                     raised.extend(self.login(*at, *ip, account, *service).await?);
                 }
-                Seen::WrongPassword { at, ip, account } => {
-                    raised.extend(self.distributed_guessing(*at, *ip, account).await?);
+                Seen::Failure { at, ip, account, kind } => {
+                    self.remember_failure(*at, *ip);
+                    if let (FailureKind::WrongPassword, Some(account)) = (kind, account) {
+                        raised.extend(self.distributed_guessing(*at, *ip, account).await?);
+                    }
                 }
                 Seen::Call(call) => {
                     let at = call.at.unwrap_or_else(|| self.clock.now());
@@ -168,6 +189,9 @@ impl Watch {
         account: &str,
         service: Service,
     ) -> store::Result<Option<i64>> {
+        if self.passes(at, ip, account) {
+            return Ok(None);
+        }
         let ip_text = ip.to_string();
         let mut tx = self.store.begin().await?;
         let failures: Vec<PastFailure> =
@@ -246,6 +270,55 @@ impl Watch {
         Ok(Some(id))
     }
 
+    fn remember_failure(&self, at: UnixMs, ip: IpAddr) {
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        if memory.last_failure.len() > 100_000 {
+            memory.last_failure.retain(|_, t| at - *t <= breach::LOOKBACK_MS);
+        }
+        let last = memory.last_failure.entry(ip).or_insert(at);
+        *last = (*last).max(at);
+    }
+
+    /// Whether a login can pass unjudged: judged and stored a moment ago, and no failure
+    /// from the address since its hour began. Remembers it either way.
+    fn passes(&self, at: UnixMs, ip: IpAddr, account: &str) -> bool {
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let failed = memory.last_failure.get(&ip).is_some_and(|t| at - t <= breach::LOOKBACK_MS);
+        if memory.logins.len() > 100_000 {
+            memory.logins.retain(|_, (_, last)| at - *last < DAY_MS);
+        }
+        let entry = memory.logins.entry((account.to_owned(), ip)).or_insert((UnixMs::MIN, at));
+        entry.1 = entry.1.max(at);
+        if !failed && entry.0 != UnixMs::MIN && at - entry.0 < LOGIN_REFRESH_MS {
+            return true;
+        }
+        entry.0 = at;
+        false
+    }
+
+    /// The addresses that logged into `account` at or after `since`, the latest first,
+    /// with their first login: the store's, and the ones passed in memory meanwhile.
+    fn latest_logins(
+        &self,
+        account: &str,
+        stored: Vec<(String, UnixMs, UnixMs)>,
+        since: UnixMs,
+    ) -> Vec<(String, UnixMs)> {
+        let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<(String, UnixMs, UnixMs)> = stored
+            .into_iter()
+            .map(|(ip, first, last)| {
+                let remembered =
+                    ip.parse::<IpAddr>().ok().and_then(|a| memory.logins.get(&(account.to_owned(), a)));
+                let last = remembered.map_or(last, |(_, l)| last.max(*l));
+                (ip, first, last)
+            })
+            .filter(|(_, _, last)| *last >= since)
+            .collect();
+        rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        rows.into_iter().map(|(ip, first, _)| (ip, first)).collect()
+    }
+
     /// A warning when many addresses try wrong passwords for one account. Counted in
     /// memory; the store is asked only to keep the warning to one a day.
     async fn distributed_guessing(
@@ -255,11 +328,11 @@ impl Watch {
         account: &str,
     ) -> store::Result<Option<i64>> {
         let addresses = {
-            let mut guessing = self.guessing.lock().unwrap_or_else(|p| p.into_inner());
-            if guessing.len() > 10_000 {
-                guessing.retain(|_, g| g.last().is_some_and(|t| at - t < HOUR_MS));
+            let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+            if memory.guessing.len() > 10_000 {
+                memory.guessing.retain(|_, g| g.last().is_some_and(|t| at - t < HOUR_MS));
             }
-            guessing.entry(account.to_owned()).or_default().add(at, ip)
+            memory.guessing.entry(account.to_owned()).or_default().add(at, ip)
         };
         if addresses != breach::DISTRIBUTED_ADDRESSES {
             return Ok(None);
@@ -300,7 +373,8 @@ impl Watch {
         // The addresses that logged into the extension while it placed the burst: each
         // call of a cracked extension is authenticated just before it starts.
         let since = trip.burst_started - BURST_LOGIN_MARGIN_MS;
-        let logins = store::incidents::logins_since(&mut tx, &trip.extension, since).await?;
+        let stored = store::incidents::logins_of(&mut tx, &trip.extension).await?;
+        let logins = self.latest_logins(&trip.extension, stored, since);
         let from = logins.iter().map(|(ip, _)| ip.as_str()).next();
         let lock = critical && enforcing;
         let id = store::incidents::insert(

@@ -163,7 +163,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pbx: pbx_control.clone(),
         bans_changed: poke.clone(),
         alerts: Some(alerts.clone()),
-        guessing: Default::default(),
+        memory: Default::default(),
     });
     let parts = PipelineParts { store: &store, poke: &poke, health: &ingest_health, watch: &watch };
     let pipeline = pipeline(&config, &parts, security_source_present);

@@ -17,7 +17,12 @@ pub const FILE: &str = "pbx.c";
 /// Whether a pbx.c message is one sipwarden reads.
 pub fn is_call_line(msg: &str) -> bool {
     let m = without_verbose_prefix(msg);
-    m.starts_with("Executing [") || m.starts_with("Spawn extension (") || m.starts_with("Auto fallthrough, ")
+    match m.strip_prefix("Executing [") {
+        // A first step, or one cut before its step could show (a full log has many
+        // later steps: they are passed over without a pattern).
+        Some(rest) => rest.contains(":1] ") || !rest.contains("] "),
+        None => m.starts_with("Spawn extension (") || m.starts_with("Auto fallthrough, "),
+    }
 }
 
 /// Lines a cut call line may swallow: enough for a forged line and the real tail;
@@ -55,8 +60,9 @@ fn without_verbose_prefix(msg: &str) -> &str {
     m.strip_prefix("-- ").or_else(|| m.strip_prefix("== ")).unwrap_or(m).trim_start()
 }
 
-/// A complete single-line pbx.c message as a call event. Every `Executing` line is a
-/// start; the reader of the events keeps the first one per channel.
+/// A complete single-line pbx.c message as a call event: an `Executing` line at
+/// priority 1 is a start (a Goto or Gosub into another context starts at 1 again: the
+/// reader of the events keeps the first one per channel).
 pub fn parse(msg: &str) -> Option<CallEvent> {
     let m = without_verbose_prefix(msg);
     if let Some(rest) = m.strip_prefix("Executing [") {
@@ -65,6 +71,10 @@ pub fn parse(msg: &str) -> Option<CallEvent> {
         let mut steps = STEP.captures_iter(rest);
         let c = steps.next()?;
         if steps.next().is_some() {
+            return None;
+        }
+        // A channel enters the dialplan at priority 1; later steps are the same call.
+        if c.name("priority")?.as_str() != "1" {
             return None;
         }
         let number = &rest[..c.get(0)?.start()];
@@ -121,7 +131,14 @@ mod tests {
             (s.channel.as_str(), s.tech.as_str(), s.endpoint.as_str(), s.number.as_str(), s.context.as_str()),
             ("PJSIP/1002-00000006", "PJSIP", "1002", "00882232332113", "from-internal")
         );
-        let old = start(r#"    -- Executing [0049301234567@internal:2] Dial("SIP/office-desk-0000001a", "PJSIP/0049301234567@itsp,3") in new stack"#).unwrap();
+        let old = start(r#"    -- Executing [0049301234567@internal:1] Dial("SIP/office-desk-0000001a", "PJSIP/0049301234567@itsp,3") in new stack"#).unwrap();
+        assert_eq!(
+            start(
+                r#"Executing [0049301234567@internal:2] Wait("SIP/office-desk-0000001a", "3") in new stack"#
+            ),
+            None,
+            "a later step"
+        );
         assert_eq!((old.endpoint.as_str(), old.tech.as_str()), ("office-desk", "SIP"));
         assert_eq!(old.number, "0049301234567");
         assert_eq!(
@@ -188,12 +205,12 @@ mod tests {
         assert_eq!(start(in_number), None);
         let in_data = r#"Executing [5551234@from-sip-external:1] NoOp("PJSIP/anonymous-00000009", "call 0088@from-internal:1] Answer("PJSIP/1001-00000001", ") in new stack"#;
         assert_eq!(start(in_data), None);
-        let plain = r#"Executing [0088@from-internal:2] Dial("PJSIP/1001-00000001", "PJSIP/0088@itsp,3") in new stack"#;
+        let plain = r#"Executing [0088@from-internal:1] Dial("PJSIP/1001-00000001", "PJSIP/0088@itsp,3") in new stack"#;
         assert_eq!(start(plain).unwrap().endpoint, "1001");
         assert!(is_incomplete("Executing [9"));
         assert!(!is_incomplete(r#"Executing [1@a:1] Answer("PJSIP/1-0", "") in new stack"#));
         // Cut in the data: the channel is already named.
-        let cut_late = r#"Executing [1@a:2] NoOp("PJSIP/1003-00000012", "from"#;
+        let cut_late = r#"Executing [1@a:1] NoOp("PJSIP/1003-00000012", "from"#;
         assert!(!is_incomplete(cut_late));
         assert_eq!(start(cut_late).unwrap().endpoint, "1003");
     }

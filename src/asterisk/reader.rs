@@ -49,11 +49,26 @@ enum FileNames {
 }
 
 impl FileNames {
-    fn find(&self, haystack: &[u8]) -> Option<usize> {
+    /// The first name's start and which of [`messages::FILES`] it is.
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
         match self {
-            FileNames::Packed(s) => s.find(haystack).map(|m| m.start()),
-            FileNames::Automaton(a) => a.find(haystack).map(|m| m.start()),
+            FileNames::Packed(s) => s.find(haystack).map(|m| (m.start(), m.pattern().as_usize())),
+            FileNames::Automaton(a) => a.find(haystack).map(|m| (m.start(), m.pattern().as_usize())),
         }
+    }
+}
+
+/// Whether a line naming pbx.c may be a call line: a first step, one cut before its step
+/// could show, or a channel's end. A full log at verbose 3 has many later steps: they
+/// are passed over with the quiet lines.
+fn may_be_call_line(line: &[u8]) -> bool {
+    let find = |needle: &[u8]| memchr::memmem::find(line, needle);
+    match find(b"Executing [") {
+        Some(at) => {
+            let rest = &line[at..];
+            memchr::memmem::find(rest, b":1] ").is_some() || memchr::memmem::find(rest, b"] ").is_none()
+        }
+        None => find(b"Spawn extension (").is_some() || find(b"Auto fallthrough, ").is_some(),
     }
 }
 
@@ -200,9 +215,26 @@ impl RecordReader {
         if self.pending.is_some() || data.first() == Some(&b'{') {
             return 0;
         }
-        let named = match FILE_NAMES.find(data) {
-            Some(at) => memchr::memrchr(b'\n', &data[..at]).map_or(0, |nl| nl + 1),
-            None => memchr::memrchr(b'\n', data).map_or(0, |nl| nl + 1),
+        let dialplan = messages::FILES.len() - 1;
+        let mut from = 0;
+        let named = loop {
+            let Some((at, file)) = FILE_NAMES.find(&data[from..]) else {
+                break memchr::memrchr(b'\n', data).map_or(0, |nl| nl + 1);
+            };
+            let at = from + at;
+            let line_start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |nl| nl + 1);
+            let Some(line_end) = memchr::memchr(b'\n', &data[at..]).map(|nl| at + nl) else {
+                break line_start;
+            };
+            let line = &data[line_start..line_end];
+            // A dialplan line that is no call line, naming no other file, is quiet too.
+            let quiet_dialplan = file == dialplan
+                && !may_be_call_line(line)
+                && FILE_NAMES.find(&data[at + 1..line_end]).is_none();
+            if !quiet_dialplan {
+                break line_start;
+            }
+            from = line_end + 1;
         };
         let quiet = json_line_start(&data[..named]).unwrap_or(named);
         if quiet > 0 {

@@ -83,22 +83,34 @@ pub(super) fn detect(
             Outcome::Success => {
                 let (Some(name), Some(a)) = (account, e.account) else { continue };
                 let ip = known.ips[e.ip as usize];
-                last_login.insert(name.to_owned(), ip);
-                let past: Vec<PastFailure> = failures
-                    .get(&e.ip)
-                    .map(|p| p.iter().filter(|f| e.at - f.at <= breach::LOOKBACK_MS).cloned().collect())
-                    .unwrap_or_default();
+                if last_login.get(name) != Some(&ip) {
+                    last_login.insert(name.to_owned(), ip);
+                }
                 let seen = logged_in.entry(a).or_default();
+                let (account_seen, address_known) = (!seen.is_empty(), seen.insert(e.ip));
+                let address_known = !address_known;
+                // The hour's failures, oldest first, in place.
+                let past: &[PastFailure] = match failures.get_mut(&e.ip) {
+                    Some(p) => {
+                        let p = p.make_contiguous();
+                        &p[p.partition_point(|f| e.at - f.at > breach::LOOKBACK_MS)..]
+                    }
+                    None => &[],
+                };
+                // A login with no failures before it from an address the account knew
+                // (or its very first) is ordinary: most logins are.
+                if past.is_empty() && (address_known || !account_seen) {
+                    continue;
+                }
                 let login = Login {
                     at: e.at,
                     account: name,
-                    failures: &past,
-                    account_seen: !seen.is_empty(),
-                    address_known: seen.contains(&e.ip),
+                    failures: past,
+                    account_seen,
+                    address_known,
                     in_extension_networks: None,
                 };
                 let finding = breach::judge_login(&login);
-                seen.insert(e.ip);
                 if let Some(f) = finding {
                     if reported.insert((a, e.ip)) {
                         out.push(IncidentReport {

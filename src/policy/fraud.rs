@@ -7,6 +7,8 @@ use crate::domain::{CallEvent, CallStart, FraudLimits, HOUR_MS, MINUTE_MS, Sever
 
 /// A call still "in progress" this long after its start lost its end: forgotten.
 const STALE_CALL_MS: UnixMs = 4 * HOUR_MS;
+/// How often calls whose end was never seen are looked for.
+const PRUNE_EVERY_MS: UnixMs = 10 * MINUTE_MS;
 /// A minute without a new call from an extension ends its burst.
 const BURST_GAP_MS: UnixMs = MINUTE_MS;
 /// Numbers kept per burst for the incident.
@@ -60,6 +62,8 @@ pub struct Breaker {
     /// Every channel seen starting, with its extension (`None`: not an extension's
     /// call, such as a trunk's): later steps of the same call are not new calls.
     channels: HashMap<String, (UnixMs, Option<(String, String)>)>,
+    /// When forgotten calls are next cleared away.
+    next_prune: UnixMs,
 }
 
 /// How a dialled number is classed.
@@ -103,7 +107,7 @@ pub fn classify(limits: &FraudLimits, number: &str) -> Destination {
 
 impl Breaker {
     pub fn new(limits: FraudLimits) -> Self {
-        Breaker { limits, extensions: HashMap::new(), channels: HashMap::new() }
+        Breaker { limits, extensions: HashMap::new(), channels: HashMap::new(), next_prune: UnixMs::MIN }
     }
 
     pub fn limits(&self) -> &FraudLimits {
@@ -142,8 +146,16 @@ impl Breaker {
         if self.channels.contains_key(&call.channel) {
             return None;
         }
-        if self.channels.len() > 4096 {
+        // Calls whose end was never seen are forgotten now and then, not on every call.
+        if at >= self.next_prune {
             self.channels.retain(|_, (since, _)| at - *since < STALE_CALL_MS);
+            for ext in self.extensions.values_mut() {
+                ext.active.retain(|_, (since, _)| at - *since < STALE_CALL_MS);
+            }
+            self.extensions.retain(|_, e| {
+                !e.active.is_empty() || e.last_start.is_some_and(|t| at - t < PREFIX_WINDOW_MS)
+            });
+            self.next_prune = at + PRUNE_EVERY_MS;
         }
         if self.limits.inbound_contexts.iter().any(|c| c == &call.context) {
             self.channels.insert(call.channel.clone(), (at, None));
@@ -177,7 +189,6 @@ impl Breaker {
             ext.by_prefix.retain(|_, calls| calls.back().is_some_and(|&t| at - t < PREFIX_WINDOW_MS));
         }
         ext.last_start = Some(at);
-        ext.active.retain(|_, (since, _)| at - *since < STALE_CALL_MS);
         ext.active.insert(call.channel.clone(), (at, destination.international));
         while ext.recent.front().is_some_and(|&t| at - t >= MINUTE_MS) {
             ext.recent.pop_front();

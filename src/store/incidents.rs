@@ -33,6 +33,16 @@ pub async fn login_history(conn: &mut Conn, account: &str, ip: &str, at: UnixMs)
     Ok((any > 0, here > 0))
 }
 
+/// Every address that logged into `account`: (address, first login, latest login).
+pub async fn logins_of(conn: &mut Conn, account: &str) -> Result<Vec<(String, UnixMs, UnixMs)>> {
+    Ok(sqlx::query_as(
+        "SELECT ip, first_at, last_at FROM logins WHERE account = $1 ORDER BY last_at DESC LIMIT 1000",
+    )
+    .bind(account)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Addresses that logged into `account` since `since`, the latest first, with their first login ever.
 pub async fn logins_since(conn: &mut Conn, account: &str, since: UnixMs) -> Result<Vec<(String, UnixMs)>> {
     Ok(sqlx::query_as(

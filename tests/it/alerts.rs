@@ -118,7 +118,7 @@ async fn watched(alerts: &Alerts) -> TestApp {
         pbx: Arc::new(Cli { command: vec!["true".into()] }),
         bans_changed: app.pipeline.bans_changed.clone(),
         alerts: Some(alerts.clone()),
-        guessing: Default::default(),
+        memory: Default::default(),
     }));
     let log = app.path("security.log");
     std::fs::write(&log, "").unwrap();

@@ -141,7 +141,7 @@ async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay 
         pbx: asked.clone(),
         bans_changed: app.pipeline.bans_changed.clone(),
         alerts: None,
-        guessing: Default::default(),
+        memory: Default::default(),
     }));
     let mut lines = Vec::new();
     for (name, kind) in files {
@@ -260,7 +260,7 @@ async fn distributed_guessing_is_a_warning_offline_and_live() {
         pbx: Arc::new(Asked::default()),
         bans_changed: app.pipeline.bans_changed.clone(),
         alerts: None,
-        guessing: Default::default(),
+        memory: Default::default(),
     }));
     let log = app.path("security");
     std::fs::write(&log, &text).unwrap();
@@ -292,7 +292,7 @@ async fn the_burst_bans_the_address_it_came_from_not_the_office_phone() {
         pbx: asked.clone(),
         bans_changed: app.pipeline.bans_changed.clone(),
         alerts: None,
-        guessing: Default::default(),
+        memory: Default::default(),
     };
     let t0 = AFTER_OFFICE_DAY - 3_600_000;
     let office = "10.98.0.22".parse().unwrap();

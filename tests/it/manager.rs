@@ -55,7 +55,7 @@ async fn link(address: &str, secret: &str) -> Link {
         pbx: Arc::new(control),
         bans_changed: app.pipeline.bans_changed.clone(),
         alerts: None,
-        guessing: Default::default(),
+        memory: Default::default(),
     }));
     app.pipeline.clock = Arc::new(sipwarden::clock::SystemClock);
     let app = Arc::new(app);
@@ -242,13 +242,16 @@ async fn serve_follows_the_manager_interface_its_config_names() {
         let (status, body) = healthz(port);
         status.contains("200") && body.contains("\"connected\":true") && body.contains("\"events\":253")
     });
-    let bans = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args(["bans", "--format", "json", "--data-dir"])
-        .arg(dir.path().join(format!("data-{SECRET}")))
-        .output()
-        .unwrap();
-    let bans = String::from_utf8_lossy(&bans.stdout);
-    assert!(bans.contains("10.98.0.66") && bans.contains("10.98.0.77"), "{bans}");
+    // Read is not stored yet: the bans follow within moments.
+    wait_for("both attackers banned", 20, || {
+        let bans = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .args(["bans", "--format", "json", "--data-dir"])
+            .arg(dir.path().join(format!("data-{SECRET}")))
+            .output()
+            .unwrap();
+        let bans = String::from_utf8_lossy(&bans.stdout);
+        bans.contains("10.98.0.66") && bans.contains("10.98.0.77")
+    });
     child.kill().unwrap();
     let _ = child.wait();
     let (mut wrong, port) = serve("wrong");

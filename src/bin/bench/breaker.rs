@@ -41,7 +41,7 @@ async fn sipwarden_on(address: &str, stop: &CancellationToken) -> anyhow::Result
         pbx: Arc::new(AmiControl { requests: requests_tx, health: health.clone() }),
         bans_changed: pipeline.bans_changed.clone(),
         alerts: None,
-        guessing: Default::default(),
+        memory: Default::default(),
     }));
     let settings =
         AmiSettings { address: address.to_owned(), username: "sipwarden".into(), secret: SECRET.into() };

@@ -43,8 +43,11 @@ pub enum Seen<'a> {
     Call(&'a DatedCall),
 }
 
+/// Logins and calls older than this are not acted on live (an old log imported at start).
+pub const ACTS_ON_MS: UnixMs = crate::domain::HOUR_MS;
+
 impl Seen<'_> {
-    fn at(&self) -> Option<UnixMs> {
+    pub fn at(&self) -> Option<UnixMs> {
         match self {
             Seen::Login { at, .. } | Seen::Failure { at, .. } => Some(*at),
             Seen::Call(c) => c.at,
@@ -279,15 +282,17 @@ impl Watch {
         *last = (*last).max(at);
     }
 
-    /// Whether a login can pass unjudged: judged and stored a moment ago, and no failure
-    /// from the address since its hour began. Remembers it either way.
+    /// Whether a login can pass unjudged: the same account and address were judged and
+    /// stored a moment ago, and the address has not failed since (only a failure can
+    /// change the judgement). Remembers it either way.
     fn passes(&self, at: UnixMs, ip: IpAddr, account: &str) -> bool {
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-        let failed = memory.last_failure.get(&ip).is_some_and(|t| at - t <= breach::LOOKBACK_MS);
+        let last_failure = memory.last_failure.get(&ip).copied();
         if memory.logins.len() > 100_000 {
             memory.logins.retain(|_, (_, last)| at - *last < DAY_MS);
         }
         let entry = memory.logins.entry((account.to_owned(), ip)).or_insert((UnixMs::MIN, at));
+        let failed = last_failure.is_some_and(|t| t >= entry.0 && at - t <= breach::LOOKBACK_MS);
         entry.1 = entry.1.max(at);
         if !failed && entry.0 != UnixMs::MIN && at - entry.0 < LOGIN_REFRESH_MS {
             return true;

@@ -157,7 +157,11 @@ async fn watch_batch(pipeline: &Pipeline, batch: &Batch, every_login: bool) {
         .iter()
         .filter_map(|r| r.event.as_ref())
         .filter(|e| every_login || pipeline.counts(batch.kind, e));
-    let seen = crate::watch::seen_in(events, &batch.calls, pipeline.clock.now());
+    let now = pipeline.clock.now();
+    let mut seen = crate::watch::seen_in(events, &batch.calls, now);
+    // Locking an extension and banning now are answers to what happens now: an old log
+    // imported at start is `check-log`'s to judge, not a reason to act today.
+    seen.retain(|s| s.at().is_none_or(|at| at >= now - crate::watch::ACTS_ON_MS));
     if seen.is_empty() {
         return;
     }

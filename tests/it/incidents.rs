@@ -325,3 +325,34 @@ async fn the_burst_bans_the_address_it_came_from_not_the_office_phone() {
     assert_eq!(trip.ip.as_deref(), Some("203.0.113.5"));
     assert!(asked.list().contains(&"locked 1002 true".to_string()));
 }
+
+/// An old log imported at start is history (`check-log` reports it): nothing is locked
+/// or banned today for a crack of yesterday.
+#[tokio::test]
+async fn an_old_log_imported_at_start_locks_nothing_today() {
+    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
+    app.clock.set(AFTER_OFFICE_DAY + 86_400_000);
+    let asked = Arc::new(Asked::default());
+    app.pipeline.watch = Some(Arc::new(Watch {
+        store: app.store.clone(),
+        clock: Arc::new(app.clock.clone()),
+        trusted: TrustedNetworks::default(),
+        protection_default: true,
+        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
+        pbx: asked.clone(),
+        bans_changed: app.pipeline.bans_changed.clone(),
+        alerts: None,
+        memory: Default::default(),
+    }));
+    for name in ["security.log", "full.log"] {
+        let path = app.path(name);
+        std::fs::copy(fixture(&format!("office-day/{name}")), &path).unwrap();
+        let kind = if name == "security.log" { SourceKind::Security } else { SourceKind::Messages };
+        app.follow(&path, Some(kind), StartAt::Beginning).await;
+    }
+    app.poll().await;
+    assert!(asked.list().is_empty(), "{:?}", asked.list());
+    assert!(incident_rows(&app).await.is_empty());
+    // The attackers' failures are still counted and banned by the rules, as always.
+    assert!(app.active_bans().await.iter().any(|b| b.ip == "10.98.0.66"));
+}

@@ -43,12 +43,15 @@ impl Drop for Link {
 
 async fn link(address: &str, secret: &str) -> Link {
     let mut app = TestApp::new(TrustedNetworks::default(), false).await;
+    // The recording's own evening: what the manager reports is happening now.
+    app.clock.set(1_796_161_600_000);
+    let clock: Arc<dyn sipwarden::clock::Clock> = Arc::new(app.clock.clone());
     let health = AmiHealth::default();
     let (requests_tx, requests) = mpsc::channel(64);
     let control = AmiControl { requests: requests_tx, health: health.clone() };
     app.pipeline.watch = Some(Arc::new(Watch {
         store: app.store.clone(),
-        clock: Arc::new(sipwarden::clock::SystemClock),
+        clock: clock.clone(),
         trusted: TrustedNetworks::default(),
         protection_default: true,
         breaker: Mutex::new(Breaker::new(FraudLimits::default())),
@@ -57,20 +60,13 @@ async fn link(address: &str, secret: &str) -> Link {
         alerts: None,
         memory: Default::default(),
     }));
-    app.pipeline.clock = Arc::new(sipwarden::clock::SystemClock);
+    app.pipeline.clock = clock.clone();
     let app = Arc::new(app);
     let stop = CancellationToken::new();
     let settings =
         AmiSettings { address: address.to_owned(), username: "sipwarden".into(), secret: secret.into() };
     let (out, delivered) = mpsc::channel(ami::QUEUE);
-    tokio::spawn(ami::run(
-        settings,
-        health.clone(),
-        Arc::new(sipwarden::clock::SystemClock),
-        out,
-        requests,
-        stop.clone(),
-    ));
+    tokio::spawn(ami::run(settings, health.clone(), clock, out, requests, stop.clone()));
     let (fed, h, s) = (app.clone(), health.clone(), stop.clone());
     tokio::spawn(async move {
         sipwarden::ingest::manager::feed(delivered, &fed.pipeline, "manager".into(), h, s).await;

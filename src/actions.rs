@@ -112,3 +112,18 @@ pub async fn unlock(
     tx.commit().await.map_err(store::StoreError::from)?;
     Ok(unlocked)
 }
+
+/// Saves the alert settings (JSON; `detail` says what changed, without secrets).
+pub async fn set_alert_settings(
+    store: &Store,
+    actor: &Actor<'_>,
+    json: &str,
+    detail: &str,
+    now: UnixMs,
+) -> Result<(), ActionError> {
+    let mut tx = store.begin().await?;
+    store::settings::set(&mut tx, store::settings::ALERTS, json).await?;
+    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "alerts", detail).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    Ok(())
+}

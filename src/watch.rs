@@ -125,6 +125,27 @@ struct Lock {
 }
 
 impl Watch {
+    /// A watch with the default fraud limits, protection on, nothing trusted beyond
+    /// loopback and no alerts; `serve` sets the rest from its configuration.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        pbx: Arc<dyn Control>,
+        bans_changed: Arc<Notify>,
+    ) -> Watch {
+        Watch {
+            store,
+            clock,
+            trusted: TrustedNetworks::default(),
+            protection_default: true,
+            breaker: Mutex::new(Breaker::new(crate::domain::FraudLimits::default())),
+            pbx,
+            bans_changed,
+            alerts: None,
+            memory: Default::default(),
+        }
+    }
+
     /// One step: judges what was seen; returns the incidents raised.
     pub async fn observe(&self, seen: &[Seen<'_>]) -> store::Result<Vec<i64>> {
         let mut raised = Vec::new();

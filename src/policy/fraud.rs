@@ -110,10 +110,6 @@ impl Breaker {
         Breaker { limits, extensions: HashMap::new(), channels: HashMap::new(), next_prune: UnixMs::MIN }
     }
 
-    pub fn limits(&self) -> &FraudLimits {
-        &self.limits
-    }
-
     /// Takes one call event at `at`; a start may trip the breaker.
     pub fn observe(&mut self, at: UnixMs, event: &CallEvent) -> Option<Trip> {
         match event {

@@ -43,17 +43,6 @@ pub async fn logins_of(conn: &mut Conn, account: &str) -> Result<Vec<(String, Un
     .await?)
 }
 
-/// Addresses that logged into `account` since `since`, the latest first, with their first login ever.
-pub async fn logins_since(conn: &mut Conn, account: &str, since: UnixMs) -> Result<Vec<(String, UnixMs)>> {
-    Ok(sqlx::query_as(
-        "SELECT ip, first_at FROM logins WHERE account = $1 AND last_at >= $2 ORDER BY last_at DESC, ip",
-    )
-    .bind(account)
-    .bind(since)
-    .fetch_all(conn)
-    .await?)
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct IncidentRow {
     pub id: i64,

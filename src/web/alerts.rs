@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use super::{CurrentAdmin, WebError, WebState};
 use crate::alerts::{self, AlertKind, AlertSettings, Security};
-use crate::store;
 
 pub struct KindView {
     pub name: &'static str,
@@ -176,15 +175,24 @@ fn refused(
     p
 }
 
+/// The settings as typed, or the form shown again with what is wrong.
+async fn typed(
+    state: &WebState,
+    admin: &CurrentAdmin,
+    form: &AlertsForm,
+) -> Result<Result<AlertSettings, AlertsPage>, WebError> {
+    let stored = alerts::load(&state.store).await?.unwrap_or_default();
+    Ok(from_form(form, &stored).map_err(|e| refused(state, admin.username.clone(), form, &stored, e)))
+}
+
 pub async fn save(
     admin: CurrentAdmin,
     State(state): State<WebState>,
     Form(form): Form<AlertsForm>,
 ) -> Result<impl IntoResponse, WebError> {
-    let stored = alerts::load(&state.store).await?.unwrap_or_default();
-    let settings = match from_form(&form, &stored) {
+    let settings = match typed(&state, &admin, &form).await? {
         Ok(s) => s,
-        Err(e) => return Ok(refused(&state, admin.username, &form, &stored, e)),
+        Err(refused) => return Ok(refused),
     };
     let json = serde_json::to_string(&settings).map_err(|e| WebError::Internal(e.to_string()))?;
     let detail = format!(
@@ -193,11 +201,9 @@ pub async fn save(
         settings.smtp.as_ref().map_or("off".to_string(), |m| format!("to {}", m.to.join(", "))),
         if settings.off.is_empty() { "none".to_string() } else { settings.off.join(", ") }
     );
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    store::settings::set(&mut tx, store::settings::ALERTS, &json).await?;
-    store::audit::record(&mut tx, now, &admin.username, Some(&admin.client_ip), "alerts", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    crate::actions::set_alert_settings(&state.store, &admin.actor(), &json, &detail, state.clock.now())
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     let mut p = page(&state, admin.username, &settings);
     p.message = Some("Saved.".into());
     Ok(p)
@@ -209,10 +215,9 @@ pub async fn test(
     State(state): State<WebState>,
     Form(form): Form<AlertsForm>,
 ) -> Result<impl IntoResponse, WebError> {
-    let stored = alerts::load(&state.store).await?.unwrap_or_default();
-    let settings = match from_form(&form, &stored) {
+    let settings = match typed(&state, &admin, &form).await? {
         Ok(s) => s,
-        Err(e) => return Ok(refused(&state, admin.username, &form, &stored, e)),
+        Err(refused) => return Ok(refused),
     };
     let result = alerts::test(&settings, state.clock.now()).await;
     let mut p = page(&state, admin.username, &settings);

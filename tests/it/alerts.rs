@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use sipwarden::alerts::{AlertSettings, Alerts, Security, SmtpSettings};
 use sipwarden::asterisk::SourceKind;
-use sipwarden::domain::{FraudLimits, TrustedNetworks};
+use sipwarden::domain::TrustedNetworks;
 use sipwarden::ingest::StartAt;
 use sipwarden::pbx::control::Cli;
-use sipwarden::policy::fraud::Breaker;
 use sipwarden::store;
 use sipwarden::watch::Watch;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -110,15 +109,13 @@ async fn watched(alerts: &Alerts) -> TestApp {
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
     app.clock.set(1_796_162_400_000);
     app.pipeline.watch = Some(Arc::new(Watch {
-        store: app.store.clone(),
-        clock: Arc::new(app.clock.clone()),
-        trusted: TrustedNetworks::default(),
-        protection_default: true,
-        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
-        pbx: Arc::new(Cli { command: vec!["true".into()] }),
-        bans_changed: app.pipeline.bans_changed.clone(),
         alerts: Some(alerts.clone()),
-        memory: Default::default(),
+        ..Watch::new(
+            app.store.clone(),
+            Arc::new(app.clock.clone()),
+            Arc::new(Cli { command: vec!["true".into()] }),
+            app.pipeline.bans_changed.clone(),
+        )
     }));
     let log = app.path("security.log");
     std::fs::write(&log, "").unwrap();

@@ -69,10 +69,9 @@ fn without_the_full_log_the_breaches_are_still_found() {
 use std::sync::{Arc, Mutex};
 
 use sipwarden::asterisk::SourceKind;
-use sipwarden::domain::{FraudLimits, TrustedNetworks};
+use sipwarden::domain::TrustedNetworks;
 use sipwarden::ingest::StartAt;
 use sipwarden::pbx::control::Control;
-use sipwarden::policy::fraud::Breaker;
 use sipwarden::watch::Watch;
 
 use crate::common::{TestApp, append};
@@ -132,17 +131,12 @@ async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay 
         TestApp::new(TrustedNetworks::default(), files.iter().any(|(_, k)| *k == SourceKind::Security)).await;
     app.clock.set(AFTER_OFFICE_DAY);
     let asked = Arc::new(Asked::default());
-    app.pipeline.watch = Some(Arc::new(Watch {
-        store: app.store.clone(),
-        clock: Arc::new(app.clock.clone()),
-        trusted: TrustedNetworks::default(),
-        protection_default: true,
-        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
-        pbx: asked.clone(),
-        bans_changed: app.pipeline.bans_changed.clone(),
-        alerts: None,
-        memory: Default::default(),
-    }));
+    app.pipeline.watch = Some(Arc::new(Watch::new(
+        app.store.clone(),
+        Arc::new(app.clock.clone()),
+        asked.clone(),
+        app.pipeline.bans_changed.clone(),
+    )));
     let mut lines = Vec::new();
     for (name, kind) in files {
         let path = app.path(name);
@@ -251,17 +245,12 @@ async fn distributed_guessing_is_a_warning_offline_and_live() {
 
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
     app.clock.set(AFTER_OFFICE_DAY);
-    app.pipeline.watch = Some(Arc::new(Watch {
-        store: app.store.clone(),
-        clock: Arc::new(app.clock.clone()),
-        trusted: TrustedNetworks::default(),
-        protection_default: true,
-        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
-        pbx: Arc::new(Asked::default()),
-        bans_changed: app.pipeline.bans_changed.clone(),
-        alerts: None,
-        memory: Default::default(),
-    }));
+    app.pipeline.watch = Some(Arc::new(Watch::new(
+        app.store.clone(),
+        Arc::new(app.clock.clone()),
+        Arc::new(Asked::default()),
+        app.pipeline.bans_changed.clone(),
+    )));
     let log = app.path("security");
     std::fs::write(&log, &text).unwrap();
     app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
@@ -283,17 +272,12 @@ async fn the_burst_bans_the_address_it_came_from_not_the_office_phone() {
     use sipwarden::watch::Seen;
     let app = TestApp::new(TrustedNetworks::default(), true).await;
     let asked = Arc::new(Asked::default());
-    let watch = Watch {
-        store: app.store.clone(),
-        clock: Arc::new(app.clock.clone()),
-        trusted: TrustedNetworks::default(),
-        protection_default: true,
-        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
-        pbx: asked.clone(),
-        bans_changed: app.pipeline.bans_changed.clone(),
-        alerts: None,
-        memory: Default::default(),
-    };
+    let watch = Watch::new(
+        app.store.clone(),
+        Arc::new(app.clock.clone()),
+        asked.clone(),
+        app.pipeline.bans_changed.clone(),
+    );
     let t0 = AFTER_OFFICE_DAY - 3_600_000;
     let office = "10.98.0.22".parse().unwrap();
     let thief = "203.0.113.5".parse().unwrap();
@@ -333,17 +317,12 @@ async fn an_old_log_imported_at_start_locks_nothing_today() {
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
     app.clock.set(AFTER_OFFICE_DAY + 86_400_000);
     let asked = Arc::new(Asked::default());
-    app.pipeline.watch = Some(Arc::new(Watch {
-        store: app.store.clone(),
-        clock: Arc::new(app.clock.clone()),
-        trusted: TrustedNetworks::default(),
-        protection_default: true,
-        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
-        pbx: asked.clone(),
-        bans_changed: app.pipeline.bans_changed.clone(),
-        alerts: None,
-        memory: Default::default(),
-    }));
+    app.pipeline.watch = Some(Arc::new(Watch::new(
+        app.store.clone(),
+        Arc::new(app.clock.clone()),
+        asked.clone(),
+        app.pipeline.bans_changed.clone(),
+    )));
     for name in ["security.log", "full.log"] {
         let path = app.path(name);
         std::fs::copy(fixture(&format!("office-day/{name}")), &path).unwrap();

@@ -2,13 +2,12 @@
 //! (banner, CRLF blocks, ActionID-matched responses, events) and replays the office-day
 //! recording from a real Asterisk 20: login, drops, forged blocks, and the fraud stopped.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sipwarden::ami::scripted::{Script, ScriptedAmi};
 use sipwarden::ami::{self, AmiControl, AmiHealth, AmiSettings};
-use sipwarden::domain::{FraudLimits, TrustedNetworks};
-use sipwarden::policy::fraud::Breaker;
+use sipwarden::domain::TrustedNetworks;
 use sipwarden::watch::Watch;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -49,17 +48,12 @@ async fn link(address: &str, secret: &str) -> Link {
     let health = AmiHealth::default();
     let (requests_tx, requests) = mpsc::channel(64);
     let control = AmiControl { requests: requests_tx, health: health.clone() };
-    app.pipeline.watch = Some(Arc::new(Watch {
-        store: app.store.clone(),
-        clock: clock.clone(),
-        trusted: TrustedNetworks::default(),
-        protection_default: true,
-        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
-        pbx: Arc::new(control),
-        bans_changed: app.pipeline.bans_changed.clone(),
-        alerts: None,
-        memory: Default::default(),
-    }));
+    app.pipeline.watch = Some(Arc::new(Watch::new(
+        app.store.clone(),
+        clock.clone(),
+        Arc::new(control),
+        app.pipeline.bans_changed.clone(),
+    )));
     app.pipeline.clock = clock.clone();
     let app = Arc::new(app);
     let stop = CancellationToken::new();

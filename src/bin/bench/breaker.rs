@@ -3,14 +3,12 @@
 //! many calls start before the stop at 1, 3 and 10 calls/s, and, once the extension is
 //! locked, the time from a call's Newchannel event to the Hangup action for it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sipwarden::ami::scripted::{SECRET, Script, ScriptedAmi};
 use sipwarden::ami::{self, AmiControl, AmiHealth, AmiSettings};
 use sipwarden::clock::SystemClock;
-use sipwarden::domain::{FraudLimits, TrustedNetworks};
-use sipwarden::policy::fraud::Breaker;
 use sipwarden::store::Store;
 use sipwarden::watch::Watch;
 use tokio::sync::{Notify, mpsc};
@@ -32,17 +30,12 @@ async fn sipwarden_on(address: &str, stop: &CancellationToken) -> anyhow::Result
     let health = AmiHealth::default();
     let (requests_tx, requests) = mpsc::channel(64);
     let mut pipeline = bench_pipeline(&store, Arc::new(Notify::new()));
-    pipeline.watch = Some(Arc::new(Watch {
-        store: store.clone(),
-        clock: Arc::new(SystemClock),
-        trusted: TrustedNetworks::default(),
-        protection_default: true,
-        breaker: Mutex::new(Breaker::new(FraudLimits::default())),
-        pbx: Arc::new(AmiControl { requests: requests_tx, health: health.clone() }),
-        bans_changed: pipeline.bans_changed.clone(),
-        alerts: None,
-        memory: Default::default(),
-    }));
+    pipeline.watch = Some(Arc::new(Watch::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(AmiControl { requests: requests_tx, health: health.clone() }),
+        pipeline.bans_changed.clone(),
+    )));
     let settings =
         AmiSettings { address: address.to_owned(), username: "sipwarden".into(), secret: SECRET.into() };
     let (out, delivered) = mpsc::channel(ami::QUEUE);

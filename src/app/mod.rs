@@ -261,6 +261,7 @@ fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present:
         bans_changed: parts.poke.clone(),
         health: parts.health.clone(),
         attempts: Default::default(),
+        corroboration: Default::default(),
         prefix_rule: config.prefix_rule,
         watch: Some(parts.watch.clone()),
     }

@@ -91,8 +91,9 @@ pub struct Reading<'a> {
 pub enum Attribution<'a> {
     /// Every reading that holds names this address (`readings` of them).
     Sender(Reading<'a>, usize),
-    /// Readings name different addresses: none can be trusted.
-    Forged,
+    /// Readings name different addresses (each once, as written): none can be trusted
+    /// on this record's word alone.
+    Forged(Vec<&'a str>),
     /// No reading holds (yet): possibly split by an injected newline.
     NoReading,
 }
@@ -102,24 +103,22 @@ static REMOTE_PAIR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"
 /// `body` is the record after `EventVersion="…"`. `account_first`: the event writes
 /// AccountID before SessionID.
 pub fn attribute<'a>(body: &'a str, account_first: bool, session: SessionId, tail: &Tail) -> Attribution<'a> {
-    let mut found: Option<(Reading<'a>, usize)> = None;
-    for at in REMOTE_PAIR.find_iter(body.as_bytes()) {
-        let Some(reading) = reading_at(body, at, account_first, session, tail) else { continue };
-        found = match found {
-            None => Some((reading, 1)),
-            Some((first, n)) => {
-                let same = super::address::parse_security_address(first.remote)
-                    == super::address::parse_security_address(reading.remote);
-                if !same {
-                    return Attribution::Forged;
-                }
-                Some((first, n + 1))
-            }
-        };
+    let readings: Vec<Reading<'a>> = REMOTE_PAIR
+        .find_iter(body.as_bytes())
+        .filter_map(|at| reading_at(body, at, account_first, session, tail))
+        .collect();
+    let address = |r: &Reading<'_>| super::address::parse_security_address(r.remote);
+    let mut senders: Vec<&'a str> = Vec::new();
+    for r in &readings {
+        if !senders.iter().any(|s| super::address::parse_security_address(s) == address(r)) {
+            senders.push(r.remote);
+        }
     }
-    match found {
-        Some((reading, n)) => Attribution::Sender(reading, n),
-        None => Attribution::NoReading,
+    let held = readings.len();
+    match (readings.into_iter().next(), senders.len()) {
+        (None, _) => Attribution::NoReading,
+        (Some(first), 1) => Attribution::Sender(first, held),
+        _ => Attribution::Forged(senders),
     }
 }
 

@@ -112,10 +112,17 @@ fn readings_that_name_different_senders_count_against_no_one() {
         &[("RequestParams", format!("p{}", forged_pair("RequestType", 1)))],
         true,
     );
-    assert_eq!(parse(&msg, false), SecurityRecord::Forged, "{msg}");
+    let SecurityRecord::Forged(suspects) = parse(&msg, false) else { panic!("not forged: {msg}") };
+    // Both addresses are suspects, for the messages log's line of the attempt to decide.
+    let mut named: Vec<String> = suspects.addresses.iter().map(ToString::to_string).collect();
+    named.sort();
+    assert_eq!(named, ["10.98.0.77", FORGED_IP]);
+    assert_eq!(suspects.service, crate::domain::Service::Pjsip);
+    assert!(suspects.at.is_some());
     let records = super::read_text(&format!("[Dec  1 10:00:00] SECURITY[1] res_security_log.c: {msg}\n"), 0);
     assert_eq!(records.len(), 1);
     assert!(records[0].event.is_none() && records[0].tampered);
+    assert_eq!(records[0].suspects.as_deref(), Some(&suspects));
 }
 
 proptest! {

@@ -84,6 +84,8 @@ fn json_line_start(data: &[u8]) -> Option<usize> {
 pub struct ReadRecord {
     /// `None`: tampered beyond attribution; kept visible, never counted against anyone.
     pub event: Option<LogEvent>,
+    /// A forged security event's possible senders (with `event` `None`).
+    pub suspects: Option<Box<crate::domain::Suspects>>,
     pub tampered: bool,
     /// The record's text (physical lines joined by `\n`).
     pub raw: String,
@@ -356,7 +358,7 @@ impl RecordReader {
         if event.is_some() {
             self.stats.events += 1;
         }
-        out.push(ReadRecord { event, tampered: true, raw: p.raw, end: self.line_end });
+        out.push(ReadRecord { event, suspects: None, tampered: true, raw: p.raw, end: self.line_end });
     }
 
     fn emit(&mut self, judged: Judged, date: &str, raw: &str, out: &mut Vec<ReadRecord>) {
@@ -368,9 +370,19 @@ impl RecordReader {
                 }
                 return;
             }
-            Judged::Broken => {
+            Judged::Broken | Judged::Forged(_) => {
                 self.stats.tampered_records += 1;
-                out.push(ReadRecord { event: None, tampered: true, raw: raw.to_owned(), end: self.line_end });
+                let suspects = match judged {
+                    Judged::Forged(s) => Some(Box::new(s)),
+                    _ => None,
+                };
+                out.push(ReadRecord {
+                    event: None,
+                    suspects,
+                    tampered: true,
+                    raw: raw.to_owned(),
+                    end: self.line_end,
+                });
                 return;
             }
             Judged::Module(p) => (p, None, false),
@@ -383,6 +395,7 @@ impl RecordReader {
         self.stats.events += 1;
         out.push(ReadRecord {
             tampered: p.tampered,
+            suspects: None,
             event: Some(LogEvent {
                 at,
                 ip: p.ip,
@@ -408,6 +421,8 @@ enum Judged {
     Call(CallEvent),
     /// Complete yet matching no strict pattern while showing injection signs.
     Broken,
+    /// A security event on one line naming several possible senders.
+    Forged(crate::domain::Suspects),
 }
 
 /// Judges a (possibly joined) record; `None` while it is still incomplete.
@@ -417,7 +432,8 @@ fn judge(shape: Shape, message: &str, multi: bool) -> Option<Judged> {
             SecurityRecord::Event(p, tv) => Some(Judged::Security(p, tv)),
             SecurityRecord::Other if multi => Some(Judged::Broken),
             SecurityRecord::Other => Some(Judged::Ignored),
-            SecurityRecord::Forged => Some(Judged::Broken),
+            SecurityRecord::Forged(s) if !multi => Some(Judged::Forged(s)),
+            SecurityRecord::Forged(_) => Some(Judged::Broken),
             SecurityRecord::Malformed => None,
         };
     }

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use super::address::parse_security_address;
 use super::attribution::{Attribution, Grammar, SessionId, Tail, attribute};
 use super::messages::Parsed;
-use crate::domain::{FailureKind, Outcome, Service, UnixMs};
+use crate::domain::{FailureKind, Outcome, Service, Suspects, UnixMs};
 
 pub(super) const TV: &str = r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{4}|\d+-\d+)";
 
@@ -251,10 +251,11 @@ fn header<'a>(spec: &EventSpec, msg: &'a str) -> Option<(&'a str, &'a str, &'a s
     Some((tv, service, rest.strip_prefix('"')?))
 }
 
-/// Reading for records whose values hold quotes: see [`super::attribution`].
-fn read_quoted<'a>(index: usize, msg: &'a str) -> Result<(Captured<'a>, usize), Attribution<'a>> {
+/// Reading for records whose values hold quotes: see [`super::attribution`]. The
+/// error is `Malformed` or `Forged`.
+fn read_quoted(index: usize, msg: &str) -> Result<(Captured<'_>, usize), SecurityRecord> {
     let spec = &SPECS[index];
-    let (tv, service, body) = header(spec, msg).ok_or(Attribution::NoReading)?;
+    let (tv, service, body) = header(spec, msg).ok_or(SecurityRecord::Malformed)?;
     let session = match service {
         "SIP" | "AMI" => SessionId::Pointer,
         _ => SessionId::Free,
@@ -265,7 +266,13 @@ fn read_quoted<'a>(index: usize, msg: &'a str) -> Result<(Captured<'a>, usize), 
             Captured { tv, service, account: r.account, session: r.session, remote: r.remote, acl: r.acl },
             readings,
         )),
-        other => Err(other),
+        Attribution::Forged(senders) => Err(SecurityRecord::Forged(Suspects {
+            at: parse_event_tv(tv),
+            service: Service::parse(service),
+            outcome: spec.outcome,
+            addresses: senders.into_iter().filter_map(parse_security_address).collect(),
+        })),
+        Attribution::NoReading => Err(SecurityRecord::Malformed),
     }
 }
 
@@ -281,8 +288,9 @@ pub enum SecurityRecord {
     /// injected newline, or forged.
     Malformed,
     /// Complete, but readings that hold name different senders: attacker text forged
-    /// an address and nothing tells which one sent the packet. Counted against no one.
-    Forged,
+    /// an address and the record alone cannot tell which one sent the packet. Counted
+    /// against no one unless another record of the attempt names one of them.
+    Forged(Suspects),
 }
 
 fn event_name(msg: &str) -> Option<&str> {
@@ -302,8 +310,7 @@ pub fn parse(msg: &str, multi_line: bool) -> SecurityRecord {
         Some(c) => (c, true, 1),
         None => match read_quoted(index, msg) {
             Ok((c, readings)) => (c, false, readings),
-            Err(Attribution::Forged) => return SecurityRecord::Forged,
-            Err(_) => return SecurityRecord::Malformed,
+            Err(record) => return record,
         },
     };
     let tampered = multi_line

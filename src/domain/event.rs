@@ -133,3 +133,15 @@ impl LogEvent {
         }
     }
 }
+
+/// A security event whose values forged an address: readings of it that hold name
+/// different senders. One of `addresses` sent the packet; another record of the same
+/// attempt (the messages log's line) may tell which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspects {
+    /// The event's own time (EventTV).
+    pub at: Option<UnixMs>,
+    pub service: Service,
+    pub outcome: Outcome,
+    pub addresses: Vec<IpAddr>,
+}

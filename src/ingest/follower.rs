@@ -13,7 +13,7 @@ use crate::asterisk::{self, ReadRecord, RecordReader, SourceKind};
 use crate::domain::{DatedCall, UnixMs};
 
 /// Bytes read per poll at most, so one huge backlog is stored in several transactions.
-pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Longer lines are counted and skipped: Asterisk never writes an auth line this long.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 const FIRST_LINE_PROBE: usize = 4096;
@@ -199,7 +199,9 @@ impl Follower {
     ) -> io::Result<Batch> {
         let kind = self.detect_kind(&file)?;
         file.seek(SeekFrom::Start(cursor.offset))?;
-        let mut buf = Vec::with_capacity(64 * 1024);
+        // Sized to what is there: a growing buffer would hold two copies at its peak.
+        let waiting = file.metadata()?.len().saturating_sub(cursor.offset).min(MAX_BATCH_BYTES as u64);
+        let mut buf = Vec::with_capacity(waiting as usize);
         (&mut file).take(MAX_BATCH_BYTES as u64).read_to_end(&mut buf)?;
         let more = buf.len() == MAX_BATCH_BYTES;
         let base = cursor.offset;

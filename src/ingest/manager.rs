@@ -58,7 +58,13 @@ pub async fn step(pipeline: &Pipeline, source: &str, stored: &mut u64, items: Ve
         match item {
             Delivered::Auth(event, raw) => {
                 *stored += 1;
-                records.push(ReadRecord { event: Some(event), tampered: false, raw, end: *stored });
+                records.push(ReadRecord {
+                    event: Some(event),
+                    suspects: None,
+                    tampered: false,
+                    raw,
+                    end: *stored,
+                });
             }
             Delivered::Call(call) => calls.push(call),
         }

@@ -12,6 +12,7 @@ use crate::asterisk::{ReadRecord, SourceKind};
 use crate::clock::Clock;
 use crate::domain::{FailureKind, LogEvent, Outcome, TrustedNetworks, UnixMs};
 use crate::policy::attempts::Attempts;
+use crate::policy::corroborate::Corroboration;
 use crate::policy::prefix::{PrefixRule, V6Ban, prefix_to_ban};
 use crate::policy::{self, History, Ladder, Verdict, decide};
 use crate::store::{self, Conn, Store};
@@ -32,6 +33,14 @@ impl RecordContext<'_> {
     fn in_extensions(&self, ip: IpAddr) -> bool {
         self.extensions.iter().any(|n| n.contains(&ip))
     }
+}
+
+/// Where judging a record leaves its results.
+struct Outputs<'a> {
+    applied: &'a mut Applied,
+    clean: &'a mut Vec<CleanLogLine>,
+    writes: &'a mut SegmentWrites,
+    ahead: &'a mut Prefetched,
 }
 
 /// A ban decided by one batch.
@@ -60,14 +69,18 @@ struct SegmentWrites {
     v6_bans: Option<Vec<V6Ban>>,
 }
 
-/// What the store holds about the addresses of the next records, read in a few
-/// statements instead of one per failure.
+/// What the store holds about the addresses failing in a transaction's records, read
+/// a stretch of records ahead in a few statements instead of one per failure, and kept
+/// for the rest of the transaction: it holds the write lock, so only its own writes
+/// (added as it makes them) change those facts meanwhile.
 #[derive(Default)]
 struct Prefetched {
     /// Index of the first record not covered.
     end: usize,
-    /// Records covered.
+    /// Records covered by the last stretch read.
     size: usize,
+    /// The instants the rest of the batch asks about, set at the transaction's first
+    /// read: facts read for one stretch answer for all later ones.
     span: Option<store::history::Span>,
     facts: std::collections::HashMap<String, store::history::AddressFacts>,
     /// An IPv6 address fails in the covered records.
@@ -84,7 +97,7 @@ const SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(4
 /// The same while reading a backlog (more is waiting, or the records are older than
 /// [`BACKLOG_AGE_MS`]): those bans are late already, and a commit per ban would make
 /// a storm of them take minutes.
-const BACKLOG_SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(300);
+const BACKLOG_SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(1000);
 const BACKLOG_AGE_MS: UnixMs = 10_000;
 
 /// A batch could not be stored completely.
@@ -119,6 +132,9 @@ pub struct Pipeline {
     pub health: super::IngestHealth,
     /// Conversations seen recently: one refused request counts once.
     pub attempts: std::sync::Mutex<Attempts>,
+    /// Forged security events and the messages log's lines that may name their sender.
+    /// Kept in memory only: a restart or a batch stored again may leave one unsettled.
+    pub corroboration: std::sync::Mutex<Corroboration>,
     /// When an IPv6 prefix is banned as a whole.
     pub prefix_rule: PrefixRule,
     /// Judges stored logins and calls for breaches and toll fraud (`None`: not watched).
@@ -189,7 +205,7 @@ impl Pipeline {
                     0 => PREFETCH_FIRST,
                     n => (n * 2).min(PREFETCH_MAX),
                 };
-                ahead = self.prefetch(&mut tx, batch, (*next, size), now, &ladder, &writes.bans).await?;
+                self.prefetch(&mut tx, batch, (*next, size), now, &ladder, &mut ahead).await?;
                 if ahead.has_v6 && writes.v6_bans.is_none() && self.prefix_rule.after > 0 {
                     let since = now - self.prefix_rule.within_ms;
                     let rows = store::bans::recent_v6(&mut tx, since, now).await?;
@@ -209,7 +225,8 @@ impl Pipeline {
                 kind: batch.kind,
                 enforcing,
             };
-            self.apply_record(record, &ctx, applied, &mut clean, &mut writes, &mut ahead)?;
+            let out = Outputs { applied, clean: &mut clean, writes: &mut writes, ahead: &mut ahead };
+            self.apply_record(record, &ctx, out)?;
             // A ban waits at most a few milliseconds of further work for its commit;
             // committing after every ban would slow a flood down instead.
             let backlog = batch.more || at < now - BACKLOG_AGE_MS;
@@ -265,11 +282,13 @@ impl Pipeline {
 
     /// The record's time, as the transaction stores it.
     fn record_at(record: &ReadRecord, now: UnixMs) -> UnixMs {
-        record.event.as_ref().and_then(|e| e.at).map_or(now, |at| at.min(now))
+        let dated = record.event.as_ref().and_then(|e| e.at);
+        dated.or_else(|| record.suspects.as_ref().and_then(|s| s.at)).map_or(now, |at| at.min(now))
     }
 
-    /// Reads what the ladder needs about every address failing in the next
-    /// `size` records from `start`, with the bans this transaction decided so far.
+    /// Reads what the ladder needs about every address failing in the next `size`
+    /// records from `start` that this transaction has not read yet. Bans it decides
+    /// are told to the facts as they are decided (`AddressFacts::banned`).
     async fn prefetch(
         &self,
         conn: &mut Conn,
@@ -277,62 +296,87 @@ impl Pipeline {
         (start, size): (usize, usize),
         now: UnixMs,
         ladder: &Ladder,
-        pending_bans: &[store::bans::PendingBan],
-    ) -> store::Result<Prefetched> {
+        ahead: &mut Prefetched,
+    ) -> store::Result<()> {
         let end = (start + size).min(batch.records.len());
-        let mut ips = std::collections::HashSet::new();
-        let (mut from, mut to) = (UnixMs::MAX, UnixMs::MIN);
-        for record in &batch.records[start..end] {
-            let Some(event) = &record.event else { continue };
-            // Failures for the ladder, successes for whether they earn leniency.
-            let Some(ip) = event.ip else { continue };
-            if self.counts(batch.kind, event) {
-                let at = Self::record_at(record, now);
+        (ahead.end, ahead.size) = (end, size);
+        let waiting = self.lock_corroboration().suspects_waiting();
+        let judged = |record: &ReadRecord| self.judged_addresses(record, batch.kind, now, &waiting);
+        if ahead.span.is_none() {
+            let (mut from, mut to) = (UnixMs::MAX, UnixMs::MIN);
+            for (_, at) in batch.records[start..].iter().flat_map(judged) {
                 (from, to) = (from.min(at), to.max(at));
-                ips.insert(ip.to_string());
             }
+            if from > to {
+                return Ok(());
+            }
+            ahead.span = Some(store::history::Span {
+                from,
+                to,
+                // The rungs' windows, then the one a success must be clean for.
+                windows: ladder
+                    .rungs
+                    .iter()
+                    .map(|r| r.within_ms)
+                    .chain([policy::CLEAN_BEFORE_SUCCESS_MS])
+                    .collect(),
+                success_for: ladder.known_good_for_ms,
+                repeat_within: ladder.repeat_within_ms,
+            });
         }
+        let mut ips: Vec<String> = batch.records[start..end]
+            .iter()
+            .flat_map(judged)
+            .map(|(ip, _)| ip.to_string())
+            .filter(|ip| !ahead.facts.contains_key(ip))
+            .collect();
         if ips.is_empty() {
-            return Ok(Prefetched { end, size, ..Default::default() });
+            return Ok(());
         }
-        let span = store::history::Span {
-            from,
-            to,
-            // The rungs' windows, then the one a success must be clean for.
-            windows: ladder
-                .rungs
-                .iter()
-                .map(|r| r.within_ms)
-                .chain([policy::CLEAN_BEFORE_SUCCESS_MS])
-                .collect(),
-            success_for: ladder.known_good_for_ms,
-            repeat_within: ladder.repeat_within_ms,
-        };
-        let mut ips: Vec<String> = ips.into_iter().collect();
         // Index look-ups in key order share B-tree pages.
         ips.sort_unstable();
-        let mut facts = store::history::facts_for(conn, &ips, &span).await?;
-        for ban in pending_bans {
-            if let Some(f) = facts.get_mut(&ban.ip) {
-                f.banned(ban.created_at, ban.until_at, ban.superseding);
-            }
+        ips.dedup();
+        let Some(span) = &ahead.span else { return Ok(()) };
+        ahead.has_v6 |= ips.iter().any(|ip| ip.contains(':'));
+        ahead.facts.extend(store::history::facts_for(conn, &ips, span).await?);
+        Ok(())
+    }
+
+    /// The addresses a record may be judged for, with its time: a counted event's; a
+    /// forged event's suspects; a messages-log failure that may settle a forged event
+    /// waiting (`waiting`: the suspects those name).
+    fn judged_addresses(
+        &self,
+        record: &ReadRecord,
+        kind: SourceKind,
+        now: UnixMs,
+        waiting: &[IpAddr],
+    ) -> Vec<(IpAddr, UnixMs)> {
+        let at = Self::record_at(record, now);
+        match (&record.event, &record.suspects) {
+            // Failures for the ladder, successes for whether they earn leniency.
+            (Some(event), _) => match event.ip {
+                Some(ip) if self.counts(kind, event) || waiting.contains(&ip) => vec![(ip, at)],
+                _ => Vec::new(),
+            },
+            (None, Some(s)) => s.addresses.iter().map(|ip| (*ip, at)).collect(),
+            (None, None) => Vec::new(),
         }
-        let has_v6 = ips.iter().any(|ip| ip.contains(':'));
-        Ok(Prefetched { end, size, span: Some(span), facts, has_v6 })
+    }
+
+    fn lock_corroboration(&self) -> std::sync::MutexGuard<'_, Corroboration> {
+        self.corroboration.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn apply_record(
         &self,
         record: &ReadRecord,
         ctx: &RecordContext<'_>,
-        applied: &mut Applied,
-        clean: &mut Vec<CleanLogLine>,
-        writes: &mut SegmentWrites,
-        ahead: &mut Prefetched,
+        out: Outputs<'_>,
     ) -> store::Result<()> {
         let (at, kind) = (ctx.at, ctx.kind);
         let Some(event) = &record.event else {
-            writes.failures.push(store::failures::Pending {
+            out.writes.failures.push(store::failures::Pending {
                 at,
                 ip: None,
                 service: "OTHER",
@@ -342,11 +386,36 @@ impl Pipeline {
                 tampered: true,
                 verdict: "unattributed".into(),
             });
-            return Ok(());
+            // The messages log's line of the same attempt may name the sender: then
+            // the attempt counts once, against it.
+            let witnessed = record.suspects.as_ref().and_then(|s| self.lock_corroboration().forged(s));
+            return match witnessed {
+                Some(event) => {
+                    let event = LogEvent { tampered: true, ..event };
+                    self.apply_event(&event, &record.raw, ctx, out)
+                }
+                None => Ok(()),
+            };
         };
         if !self.counts(kind, event) {
-            return Ok(());
+            // The security log counts this attempt; the line may still settle a forged event.
+            if !self.lock_corroboration().witness(at, event) {
+                return Ok(());
+            }
         }
+        self.apply_event(event, &record.raw, ctx, out)
+    }
+
+    /// Judges and records one event of a record whose text is `raw`.
+    fn apply_event(
+        &self,
+        event: &LogEvent,
+        raw: &str,
+        ctx: &RecordContext<'_>,
+        out: Outputs<'_>,
+    ) -> store::Result<()> {
+        let Outputs { applied, clean, writes, ahead } = out;
+        let at = ctx.at;
         let Some(ip) = event.ip else { return Ok(()) };
         let ip_text = ip.to_string();
         let kind_name = match event.outcome {
@@ -416,7 +485,7 @@ impl Pipeline {
             service: event.service.as_str(),
             account: event.account.clone(),
             kind: kind_name,
-            raw: record.raw.clone(),
+            raw: raw.to_owned(),
             tampered: event.tampered,
             verdict: label.clone(),
         });

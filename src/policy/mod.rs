@@ -5,6 +5,7 @@
 
 pub mod attempts;
 pub mod breach;
+pub mod corroborate;
 mod decide;
 pub mod fraud;
 pub mod prefix;

@@ -52,6 +52,7 @@ impl TestApp {
             bans_changed: Arc::new(Notify::new()),
             health: Default::default(),
             attempts: Default::default(),
+            corroboration: Default::default(),
             prefix_rule: Default::default(),
             watch: None,
         };

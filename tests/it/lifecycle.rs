@@ -52,7 +52,9 @@ async fn sigterm_during_a_backlog_import_stops_within_two_seconds_and_loses_noth
     use nix::unistd::Pid;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("full");
-    let truth = write_log(&log, 150_000, 2_000);
+    // Several batches, so that a stop can fall between any two of them.
+    let lines = 5 * sipwarden::ingest::follower::MAX_BATCH_BYTES / 115;
+    let truth = write_log(&log, lines, 2_000);
     let size = std::fs::metadata(&log).unwrap().len() as i64;
     let data = dir.path().join("data");
     let mut stopped_mid_import = 0;

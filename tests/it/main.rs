@@ -12,6 +12,7 @@ mod enforce;
 mod fail2ban_sample;
 mod firewall_render;
 mod follow;
+mod forged;
 mod history_facts;
 mod hostile_input;
 mod incidents;

@@ -156,7 +156,7 @@ fn judge(block: Block) -> Result<Received, Malformed> {
                 session: p.session,
             })),
             SecurityRecord::Other => Ok(Received::Other),
-            SecurityRecord::Malformed | SecurityRecord::Forged => Err(Malformed::Unexpected),
+            SecurityRecord::Malformed | SecurityRecord::Forged(_) => Err(Malformed::Unexpected),
         },
     }
 }

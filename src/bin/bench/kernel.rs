@@ -56,6 +56,7 @@ pub fn bench_pipeline(store: &Store, bans_changed: Arc<Notify>) -> Pipeline {
         bans_changed,
         health: Default::default(),
         attempts: Default::default(),
+        corroboration: Default::default(),
         prefix_rule: Default::default(),
         watch: None,
     }

@@ -165,7 +165,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         alerts: Some(alerts.clone()),
         memory: Default::default(),
     });
-    let parts = PipelineParts { store: &store, poke: &poke, health: &ingest_health, watch: &watch };
+    let corroboration = Arc::default();
+    let parts = PipelineParts {
+        store: &store,
+        poke: &poke,
+        health: &ingest_health,
+        watch: &watch,
+        corroboration: &corroboration,
+    };
     let pipeline = pipeline(&config, &parts, security_source_present);
     let manager_pipeline = manager.is_some().then(|| pipeline_for_manager(&config, &parts));
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
@@ -244,6 +251,8 @@ struct PipelineParts<'a> {
     poke: &'a Arc<Notify>,
     health: &'a ingest::IngestHealth,
     watch: &'a Arc<crate::watch::Watch>,
+    /// One for both pipelines: the manager's events may settle the security log's forged records.
+    corroboration: &'a Arc<std::sync::Mutex<crate::policy::corroborate::Corroboration>>,
 }
 
 fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present: bool) -> Pipeline {
@@ -261,7 +270,7 @@ fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present:
         bans_changed: parts.poke.clone(),
         health: parts.health.clone(),
         attempts: Default::default(),
-        corroboration: Default::default(),
+        corroboration: parts.corroboration.clone(),
         prefix_rule: config.prefix_rule,
         watch: Some(parts.watch.clone()),
     }

@@ -69,27 +69,49 @@ pub async fn step(pipeline: &Pipeline, source: &str, stored: &mut u64, items: Ve
             Delivered::Call(call) => calls.push(call),
         }
     }
-    let line_ends: Vec<u64> = records.iter().map(|r| r.end).collect();
-    let batch = Batch {
-        path: source.to_owned(),
-        kind: SourceKind::Security,
-        lines: records.len() as u64,
-        unreadable_lines: 0,
-        more: false,
-        cursor: Cursor { inode: 0, first_line_hash: String::new(), offset: *stored },
-        line_ends,
-        unreadable_ends: Vec::new(),
-        records,
-        calls,
+    let batch = batch_of(source, *stored, records, calls);
+    // A log, when followed, counts these events itself; one may still settle a record
+    // of the security log whose text forged an address (here every field is a line of
+    // its own, so the address is never in doubt).
+    let settling;
+    let counted = match pipeline.security_source_present {
+        false => Some(&batch),
+        true => {
+            let settle = |r: &&ReadRecord| r.event.as_ref().is_some_and(|e| pipeline.settles_forged(e));
+            let records: Vec<ReadRecord> = batch.records.iter().filter(settle).cloned().collect();
+            settling = batch_of(source, *stored, records, Vec::new());
+            Some(&settling)
+        }
     };
-    // A security log, when followed, counts these events itself.
-    if !pipeline.security_source_present && !batch.records.is_empty() {
-        if let Err(e) = pipeline.apply(&batch).await {
+    if let Some(counted) = counted.filter(|b| !b.records.is_empty()) {
+        if let Err(e) = pipeline.apply(counted).await {
             tracing::error!(error = %e, "could not store the manager interface's events");
             pipeline.health.failed(pipeline.clock.now(), e.to_string());
         }
     }
     super::watch_batch(pipeline, &batch, true).await;
+}
+
+/// Deliveries as a batch; `stored`, the count of authentication events so far, is its
+/// cursor.
+fn batch_of(
+    source: &str,
+    stored: u64,
+    records: Vec<ReadRecord>,
+    calls: Vec<crate::domain::DatedCall>,
+) -> Batch {
+    Batch {
+        path: source.to_owned(),
+        kind: SourceKind::Security,
+        lines: records.len() as u64,
+        unreadable_lines: 0,
+        more: false,
+        cursor: Cursor { inode: 0, first_line_hash: String::new(), offset: stored },
+        line_ends: records.iter().map(|r| r.end).collect(),
+        unreadable_ends: Vec::new(),
+        records,
+        calls,
+    }
 }
 
 async fn show_health(pipeline: &Pipeline, health: &AmiHealth, shown: &mut Option<AmiState>) {

@@ -132,9 +132,10 @@ pub struct Pipeline {
     pub health: super::IngestHealth,
     /// Conversations seen recently: one refused request counts once.
     pub attempts: std::sync::Mutex<Attempts>,
-    /// Forged security events and the messages log's lines that may name their sender.
+    /// Forged security events, and the messages log's lines and manager interface's
+    /// events that may name their sender; shared with the manager link's pipeline.
     /// Kept in memory only: a restart or a batch stored again may leave one unsettled.
-    pub corroboration: std::sync::Mutex<Corroboration>,
+    pub corroboration: Arc<std::sync::Mutex<Corroboration>>,
     /// When an IPv6 prefix is banned as a whole.
     pub prefix_rule: PrefixRule,
     /// Judges stored logins and calls for breaches and toll fraud (`None`: not watched).
@@ -362,6 +363,13 @@ impl Pipeline {
             (None, Some(s)) => s.addresses.iter().map(|ip| (*ip, at)).collect(),
             (None, None) => Vec::new(),
         }
+    }
+
+    /// Whether a failure that a log counts anyway (the manager interface's event of an
+    /// attempt) settles a forged security event: then it counts, once, here.
+    pub fn settles_forged(&self, event: &LogEvent) -> bool {
+        let at = event.at.map_or_else(|| self.clock.now(), |t| t.min(self.clock.now()));
+        self.lock_corroboration().witness(at, event)
     }
 
     fn lock_corroboration(&self) -> std::sync::MutexGuard<'_, Corroboration> {

@@ -1,8 +1,9 @@
 //! Who sent a forged security event. When attacker text put a second address pair in
 //! an event and its fields cannot tell which pair Asterisk wrote, the event names
 //! several suspects. The messages log writes its own line for the same attempt, with
-//! the address anchored where Asterisk printed the packet source; the security log
-//! counts those attempts, so such lines are not counted themselves, but they witness.
+//! the address anchored where Asterisk printed the packet source, and the manager
+//! interface sends its own event (every field a line of its own); the security log
+//! counts those attempts, so these are not counted themselves, but they witness.
 //! A forged failure and a witness of the same service within [`WITHIN_MS`] whose
 //! address is one of the suspects settle each other: the attempt counts once, against
 //! the witnessed address. Either may come first (the two logs are read in turns).

@@ -95,3 +95,46 @@ async fn a_later_line_of_the_sender_settles_nothing() {
     app.poll().await;
     assert_eq!((app.count_for(SENDER).await, app.count_for(FRAMED).await), (0, 0));
 }
+
+/// The manager interface's report of the same refusal: every field a line of its own.
+fn manager_event(ip: &str, at: UnixMs) -> sipwarden::ami::Delivered {
+    use sipwarden::domain::{FailureKind, LogEvent, Outcome, Service};
+    let event = LogEvent {
+        at: Some(at),
+        ip: Some(ip.parse().unwrap()),
+        service: Service::Ami,
+        account: Some("admin".into()),
+        outcome: Outcome::Failure(FailureKind::WrongPassword),
+        tampered: false,
+        security_event: true,
+        session: Some(sipwarden::domain::session_key("0x7fb530002700")),
+    };
+    sipwarden::ami::Delivered::Auth(
+        event,
+        format!("Event: ChallengeResponseFailed\r\nRemoteAddress: IPV4/TCP/{ip}/40009\r\n"),
+    )
+}
+
+#[tokio::test]
+async fn the_manager_interfaces_event_of_the_attempt_names_the_sender_in_either_order() {
+    use sipwarden::ingest::manager::step;
+    for manager_first in [false, true] {
+        let (mut app, security, _) = app().await;
+        let mut stored = 0;
+        let at = NOW - 10 * MINUTE_MS;
+        if manager_first {
+            step(&app.pipeline, "manager", &mut stored, vec![manager_event(SENDER, at + 1)]).await;
+            append(&security, &forged_ami_failure(at));
+            app.poll().await;
+        } else {
+            append(&security, &forged_ami_failure(at));
+            app.poll().await;
+            step(&app.pipeline, "manager", &mut stored, vec![manager_event(SENDER, at + 1)]).await;
+        }
+        let counts = (app.count_for(SENDER).await, app.count_for(FRAMED).await);
+        assert_eq!(counts, (1, 0), "manager first: {manager_first}");
+        // Any other failure the manager reports is the security log's to count.
+        step(&app.pipeline, "manager", &mut stored, vec![manager_event("192.0.2.5", at + 5)]).await;
+        assert_eq!(app.count_for("192.0.2.5").await, 0);
+    }
+}

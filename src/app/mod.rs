@@ -338,11 +338,13 @@ async fn lockout_and_dns(
                 }
             }
         }
-        if let Err(e) = crate::web::networks::revert_when_due(&state).await {
-            tracing::error!(error = %e, "could not check pending firewall changes");
+        match crate::lockout::revert_when_due(&state.store, state.clock.now()).await {
+            Ok(true) => state.poke.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "could not check pending firewall changes"),
         }
         if last_resolve.is_none_or(|t| t.elapsed() >= resolve_every) {
-            crate::web::networks::resolve_all(&state).await;
+            crate::resolver::resolve_all(&state.store, &*state.clock, &state.poke).await;
             last_resolve = Some(std::time::Instant::now());
         }
         tokio::select! {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{WebError, WebState};
-use crate::actions::Actor;
+use crate::actions::{self, Actor};
 use crate::store;
 
 const SESSION_ADMIN: &str = "admin_id";
@@ -177,15 +177,8 @@ pub async fn login(
     let Some(admin) = admin.filter(|_| ok) else {
         // One stable line a log watcher (even fail2ban) can read.
         tracing::warn!("sipwarden: panel login failed client_ip={ip} user={username:?}");
-        store::audit::record(
-            &mut conn,
-            now,
-            &username,
-            Some(&ip_text),
-            "login failed",
-            "wrong user name or password",
-        )
-        .await?;
+        let tried = Actor { name: &username, client_ip: Some(&ip_text) };
+        actions::admins::login_failed(&state.store, &tried, now).await?;
         let page = LoginPage { error: Some("Wrong user name or password.".into()), username };
         return Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response());
     };
@@ -207,8 +200,11 @@ pub async fn login(
             });
         }
     }
-    store::audit::record(&mut conn, now, &admin.username, Some(&ip_text), "login", "").await?;
-    remember_admin_address(&state, &mut conn, ip, &admin.username).await?;
+    drop(conn);
+    let actor = Actor { name: &admin.username, client_ip: Some(&ip_text) };
+    if actions::admins::logged_in(&state.store, &actor, ip, now).await? {
+        state.poke.notify_one();
+    }
     Ok(Redirect::to("/").into_response())
 }
 
@@ -217,9 +213,7 @@ pub async fn logout(
     State(state): State<WebState>,
     session: Session,
 ) -> Result<Response, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
-    store::audit::record(&mut conn, state.clock.now(), &admin.username, Some(&admin.client_ip), "logout", "")
-        .await?;
+    actions::admins::logged_out(&state.store, &admin.actor(), state.clock.now()).await?;
     session.flush().await?;
     Ok(Redirect::to("/login").into_response())
 }
@@ -295,38 +289,23 @@ pub async fn setup(
     let hashed = hash(form.password).await?;
     let now = state.clock.now();
     let ip = canonical(peer.ip()).to_string();
-    let mut tx = state.store.begin().await?;
+    drop(conn);
     // Another setup request may have won while the password was hashed.
-    let Some(id) = store::admins::create_first(&mut tx, &username, &hashed, now).await? else {
+    let actor = Actor { name: &username, client_ip: Some(&ip) };
+    let Some(id) = actions::admins::create_first(&state.store, &actor, &hashed, now).await? else {
         return Err(WebError::BadRequest("This setup link is no longer valid.".into()));
     };
-    store::audit::record(&mut tx, now, &username, Some(&ip), "setup", "first admin created").await?;
-    tx.commit().await?;
     *state.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
     session.cycle_id().await?;
     session.insert(SESSION_ADMIN, id).await?;
     session.insert(SESSION_PASSWORD_AT, now).await?;
-    remember_admin_address(&state, &mut conn, canonical(peer.ip()), &username).await?;
+    if actions::admins::remember_address(&state.store, &username, canonical(peer.ip()), now).await? {
+        state.poke.notify_one();
+    }
     Ok(Redirect::to("/").into_response())
 }
 
 /// The address an admin logged in from is never banned (and, if banned, released).
-async fn remember_admin_address(
-    state: &WebState,
-    conn: &mut store::Conn,
-    ip: IpAddr,
-    username: &str,
-) -> Result<(), WebError> {
-    let net = ipnet::IpNet::from(ip).to_string();
-    let now = state.clock.now();
-    let label = format!("panel login by {username}");
-    if store::networks::add(conn, store::networks::ADMIN, &net, &label, username, now).await? {
-        store::bans::release_ip(conn, &ip.to_string(), now, username).await?;
-        state.poke.notify_one();
-    }
-    Ok(())
-}
-
 fn password_problem(password: &str, confirm: &str) -> Option<String> {
     if password.chars().count() < MIN_PASSWORD {
         Some(format!("The password needs at least {MIN_PASSWORD} characters."))
@@ -375,9 +354,8 @@ pub async fn change_password(
     }
     let hashed = hash(form.password).await?;
     let now = state.clock.now();
-    store::admins::set_password(&mut conn, admin.id, &hashed, now).await?;
-    store::audit::record(&mut conn, now, &admin.username, Some(&admin.client_ip), "password changed", "")
-        .await?;
+    drop(conn);
+    actions::admins::change_password(&state.store, &admin.actor(), admin.id, &hashed, now).await?;
     session.cycle_id().await?;
     // This session goes on; every other one of this admin ends.
     session.insert(SESSION_PASSWORD_AT, now).await?;

@@ -150,19 +150,10 @@ pub async fn release_and_trust(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let released = release_ban(&state, &admin, id).await?;
-    if released.prefix_len() < released.max_prefix_len() {
-        // Trusting a whole prefix because one ban of it was wrong would trust its attackers.
-        return Err(WebError::BadRequest(format!(
-            "{released} was released; a prefix is not trusted as a whole"
-        )));
-    }
-    let net = released.to_string();
-    let now = state.clock.now();
     let mut conn = state.store.pool().acquire().await?;
-    let label = format!("released and trusted by {}", admin.username);
-    store::networks::add(&mut conn, store::networks::TRUSTED, &net, &label, &admin.username, now).await?;
-    store::audit::record(&mut conn, now, &admin.username, Some(&admin.client_ip), "trust", &net).await?;
+    let ban = store::bans::by_id(&mut conn, id).await?.ok_or(WebError::NotFound)?;
+    drop(conn);
+    actions::networks::release_and_trust(&state.store, &admin.actor(), &ban.ip, state.clock.now()).await?;
     state.poke.notify_one();
     if is_htmx(&headers) {
         return Ok("".into_response());

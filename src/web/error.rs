@@ -25,6 +25,17 @@ impl From<StoreError> for WebError {
     }
 }
 
+impl From<crate::actions::ActionError> for WebError {
+    fn from(e: crate::actions::ActionError) -> Self {
+        use crate::actions::ActionError;
+        match e {
+            ActionError::Store(e) => e.into(),
+            ActionError::NotFound => WebError::NotFound,
+            other => WebError::BadRequest(other.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for WebError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::from(e).into()

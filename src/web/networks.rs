@@ -10,65 +10,22 @@ use askama_web::WebTemplate;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{CurrentAdmin, WebError, WebState, when};
+use crate::actions::networks::{Assignment, Entry, NewEntry};
+use crate::actions::{self, ActionError};
 use crate::asterisk::acl::{AclPlan, Tech};
 use crate::config;
-use crate::domain::UnixMs;
 use crate::firewall::SERVICES;
-use crate::store::{self, networks::NetworkRow};
+use crate::store;
 
-pub const KEEP_WITHIN_MS: UnixMs = 60_000;
-const PENDING: &str = "pending_change";
 const LISTS: [(&str, &str); 4] = [
     ("trusted", "Trusted (never banned, full access)"),
     ("extensions", "Extension networks (where phones may register from)"),
     ("trunk", "Trunk providers"),
     ("deny", "Always deny"),
 ];
-
-/// A narrowing change waiting to be kept, and what to put back otherwise.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
-    pub deadline: UnixMs,
-    pub what: String,
-    pub by: String,
-    pub rows: Vec<NetworkRow>,
-    pub closed: Vec<String>,
-}
-
-pub async fn pending(conn: &mut store::Conn) -> Result<Option<Pending>, WebError> {
-    Ok(store::settings::get(conn, PENDING).await?.and_then(|j| serde_json::from_str(&j).ok()))
-}
-
-/// Undoes the pending change (`by` says who: an admin, or the clock).
-pub async fn revert(state: &WebState, by: &str, client_ip: Option<&str>) -> Result<bool, WebError> {
-    let mut tx = state.store.begin().await?;
-    let Some(p) = pending(&mut tx).await? else { return Ok(false) };
-    store::networks::restore(&mut tx, &p.rows).await?;
-    store::settings::set_closed_services(&mut tx, &p.closed).await?;
-    store::settings::set(&mut tx, PENDING, "null").await?;
-    store::audit::record(&mut tx, state.clock.now(), by, client_ip, "reverted", &p.what).await?;
-    tx.commit().await?;
-    state.poke.notify_one();
-    Ok(true)
-}
-
-/// Reverts a narrowing change nobody kept in time. Runs once a second in `serve`.
-pub async fn revert_when_due(state: &WebState) -> Result<(), WebError> {
-    let mut conn = state.store.pool().acquire().await?;
-    if let Some(p) = pending(&mut conn).await? {
-        if state.clock.now() >= p.deadline {
-            drop(conn);
-            if revert(state, "sipwarden (not kept in time)", None).await? {
-                tracing::warn!(change = %p.what, "firewall change reverted: not kept within 60 s");
-            }
-        }
-    }
-    Ok(())
-}
 
 pub struct EntryView {
     pub id: i64,
@@ -223,7 +180,9 @@ async fn page(
         admin_ip: admin.client_ip.clone(),
         lists,
         services: SERVICES.iter().map(|s| (*s, closed.iter().any(|c| c == s))).collect(),
-        pending: pending(&mut conn).await?.map(|p| (p.what, ((p.deadline - now) / 1000).max(0))),
+        pending: crate::lockout::pending(&mut conn)
+            .await?
+            .map(|p| (p.what, ((p.deadline - now) / 1000).max(0))),
         targets,
         asterisk_dir: state.pbx.as_ref().map_or(String::new(), |p| p.config_dir.display().to_string()),
         discovery_error,
@@ -236,36 +195,6 @@ async fn page(
 
 pub async fn show(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
     page(&state, &admin, None, None, AddForm::default(), false).await
-}
-
-/// Saves a narrowing change with the snapshot to restore if it is not kept.
-async fn remember_for_revert(
-    state: &WebState,
-    tx: &mut store::Conn,
-    what: &str,
-    by: &str,
-    rows: Vec<NetworkRow>,
-    closed: Vec<String>,
-) -> Result<(), WebError> {
-    // A change already pending keeps its older snapshot: revert goes back to before both.
-    if let Some(p) = pending(tx).await? {
-        let merged = Pending {
-            deadline: state.clock.now() + KEEP_WITHIN_MS,
-            what: format!("{}; {what}", p.what),
-            ..p
-        };
-        store::settings::set(tx, PENDING, &serde_json::to_string(&merged).unwrap_or_default()).await?;
-        return Ok(());
-    }
-    let p = Pending {
-        deadline: state.clock.now() + KEEP_WITHIN_MS,
-        what: what.into(),
-        by: by.into(),
-        rows,
-        closed,
-    };
-    store::settings::set(tx, PENDING, &serde_json::to_string(&p).unwrap_or_default()).await?;
-    Ok(())
 }
 
 fn is_host_name(text: &str) -> bool {
@@ -304,66 +233,33 @@ pub async fn add(
         },
     };
     let address = form.address.trim();
-    let (net, host) = match config::parse_network(address, "address") {
-        Ok(n) => (Some(n), None),
-        Err(_) if is_host_name(address) => (None, Some(address.to_ascii_lowercase())),
+    let entry = match config::parse_network(address, "address") {
+        Ok(n) => Entry::Network(n),
+        Err(_) if is_host_name(address) => Entry::Host(address.to_ascii_lowercase()),
         Err(e) => return bad(format!("{e} (or a host name such as sip.provider.example)")).await,
     };
-    let mut tx = state.store.begin().await?;
-    let rows = store::networks::editable(&mut tx).await?;
-    if let Some(net) = net {
-        for r in &rows {
-            let Ok(other) = r.cidr.parse::<IpNet>() else { continue };
-            let overlap = other.contains(&net.network()) || net.contains(&other.network());
-            let contradicts = (list == "deny") != (r.list == "deny");
-            if overlap && (r.list == list || contradicts) {
-                return bad(format!("{net} overlaps {other} in the {} list.", r.list)).await;
-            }
-        }
-        let admin_ip: Option<IpAddr> = admin.client_ip.parse().ok();
-        if list == "deny" && admin_ip.is_some_and(|ip| net.contains(&ip)) && form.confirm != "on" {
-            drop(tx);
-            let msg = format!(
-                "{net} contains your own address {}: you would lose this panel. Tick the box to do it anyway.",
-                admin.client_ip
-            );
+    let is_host = matches!(entry, Entry::Host(_));
+    let new =
+        NewEntry { list, entry, label: &form.label, trunk, expires_at, confirmed: form.confirm == "on" };
+    match actions::networks::add(&state.store, &admin.actor(), &new, now).await {
+        Ok(()) => {}
+        Err(ActionError::Refused(msg)) => return bad(msg).await,
+        Err(ActionError::NeedsConfirmation(msg)) => {
             let p = page(&state, &admin, None, Some(msg), form.clone(), true).await?;
             return Ok((axum::http::StatusCode::CONFLICT, p).into_response());
         }
+        Err(e) => return Err(e.into()),
     }
-    let shown = net.map_or_else(|| host.clone().unwrap_or_default(), |n| n.to_string());
-    let label = if form.label.trim().is_empty() { shown.clone() } else { form.label.trim().to_string() };
-    let entry = store::networks::NewEntry {
-        list,
-        cidr: net.map_or_else(|| format!("host:{}", host.clone().unwrap_or_default()), |n| n.to_string()),
-        label: &label,
-        trunk: if list == "trunk" { trunk } else { "" },
-        expires_at,
-        host: host.as_deref(),
-    };
-    let closed = store::settings::closed_services(&mut tx).await?;
-    if list == "deny" {
-        remember_for_revert(&state, &mut tx, &format!("always deny {shown}"), &admin.username, rows, closed)
-            .await?;
-    }
-    if !store::networks::add_entry(&mut tx, &entry, &admin.username, now).await? {
-        return bad(format!("{shown} is already in that list.")).await;
-    }
-    store::audit::record(
-        &mut tx,
-        now,
-        &admin.username,
-        Some(&admin.client_ip),
-        "network added",
-        &format!("{list}: {shown} ({label})"),
-    )
-    .await?;
-    tx.commit().await?;
-    if host.is_some() {
+    if is_host {
         resolve_all(&state).await;
     }
     state.poke.notify_one();
     Ok(Redirect::to("/networks").into_response())
+}
+
+/// Resolves the host-name entries now (the enforcer is told).
+async fn resolve_all(state: &WebState) {
+    crate::resolver::resolve_all(&state.store, &*state.clock, &state.poke).await;
 }
 
 pub async fn remove(
@@ -371,34 +267,7 @@ pub async fn remove(
     State(state): State<WebState>,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let rows = store::networks::editable(&mut tx).await?;
-    let closed = store::settings::closed_services(&mut tx).await?;
-    let Some(row) = rows.iter().find(|r| r.id == id).cloned() else { return Err(WebError::NotFound) };
-    // Taking a network off an allow list narrows access when a service is closed.
-    if row.list != "deny" && !closed.is_empty() {
-        remember_for_revert(
-            &state,
-            &mut tx,
-            &format!("removed {} from {}", row.cidr, row.list),
-            &admin.username,
-            rows,
-            closed,
-        )
-        .await?;
-    }
-    store::networks::remove(&mut tx, id).await?;
-    store::audit::record(
-        &mut tx,
-        now,
-        &admin.username,
-        Some(&admin.client_ip),
-        "network removed",
-        &format!("{}: {}", row.list, row.cidr),
-    )
-    .await?;
-    tx.commit().await?;
+    actions::networks::remove(&state.store, &admin.actor(), id, state.clock.now()).await?;
     state.poke.notify_one();
     Ok(Redirect::to("/networks").into_response())
 }
@@ -413,58 +282,29 @@ pub async fn set_closed(
         SERVICES.iter().filter(|s| pairs.iter().any(|(k, _)| k == *s)).map(|s| s.to_string()).collect();
     let confirmed = pairs.iter().any(|(k, v)| k == "confirm" && v == "on");
     let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let before = store::settings::closed_services(&mut tx).await?;
-    let admin_ip: Option<IpAddr> = admin.client_ip.parse().ok();
-    let trusted = state.trusted.with(store::networks::trusted_nets(&mut tx).await?);
-    if wanted.iter().any(|s| s == "panel") && !admin_ip.is_some_and(|ip| trusted.contains(ip)) && !confirmed {
-        drop(tx);
-        let msg = format!(
-            "Closing the panel's port would shut out your address {}. Tick the box to do it anyway.",
-            admin.client_ip
-        );
-        let p = page(&state, &admin, None, Some(msg), AddForm::default(), true).await?;
-        return Ok((axum::http::StatusCode::CONFLICT, p).into_response());
+    match actions::networks::set_closed(&state.store, &admin.actor(), &state.trusted, &wanted, confirmed, now)
+        .await
+    {
+        Ok(()) => {}
+        Err(ActionError::NeedsConfirmation(msg)) => {
+            let p = page(&state, &admin, None, Some(msg), AddForm::default(), true).await?;
+            return Ok((axum::http::StatusCode::CONFLICT, p).into_response());
+        }
+        Err(e) => return Err(e.into()),
     }
-    let narrowing: Vec<&String> = wanted.iter().filter(|s| !before.contains(s)).collect();
-    if !narrowing.is_empty() {
-        let what = format!(
-            "closed mode for {}",
-            narrowing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-        );
-        let rows = store::networks::editable(&mut tx).await?;
-        remember_for_revert(&state, &mut tx, &what, &admin.username, rows, before.clone()).await?;
-    }
-    store::settings::set_closed_services(&mut tx, &wanted).await?;
-    let detail =
-        if wanted.is_empty() { "open mode".to_string() } else { format!("closed: {}", wanted.join(", ")) };
-    store::audit::record(&mut tx, now, &admin.username, Some(&admin.client_ip), "closed mode", &detail)
-        .await?;
-    tx.commit().await?;
     state.poke.notify_one();
     Ok(Redirect::to("/networks").into_response())
 }
 
 pub async fn keep(admin: CurrentAdmin, State(state): State<WebState>) -> Result<Response, WebError> {
-    let mut tx = state.store.begin().await?;
-    if let Some(p) = pending(&mut tx).await? {
-        store::settings::set(&mut tx, PENDING, "null").await?;
-        store::audit::record(
-            &mut tx,
-            state.clock.now(),
-            &admin.username,
-            Some(&admin.client_ip),
-            "kept",
-            &p.what,
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    actions::networks::keep(&state.store, &admin.actor(), state.clock.now()).await?;
     Ok(Redirect::to("/networks").into_response())
 }
 
 pub async fn revert_now(admin: CurrentAdmin, State(state): State<WebState>) -> Result<Response, WebError> {
-    revert(&state, &admin.username, Some(&admin.client_ip)).await?;
+    if actions::networks::revert(&state.store, &admin.actor(), state.clock.now()).await? {
+        state.poke.notify_one();
+    }
     Ok(Redirect::to("/networks").into_response())
 }
 
@@ -474,28 +314,19 @@ pub async fn set_targets(
     body: Bytes,
 ) -> Result<Response, WebError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let mut tx = state.store.begin().await?;
-    for (key, role) in pairs.iter().filter(|(k, _)| k.starts_with("role:")) {
-        let mut parts = key.splitn(3, ':').skip(1);
-        let (Some(tech), Some(name)) = (parts.next(), parts.next()) else { continue };
-        if !["pjsip", "sip"].contains(&tech) || !["extension", "trunk", "ignore"].contains(&role.as_str()) {
-            return Err(WebError::BadRequest(format!("unknown role {role:?} for {name}")));
-        }
-        let trunk =
-            pairs.iter().find(|(k, _)| *k == format!("trunk:{tech}:{name}")).map_or("", |(_, v)| v.trim());
-        let trunk = if role == "trunk" { if trunk.is_empty() { name } else { trunk } } else { "" };
-        store::targets::set(&mut tx, name, tech, role, trunk).await?;
-    }
-    store::audit::record(
-        &mut tx,
-        state.clock.now(),
-        &admin.username,
-        Some(&admin.client_ip),
-        "acl targets",
-        "extensions and trunks assigned",
-    )
-    .await?;
-    tx.commit().await?;
+    let assignments: Vec<Assignment<'_>> = pairs
+        .iter()
+        .filter_map(|(key, role)| {
+            let mut parts = key.strip_prefix("role:")?.splitn(2, ':');
+            let (tech, name) = (parts.next()?, parts.next()?);
+            let trunk = pairs
+                .iter()
+                .find(|(k, _)| *k == format!("trunk:{tech}:{name}"))
+                .map_or("", |(_, v)| v.as_str());
+            Some(Assignment { tech, name, role, trunk })
+        })
+        .collect();
+    actions::networks::set_targets(&state.store, &admin.actor(), &assignments, state.clock.now()).await?;
     Ok(Redirect::to("/networks").into_response())
 }
 
@@ -570,70 +401,16 @@ pub async fn apply(admin: CurrentAdmin, State(state): State<WebState>) -> Result
     })
     .await
     .map_err(|e| WebError::Internal(e.to_string()))?;
-    let mut conn = state.store.pool().acquire().await?;
     let (applied, error) = match outcome {
+        Ok((names, _)) if names.is_empty() => (Some("nothing to change".to_string()), None),
         Ok((names, backups)) => {
-            let detail = if names.is_empty() {
-                "nothing to change".to_string()
-            } else {
-                format!("wrote {}; {} backups", names.join(", "), backups.len())
-            };
-            store::audit::record(
-                &mut conn,
-                state.clock.now(),
-                &admin.username,
-                Some(&admin.client_ip),
-                "asterisk acl applied",
-                &detail,
-            )
-            .await?;
-            (Some(detail), None)
+            (Some(format!("wrote {}; {} backups", names.join(", "), backups.len())), None)
         }
-        Err(e) => {
-            store::audit::record(
-                &mut conn,
-                state.clock.now(),
-                &admin.username,
-                Some(&admin.client_ip),
-                "asterisk acl failed",
-                &e.to_string(),
-            )
-            .await?;
-            (None, Some(e.to_string()))
-        }
+        Err(e) => (None, Some(e.to_string())),
     };
+    let outcome = applied.as_deref().ok_or(error.as_deref().unwrap_or_default());
+    actions::networks::acl_applied(&state.store, &admin.actor(), outcome, state.clock.now()).await?;
     let status =
         if error.is_some() { axum::http::StatusCode::BAD_GATEWAY } else { axum::http::StatusCode::OK };
     Ok((status, PreviewPage { admin: admin.username, diffs: Vec::new(), error, applied }).into_response())
-}
-
-/// Resolves every host-name entry now.
-pub async fn resolve_all(state: &WebState) {
-    let Ok(mut conn) = state.store.pool().acquire().await else { return };
-    let Ok(hosts) = store::networks::hosts(&mut conn).await else { return };
-    drop(conn);
-    for (id, host) in hosts {
-        let addresses: Vec<String> = match tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            tokio::net::lookup_host((host.as_str(), 0)),
-        )
-        .await
-        {
-            Ok(Ok(found)) => {
-                let mut a: Vec<String> =
-                    found.map(|s| crate::domain::network::canonical_ip(s.ip()).to_string()).collect();
-                a.sort();
-                a.dedup();
-                a
-            }
-            _ => {
-                tracing::warn!(%host, "host name did not resolve; keeping its last addresses");
-                continue;
-            }
-        };
-        if let Ok(mut conn) = state.store.pool().acquire().await {
-            let _ = store::networks::set_resolution(&mut conn, id, &addresses, state.clock.now()).await;
-        }
-    }
-    state.poke.notify_one();
 }

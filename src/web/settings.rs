@@ -209,9 +209,6 @@ pub async fn save_ladder(
             return Ok((axum::http::StatusCode::BAD_REQUEST, p).into_response());
         }
     };
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    store::settings::set_ladder(&mut tx, &ladder).await?;
     let summary: Vec<String> = ladder
         .rungs
         .iter()
@@ -224,16 +221,8 @@ pub async fn save_ladder(
             )
         })
         .collect();
-    store::audit::record(
-        &mut tx,
-        now,
-        &admin.username,
-        Some(&admin.client_ip),
-        "ladder changed",
-        &summary.join("; "),
-    )
-    .await?;
-    tx.commit().await?;
+    crate::actions::set_ladder(&state.store, &admin.actor(), &ladder, &summary.join("; "), state.clock.now())
+        .await?;
     let mut p = page(&state, admin.username, None).await?;
     p.saved = Some("Ladder saved; it applies to the next failure.".into());
     Ok(p.into_response())
@@ -267,19 +256,7 @@ pub async fn add_trusted(
     } else {
         form.label.trim().to_string()
     };
-    let mut tx = state.store.begin().await?;
-    store::networks::add(&mut tx, store::networks::TRUSTED, &net.to_string(), &label, &admin.username, now)
-        .await?;
-    store::audit::record(
-        &mut tx,
-        now,
-        &admin.username,
-        Some(&admin.client_ip),
-        "trust",
-        &format!("{net} ({label})"),
-    )
-    .await?;
-    tx.commit().await?;
+    crate::actions::networks::trust(&state.store, &admin.actor(), net, &label, now).await?;
     state.poke.notify_one();
     Ok(Redirect::to("/settings").into_response())
 }
@@ -289,13 +266,7 @@ pub async fn remove_trusted(
     State(state): State<WebState>,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    if let Some(row) = store::networks::remove_trusted(&mut tx, id).await? {
-        store::audit::record(&mut tx, now, &admin.username, Some(&admin.client_ip), "untrust", &row.cidr)
-            .await?;
-    }
-    tx.commit().await?;
+    crate::actions::networks::untrust(&state.store, &admin.actor(), id, state.clock.now()).await?;
     state.poke.notify_one();
     Ok(Redirect::to("/settings").into_response())
 }

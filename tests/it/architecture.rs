@@ -77,3 +77,27 @@ fn decisions_and_plain_types_do_no_io() {
     // The store keeps what it is given; it decides nothing.
     assert_eq!(graph["store"], BTreeSet::from(["domain".to_string()]));
 }
+
+/// Every admin change goes through `actions`, in one transaction with its audit row:
+/// nothing else writes the audit log (the lockout guard's own undo aside), so a new
+/// handler cannot change something unaudited by writing the store itself.
+#[test]
+fn only_the_actions_write_the_audit_log() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut writers = BTreeSet::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(path) = dirs.pop() {
+        if path.is_dir() {
+            dirs.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("audit::record(") {
+            writers.insert(path.strip_prefix(&src).unwrap().to_string_lossy().to_string());
+        }
+    }
+    let allowed = ["actions/admins.rs", "actions/mod.rs", "actions/networks.rs", "lockout.rs"];
+    let stray: Vec<&String> = writers.iter().filter(|w| !allowed.contains(&w.as_str())).collect();
+    assert!(stray.is_empty(), "audit rows written outside `actions`: {stray:?}");
+    assert!(writers.contains("actions/mod.rs"), "the scan found no writer at all");
+}

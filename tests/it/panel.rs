@@ -344,10 +344,10 @@ async fn a_change_that_cuts_off_the_admin_is_refused_unless_confirmed_and_undone
     assert_eq!(r.status, 303);
     assert_eq!(store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().len(), 1);
     p.clock.advance(59_000);
-    sipwarden::web::networks::revert_when_due(&p.state).await.unwrap();
+    sipwarden::lockout::revert_when_due(&p.store, p.clock.now()).await.unwrap();
     assert_eq!(store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().len(), 1, "not yet");
     p.clock.advance(2_000);
-    sipwarden::web::networks::revert_when_due(&p.state).await.unwrap();
+    sipwarden::lockout::revert_when_due(&p.store, p.clock.now()).await.unwrap();
     assert!(
         store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().is_empty(),
         "reverted after 60 s"
@@ -359,7 +359,7 @@ async fn a_change_that_cuts_off_the_admin_is_refused_unless_confirmed_and_undone
     assert!(p.request("GET", "/networks", &[("Cookie", &s)], "").await.body.contains("id=\"pending\""));
     assert_eq!(p.request("POST", "/networks/keep", &same_origin(&s), "").await.status, 303);
     p.clock.advance(120_000);
-    sipwarden::web::networks::revert_when_due(&p.state).await.unwrap();
+    sipwarden::lockout::revert_when_due(&p.store, p.clock.now()).await.unwrap();
     assert_eq!(store::settings::closed_services(&mut conn).await.unwrap(), ["sip"], "kept");
     let audit = store::audit::recent(&mut conn, 20).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "reverted") && audit.iter().any(|a| a.action == "kept"));
@@ -544,6 +544,13 @@ async fn a_password_change_ends_the_admins_other_sessions() {
     assert_eq!((r.status, r.header("location").as_deref()), (303, Some("/login")), "the other session ended");
 }
 
+/// A first-rung ban of `ip` until released, as the pipeline stores one.
+async fn ladder_ban(conn: &mut store::Conn, ip: &str, now: i64) -> i64 {
+    let ban =
+        store::bans::NewBan { ip, reason: "2 failures within 1h", rung: 1, created_at: now, until_at: None };
+    store::bans::insert(conn, &ban).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_banned_phone_is_found_by_its_extension_on_the_bans_page() {
     let p = panel().await;
@@ -552,14 +559,7 @@ async fn a_banned_phone_is_found_by_its_extension_on_the_bans_page() {
     let now = p.clock.now();
     for (ip, account) in [("203.0.113.9", "1003"), ("198.51.100.4", "1004")] {
         store::offenders::record(&mut conn, ip, "PJSIP", Some(account), now).await.unwrap();
-        let ban = store::bans::NewBan {
-            ip,
-            reason: "2 failures within 1h",
-            rung: 1,
-            created_at: now,
-            until_at: None,
-        };
-        store::bans::insert(&mut conn, &ban).await.unwrap();
+        ladder_ban(&mut conn, ip, now).await;
     }
     let r = p.request("GET", "/bans?q=1003", &[("Cookie", &session)], "").await;
     assert_eq!(r.status, 200);
@@ -717,4 +717,42 @@ fn urlencoding(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[tokio::test]
+async fn release_and_trust_is_one_audited_change_and_never_trusts_a_prefix() {
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let now = p.clock.now();
+    let ids = [
+        ladder_ban(&mut conn, "203.0.113.9", now).await,
+        ladder_ban(&mut conn, "2001:db8:1:2::/64", now).await,
+    ];
+    let r =
+        p.request("POST", &format!("/bans/{}/release-and-trust", ids[0]), &same_origin(&session), "").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let trusted = store::networks::trusted_nets(&mut conn).await.unwrap();
+    assert!(trusted.iter().any(|n| n.to_string() == "203.0.113.9/32"), "{trusted:?}");
+    let actions: Vec<String> =
+        store::audit::recent(&mut conn, 10).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert!(
+        actions.contains(&"release".to_string()) && actions.contains(&"trust".to_string()),
+        "{actions:?}"
+    );
+    // A prefix is refused before anything changes: still banned, nothing trusted.
+    let r =
+        p.request("POST", &format!("/bans/{}/release-and-trust", ids[1]), &same_origin(&session), "").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("not trusted as a whole"), "{}", r.body);
+    let active: Vec<String> =
+        store::bans::active(&mut conn, now).await.unwrap().into_iter().map(|b| b.ip).collect();
+    assert_eq!(active, ["2001:db8:1:2::/64"]);
+    assert!(
+        !store::networks::trusted_nets(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.to_string().starts_with("2001:"))
+    );
 }

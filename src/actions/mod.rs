@@ -1,5 +1,9 @@
-//! Admin actions shared by the CLI and the panel. Each one changes the database and
-//! writes the audit log in one transaction; the enforcer then converges the kernel.
+//! Admin actions shared by the CLI and the panel: the one way an admin changes
+//! anything. Each one changes the database and writes the audit log in one
+//! transaction; the enforcer then converges the kernel.
+
+pub mod admins;
+pub mod networks;
 
 use std::net::IpAddr;
 
@@ -14,6 +18,14 @@ pub enum ActionError {
     NotBanned(String),
     #[error("extension {0} is not locked")]
     NotLocked(String),
+    #[error("not found")]
+    NotFound,
+    /// The change is refused; the message says why, for the admin.
+    #[error("{0}")]
+    Refused(String),
+    /// The change would cut off the admin's own access: done only when confirmed.
+    #[error("{0}")]
+    NeedsConfirmation(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
 }
@@ -111,6 +123,21 @@ pub async fn unlock(
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "unlock", &detail).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     Ok(unlocked)
+}
+
+/// Saves the ladder (`summary` describes it for the audit log).
+pub async fn set_ladder(
+    store: &Store,
+    actor: &Actor<'_>,
+    ladder: &crate::domain::Ladder,
+    summary: &str,
+    now: UnixMs,
+) -> Result<(), ActionError> {
+    let mut tx = store.begin().await?;
+    store::settings::set_ladder(&mut tx, ladder).await?;
+    store::audit::record(&mut tx, now, actor.name, actor.client_ip, "ladder changed", summary).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    Ok(())
 }
 
 /// Saves the alert settings (JSON; `detail` says what changed, without secrets).

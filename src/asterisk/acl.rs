@@ -1,4 +1,4 @@
-//! Asterisk ACL configuration rendered from sipwarden's lists (REFERENCE §5): named
+//! Asterisk ACL configuration rendered from sipwarden's lists (docs/ASTERISK.md §5): named
 //! ACLs in an include of acl.conf, and `(+)` (chan_sip) / `(+type=endpoint)` (pjsip)
 //! appends in FreePBX's custom files that attach them to the extensions and trunks the
 //! admin assigned. Pure functions.
@@ -278,7 +278,7 @@ pub fn discover(text: &str, tech: Tech) -> Vec<AsteriskObject> {
     out.into_values().collect()
 }
 
-/// Log text that means Asterisk kept its old configuration (REFERENCE §5.6).
+/// Log text that means Asterisk kept its old configuration (docs/ASTERISK.md §5.6).
 const REFUSED: [&str; 4] = [
     "was listed as a #include but it does not exist",
     "are invalid and cannot be parsed",

@@ -1,4 +1,4 @@
-//! The dialplan's own lines about calls (REFERENCE §4, `main/pbx.c`): a channel
+//! The dialplan's own lines about calls (docs/ASTERISK.md §4, `main/pbx.c`): a channel
 //! executing its first step, and a channel leaving the dialplan. Verbose level 3.
 //!
 //! The number dialled is caller text, and an application's data may repeat it; the

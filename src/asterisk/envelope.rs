@@ -1,4 +1,4 @@
-//! The line envelope Asterisk's logger writes around every message (REFERENCE §1):
+//! The line envelope Asterisk's logger writes around every message (docs/ASTERISK.md §1):
 //! file channels with the default or the plain formatter, syslog/journal lines,
 //! and the `[json]` formatter.
 

@@ -1,5 +1,5 @@
 //! Module log lines that report failed (or successful) authentication:
-//! chan_sip, res_pjsip, manager (AMI) and chan_iax2 (REFERENCE §2.1–2.4, §3).
+//! chan_sip, res_pjsip, manager (AMI) and chan_iax2 (docs/ASTERISK.md §2.1–2.4, §3).
 //!
 //! Every pattern anchors the address on the fixed text Asterisk wrote around the
 //! packet source and matches attacker fields only where they can occur.
@@ -127,7 +127,7 @@ static SIP_CALL_FROM: LazyLock<Regex> = LazyLock::new(|| {
 static SIP_CALL_FROM_PREFIX: LazyLock<Regex> =
     LazyLock::new(|| re(&format!(r"^Call from '[^'\n]*' \({ADDR}:\d{{1,5}}\) to extension '")));
 
-// res_pjsip_session.c, three generations (REFERENCE §2.2).
+// res_pjsip_session.c, three generations (docs/ASTERISK.md §2.2).
 static PJSIP_CALL: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
         r"(?s)^(?:Call from '(?P<peer>[^'\n]*)' \((?:[A-Za-z]+:)?{ADDR}:\d{{1,5}}\)| ?(?P<endpoint>[^ :\n]+): Call \([A-Za-z]+:{ADDR2}:\d{{1,5}}\)) to extension '(?P<exten>.*){NOT_FOUND_TAIL}",

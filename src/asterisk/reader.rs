@@ -1,4 +1,4 @@
-//! Turns physical lines into logical records and records into events (REFERENCE §1.5).
+//! Turns physical lines into logical records and records into events (docs/ASTERISK.md §1.5).
 //!
 //! A record starts at a line with a log envelope. A record that is not complete yet
 //! (a call line or security event split by an attacker's newline) swallows the next

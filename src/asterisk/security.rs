@@ -1,4 +1,4 @@
-//! security.log events (REFERENCE §2.6), read field by field in Asterisk's canonical
+//! security.log events (docs/ASTERISK.md §2.6), read field by field in Asterisk's canonical
 //! order. Values are not escaped by Asterisk, so server-side fields are matched by
 //! type and only attacker fields (AccountID, SessionID, challenges, request text)
 //! are free text; the record must end right after the last expected field.

@@ -1,4 +1,4 @@
-//! Lines built after REFERENCE.md §2: every failure shape, and every injection of §2.7.
+//! Lines built after docs/ASTERISK.md §2: every failure shape, and the injections of §0.1 and §2.7.
 
 use std::net::IpAddr;
 

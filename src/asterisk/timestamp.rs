@@ -1,4 +1,4 @@
-//! Log dates to unix milliseconds (REFERENCE §1.2): `%b %e %T` with the year
+//! Log dates to unix milliseconds (docs/ASTERISK.md §1.2): `%b %e %T` with the year
 //! inferred, `%F %T`, `%F %T.%3q`, ISO-8601 from syslog, and security `EventTV`.
 
 use chrono::{DateTime, Datelike, Local, NaiveDate, NaiveDateTime, TimeZone};

@@ -1,5 +1,5 @@
 //! One refused request is one failure, however many events Asterisk writes for it
-//! (REFERENCE §0.8), and every guess of a cracker reusing its Call-ID still counts.
+//! (docs/ASTERISK.md §0.6), and every guess of a cracker reusing its Call-ID still counts.
 
 use sipwarden::asterisk::SourceKind;
 use sipwarden::domain::{MINUTE_MS, TrustedNetworks};

@@ -279,7 +279,7 @@ async fn a_success_right_after_a_failure_earns_no_leniency() {
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
     let log = app.path("security");
     let cracker = "198.51.100.66";
-    // svcrack: one wrong guess, then the password (REFERENCE §0.9).
+    // svcrack: one wrong guess, then the password (docs/ASTERISK.md §0.7).
     append(&log, &security_event_at("InvalidAccountID", cracker, NOW - 30 * MINUTE_MS, ""));
     append(
         &log,

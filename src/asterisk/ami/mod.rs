@@ -1,4 +1,4 @@
-//! The Asterisk Manager Interface's text (REFERENCE §6): CRLF-framed blocks of
+//! The Asterisk Manager Interface's text (docs/ASTERISK.md §6): CRLF-framed blocks of
 //! `Header: value` lines, the actions sipwarden sends, and the events it reads.
 //!
 //! Asterisk does not escape values: a caller's From user can carry CR/LF and add a

@@ -28,12 +28,15 @@ impl Received {
 }
 
 /// One scripted connection: what to send after a login, and whether to hang up after it.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Script {
     /// Blocks, each sent after its pause.
     pub events: Vec<(Duration, String)>,
     /// Close the connection once the events are sent.
     pub drop_after: bool,
+    /// A slow, congested link: each block goes out in pieces of this many bytes, a pause
+    /// between them, so blocks (and their CRLFs) arrive split across reads.
+    pub trickle: Option<(usize, Duration)>,
 }
 
 /// A manager interface on loopback playing `scripts`, one per connection (the last one
@@ -121,10 +124,18 @@ async fn serve_one(
                         if !pause.is_zero() {
                             tokio::time::sleep(*pause).await;
                         }
+                        // The block is one message: an answer never lands inside it.
                         let mut w = write.lock().await;
-                        if w.write_all(block.as_bytes()).await.is_err() {
-                            return;
+                        let (size, gap) = script.trickle.unwrap_or((block.len().max(1), Duration::ZERO));
+                        for (i, piece) in block.as_bytes().chunks(size).enumerate() {
+                            if i > 0 && !gap.is_zero() {
+                                tokio::time::sleep(gap).await;
+                            }
+                            if w.write_all(piece).await.is_err() {
+                                return;
+                            }
                         }
+                        drop(w);
                         sent.lock().unwrap_or_else(|p| p.into_inner()).push((Instant::now(), block.clone()));
                     }
                     if script.drop_after {

@@ -91,7 +91,9 @@ fn at_one_call_per(every: Duration, keep: impl Fn(&str) -> bool) -> Vec<(Duratio
 
 #[tokio::test]
 async fn a_refused_login_is_said_plainly_and_retried() {
-    let server = ScriptedAmi::start(vec![Script { events: Vec::new(), drop_after: false }]).await.unwrap();
+    let server = ScriptedAmi::start(vec![Script { events: Vec::new(), drop_after: false, trickle: None }])
+        .await
+        .unwrap();
     let link = link(&server.address, "wrong").await;
     eventually("the refusal shown", Duration::from_secs(5), || {
         link.health.state().problem.is_some_and(|p| p.contains("refused the login of \"sipwarden\""))
@@ -110,7 +112,7 @@ async fn a_refused_login_is_said_plainly_and_retried() {
 #[tokio::test]
 async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
     let events = at_one_call_per(Duration::from_millis(300), |b| !b.contains("Privilege: security,all"));
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("the extension hung up", Duration::from_secs(30), || {
         !server.received.actions("Hangup").is_empty()
@@ -144,7 +146,7 @@ async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
 #[tokio::test]
 async fn the_crack_locks_the_extension_before_any_fraud_call() {
     let events = at_one_call_per(Duration::from_millis(300), |_| true);
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("locked", Duration::from_secs(30), || !server.received.actions("DBPut").is_empty()).await;
     let locked_at = server.received.actions("DBPut")[0].0;
@@ -163,6 +165,26 @@ async fn the_crack_locks_the_extension_before_any_fraud_call() {
     );
 }
 
+/// A slow, congested link: every block arrives in pieces of 13 bytes (CRLFs split
+/// too), a millisecond apart. Nothing is misread: no block doubted, the crack is still a
+/// breach that locks 1002 before its first fraud call, and the office is left alone.
+#[tokio::test]
+async fn a_slow_link_splitting_every_block_changes_nothing() {
+    let events = at_one_call_per(Duration::from_millis(300), |_| true);
+    let trickle = Some((13, Duration::from_millis(1)));
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle }]).await.unwrap();
+    let link = link(&server.address, SECRET).await;
+    eventually("locked", Duration::from_secs(60), || !server.received.actions("DBPut").is_empty()).await;
+    let locked_at = server.received.actions("DBPut")[0].0;
+    let first_call = server.sent.lock().unwrap().iter().find(|(_, b)| is_fraud_call(b)).map(|(at, _)| *at);
+    assert!(first_call.is_none_or(|at| at > locked_at), "locked before the first fraud call");
+    assert_eq!(link.health.state().malformed, 0, "a split block is still one block");
+    assert!(
+        !server.received.all().iter().any(|(_, a)| a.contains("1001") || a.contains("1003")),
+        "the office is left alone"
+    );
+}
+
 /// The connection drops in the middle of the day; the link comes back by itself and the
 /// health says so.
 #[tokio::test]
@@ -172,6 +194,7 @@ async fn a_dropped_link_comes_back() {
     let script = |b: &[String], drop_after| Script {
         events: b.iter().map(|b| (Duration::ZERO, b.clone())).collect(),
         drop_after,
+        trickle: None,
     };
     let server = ScriptedAmi::start(vec![script(first, true), script(second, false)]).await.unwrap();
     let link = link(&server.address, SECRET).await;
@@ -189,7 +212,7 @@ async fn a_forged_success_teaches_nothing() {
     let cut = "Event: InvalidAccountID\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: x\r\n\r\n";
     let forged = "Event: SuccessfulAuth\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Informational\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: 1@10.98.0.99\r\nLocalAddress: IPV4/UDP/10.98.0.1/5060\r\nRemoteAddress: IPV4/UDP/10.98.0.99/5060\r\nUsingPassword: 1\r\n\r\n";
     let events = vec![(Duration::ZERO, cut.to_owned()), (Duration::ZERO, forged.to_owned())];
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("both blocks judged", Duration::from_secs(5), || link.health.state().malformed >= 2).await;
     let mut conn = link.app.store.pool().acquire().await.unwrap();
@@ -205,7 +228,7 @@ async fn a_forged_success_teaches_nothing() {
 async fn serve_follows_the_manager_interface_its_config_names() {
     use crate::disk_faults::{healthz, wait_for};
     let events = recorded_blocks().into_iter().map(|b| (Duration::ZERO, b)).collect();
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false }]).await.unwrap();
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sipwarden.toml");
     std::fs::write(

@@ -5,6 +5,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::domain::UnixMs;
 
+/// Minutes after local midnight at `at`, in this machine's time zone (the one
+/// Asterisk logs in): when the office is open.
+pub fn local_minute_of_day(at: UnixMs) -> u16 {
+    use chrono::Timelike;
+    let local = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default().with_timezone(&chrono::Local);
+    (local.hour() * 60 + local.minute()) as u16
+}
+
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> UnixMs;
 }

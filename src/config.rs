@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::asterisk::SourceKind;
-use crate::domain::{FraudLimits, Threshold, TrustedNetworks, UnixMs};
+use crate::domain::{AfterHours, FraudLimits, Threshold, TrustedNetworks, UnixMs};
 use crate::ingest::StartAt;
 use crate::policy::{Ladder, Rung};
 
@@ -113,6 +113,32 @@ pub struct FraudConfig {
     pub home_prefixes: Option<Vec<String>>,
     pub high_risk_prefixes: Option<Vec<String>>,
     pub inbound_contexts: Option<Vec<String>>,
+    pub after_hours: Option<AfterHoursConfig>,
+}
+
+/// `[fraud.after_hours]`: other levels while the office is closed (local time); a
+/// measure not named keeps the day's level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AfterHoursConfig {
+    pub from: String,
+    pub to: String,
+    pub calls_per_minute: Option<[u32; 2]>,
+    pub concurrent_international: Option<[u32; 2]>,
+    pub high_risk_calls: Option<[u32; 2]>,
+    pub same_prefix_calls: Option<[u32; 2]>,
+}
+
+/// `"19:00"` as minutes after midnight.
+fn time_of_day(text: &str, key: &'static str) -> Result<u16, ConfigError> {
+    let parsed = text.trim().split_once(':').and_then(|(h, m)| {
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && text.trim().len() == 5).then_some(h * 60 + m)
+    });
+    parsed.ok_or_else(|| ConfigError::Invalid {
+        key,
+        message: format!("{text:?} is not a time of day like 19:00"),
+    })
 }
 
 fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
@@ -142,15 +168,56 @@ fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
             })
             .collect(),
     };
+    let calls_per_minute = threshold(f.calls_per_minute, "fraud.calls_per_minute", d.calls_per_minute)?;
+    let concurrent_international =
+        threshold(f.concurrent_international, "fraud.concurrent_international", d.concurrent_international)?;
+    let high_risk_calls = threshold(f.high_risk_calls, "fraud.high_risk_calls", d.high_risk_calls)?;
+    let same_prefix_calls = threshold(f.same_prefix_calls, "fraud.same_prefix_calls", d.same_prefix_calls)?;
+    let after_hours = match f.after_hours {
+        None => None,
+        Some(a) => {
+            let (from_minute, to_minute) = (
+                time_of_day(&a.from, "fraud.after_hours.from")?,
+                time_of_day(&a.to, "fraud.after_hours.to")?,
+            );
+            if from_minute == to_minute {
+                return Err(ConfigError::Invalid {
+                    key: "fraud.after_hours.to",
+                    message: "the office hours end when they begin".into(),
+                });
+            }
+            Some(AfterHours {
+                from_minute,
+                to_minute,
+                calls_per_minute: threshold(
+                    a.calls_per_minute,
+                    "fraud.after_hours.calls_per_minute",
+                    calls_per_minute,
+                )?,
+                concurrent_international: threshold(
+                    a.concurrent_international,
+                    "fraud.after_hours.concurrent_international",
+                    concurrent_international,
+                )?,
+                high_risk_calls: threshold(
+                    a.high_risk_calls,
+                    "fraud.after_hours.high_risk_calls",
+                    high_risk_calls,
+                )?,
+                same_prefix_calls: threshold(
+                    a.same_prefix_calls,
+                    "fraud.after_hours.same_prefix_calls",
+                    same_prefix_calls,
+                )?,
+            })
+        }
+    };
     Ok(FraudLimits {
-        calls_per_minute: threshold(f.calls_per_minute, "fraud.calls_per_minute", d.calls_per_minute)?,
-        concurrent_international: threshold(
-            f.concurrent_international,
-            "fraud.concurrent_international",
-            d.concurrent_international,
-        )?,
-        high_risk_calls: threshold(f.high_risk_calls, "fraud.high_risk_calls", d.high_risk_calls)?,
-        same_prefix_calls: threshold(f.same_prefix_calls, "fraud.same_prefix_calls", d.same_prefix_calls)?,
+        after_hours,
+        calls_per_minute,
+        concurrent_international,
+        high_risk_calls,
+        same_prefix_calls,
         international_prefixes: prefixes(
             f.international_prefixes,
             "fraud.international_prefixes",
@@ -614,6 +681,23 @@ mod tests {
         let err = Config::from_parts(file, Overrides::default()).unwrap_err().to_string();
         assert!(err.starts_with("policy.rungs.within"), "{err}");
         assert!(toml::from_str::<FileConfig>("unknown_key = 1").is_err());
+    }
+
+    #[test]
+    fn after_hours_levels_keep_the_days_where_not_named_and_bad_times_are_refused() {
+        let text = "[fraud]\ncalls_per_minute = [3, 5]\n[fraud.after_hours]\nfrom = \"19:00\"\nto = \"07:30\"\ncalls_per_minute = [1, 2]\n";
+        let c = Config::from_parts(toml::from_str(text).unwrap(), Overrides::default()).unwrap();
+        let a = c.fraud.after_hours.expect("after hours set");
+        assert_eq!((a.from_minute, a.to_minute), (19 * 60, 7 * 60 + 30));
+        assert_eq!(a.calls_per_minute, Threshold { warning: 1, critical: 2 });
+        assert_eq!(a.concurrent_international, c.fraud.concurrent_international, "the day's level");
+        for (from, key) in [("7pm", "fraud.after_hours.from"), ("24:00", "fraud.after_hours.from")] {
+            let text = format!("[fraud.after_hours]\nfrom = \"{from}\"\nto = \"07:00\"\n");
+            let err = Config::from_parts(toml::from_str(&text).unwrap(), Overrides::default()).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{err}");
+        }
+        let text = "[fraud.after_hours]\nfrom = \"07:00\"\nto = \"07:00\"\n";
+        assert!(Config::from_parts(toml::from_str(text).unwrap(), Overrides::default()).is_err());
     }
 
     #[test]

@@ -138,7 +138,10 @@ impl Watch {
             clock,
             trusted: TrustedNetworks::default(),
             protection_default: true,
-            breaker: Mutex::new(Breaker::new(crate::domain::FraudLimits::default())),
+            breaker: Mutex::new(
+                Breaker::new(crate::domain::FraudLimits::default())
+                    .with_time_of_day(crate::clock::local_minute_of_day),
+            ),
             pbx,
             bans_changed,
             alerts: None,

@@ -159,7 +159,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         trusted: config.trusted.clone(),
         protection_default: config.protection_default,
-        breaker: std::sync::Mutex::new(crate::policy::fraud::Breaker::new(config.fraud.clone())),
+        breaker: std::sync::Mutex::new(
+            crate::policy::fraud::Breaker::new(config.fraud.clone())
+                .with_time_of_day(crate::clock::local_minute_of_day),
+        ),
         pbx: pbx_control.clone(),
         bans_changed: poke.clone(),
         alerts: Some(alerts.clone()),

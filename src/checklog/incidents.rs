@@ -37,7 +37,8 @@ pub(super) fn detect(
 ) -> Vec<IncidentReport> {
     calls.retain(|c| c.at.is_some());
     calls.sort_by_key(|c| c.at);
-    let mut breaker = Breaker::new(limits);
+    // Asterisk dates its lines in local time: the office's hours are local too.
+    let mut breaker = Breaker::new(limits).with_time_of_day(crate::clock::local_minute_of_day);
     let mut failures: HashMap<u32, VecDeque<PastFailure>> = HashMap::new();
     let mut logged_in: HashMap<u32, HashSet<u32>> = HashMap::new();
     let mut last_login: HashMap<String, IpAddr> = HashMap::new();

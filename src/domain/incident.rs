@@ -56,6 +56,29 @@ impl Threshold {
     }
 }
 
+/// The levels that apply while the office is closed, in local time: from `from_minute`
+/// after midnight up to `to_minute` (across midnight when `from_minute` is the later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterHours {
+    pub from_minute: u16,
+    pub to_minute: u16,
+    pub calls_per_minute: Threshold,
+    pub concurrent_international: Threshold,
+    pub high_risk_calls: Threshold,
+    pub same_prefix_calls: Threshold,
+}
+
+impl AfterHours {
+    /// Whether `minute` (after local midnight) is after hours.
+    pub fn covers(&self, minute: u16) -> bool {
+        if self.from_minute <= self.to_minute {
+            (self.from_minute..self.to_minute).contains(&minute)
+        } else {
+            minute >= self.from_minute || minute < self.to_minute
+        }
+    }
+}
+
 /// When an extension's calls look like toll fraud. OpenSIPS's fraud_detection is the
 /// model: each measure with a warning and a critical level.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +103,9 @@ pub struct FraudLimits {
     pub high_risk_prefixes: Vec<String>,
     /// Contexts calls from trunks arrive in: their calls are not an extension's.
     pub inbound_contexts: Vec<String>,
+    /// Other (stricter) levels for the hours the office is closed; `None`: the same
+    /// levels day and night.
+    pub after_hours: Option<AfterHours>,
 }
 
 impl Default for FraudLimits {
@@ -107,6 +133,7 @@ impl Default for FraudLimits {
                 "from-did-direct",
                 "ext-did",
             ]),
+            after_hours: None,
         }
     }
 }

@@ -8,7 +8,7 @@ pub mod network;
 
 pub use call::{CallEvent, CallStart, DatedCall};
 pub use event::{FailureKind, LogEvent, Outcome, Service, Suspects, session_key};
-pub use incident::{FraudLimits, IncidentKind, Severity, Threshold};
+pub use incident::{AfterHours, FraudLimits, IncidentKind, Severity, Threshold};
 pub use ladder::{Ladder, Rung};
 pub use network::TrustedNetworks;
 

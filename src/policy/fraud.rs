@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::domain::{CallEvent, CallStart, FraudLimits, HOUR_MS, MINUTE_MS, Severity, UnixMs};
+use crate::domain::{
+    CallEvent, CallStart, DAY_MS, FraudLimits, HOUR_MS, MINUTE_MS, Severity, Threshold, UnixMs,
+};
 
 /// A call still "in progress" this long after its start lost its end: forgotten.
 const STALE_CALL_MS: UnixMs = 4 * HOUR_MS;
@@ -64,6 +66,23 @@ pub struct Breaker {
     channels: HashMap<String, (UnixMs, Option<(String, String)>)>,
     /// When forgotten calls are next cleared away.
     next_prune: UnixMs,
+    /// Minutes after local midnight at an instant, for the after-hours levels.
+    minute_of_day: fn(UnixMs) -> u16,
+}
+
+/// The levels in force for one call: the day's or the after-hours ones.
+struct Levels {
+    calls_per_minute: Threshold,
+    concurrent_international: Threshold,
+    high_risk_calls: Threshold,
+    same_prefix_calls: Threshold,
+    /// Said in the reason when the after-hours levels apply.
+    note: &'static str,
+}
+
+/// Minutes after midnight UTC: the time of day where no local one is given.
+fn utc_minute_of_day(at: UnixMs) -> u16 {
+    (at.rem_euclid(DAY_MS) / MINUTE_MS) as u16
 }
 
 /// How a dialled number is classed.
@@ -107,7 +126,39 @@ pub fn classify(limits: &FraudLimits, number: &str) -> Destination {
 
 impl Breaker {
     pub fn new(limits: FraudLimits) -> Self {
-        Breaker { limits, extensions: HashMap::new(), channels: HashMap::new(), next_prune: UnixMs::MIN }
+        Breaker {
+            limits,
+            extensions: HashMap::new(),
+            channels: HashMap::new(),
+            next_prune: UnixMs::MIN,
+            minute_of_day: utc_minute_of_day,
+        }
+    }
+
+    /// Judges office hours by `minute_of_day` (the local time of day; UTC otherwise).
+    pub fn with_time_of_day(mut self, minute_of_day: fn(UnixMs) -> u16) -> Self {
+        self.minute_of_day = minute_of_day;
+        self
+    }
+
+    fn levels(&self, at: UnixMs) -> Levels {
+        let l = &self.limits;
+        match l.after_hours.filter(|a| a.covers((self.minute_of_day)(at))) {
+            Some(a) => Levels {
+                calls_per_minute: a.calls_per_minute,
+                concurrent_international: a.concurrent_international,
+                high_risk_calls: a.high_risk_calls,
+                same_prefix_calls: a.same_prefix_calls,
+                note: " after hours",
+            },
+            None => Levels {
+                calls_per_minute: l.calls_per_minute,
+                concurrent_international: l.concurrent_international,
+                high_risk_calls: l.high_risk_calls,
+                same_prefix_calls: l.same_prefix_calls,
+                note: "",
+            },
+        }
     }
 
     /// Takes one call event at `at`; a start may trip the breaker.
@@ -160,6 +211,7 @@ impl Breaker {
         let key = (call.tech.clone(), call.endpoint.clone());
         self.channels.insert(call.channel.clone(), (at, Some(key.clone())));
         let destination = classify(&self.limits, &call.number);
+        let levels = self.levels(at);
         let ext = self.extensions.entry(key).or_default();
         if ext.last_start.is_none_or(|last| at - last > BURST_GAP_MS) {
             *ext = Extension {
@@ -202,27 +254,30 @@ impl Breaker {
         let per_minute = ext.recent.len() as u32;
         let measures = [
             (
-                self.limits.concurrent_international.reached(abroad_now),
-                format!("{abroad_now} international calls at once"),
+                levels.concurrent_international.reached(abroad_now),
+                format!("{abroad_now} international calls at once{}", levels.note),
             ),
-            (self.limits.calls_per_minute.reached(per_minute), format!("{per_minute} calls within a minute")),
             (
-                self.limits.high_risk_calls.reached(ext.burst_high_risk),
+                levels.calls_per_minute.reached(per_minute),
+                format!("{per_minute} calls within a minute{}", levels.note),
+            ),
+            (
+                levels.high_risk_calls.reached(ext.burst_high_risk),
                 format!(
-                    "{} call{} to high-risk destinations",
+                    "{} call{} to high-risk destinations{}",
                     ext.burst_high_risk,
-                    if ext.burst_high_risk == 1 { "" } else { "s" }
+                    if ext.burst_high_risk == 1 { "" } else { "s" },
+                    levels.note
                 ),
             ),
         ];
         let burst = measures.into_iter().filter_map(|(s, why)| s.map(|s| (s, why))).max_by_key(|(s, _)| *s);
         // The same-prefix count spans bursts: told once per severity within its hour.
-        let slow = self
-            .limits
+        let slow = levels
             .same_prefix_calls
             .reached(same_prefix)
             .filter(|s| ext.prefix_reported.is_none_or(|(r, t)| *s > r || at - t >= PREFIX_WINDOW_MS));
-        let slow_reason = || format!("{same_prefix} calls to one destination within an hour");
+        let slow_reason = || format!("{same_prefix} calls to one destination within an hour{}", levels.note);
         let (severity, reason) = match (burst, slow) {
             (Some(b), Some(s)) if s > b.0 => (s, slow_reason()),
             (Some(b), _) => b,
@@ -328,6 +383,37 @@ mod tests {
         }
         let t = worst.expect("tripped");
         assert_eq!((t.severity, t.calls_in_burst), (Severity::Critical, 5));
+    }
+
+    /// After hours (19:00 to 07:00 here) two calls within a minute already stop an
+    /// extension; by day the same two calls are ordinary.
+    #[test]
+    fn after_hours_levels_apply_only_while_the_office_is_closed() {
+        let mut limits = FraudLimits::default();
+        let strict = Threshold { warning: 0, critical: 2 };
+        limits.after_hours = Some(crate::domain::AfterHours {
+            from_minute: 19 * 60,
+            to_minute: 7 * 60,
+            calls_per_minute: strict,
+            concurrent_international: limits.concurrent_international,
+            high_risk_calls: limits.high_risk_calls,
+            same_prefix_calls: limits.same_prefix_calls,
+        });
+        let two_calls = |start: UnixMs| {
+            let mut b = Breaker::new(limits.clone());
+            let first = b.observe(start, &call(1, "1001", "5550100"));
+            b.observe(start + 5 * SECOND_MS, &end(1, "1001"));
+            first.or(b.observe(start + 20 * SECOND_MS, &call(2, "1001", "5550101")))
+        };
+        let day = 1_796_161_600_000 - 1_796_161_600_000 % DAY_MS;
+        for (hour, stopped) in [(3, true), (19, true), (6, true), (7, false), (12, false), (18, false)] {
+            let trip = two_calls(day + hour * HOUR_MS);
+            assert_eq!(trip.is_some(), stopped, "at {hour}:00");
+            if let Some(t) = trip {
+                assert_eq!(t.severity, Severity::Critical);
+                assert!(t.reason.ends_with("after hours"), "{}", t.reason);
+            }
+        }
     }
 
     /// An office: a call every 20 s from two phones, one of them abroad now and then,

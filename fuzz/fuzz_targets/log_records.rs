@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         Some((c, rest)) => (*c as usize % (rest.len() + 1), rest),
         None => return,
     };
-    let mut reader = RecordReader::new(REFERENCE, 0);
+    let mut reader = RecordReader::new(REFERENCE, 0).with_calls().with_contacts();
     let mut out = Vec::new();
     let mut start = 0u64;
     for piece in [&bytes[..cut], &bytes[cut..]] {
@@ -22,6 +22,11 @@ fuzz_target!(|data: &[u8]| {
     }
     reader.finish(&mut out);
     check(&out);
+    // A registration is an extension name Asterisk wrote and a contact from the text.
+    for c in reader.take_contacts() {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(text.contains(&c.change.account) && !c.change.account.contains(['\n', '\'']), "{c:?}");
+    }
     check(&read_text(&String::from_utf8_lossy(bytes), REFERENCE));
 });
 

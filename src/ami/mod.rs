@@ -56,6 +56,7 @@ pub enum Delivered {
     /// An authentication outcome and the block it came in, as evidence.
     Auth(LogEvent, String),
     Call(DatedCall),
+    Contact(crate::domain::DatedContact),
 }
 
 /// An action to send; the answer goes back on `reply`.
@@ -202,6 +203,10 @@ impl Link<'_> {
                             Received::Call { event, at } => {
                                 let at = at.or_else(|| Some(self.clock.now()));
                                 self.deliver(Delivered::Call(DatedCall { at, event }));
+                            }
+                            Received::Contact { change, at } => {
+                                let at = at.or_else(|| Some(self.clock.now()));
+                                self.deliver(Delivered::Contact(crate::domain::DatedContact { at, change }));
                             }
                             Received::Suspect(why) => {
                                 self.health.malformed();

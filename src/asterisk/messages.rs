@@ -35,6 +35,8 @@ pub enum Shape {
     PjsipRequest,
     PjsipCall,
     PjsipAddedContact,
+    /// A registration ending: no authentication outcome, a contact change only.
+    PjsipRemovedContact,
     Security,
     AmiLogin,
     AmiLoggedOn,
@@ -81,7 +83,8 @@ pub fn shape(file: &str, msg: &str) -> Option<Shape> {
         "res_pjsip_session.c" => {
             (msg.starts_with("Call from '") || msg.contains(": Call (")).then_some(Shape::PjsipCall)
         }
-        "res_pjsip_registrar.c" => msg.starts_with("Added contact '").then_some(Shape::PjsipAddedContact),
+        "res_pjsip_registrar.c" if msg.starts_with("Added contact '") => Some(Shape::PjsipAddedContact),
+        "res_pjsip_registrar.c" => msg.starts_with("Removed contact '").then_some(Shape::PjsipRemovedContact),
         "res_security_log.c" => msg.starts_with("SecurityEvent=\"").then_some(Shape::Security),
         "manager.c" => {
             if msg.contains(" failed to authenticate as '")
@@ -279,7 +282,7 @@ pub fn parse(shape: Shape, msg: &str, multi_line: bool) -> Option<Parsed> {
             let host = URI_HOST.captures(uri)?;
             success(Service::Pjsip, host.name("ip")?.as_str(), Some(c.name("aor")?.as_str()))
         }
-        Shape::Security | Shape::DialplanCall => None,
+        Shape::Security | Shape::DialplanCall | Shape::PjsipRemovedContact => None,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod acl;
 pub mod address;
 pub mod ami;
 mod attribution;
+pub mod contacts;
 pub mod dialplan;
 pub mod envelope;
 mod fast;

@@ -166,6 +166,8 @@ pub struct RecordReader {
     keep_raw: bool,
     /// Call events read so far, when asked for ([`Self::with_calls`]).
     calls: Option<Vec<DatedCall>>,
+    /// Registrations appearing and ending, with the calls.
+    contacts: Option<Vec<crate::domain::DatedContact>>,
     pub stats: ReadStats,
 }
 
@@ -180,6 +182,7 @@ impl RecordReader {
             line_end: start,
             keep_raw: true,
             calls: None,
+            contacts: None,
             stats: ReadStats::default(),
         }
     }
@@ -199,6 +202,30 @@ impl RecordReader {
     /// The call events read since the last take.
     pub fn take_calls(&mut self) -> Vec<DatedCall> {
         self.calls.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Also keeps the registrations appearing and ending, taken with
+    /// [`Self::take_contacts`].
+    pub fn with_contacts(mut self) -> Self {
+        self.contacts = Some(Vec::new());
+        self
+    }
+
+    pub fn take_contacts(&mut self) -> Vec<crate::domain::DatedContact> {
+        self.contacts.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// A registrar or `Registered SIP` line, on one line of its own: its contact change.
+    fn keep_contact(&mut self, shape: Shape, date: &str, message: &str) {
+        let Some(contacts) = &mut self.contacts else { return };
+        let change = match shape {
+            Shape::PjsipAddedContact | Shape::PjsipRemovedContact => super::contacts::from_registrar(message),
+            Shape::SipRegistered => super::contacts::from_sip_registered(message),
+            _ => None,
+        };
+        if let Some(change) = change {
+            contacts.push(crate::domain::DatedContact { at: self.timestamps.convert(date), change });
+        }
     }
 
     /// Offset up to which every line has been fully judged. A reader resumed there
@@ -308,6 +335,9 @@ impl RecordReader {
             return;
         };
         let multi = env.from_json && env.message.contains('\n');
+        if !multi {
+            self.keep_contact(shape, &env.date, &env.message);
+        }
         match judge(shape, &env.message, multi) {
             Some(judged) => self.emit(judged, &env.date, line, out),
             // JSON keeps a whole record on one line: nothing more will come for it.

@@ -1,12 +1,14 @@
 //! Plain types shared by every layer. No I/O here.
 
 mod call;
+mod contact;
 mod event;
 mod incident;
 mod ladder;
 pub mod network;
 
 pub use call::{CallEvent, CallStart, DatedCall};
+pub use contact::{ContactChange, DatedContact};
 pub use event::{FailureKind, LogEvent, Outcome, Service, Suspects, session_key};
 pub use incident::{AfterHours, FraudLimits, IncidentKind, Severity, Threshold};
 pub use ladder::{Ladder, Rung};

@@ -50,6 +50,8 @@ pub struct Batch {
     pub unreadable_ends: Vec<u64>,
     /// The dialplan's call events in the lines read (a full log at verbose 3).
     pub calls: Vec<DatedCall>,
+    /// Registrations appearing and ending in the lines read.
+    pub contacts: Vec<crate::domain::DatedContact>,
 }
 
 impl Batch {
@@ -205,7 +207,7 @@ impl Follower {
         (&mut file).take(MAX_BATCH_BYTES as u64).read_to_end(&mut buf)?;
         let more = buf.len() == MAX_BATCH_BYTES;
         let base = cursor.offset;
-        let mut reader = RecordReader::new(now, base).with_calls();
+        let mut reader = RecordReader::new(now, base).with_calls().with_contacts();
         let mut records = Vec::new();
         let mut unreadable_ends = Vec::new();
         let mut line_ends = Vec::new();
@@ -253,6 +255,7 @@ impl Follower {
         cursor.offset = settled_extra.unwrap_or_else(|| reader.settled_offset());
         let mut batch = self.batch_of(kind, records, cursor, (line_ends, unreadable_ends), more);
         batch.calls = reader.take_calls();
+        batch.contacts = reader.take_contacts();
         Ok(batch)
     }
 
@@ -275,6 +278,7 @@ impl Follower {
             unreadable_ends,
             cursor,
             calls: Vec::new(),
+            contacts: Vec::new(),
         };
         (batch.lines, batch.unreadable_lines) = batch.lines_up_to(batch.cursor.offset);
         batch

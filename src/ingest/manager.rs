@@ -54,6 +54,7 @@ pub async fn feed(
 pub async fn step(pipeline: &Pipeline, source: &str, stored: &mut u64, items: Vec<Delivered>) {
     let mut records = Vec::new();
     let mut calls = Vec::new();
+    let mut contacts = Vec::new();
     for item in items {
         match item {
             Delivered::Auth(event, raw) => {
@@ -67,9 +68,11 @@ pub async fn step(pipeline: &Pipeline, source: &str, stored: &mut u64, items: Ve
                 });
             }
             Delivered::Call(call) => calls.push(call),
+            Delivered::Contact(contact) => contacts.push(contact),
         }
     }
-    let batch = batch_of(source, *stored, records, calls);
+    let mut batch = batch_of(source, *stored, records, calls);
+    batch.contacts = contacts;
     // A log, when followed, counts these events itself; one may still settle a record
     // of the security log whose text forged an address (here every field is a line of
     // its own, so the address is never in doubt).
@@ -89,6 +92,7 @@ pub async fn step(pipeline: &Pipeline, source: &str, stored: &mut u64, items: Ve
             pipeline.health.failed(pipeline.clock.now(), e.to_string());
         }
     }
+    super::store_contacts(pipeline, &batch).await;
     super::watch_batch(pipeline, &batch, true).await;
 }
 
@@ -111,6 +115,7 @@ fn batch_of(
         unreadable_ends: Vec::new(),
         records,
         calls,
+        contacts: Vec::new(),
     }
 }
 

@@ -119,6 +119,7 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
                         tracing::info!(ip = %ban.ip, until = ?ban.until, reason = %ban.reason, "ban decided");
                     }
                     progress.update(follower.path(), batch.cursor.offset, batch.more);
+                    store_contacts(pipeline, &batch).await;
                     watch_batch(pipeline, &batch, false).await;
                     follower.commit(batch.cursor);
                 }
@@ -150,6 +151,22 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
 
 /// After a batch is stored: its logins and calls go to the breach and toll-fraud watch.
 /// `every_login`: logins count even where another source counts the failures.
+/// The registrations a stored batch reported, for the Logins page (display only: a
+/// failure here is logged and holds nothing up).
+async fn store_contacts(pipeline: &Pipeline, batch: &Batch) {
+    if batch.contacts.is_empty() {
+        return;
+    }
+    let stored = async {
+        let mut tx = pipeline.store.begin().await?;
+        crate::store::contacts::record(&mut tx, &batch.contacts, pipeline.clock.now()).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)
+    };
+    if let Err(e) = stored.await {
+        tracing::warn!(path = %batch.path, error = %e, "could not store registrations");
+    }
+}
+
 async fn watch_batch(pipeline: &Pipeline, batch: &Batch, every_login: bool) {
     let Some(watch) = &pipeline.watch else { return };
     let events = batch

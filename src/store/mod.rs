@@ -4,6 +4,7 @@
 pub mod admins;
 pub mod audit;
 pub mod bans;
+pub mod contacts;
 pub mod failures;
 pub mod health;
 pub mod history;

@@ -28,6 +28,9 @@ pub async fn prune_batch(conn: &mut Conn, cut: &Cutoffs, limit: i64) -> Result<u
              AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip AND b.released_at IS NULL) LIMIT $2)",
             "DELETE FROM forgiven WHERE ip IN (SELECT ip FROM forgiven WHERE at < $1 LIMIT $2)",
             "DELETE FROM known_good WHERE ip IN (SELECT ip FROM known_good WHERE last_success_at < $1 LIMIT $2)",
+            // Registrations that ended long ago.
+            "DELETE FROM contacts WHERE (account, uri) IN (SELECT account, uri FROM contacts \
+             WHERE (removed_at IS NOT NULL AND removed_at < $1) OR (expires_at IS NOT NULL AND expires_at < $1) LIMIT $2)",
         ];
         for sql in statements {
             let n = sqlx::query(sql).bind(before).bind(limit).execute(&mut *conn).await?.rows_affected();

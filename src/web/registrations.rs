@@ -1,4 +1,5 @@
-//! `/registrations`: which extension logged in from where, flagged when that looks wrong.
+//! `/registrations`: which extension is registered where now, and which logged in from
+//! where; each flagged when that looks wrong.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -21,12 +22,49 @@ pub struct LoginView {
     pub flags: Vec<String>,
 }
 
+/// A registration in force: the Contact as the phone gave it (attacker text, escaped
+/// by the template like everything else).
+pub struct ContactView {
+    pub account: String,
+    pub uri: String,
+    pub user_agent: String,
+    pub since: String,
+    pub flags: Vec<String>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "registrations.html")]
 struct RegistrationsPage {
     admin: String,
+    contacts: Vec<ContactView>,
     logins: Vec<LoginView>,
     extension_networks: bool,
+}
+
+/// Why a registration deserves a look, in words.
+fn contact_flags(
+    c: &store::contacts::ContactRow,
+    extensions: &[ipnet::IpNet],
+    logins: &[store::incidents::LoginRow],
+    failures: &std::collections::HashMap<String, (u32, u32)>,
+) -> Vec<String> {
+    let (host, claimed) = crate::asterisk::contacts::hosts(&c.uri);
+    let mut flags = Vec::new();
+    if let Some(claimed) = claimed.filter(|h| host.is_none_or(|ip| ip.to_string() != *h)) {
+        flags.push(format!("the phone gave {claimed} as its address"));
+    }
+    let Some(host) = host else { return flags };
+    if !extensions.is_empty() && !extensions.iter().any(|n| n.contains(&host)) {
+        flags.push("registered from outside the extension networks".to_string());
+    }
+    let own: Vec<&str> = logins.iter().filter(|l| l.account == c.account).map(|l| l.ip.as_str()).collect();
+    if !own.is_empty() && !own.contains(&host.to_string().as_str()) {
+        flags.push("not an address this extension logged in from".to_string());
+    }
+    if let Some((_, day)) = failures.get(&host.to_string()).filter(|(_, day)| *day > 0) {
+        flags.push(format!("{day} failed login{} from it in 24 h", if *day == 1 { "" } else { "s" }));
+    }
+    flags
 }
 
 pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
@@ -34,10 +72,24 @@ pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<
     let mut conn = state.store.pool().acquire().await?;
     let rows = store::incidents::logins_recent(&mut conn, now - WITHIN, SHOWN).await?;
     let extensions = store::networks::nets(&mut conn, store::networks::EXTENSIONS, now).await?;
+    let registered = store::contacts::current(&mut conn, now, SHOWN).await?;
     let mut ips: Vec<String> = rows.iter().map(|r| r.ip.clone()).collect();
+    ips.extend(
+        registered.iter().filter_map(|c| crate::asterisk::contacts::hosts(&c.uri).0).map(|ip| ip.to_string()),
+    );
     ips.sort_unstable();
     ips.dedup();
     let failures = store::failures::counts_since_many(&mut conn, &ips, now - HOUR_MS, now - DAY_MS).await?;
+    let contacts = registered
+        .iter()
+        .map(|c| ContactView {
+            account: c.account.clone(),
+            uri: c.uri.clone(),
+            user_agent: c.user_agent.clone().unwrap_or_default(),
+            since: when(c.first_at),
+            flags: contact_flags(c, &extensions, &rows, &failures),
+        })
+        .collect();
     let logins = rows
         .into_iter()
         .map(|r| {
@@ -56,5 +108,10 @@ pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<
             LoginView { since: when(r.first_at), last: when(r.last_at), account: r.account, ip: r.ip, flags }
         })
         .collect();
-    Ok(RegistrationsPage { admin: admin.username, logins, extension_networks: !extensions.is_empty() })
+    Ok(RegistrationsPage {
+        admin: admin.username,
+        contacts,
+        logins,
+        extension_networks: !extensions.is_empty(),
+    })
 }

@@ -335,3 +335,35 @@ async fn an_old_log_imported_at_start_locks_nothing_today() {
     // The attackers' failures are still counted and banned by the rules, as always.
     assert!(app.active_bans().await.iter().any(|b| b.ip == "10.98.0.66"));
 }
+
+/// The registrations of the recorded day, read from the full log as it is written: at
+/// 21:50 the office's 1003, the cracked 1002 twice (svcrack's own contact, which gave
+/// 1.1.1.1 as its host, and the attacker's phone) and chan_sip's 2001; 1001's two
+/// registrations have ended.
+#[tokio::test]
+async fn the_full_logs_registrations_are_kept_as_they_come_and_go() {
+    let r = replay(&[("full.log", SourceKind::Messages)], |l| {
+        l.contains("res_pjsip_registrar.c") || l.contains("Registered SIP")
+    })
+    .await;
+    let mut conn = r.app.store.pool().acquire().await.unwrap();
+    let at_2150 = AFTER_OFFICE_DAY - 10 * 60_000;
+    let now: Vec<(String, String)> = sipwarden::store::contacts::current(&mut conn, at_2150, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.account, c.uri))
+        .collect();
+    let expected = [
+        ("1002", "sip:123@10.98.0.66:5060;x-ast-orig-host=1.1.1.1:0"),
+        ("1002", "sip:1002@10.98.0.66:40770"),
+        ("1003", "sip:1003@10.98.0.30:44244"),
+        ("2001", "sip:2001@10.98.0.77:5060"),
+    ];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(a, u)| (a.to_string(), u.to_string())).collect();
+    assert_eq!(now, expected);
+    // By 22:00 the 60- and 600-second registrations have run out unless renewed.
+    let later = sipwarden::store::contacts::current(&mut conn, AFTER_OFFICE_DAY, 100).await.unwrap();
+    assert_eq!(later.iter().map(|c| c.account.as_str()).collect::<Vec<_>>(), ["1002", "2001"]);
+}

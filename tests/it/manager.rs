@@ -185,6 +185,37 @@ async fn a_slow_link_splitting_every_block_changes_nothing() {
     );
 }
 
+/// The manager's ContactStatus events of the recorded day keep the registrations: at
+/// the end 1003's second phone and both of 1002's contacts, 1001's are gone.
+#[tokio::test]
+async fn the_managers_contact_events_keep_the_registrations() {
+    let events: Vec<(Duration, String)> = recorded_blocks()
+        .into_iter()
+        .filter(|b| b.starts_with("Event: ContactStatus\r\n"))
+        .map(|b| (Duration::ZERO, b))
+        .collect();
+    assert_eq!(events.len(), 9);
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
+    let link = link(&server.address, SECRET).await;
+    let registered = || async {
+        let mut conn = link.app.store.pool().acquire().await.unwrap();
+        let now = link.app.clock_now();
+        let rows = sipwarden::store::contacts::current(&mut conn, now, 100).await.unwrap();
+        rows.into_iter().map(|c| format!("{} {}", c.account, c.uri)).collect::<Vec<_>>()
+    };
+    let started = Instant::now();
+    // The recording has no Timestamp headers: every event is dated as it arrives.
+    let expected = [
+        "1002 sip:1002@10.98.0.66:40770",
+        "1002 sip:123@10.98.0.66:5060;x-ast-orig-host=1.1.1.1:0",
+        "1003 sip:1003@10.98.0.30:44244",
+    ];
+    while registered().await != expected {
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", registered().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The connection drops in the middle of the day; the link comes back by itself and the
 /// health says so.
 #[tokio::test]

@@ -756,3 +756,39 @@ async fn release_and_trust_is_one_audited_change_and_never_trusts_a_prefix() {
             .any(|n| n.to_string().starts_with("2001:"))
     );
 }
+
+#[tokio::test]
+async fn the_registrations_page_shows_who_is_registered_where_and_flags_a_scanners_contact() {
+    use sipwarden::domain::{ContactChange, DatedContact};
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let now = p.clock.now();
+    store::incidents::record_login(&mut conn, "1003", "10.98.0.30", now - 60_000).await.unwrap();
+    let contact = |account: &str, uri: &str, user_agent: Option<&str>| DatedContact {
+        at: Some(now - 60_000),
+        change: ContactChange {
+            account: account.into(),
+            uri: uri.into(),
+            user_agent: user_agent.map(str::to_owned),
+            present: true,
+            expires_in_s: Some(3600),
+        },
+    };
+    let changes = [
+        contact("1003", "sip:1003@10.98.0.30:44244", Some("Yealink SIP-T46U 108.86.0.20")),
+        contact("1002", "sip:123@10.98.0.66:5060;x-ast-orig-host=1.1.1.1:0", Some("<script>x</script>")),
+    ];
+    store::contacts::record(&mut conn, &changes, now).await.unwrap();
+    drop(conn);
+    let page = p.request("GET", "/logins", &[("Cookie", &session)], "").await;
+    assert_eq!(page.status, 200);
+    let table =
+        page.body.split("id=\"contacts\"").nth(1).unwrap().split("</table>").next().unwrap().to_string();
+    let row = |text: &str| table.split("<tr").find(|r| r.contains(text)).unwrap_or("").to_string();
+    let office = row("10.98.0.30");
+    assert!(office.contains("Yealink") && !office.contains("class=\"flag\""), "{office}");
+    let scanner = row("10.98.0.66");
+    assert!(scanner.contains("the phone gave 1.1.1.1 as its address"), "{scanner}");
+    assert!(!page.body.contains("<script>x"), "attacker text is escaped");
+}

@@ -78,6 +78,8 @@ pub enum Received {
     Auth(LogEvent),
     /// A call starting or ending; `at` from the block's `Timestamp` when Asterisk adds one.
     Call { event: CallEvent, at: Option<UnixMs> },
+    /// A registration appearing or ending (`ContactStatus`, `PeerStatus`).
+    Contact { change: crate::domain::ContactChange, at: Option<UnixMs> },
     /// Any other event, or one of no interest.
     Other,
     /// Not believed: malformed, or following one that was.
@@ -144,6 +146,10 @@ fn judge(block: Block) -> Result<Received, Malformed> {
             let channel = expect_first(&headers, "Channel")?;
             Ok(Received::Call { event: CallEvent::End { channel: channel.to_owned() }, at })
         }
+        "ContactStatus" | "PeerStatus" => Ok(match super::contacts::from_manager(name, &headers) {
+            Some(change) => Received::Contact { change, at },
+            None => Received::Other,
+        }),
         _ => match security::from_manager(name, &headers) {
             SecurityRecord::Event(p, tv) => Ok(Received::Auth(LogEvent {
                 at: tv,

@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -111,7 +111,7 @@ pub async fn list(
     page(&state, admin.username, None, &q).await
 }
 
-fn is_htmx(headers: &HeaderMap) -> bool {
+pub(super) fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
 
@@ -184,12 +184,14 @@ pub async fn release_many(
     Ok(page(&state, admin.username, Some(message), "").await?.into_response())
 }
 
+/// A ban by hand: the Bans page names the address, an offender's page is its own.
 #[derive(Deserialize)]
 pub struct BanForm {
-    ip: String,
-    duration: String,
     #[serde(default)]
-    reason: String,
+    ip: String,
+    pub(super) duration: String,
+    #[serde(default)]
+    pub(super) reason: String,
 }
 
 pub async fn ban(
@@ -208,33 +210,51 @@ pub async fn ban(
                 .into_response());
         }
     };
+    let message = match ban_by_hand(&state, &admin, ip, &form.duration, &form.reason).await? {
+        Ok(()) => format!("{ip} banned."),
+        // A trusted address is an answer, not a mistake in the form.
+        Err((status, refused)) => {
+            let status = if status == StatusCode::CONFLICT { StatusCode::OK } else { status };
+            return Ok((status, page(&state, admin.username, Some(refused), "").await?).into_response());
+        }
+    };
+    Ok(page(&state, admin.username, Some(message), "").await?.into_response())
+}
+
+/// A ban an admin asked for (`duration`: `1h`, `24h`, … or `until-released`); the
+/// enforcer is poked. `Ok(Err(why))`: refused, in words for the admin (a bad form is
+/// `BAD_REQUEST`, a trusted address `CONFLICT`).
+pub(super) async fn ban_by_hand(
+    state: &WebState,
+    admin: &CurrentAdmin,
+    ip: IpAddr,
+    duration: &str,
+    reason: &str,
+) -> Result<Result<(), (StatusCode, String)>, WebError> {
     let now = state.clock.now();
-    let until = match form.duration.trim() {
+    let until = match duration.trim() {
         "until-released" | "" => None,
         d => match crate::config::duration_ms(d, "duration") {
             Ok(ms) => Some(now + ms),
-            Err(e) => {
-                return Ok((
-                    axum::http::StatusCode::BAD_REQUEST,
-                    page(&state, admin.username, Some(e.to_string()), "").await?,
-                )
-                    .into_response());
-            }
+            Err(e) => return Ok(Err((StatusCode::BAD_REQUEST, e.to_string()))),
         },
     };
     let mut conn = state.store.pool().acquire().await?;
     let trusted = state.trusted.with(store::networks::trusted_nets(&mut conn).await?);
     drop(conn);
-    let reason = if form.reason.trim().is_empty() { "banned from the panel" } else { form.reason.trim() };
-    let message = match actions::ban(&state.store, &trusted, &admin.actor(), ip, until, reason, now).await {
+    let reason = match reason.trim() {
+        "" => "banned from the panel",
+        r => r,
+    };
+    match actions::ban(&state.store, &trusted, &admin.actor(), ip, until, reason, now).await {
         Ok(_) => {
             state.poke.notify_one();
-            format!("{ip} banned.")
+            Ok(Ok(()))
         }
-        Err(ActionError::Trusted(ip)) => {
-            format!("{ip} is trusted (or an admin address) and is never banned.")
-        }
-        Err(e) => return Err(WebError::Internal(e.to_string())),
-    };
-    Ok(page(&state, admin.username, Some(message), "").await?.into_response())
+        Err(ActionError::Trusted(ip)) => Ok(Err((
+            StatusCode::CONFLICT,
+            format!("{ip} is trusted (or an admin address) and is never banned."),
+        ))),
+        Err(e) => Err(WebError::Internal(e.to_string())),
+    }
 }

@@ -4,11 +4,15 @@ use std::net::IpAddr;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::{CurrentAdmin, WebError, WebState, when};
+use crate::actions;
 use crate::domain::{DAY_MS, HOUR_MS};
 use crate::store::{self, offenders::Filter, offenders::Sort};
 
@@ -146,11 +150,17 @@ fn verdict_text(trusted: bool, ban_until: Option<Option<i64>>) -> String {
     }
 }
 
-async fn verdict(conn: &mut store::Conn, state: &WebState, ip: &str, now: i64) -> Result<String, WebError> {
+/// The verdict in words, whether the address is trusted, and whether a ban is in force.
+async fn verdict(
+    conn: &mut store::Conn,
+    state: &WebState,
+    ip: &str,
+    now: i64,
+) -> Result<(String, bool, bool), WebError> {
     let trusted = state.trusted.with(store::networks::trusted_nets(conn).await?);
     let is_trusted = ip.parse::<IpAddr>().is_ok_and(|a| trusted.contains(a));
     let ban = store::bans::active_for(conn, ip, now).await?;
-    Ok(verdict_text(is_trusted, ban.map(|b| b.until_at)))
+    Ok((verdict_text(is_trusted, ban.as_ref().map(|b| b.until_at)), is_trusted, ban.is_some()))
 }
 
 pub struct FailureView {
@@ -177,6 +187,10 @@ struct ExplainPage {
     admin: String,
     ip: String,
     verdict: String,
+    /// What the admin can do here: release (and trust) a ban in force, or ban.
+    banned: bool,
+    trusted: bool,
+    message: Option<String>,
     total: i64,
     accounts: Vec<(String, i64)>,
     success: Option<String>,
@@ -205,6 +219,7 @@ pub async fn explain(
     admin: CurrentAdmin,
     State(state): State<WebState>,
     Path(ip): Path<String>,
+    Query(query): Query<Done>,
 ) -> Result<impl axum::response::IntoResponse, WebError> {
     let ip: IpAddr = ip.parse().map_err(|_| WebError::BadRequest("not an address".into()))?;
     let ip = crate::domain::network::canonical_ip(ip).to_string();
@@ -217,9 +232,13 @@ pub async fn explain(
     }
     let search = store::failures::Search { ip: Some(ip.clone()), limit: 200, ..Default::default() };
     let failures = store::failures::search(&mut conn, &search).await?;
+    let (verdict, trusted, banned) = verdict(&mut conn, &state, &ip, now).await?;
     Ok(ExplainPage {
         admin: admin.username,
-        verdict: verdict(&mut conn, &state, &ip, now).await?,
+        verdict,
+        trusted,
+        banned,
+        message: query.done,
         total: offender.map_or(0, |o| o.failures),
         accounts: store::offenders::accounts(&mut conn, &ip, 50).await?,
         success: store::known_good::last_success(&mut conn, &ip)
@@ -240,4 +259,79 @@ pub async fn explain(
             .collect(),
         ip,
     })
+}
+
+/// What an action on the page did, shown when it comes back (`?done=released`).
+#[derive(Deserialize, Default)]
+pub struct Done {
+    #[serde(default, deserialize_with = "said")]
+    done: Option<String>,
+}
+
+/// Only the page's own words come back: nothing a link could put on the page.
+fn said<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let word: String = Deserialize::deserialize(d)?;
+    Ok(match word.as_str() {
+        "released" => Some("Released: the firewall lets it in again.".into()),
+        "trusted" => Some("Released and trusted: it is never banned from now on.".into()),
+        "banned" => Some("Banned: the firewall drops it.".into()),
+        _ => None,
+    })
+}
+
+/// Back to the offender's page, saying what was done (htmx follows `HX-Redirect`).
+fn back(headers: &HeaderMap, ip: &str, done: &str) -> Response {
+    super::auth::redirect(
+        super::bans::is_htmx(headers),
+        &format!("/offenders/{}?done={done}", urlencoding_ip(ip)),
+    )
+}
+
+/// An address in a path: IPv6 colons stay as they are, nothing else is there.
+fn urlencoding_ip(ip: &str) -> String {
+    ip.chars().filter(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':').collect()
+}
+
+fn address(ip: &str) -> Result<IpAddr, WebError> {
+    let ip: IpAddr = ip.parse().map_err(|_| WebError::BadRequest("not an address".into()))?;
+    Ok(crate::domain::network::canonical_ip(ip))
+}
+
+/// Release from the offender's page: every ban of the address ends.
+pub async fn release(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Path(ip): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let ip = address(&ip)?;
+    actions::release(&state.store, &admin.actor(), ip, state.clock.now()).await?;
+    state.poke.notify_one();
+    Ok(back(&headers, &ip.to_string(), "released"))
+}
+
+pub async fn release_and_trust(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Path(ip): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let ip = address(&ip)?.to_string();
+    actions::networks::release_and_trust(&state.store, &admin.actor(), &ip, state.clock.now()).await?;
+    state.poke.notify_one();
+    Ok(back(&headers, &ip, "trusted"))
+}
+
+pub async fn ban(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Path(ip): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<super::bans::BanForm>,
+) -> Result<Response, WebError> {
+    let ip = address(&ip)?;
+    super::bans::ban_by_hand(&state, &admin, ip, &form.duration, &form.reason)
+        .await?
+        .map_err(|(_, why)| WebError::BadRequest(why))?;
+    Ok(back(&headers, &ip.to_string(), "banned"))
 }

@@ -84,6 +84,13 @@ async fn panel_idle(pbx: Option<sipwarden::pbx::Pbx>, session_idle: time::Durati
 }
 
 impl Panel {
+    /// The bans of `ip` in force now.
+    async fn active_bans_of(&self, ip: &str) -> Vec<store::bans::BanRow> {
+        let mut conn = self.store.pool().acquire().await.unwrap();
+        let all = store::bans::active(&mut conn, self.clock.now()).await.unwrap();
+        all.into_iter().filter(|b| b.ip == ip).collect()
+    }
+
     /// One HTTP/1.1 request from `from` (any 127.x address).
     async fn request_from(
         &self,
@@ -791,4 +798,55 @@ async fn the_registrations_page_shows_who_is_registered_where_and_flags_a_scanne
     let scanner = row("10.98.0.66");
     assert!(scanner.contains("the phone gave 1.1.1.1 as its address"), "{scanner}");
     assert!(!page.body.contains("<script>x"), "attacker text is escaped");
+}
+
+#[tokio::test]
+async fn an_offenders_page_releases_trusts_and_bans_it_and_says_so() {
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let now = p.clock.now();
+    store::offenders::record(&mut conn, "203.0.113.9", "PJSIP", Some("1003"), now).await.unwrap();
+    ladder_ban(&mut conn, "203.0.113.9", now).await;
+    let page = p.request("GET", "/offenders/203.0.113.9", &[("Cookie", &session)], "").await;
+    let actions = page.body.split("id=\"offender-actions\"").nth(1).unwrap().split("</div>").next().unwrap();
+    assert!(
+        actions.contains(">Release<")
+            && actions.contains(">Release and trust<")
+            && !actions.contains(">Ban<")
+    );
+    // Release: back on the same page, which says what happened and now offers a ban.
+    let r = p.request("POST", "/offenders/203.0.113.9/release", &same_origin(&session), "").await;
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (303, Some("/offenders/203.0.113.9?done=released"))
+    );
+    assert!(p.active_bans_of("203.0.113.9").await.is_empty());
+    let page = p.request("GET", "/offenders/203.0.113.9?done=released", &[("Cookie", &session)], "").await;
+    assert!(page.body.contains("Released: the firewall lets it in again."), "{}", page.body);
+    assert!(page.body.contains(">Ban<"));
+    // A link cannot put words on the page.
+    let page = p.request("GET", "/offenders/203.0.113.9?done=%3Cb%3Ehi", &[("Cookie", &session)], "").await;
+    assert!(!page.body.contains("hi</") && !page.body.contains("class=\"notice\""));
+    // Ban it by hand from here, for a day.
+    let r = p
+        .request("POST", "/offenders/203.0.113.9/ban", &same_origin(&session), "duration=24h&reason=scanner")
+        .await;
+    assert_eq!(r.status, 303);
+    let bans = p.active_bans_of("203.0.113.9").await;
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].until_at, Some(now + 86_400_000));
+    // Release and trust: one change, and the page then offers nothing to do.
+    let r = p.request("POST", "/offenders/203.0.113.9/release-and-trust", &same_origin(&session), "").await;
+    assert_eq!(r.status, 303);
+    assert!(p.active_bans_of("203.0.113.9").await.is_empty());
+    let page = p.request("GET", "/offenders/203.0.113.9", &[("Cookie", &session)], "").await;
+    assert!(page.body.contains("Verdict: <strong>trusted</strong>"), "{}", page.body);
+    let actions = page.body.split("id=\"offender-actions\"").nth(1).unwrap().split("</div>").next().unwrap();
+    assert!(!actions.contains("<button"), "{actions}");
+    // Trusted now: a ban by hand is refused with the reason, nothing saved.
+    let r = p.request("POST", "/offenders/203.0.113.9/ban", &same_origin(&session), "duration=1h").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("never banned"), "{}", r.body);
+    assert!(p.active_bans_of("203.0.113.9").await.is_empty());
 }

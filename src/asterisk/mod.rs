@@ -10,6 +10,7 @@ pub mod dialplan;
 pub mod envelope;
 mod fast;
 pub mod messages;
+pub mod predial;
 pub mod reader;
 pub mod security;
 pub mod timestamp;

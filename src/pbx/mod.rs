@@ -1,11 +1,13 @@
-//! Puts the rendered ACL configuration into Asterisk's configuration directory:
-//! preview, atomic writes with timestamped backups, reload, verification, and
-//! restoring the backups when anything fails.
+//! Puts the rendered ACL configuration (and, on FreePBX, the predial hook that refuses
+//! a locked extension's calls) into Asterisk's configuration directory: preview, atomic
+//! writes with timestamped backups, reload, verification, and restoring the backups
+//! when anything fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::asterisk::acl::{self, AclPlan, AsteriskObject, Tech};
+use crate::asterisk::predial;
 
 pub mod control;
 
@@ -53,7 +55,9 @@ pub enum PbxError {
     File { path: PathBuf, message: String },
     #[error("`{command}` failed: {message}")]
     Command { command: String, message: String },
-    #[error("Asterisk did not load the new ACLs ({0}); the previous files were restored and reloaded")]
+    #[error(
+        "Asterisk did not load the new configuration ({0}); the previous files were restored and reloaded"
+    )]
     NotLoaded(String),
 }
 
@@ -108,6 +112,14 @@ impl Pbx {
             let current = read(&self.config_dir.join(name))?.unwrap_or_default();
             consider(name, acl::with_managed_block(&current, &acl::render_appends(plan, tech, &existing)))?;
         }
+        // A locked extension's calls refused by the dialplan too: where FreePBX's file for
+        // the installation's own dialplan exists and holds no predial hook of the admin's.
+        if let Some(current) = read(&self.config_dir.join(predial::FILE))? {
+            if !predial::defined_by_admin(&strip_block(&current)) {
+                let hook = predial::render(control::LOCK_FAMILY);
+                consider(predial::FILE, acl::with_managed_block(&current, &hook))?;
+            }
+        }
         Ok(changes)
     }
 
@@ -127,12 +139,30 @@ impl Pbx {
         Ok(text)
     }
 
-    fn reload(&self) -> Result<(), PbxError> {
+    fn reload(&self, changes: &[FileChange]) -> Result<(), PbxError> {
         self.cli("module reload acl")?;
         // chan_sip is gone from Asterisk 21: its reload may fail without harm.
         let _ = self.cli("sip reload");
         self.cli("module reload res_pjsip.so")?;
+        if touches_dialplan(changes) {
+            self.cli("dialplan reload")?;
+        }
         Ok(())
+    }
+
+    /// The predial hook, when written, is in the dialplan Asterisk runs.
+    fn verify_hook(&self, changes: &[FileChange]) -> Result<(), PbxError> {
+        if !touches_dialplan(changes) {
+            return Ok(());
+        }
+        let shown = self.cli(&format!("dialplan show {}", predial::CONTEXT))?;
+        match predial::is_loaded(&shown, control::LOCK_FAMILY) {
+            true => Ok(()),
+            false => Err(PbxError::NotLoaded(format!(
+                "`dialplan show {}` does not show the lock check",
+                predial::CONTEXT
+            ))),
+        }
     }
 
     /// `acl show NAME` lists every permit of every ACL sipwarden wrote.
@@ -181,12 +211,13 @@ impl Pbx {
         let log_start = self.log.as_ref().and_then(|l| std::fs::metadata(l).ok()).map(|m| m.len());
         let result = self
             .write_all(changes)
-            .and_then(|_| self.reload())
+            .and_then(|_| self.reload(changes))
             .and_then(|_| self.check_log(log_start))
-            .and_then(|_| self.verify(plan));
+            .and_then(|_| self.verify(plan))
+            .and_then(|_| self.verify_hook(changes));
         if let Err(e) = result {
             self.restore(changes);
-            let _ = self.reload();
+            let _ = self.reload(changes);
             return Err(match e {
                 PbxError::NotLoaded(m) => PbxError::NotLoaded(m),
                 other => PbxError::NotLoaded(other.to_string()),
@@ -260,6 +291,10 @@ fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(path)?;
     f.write_all(contents)?;
     f.sync_all()
+}
+
+fn touches_dialplan(changes: &[FileChange]) -> bool {
+    changes.iter().any(|c| c.name == predial::FILE)
 }
 
 fn strip_block(text: &str) -> String {

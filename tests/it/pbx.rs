@@ -50,6 +50,7 @@ case "$2" in
     name="${{2#acl show }}"
     awk -v n="[$name]" '$0==n{{on=1; next}} /^\[/{{on=0}} on && /^permit=/{{sub("permit=",""); print "  1: allow - " $0}}' '{conf}/sipwarden_acl.conf'
     ;;
+  "dialplan show "*) cat '{conf}/extensions_custom.conf' 2>/dev/null;;
   *) echo "Module reloaded.";;
 esac
 "#,
@@ -189,4 +190,45 @@ fn links_planted_in_the_config_directory_never_redirect_a_write() {
     let err = pbx.preview(&plan()).unwrap_err().to_string();
     assert!(err.contains("sip_custom_post.conf") && err.contains("symbolic link"), "{err}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+}
+
+/// FreePBX's file for the installation's own dialplan, as an admin left it.
+const EXTENSIONS_CUSTOM: &str = "[from-internal-custom]\nexten => 1234,1,Playback(demo-congrats)\n";
+
+#[test]
+fn the_predial_hook_is_written_where_freepbx_reads_it_and_checked_after_the_reload() {
+    let (_dir, pbx, calls) = config_dir();
+    let path = pbx.config_dir.join("extensions_custom.conf");
+    std::fs::write(&path, EXTENSIONS_CUSTOM).unwrap();
+    let changes = pbx.preview(&plan()).unwrap();
+    let hook = changes.iter().find(|c| c.name == "extensions_custom.conf").expect("the hook is offered");
+    assert!(
+        hook.diff().contains("+exten => s,1,GotoIf($[${DB_EXISTS(sipwarden-locked/${AMPUSER})}]?locked)")
+    );
+    pbx.apply(&plan(), &changes, "20261202-080000").unwrap();
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.starts_with(EXTENSIONS_CUSTOM), "the admin's own lines are kept: {written}");
+    assert!(written.contains("[macro-dialout-trunk-predial-hook]\n"));
+    let log = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        log.contains("-rx dialplan reload")
+            && log.contains("-rx dialplan show macro-dialout-trunk-predial-hook")
+    );
+    assert!(pbx.preview(&plan()).unwrap().is_empty(), "applied: nothing left to change");
+}
+
+#[test]
+fn an_admins_own_predial_hook_or_no_freepbx_file_means_no_hook_is_written() {
+    let (_dir, pbx, calls) = config_dir();
+    // Plain Asterisk: no extensions_custom.conf, nothing written, no dialplan reload.
+    let changes = pbx.preview(&plan()).unwrap();
+    assert!(!changes.iter().any(|c| c.name == "extensions_custom.conf"));
+    pbx.apply(&plan(), &changes, "20261202-080001").unwrap();
+    assert!(!std::fs::read_to_string(&calls).unwrap().contains("dialplan"));
+    // The admin's hook stays the only one: two would clash.
+    let own = format!(
+        "{EXTENSIONS_CUSTOM}[macro-dialout-trunk-predial-hook]\nexten => s,1,Set(PREDIAL_HOOK_RET=)\n"
+    );
+    std::fs::write(pbx.config_dir.join("extensions_custom.conf"), &own).unwrap();
+    assert!(pbx.preview(&plan()).unwrap().iter().all(|c| c.name != "extensions_custom.conf"));
 }

@@ -25,6 +25,8 @@ use crate::domain::{DatedCall, LogEvent};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// How often the registrations are listed at most (for their User-Agents).
+const LIST_EVERY: Duration = Duration::from_secs(5);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Events waiting for the pipeline. Asterisk drops a manager session that does not
@@ -170,6 +172,9 @@ impl Link<'_> {
         ping.reset();
         let mut ping_due: Option<(String, tokio::time::Instant)> = None;
         let login_deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
+        // The registrations' User-Agents: asked for after login and as phones register.
+        let (mut listing, mut list_wanted, mut list_refused) = (None::<String>, false, false);
+        let mut last_list = None;
         loop {
             let deadline = match (&ping_due, self.logged_in) {
                 (_, false) => login_deadline,
@@ -191,12 +196,17 @@ impl Link<'_> {
                                         return Err(SessionError::Refused(self.settings.username.clone(), message));
                                     }
                                     self.logged_in = true;
+                                    list_wanted = true;
                                     self.health.up(self.clock.now());
                                     tracing::info!(address = %self.settings.address, "manager interface connected");
                                 } else if ping_due.as_ref().is_some_and(|(p, _)| *p == id) {
                                     ping_due = None;
                                 } else if let Some(reply) = pending.remove(&id) {
                                     let _ = reply.send(if success { Ok(()) } else { Err(message) });
+                                } else if !success && listing.as_ref() == Some(&id) {
+                                    // An Asterisk without the action, or a user without the right.
+                                    listing = None;
+                                    list_refused = true;
                                 }
                             }
                             Received::Auth(event) => self.deliver(Delivered::Auth(event, block)),
@@ -205,15 +215,40 @@ impl Link<'_> {
                                 self.deliver(Delivered::Call(DatedCall { at, event }));
                             }
                             Received::Contact { change, at } => {
+                                // A new registration: ask for its User-Agent (pjsip logs none).
+                                list_wanted |= change.present;
                                 let at = at.or_else(|| Some(self.clock.now()));
                                 self.deliver(Delivered::Contact(crate::domain::DatedContact { at, change }));
                             }
+                            Received::Listed { action_id, change } if listing.as_ref() == Some(&action_id) => {
+                                match change {
+                                    Some(change) => {
+                                        let at = Some(self.clock.now());
+                                        self.deliver(Delivered::Contact(crate::domain::DatedContact { at, change }));
+                                    }
+                                    None => listing = None,
+                                }
+                            }
+                            // A list nobody asked for (or forged text) is no registration.
+                            Received::Listed { .. } => {}
                             Received::Suspect(why) => {
                                 self.health.malformed();
                                 tracing::warn!(?why, "manager block not believed");
                             }
                             Received::Response { .. } | Received::Other => {}
                         }
+                    }
+                    // At most one listing at a time, and not more often than every few
+                    // seconds however many phones register.
+                    let due = last_list.is_none_or(|t: tokio::time::Instant| t.elapsed() >= LIST_EVERY);
+                    // A list never completed is given up after a while.
+                    if last_list.is_some_and(|t| t.elapsed() >= ANSWER_TIMEOUT * 3) {
+                        listing = None;
+                    }
+                    if list_wanted && self.logged_in && listing.is_none() && !list_refused && due {
+                        let id = next_id();
+                        write.write_all(ami::show_contacts(&id).as_bytes()).await?;
+                        (listing, list_wanted, last_list) = (Some(id), false, Some(tokio::time::Instant::now()));
                     }
                 }
                 _ = ping.tick(), if self.logged_in && ping_due.is_none() => {

@@ -37,6 +37,9 @@ pub struct Script {
     /// A slow, congested link: each block goes out in pieces of this many bytes, a pause
     /// between them, so blocks (and their CRLFs) arrive split across reads.
     pub trickle: Option<(usize, Duration)>,
+    /// The registrations `PJSIPShowContacts` lists: each a `ContactList` event's headers
+    /// after its ActionID (`ObjectName: …\r\nUri: …\r\n…`).
+    pub listing: Vec<String>,
 }
 
 /// A manager interface on loopback playing `scripts`, one per connection (the last one
@@ -106,6 +109,18 @@ async fn serve_one(
                 } else {
                     format!("Response: Error\r\nActionID: {id}\r\nMessage: Authentication failed\r\n\r\n")
                 }
+            } else if block.starts_with("Action: PJSIPShowContacts\r\n") {
+                let mut list = format!(
+                    "Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: A listing of Contacts follows, presented as ContactList events\r\n\r\n"
+                );
+                for contact in &script.listing {
+                    list.push_str(&format!("Event: ContactList\r\nActionID: {id}\r\n{contact}\r\n"));
+                }
+                list.push_str(&format!(
+                    "Event: ContactListComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n",
+                    script.listing.len()
+                ));
+                list
             } else if block.starts_with("Action: Ping\r\n") {
                 format!(
                     "Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1796161340.000000\r\n\r\n"

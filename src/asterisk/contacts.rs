@@ -91,6 +91,22 @@ pub fn from_manager(name: &str, headers: &[(&str, &str)]) -> Option<ContactChang
     }
 }
 
+/// A `ContactList` event (the answer to `PJSIPShowContacts`): a registration in force
+/// with the User-Agent the phone sent.
+pub fn from_contact_list(headers: &[(&str, &str)]) -> Option<ContactChange> {
+    let get = |key: &str| headers.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    // ObjectName is `<aor>;@<hash>`; Endpoint may be empty for a contact of no endpoint.
+    let aor = get("ObjectName").and_then(|o| o.split(";@").next()).filter(|a| is_name(a));
+    let account = get("Endpoint").filter(|e| is_name(e)).or(aor)?;
+    Some(ContactChange {
+        account: account.to_owned(),
+        uri: get("Uri").filter(|u| !u.is_empty())?.to_owned(),
+        user_agent: get("UserAgent").filter(|u| !u.is_empty()).map(str::to_owned),
+        present: true,
+        expires_in_s: None,
+    })
+}
+
 /// The host a Contact URI names (`sip:1001@10.0.0.5:5060;transport=udp` → `10.0.0.5`),
 /// and the host the phone itself gave when Asterisk rewrote it (`x-ast-orig-host`).
 pub fn hosts(uri: &str) -> (Option<std::net::IpAddr>, Option<String>) {
@@ -189,6 +205,25 @@ mod tests {
         // A pjsip endpoint's reachability is no registration of its own.
         let reachable = [("ChannelType", "PJSIP"), ("Peer", "PJSIP/1001"), ("PeerStatus", "Reachable")];
         assert!(from_manager("PeerStatus", &reachable).is_none());
+    }
+
+    #[test]
+    fn a_listed_contact_carries_its_user_agent() {
+        let headers = [
+            ("ObjectType", "contact"),
+            ("ObjectName", "1003;@6fa2c8b1f5b5e4a1"),
+            ("Endpoint", "1003"),
+            ("Uri", "sip:1003@10.98.0.30:44244"),
+            ("UserAgent", "Yealink SIP-T46U 108.86.0.20"),
+            ("ExpirationTime", "1796162003"),
+        ];
+        let c = from_contact_list(&headers).unwrap();
+        assert_eq!(
+            (c.account.as_str(), c.user_agent.as_deref()),
+            ("1003", Some("Yealink SIP-T46U 108.86.0.20"))
+        );
+        assert!(c.present);
+        assert!(from_contact_list(&[("ObjectName", "1003;@x")]).is_none(), "no URI, no registration");
     }
 
     #[test]

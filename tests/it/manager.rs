@@ -91,9 +91,14 @@ fn at_one_call_per(every: Duration, keep: impl Fn(&str) -> bool) -> Vec<(Duratio
 
 #[tokio::test]
 async fn a_refused_login_is_said_plainly_and_retried() {
-    let server = ScriptedAmi::start(vec![Script { events: Vec::new(), drop_after: false, trickle: None }])
-        .await
-        .unwrap();
+    let server = ScriptedAmi::start(vec![Script {
+        events: Vec::new(),
+        drop_after: false,
+        trickle: None,
+        listing: Vec::new(),
+    }])
+    .await
+    .unwrap();
     let link = link(&server.address, "wrong").await;
     eventually("the refusal shown", Duration::from_secs(5), || {
         link.health.state().problem.is_some_and(|p| p.contains("refused the login of \"sipwarden\""))
@@ -112,7 +117,10 @@ async fn a_refused_login_is_said_plainly_and_retried() {
 #[tokio::test]
 async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
     let events = at_one_call_per(Duration::from_millis(300), |b| !b.contains("Privilege: security,all"));
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
+    let server =
+        ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing: Vec::new() }])
+            .await
+            .unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("the extension hung up", Duration::from_secs(30), || {
         !server.received.actions("Hangup").is_empty()
@@ -146,7 +154,10 @@ async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
 #[tokio::test]
 async fn the_crack_locks_the_extension_before_any_fraud_call() {
     let events = at_one_call_per(Duration::from_millis(300), |_| true);
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
+    let server =
+        ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing: Vec::new() }])
+            .await
+            .unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("locked", Duration::from_secs(30), || !server.received.actions("DBPut").is_empty()).await;
     let locked_at = server.received.actions("DBPut")[0].0;
@@ -172,7 +183,9 @@ async fn the_crack_locks_the_extension_before_any_fraud_call() {
 async fn a_slow_link_splitting_every_block_changes_nothing() {
     let events = at_one_call_per(Duration::from_millis(300), |_| true);
     let trickle = Some((13, Duration::from_millis(1)));
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle }]).await.unwrap();
+    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle, listing: Vec::new() }])
+        .await
+        .unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("locked", Duration::from_secs(60), || !server.received.actions("DBPut").is_empty()).await;
     let locked_at = server.received.actions("DBPut")[0].0;
@@ -195,7 +208,13 @@ async fn the_managers_contact_events_keep_the_registrations() {
         .map(|b| (Duration::ZERO, b))
         .collect();
     assert_eq!(events.len(), 9);
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
+    // What `PJSIPShowContacts` answers: pjsip logs no User-Agent, the listing has it.
+    let listing = vec![
+        "ObjectType: contact\r\nObjectName: 1003;@6fa2c8b1\r\nEndpoint: 1003\r\nUri: sip:1003@10.98.0.30:44244\r\nUserAgent: Yealink SIP-T46U 108.86.0.20\r\n".to_string(),
+        "ObjectType: contact\r\nObjectName: 1002;@9c1d\r\nEndpoint: 1002\r\nUri: sip:123@10.98.0.66:5060;x-ast-orig-host=1.1.1.1:0\r\nUserAgent: friendly-scanner\r\n".to_string(),
+    ];
+    let server =
+        ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     let registered = || async {
         let mut conn = link.app.store.pool().acquire().await.unwrap();
@@ -214,6 +233,19 @@ async fn the_managers_contact_events_keep_the_registrations() {
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", registered().await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The User-Agents, from the listing asked for after the login and as phones register.
+    let agents = || async {
+        let mut conn = link.app.store.pool().acquire().await.unwrap();
+        let rows = sipwarden::store::contacts::current(&mut conn, link.app.clock_now(), 100).await.unwrap();
+        rows.into_iter()
+            .filter_map(|c| c.user_agent.map(|ua| format!("{} {ua}", c.account)))
+            .collect::<Vec<_>>()
+    };
+    while agents().await != ["1002 friendly-scanner", "1003 Yealink SIP-T46U 108.86.0.20"] {
+        assert!(started.elapsed() < Duration::from_secs(15), "{:?}", agents().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!server.received.actions("PJSIPShowContacts").is_empty());
 }
 
 /// The connection drops in the middle of the day; the link comes back by itself and the
@@ -226,6 +258,7 @@ async fn a_dropped_link_comes_back() {
         events: b.iter().map(|b| (Duration::ZERO, b.clone())).collect(),
         drop_after,
         trickle: None,
+        listing: Vec::new(),
     };
     let server = ScriptedAmi::start(vec![script(first, true), script(second, false)]).await.unwrap();
     let link = link(&server.address, SECRET).await;
@@ -244,7 +277,10 @@ async fn a_forged_success_teaches_nothing() {
     let cut = "Event: InvalidAccountID\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Error\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: x\r\n\r\n";
     let forged = "Event: SuccessfulAuth\r\nPrivilege: security,all\r\nEventTV: 2026-12-01T21:44:31.283+0000\r\nSeverity: Informational\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: 1001\r\nSessionID: 1@10.98.0.99\r\nLocalAddress: IPV4/UDP/10.98.0.1/5060\r\nRemoteAddress: IPV4/UDP/10.98.0.99/5060\r\nUsingPassword: 1\r\n\r\n";
     let events = vec![(Duration::ZERO, cut.to_owned()), (Duration::ZERO, forged.to_owned())];
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
+    let server =
+        ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing: Vec::new() }])
+            .await
+            .unwrap();
     let link = link(&server.address, SECRET).await;
     eventually("both blocks judged", Duration::from_secs(5), || link.health.state().malformed >= 2).await;
     let mut conn = link.app.store.pool().acquire().await.unwrap();
@@ -260,7 +296,10 @@ async fn a_forged_success_teaches_nothing() {
 async fn serve_follows_the_manager_interface_its_config_names() {
     use crate::disk_faults::{healthz, wait_for};
     let events = recorded_blocks().into_iter().map(|b| (Duration::ZERO, b)).collect();
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await.unwrap();
+    let server =
+        ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing: Vec::new() }])
+            .await
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sipwarden.toml");
     std::fs::write(

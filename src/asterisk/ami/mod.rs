@@ -80,6 +80,9 @@ pub enum Received {
     Call { event: CallEvent, at: Option<UnixMs> },
     /// A registration appearing or ending (`ContactStatus`, `PeerStatus`).
     Contact { change: crate::domain::ContactChange, at: Option<UnixMs> },
+    /// A registration listed in answer to the action `action_id` (`PJSIPShowContacts`):
+    /// `None` when the list is complete.
+    Listed { action_id: String, change: Option<crate::domain::ContactChange> },
     /// Any other event, or one of no interest.
     Other,
     /// Not believed: malformed, or following one that was.
@@ -124,6 +127,20 @@ fn judge(block: Block) -> Result<Received, Malformed> {
     }
     if !first.eq_ignore_ascii_case("Event") {
         return Err(Malformed::Unexpected);
+    }
+    // An event answering an action carries its ActionID instead of a Privilege.
+    if let Some((_, id)) = block.headers.get(1).filter(|(n, _)| n == "ActionID") {
+        let headers: Vec<(&str, &str)> =
+            block.headers[2..].iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let action_id = id.clone();
+        return Ok(match name.as_str() {
+            "ContactList" => match super::contacts::from_contact_list(&headers) {
+                Some(change) => Received::Listed { action_id, change: Some(change) },
+                None => Received::Other,
+            },
+            "ContactListComplete" => Received::Listed { action_id, change: None },
+            _ => Received::Other,
+        });
     }
     // Privilege next; `timestampevents = yes` adds Timestamp after it.
     let mut rest = &block.headers[1..];
@@ -229,6 +246,11 @@ pub fn hangup(action_id: &str, channel: &str) -> String {
 /// The channel regex that matches every call of an extension: `/^PJSIP\/1002-/`.
 pub fn channels_of(tech: &str, extension: &str) -> String {
     format!("/^{}\\/{}-/", regex::escape(tech), regex::escape(extension))
+}
+
+/// Lists every pjsip contact with its User-Agent (Asterisk 16 and later).
+pub fn show_contacts(action_id: &str) -> String {
+    action(action_id, "PJSIPShowContacts", &[])
 }
 
 pub fn db_put(action_id: &str, family: &str, key: &str, value: &str) -> String {

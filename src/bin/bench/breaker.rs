@@ -52,7 +52,9 @@ async fn sipwarden_on(address: &str, stop: &CancellationToken) -> anyhow::Result
 async fn calls_before_stop(rate: u32, number: &str) -> anyhow::Result<(usize, f64)> {
     let every = Duration::from_secs_f64(1.0 / f64::from(rate));
     let events = (0..60).map(|i| (every, new_channel(i, number))).collect();
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await?;
+    let server =
+        ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing: Vec::new() }])
+            .await?;
     let stop = CancellationToken::new();
     let _dir = sipwarden_on(&server.address, &stop).await?;
     let started = Instant::now();
@@ -75,7 +77,9 @@ async fn refusal_latencies(calls: u32) -> anyhow::Result<Vec<f64>> {
         (0..3).map(|i| (Duration::from_millis(100), new_channel(i, "00882232332113"))).collect();
     events.push((Duration::from_secs(1), new_channel(3, "5551234")));
     events.extend((4..calls + 4).map(|i| (Duration::from_millis(20), new_channel(i, "5551234"))));
-    let server = ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None }]).await?;
+    let server =
+        ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing: Vec::new() }])
+            .await?;
     let stop = CancellationToken::new();
     let _dir = sipwarden_on(&server.address, &stop).await?;
     let started = Instant::now();

@@ -14,18 +14,50 @@ pub struct ContactRow {
     pub expires_at: Option<i64>,
 }
 
+/// Where a batch leaves one contact: phones renew every minute, so a long log holds
+/// thousands of changes for a few contacts, and only where each ends up is written.
+struct Outcome<'a> {
+    change: &'a crate::domain::ContactChange,
+    at: UnixMs,
+    /// The first registration of the batch (since its last removal in it).
+    since: UnixMs,
+    /// Registered again after a removal within the batch: it began anew then.
+    restarted: bool,
+    user_agent: Option<&'a str>,
+}
+
 /// Stores contact changes in order; a change without a date is taken as of `now`.
 pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> Result<()> {
+    let mut outcomes: Vec<Outcome<'_>> = Vec::new();
+    let mut index: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
     for c in changes {
-        let at = c.at.unwrap_or(now);
-        let change = &c.change;
+        let (at, change) = (c.at.unwrap_or(now), &c.change);
+        let key = (change.account.as_str(), change.uri.as_str());
+        match index.get(&key) {
+            Some(&i) => {
+                let o = &mut outcomes[i];
+                if change.present && !o.change.present {
+                    (o.since, o.restarted) = (at, true);
+                }
+                o.user_agent = change.user_agent.as_deref().or(o.user_agent);
+                (o.change, o.at) = (change, at);
+            }
+            None => {
+                index.insert(key, outcomes.len());
+                let user_agent = change.user_agent.as_deref();
+                outcomes.push(Outcome { change, at, since: at, restarted: false, user_agent });
+            }
+        }
+    }
+    for o in outcomes {
+        let change = o.change;
         if change.present {
-            let expires = change.expires_in_s.map(|s| at + i64::from(s) * 1000);
+            let expires = change.expires_in_s.map(|s| o.at + i64::from(s) * 1000);
             sqlx::query(
                 "INSERT INTO contacts (account, uri, user_agent, first_at, last_at, expires_at, removed_at) \
-                 VALUES ($1, $2, $3, $4, $4, $5, NULL) \
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL) \
                  ON CONFLICT (account, uri) DO UPDATE SET \
-                   first_at = CASE WHEN contacts.removed_at IS NOT NULL \
+                   first_at = CASE WHEN $7 OR contacts.removed_at IS NOT NULL \
                      OR (contacts.expires_at IS NOT NULL AND contacts.expires_at < excluded.last_at) \
                      THEN excluded.first_at ELSE contacts.first_at END, \
                    last_at = excluded.last_at, expires_at = excluded.expires_at, removed_at = NULL, \
@@ -33,9 +65,11 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
             )
             .bind(&change.account)
             .bind(&change.uri)
-            .bind(&change.user_agent)
-            .bind(at)
+            .bind(o.user_agent)
+            .bind(o.since)
+            .bind(o.at)
             .bind(expires)
+            .bind(o.restarted)
             .execute(&mut *conn)
             .await?;
         } else {
@@ -45,7 +79,7 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
             )
             .bind(&change.account)
             .bind(&change.uri)
-            .bind(at)
+            .bind(o.at)
             .execute(&mut *conn)
             .await?;
         }

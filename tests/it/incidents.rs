@@ -367,3 +367,31 @@ async fn the_full_logs_registrations_are_kept_as_they_come_and_go() {
     let later = sipwarden::store::contacts::current(&mut conn, AFTER_OFFICE_DAY, 100).await.unwrap();
     assert_eq!(later.iter().map(|c| c.account.as_str()).collect::<Vec<_>>(), ["1002", "2001"]);
 }
+
+/// A long log renews each registration every minute: a batch is written as where each
+/// contact ends up, keeping when it began (and a removal and return within the batch
+/// begins it anew).
+#[tokio::test]
+async fn a_batch_of_renewals_keeps_when_each_registration_began() {
+    use sipwarden::domain::{ContactChange, DatedContact};
+    let app = TestApp::new(TrustedNetworks::default(), false).await;
+    let change = |uri: &str, at: i64, present: bool| DatedContact {
+        at: Some(at),
+        change: ContactChange {
+            account: "1001".into(),
+            uri: uri.into(),
+            user_agent: None,
+            present,
+            expires_in_s: Some(60),
+        },
+    };
+    let t = AFTER_OFFICE_DAY - 3_600_000;
+    let (a, b) = ("sip:1001@10.98.0.20:49125", "sip:1001@10.98.0.20:46778");
+    let mut batch: Vec<DatedContact> = (0..30).map(|i| change(a, t + i * 60_000, true)).collect();
+    batch.extend([change(b, t, true), change(b, t + 60_000, false), change(b, t + 29 * 60_000, true)]);
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    sipwarden::store::contacts::record(&mut conn, &batch, t).await.unwrap();
+    let rows = sipwarden::store::contacts::current(&mut conn, t + 29 * 60_000 + 1, 10).await.unwrap();
+    let seen: Vec<(&str, i64, i64)> = rows.iter().map(|r| (r.uri.as_str(), r.first_at, r.last_at)).collect();
+    assert_eq!(seen, [(a, t, t + 29 * 60_000), (b, t + 29 * 60_000, t + 29 * 60_000)]);
+}

@@ -65,7 +65,7 @@ async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
             id: b.id,
             accounts: accounts.remove(&b.ip).unwrap_or_default().join(", "),
             reason: b.reason,
-            rung: if b.rung == 0 { "manual".into() } else { format!("rule {}", b.rung) },
+            rung: if b.rung == 0 { "by hand".into() } else { format!("rule {}", b.rung) },
             created: when(b.created_at),
             until: b.until_at.map_or("until released".into(), when),
             by: b.created_by.unwrap_or_else(|| "sipwarden".into()),

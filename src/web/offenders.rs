@@ -140,13 +140,13 @@ async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<O
     Ok(OffendersData { rows: views, total: store::offenders::count(&mut conn).await?, has_next })
 }
 
-/// What sipwarden does with an address: trusted, banned (until when) or watched.
+/// What sipwarden does with an address: trusted, banned (until when) or not banned.
 fn verdict_text(trusted: bool, ban_until: Option<Option<i64>>) -> String {
     match (trusted, ban_until) {
         (true, _) => "trusted".into(),
         (false, Some(None)) => "banned until released".into(),
         (false, Some(Some(until))) => format!("banned until {}", when(until)),
-        (false, None) => "watched".into(),
+        (false, None) => "not banned".into(),
     }
 }
 
@@ -206,7 +206,7 @@ pub fn ban_view(b: &store::bans::BanRow, now: i64) -> BanView {
     };
     BanView {
         reason: b.reason.clone(),
-        rung: if b.rung == 0 { "manual".into() } else { format!("rung {}", b.rung) },
+        rung: if b.rung == 0 { "by hand".into() } else { format!("rule {}", b.rung) },
         created: when(b.created_at),
         until: b.until_at.map_or("until released".into(), when),
         ended,

@@ -279,17 +279,10 @@ fn said<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Err
     })
 }
 
-/// Back to the offender's page, saying what was done (htmx follows `HX-Redirect`).
+/// Back to the offender's page, saying what was done (htmx follows `HX-Redirect`);
+/// `ip` is a parsed address, so it needs no escaping in the path.
 fn back(headers: &HeaderMap, ip: &str, done: &str) -> Response {
-    super::auth::redirect(
-        super::bans::is_htmx(headers),
-        &format!("/offenders/{}?done={done}", urlencoding_ip(ip)),
-    )
-}
-
-/// An address in a path: IPv6 colons stay as they are, nothing else is there.
-fn urlencoding_ip(ip: &str) -> String {
-    ip.chars().filter(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':').collect()
+    super::auth::redirect(super::bans::is_htmx(headers), &format!("/offenders/{ip}?done={done}"))
 }
 
 fn address(ip: &str) -> Result<IpAddr, WebError> {

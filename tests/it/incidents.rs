@@ -125,11 +125,10 @@ struct Replay {
     fraud_calls_at_lock: Option<usize>,
 }
 
-/// `keep`: which lines of the recording are written.
-async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay {
-    let mut app =
-        TestApp::new(TrustedNetworks::default(), files.iter().any(|(_, k)| *k == SourceKind::Security)).await;
-    app.clock.set(AFTER_OFFICE_DAY);
+/// An app whose watch acts through `Asked`, its clock at `now`.
+async fn watched_app(security_log: bool, now: i64) -> (TestApp, Arc<Asked>) {
+    let mut app = TestApp::new(TrustedNetworks::default(), security_log).await;
+    app.clock.set(now);
     let asked = Arc::new(Asked::default());
     app.pipeline.watch = Some(Arc::new(Watch::new(
         app.store.clone(),
@@ -137,6 +136,13 @@ async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay 
         asked.clone(),
         app.pipeline.bans_changed.clone(),
     )));
+    (app, asked)
+}
+
+/// `keep`: which lines of the recording are written.
+async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay {
+    let security_log = files.iter().any(|(_, k)| *k == SourceKind::Security);
+    let (mut app, asked) = watched_app(security_log, AFTER_OFFICE_DAY).await;
     let mut lines = Vec::new();
     for (name, kind) in files {
         let path = app.path(name);
@@ -243,14 +249,7 @@ async fn distributed_guessing_is_a_warning_offline_and_live() {
     );
     assert!(found[0]["reason"].as_str().unwrap().contains("5 addresses"), "told at the fifth");
 
-    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
-    app.clock.set(AFTER_OFFICE_DAY);
-    app.pipeline.watch = Some(Arc::new(Watch::new(
-        app.store.clone(),
-        Arc::new(app.clock.clone()),
-        Arc::new(Asked::default()),
-        app.pipeline.bans_changed.clone(),
-    )));
+    let (mut app, _) = watched_app(true, AFTER_OFFICE_DAY).await;
     let log = app.path("security");
     std::fs::write(&log, &text).unwrap();
     app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
@@ -314,15 +313,7 @@ async fn the_burst_bans_the_address_it_came_from_not_the_office_phone() {
 /// or banned today for a crack of yesterday.
 #[tokio::test]
 async fn an_old_log_imported_at_start_locks_nothing_today() {
-    let mut app = TestApp::new(TrustedNetworks::default(), true).await;
-    app.clock.set(AFTER_OFFICE_DAY + 86_400_000);
-    let asked = Arc::new(Asked::default());
-    app.pipeline.watch = Some(Arc::new(Watch::new(
-        app.store.clone(),
-        Arc::new(app.clock.clone()),
-        asked.clone(),
-        app.pipeline.bans_changed.clone(),
-    )));
+    let (mut app, asked) = watched_app(true, AFTER_OFFICE_DAY + 86_400_000).await;
     for name in ["security.log", "full.log"] {
         let path = app.path(name);
         std::fs::copy(fixture(&format!("office-day/{name}")), &path).unwrap();

@@ -126,6 +126,12 @@ pub fn service_ports(config: &Config) -> crate::firewall::ServicePorts {
         sip_udp: config.sip_udp_ports.clone(),
         sip_tcp: config.sip_tcp_ports.clone(),
         panel: config.listen.port(),
+        // The manager interface sipwarden is told to use is the one to close.
+        ami: config
+            .ami
+            .as_ref()
+            .and_then(|a| a.address.rsplit_once(':')?.1.parse().ok())
+            .unwrap_or(crate::firewall::ServicePorts::default().ami),
         ..Default::default()
     }
 }
@@ -423,6 +429,13 @@ mod ports_tests {
         let (tcp, udp) = ports.closed(&["sip".into(), "panel".into()]);
         assert_eq!(udp, vec![5160]);
         assert_eq!(tcp, vec![5160, 5161, 9000]);
+    }
+
+    #[test]
+    fn closed_mode_closes_the_manager_port_sipwarden_is_told_to_use() {
+        let c = config("[ami]\naddress = \"127.0.0.1:15038\"\nsecret = \"s\"\n");
+        assert_eq!(super::service_ports(&c).closed(&["ami".into()]).0, vec![15038]);
+        assert_eq!(super::service_ports(&config("")).closed(&["ami".into()]).0, vec![5038]);
     }
 
     #[test]

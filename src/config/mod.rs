@@ -5,12 +5,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
 
 use crate::asterisk::SourceKind;
 use crate::domain::{AfterHours, FraudLimits, Threshold, TrustedNetworks, UnixMs};
 use crate::ingest::StartAt;
 use crate::policy::{Ladder, Rung};
+
+mod file;
+
+pub use file::{
+    AfterHoursConfig, AmiConfig, AsteriskConfig, BackendChoice, DEFAULT_LISTEN, DEFAULT_LOGS, FileConfig,
+    FirewallConfig, FraudConfig, PanelConfig, PolicyConfig, RetentionConfig, RungConfig, UNTIL_RELEASED,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -20,44 +26,6 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
-}
-
-/// The config file as written (every key optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub data_dir: Option<PathBuf>,
-    pub logs: Option<Vec<String>>,
-    pub start_at: Option<StartAt>,
-    pub poll_interval: Option<String>,
-    pub trusted: Option<Vec<String>>,
-    pub clean_log: Option<PathBuf>,
-    pub protection: Option<bool>,
-    #[serde(default)]
-    pub policy: PolicyConfig,
-    #[serde(default)]
-    pub firewall: FirewallConfig,
-    #[serde(default)]
-    pub panel: PanelConfig,
-    #[serde(default)]
-    pub asterisk: AsteriskConfig,
-    #[serde(default)]
-    pub retention: RetentionConfig,
-    #[serde(default)]
-    pub fraud: FraudConfig,
-    #[serde(default)]
-    pub ami: AmiConfig,
-}
-
-/// `[ami]`: Asterisk's manager interface, optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AmiConfig {
-    pub address: Option<String>,
-    pub username: Option<String>,
-    pub secret: Option<String>,
-    /// A file holding the secret (its first line), readable by sipwarden only.
-    pub secret_file: Option<PathBuf>,
 }
 
 fn ami_settings(
@@ -93,40 +61,7 @@ fn ami_settings(
             });
         }
     };
-    Ok(Some(crate::ami::AmiSettings {
-        address,
-        username: a.username.unwrap_or_else(|| "sipwarden".into()),
-        secret,
-    }))
-}
-
-/// `[fraud]`: when an extension's calls look like toll fraud. Each measure is a pair
-/// `[warning, critical]`; 0 turns a level off.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FraudConfig {
-    pub calls_per_minute: Option<[u32; 2]>,
-    pub concurrent_international: Option<[u32; 2]>,
-    pub high_risk_calls: Option<[u32; 2]>,
-    pub same_prefix_calls: Option<[u32; 2]>,
-    pub international_prefixes: Option<Vec<String>>,
-    pub home_prefixes: Option<Vec<String>>,
-    pub high_risk_prefixes: Option<Vec<String>>,
-    pub inbound_contexts: Option<Vec<String>>,
-    pub after_hours: Option<AfterHoursConfig>,
-}
-
-/// `[fraud.after_hours]`: other levels while the office is closed (local time); a
-/// measure not named keeps the day's level.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AfterHoursConfig {
-    pub from: String,
-    pub to: String,
-    pub calls_per_minute: Option<[u32; 2]>,
-    pub concurrent_international: Option<[u32; 2]>,
-    pub high_risk_calls: Option<[u32; 2]>,
-    pub same_prefix_calls: Option<[u32; 2]>,
+    Ok(Some(crate::ami::AmiSettings { address, username: a.username, secret }))
 }
 
 /// `"19:00"` as minutes after midnight.
@@ -142,19 +77,17 @@ fn time_of_day(text: &str, key: &'static str) -> Result<u16, ConfigError> {
 }
 
 fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
-    let d = FraudLimits::default();
-    let threshold = |pair: Option<[u32; 2]>, key: &'static str, default: Threshold| match pair {
-        None => Ok(default),
-        Some([warning, critical]) if critical > 0 && warning > critical => Err(ConfigError::Invalid {
-            key,
-            message: format!("the warning level {warning} is above the critical level {critical}"),
-        }),
-        Some([warning, critical]) => Ok(Threshold { warning, critical }),
+    let threshold = |[warning, critical]: [u32; 2], key: &'static str| {
+        if critical > 0 && warning > critical {
+            return Err(ConfigError::Invalid {
+                key,
+                message: format!("the warning level {warning} is above the critical level {critical}"),
+            });
+        }
+        Ok(Threshold { warning, critical })
     };
-    let prefixes = |list: Option<Vec<String>>, key: &'static str, default: Vec<String>| match list {
-        None => Ok(default),
-        Some(list) => list
-            .into_iter()
+    let prefixes = |list: Vec<String>, key: &'static str| {
+        list.into_iter()
             .map(|p| {
                 let p = p.trim().to_owned();
                 if p.is_empty() || !p.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit()) {
@@ -166,13 +99,12 @@ fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
                     Ok(p)
                 }
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
     };
-    let calls_per_minute = threshold(f.calls_per_minute, "fraud.calls_per_minute", d.calls_per_minute)?;
-    let concurrent_international =
-        threshold(f.concurrent_international, "fraud.concurrent_international", d.concurrent_international)?;
-    let high_risk_calls = threshold(f.high_risk_calls, "fraud.high_risk_calls", d.high_risk_calls)?;
-    let same_prefix_calls = threshold(f.same_prefix_calls, "fraud.same_prefix_calls", d.same_prefix_calls)?;
+    let calls_per_minute = threshold(f.calls_per_minute, "fraud.calls_per_minute")?;
+    let concurrent_international = threshold(f.concurrent_international, "fraud.concurrent_international")?;
+    let high_risk_calls = threshold(f.high_risk_calls, "fraud.high_risk_calls")?;
+    let same_prefix_calls = threshold(f.same_prefix_calls, "fraud.same_prefix_calls")?;
     let after_hours = match f.after_hours {
         None => None,
         Some(a) => {
@@ -186,25 +118,28 @@ fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
                     message: "the office hours end when they begin".into(),
                 });
             }
+            // A measure not named at night keeps the day's level.
+            let night =
+                |pair: Option<[u32; 2]>, key, day: Threshold| pair.map_or(Ok(day), |p| threshold(p, key));
             Some(AfterHours {
                 from_minute,
                 to_minute,
-                calls_per_minute: threshold(
+                calls_per_minute: night(
                     a.calls_per_minute,
                     "fraud.after_hours.calls_per_minute",
                     calls_per_minute,
                 )?,
-                concurrent_international: threshold(
+                concurrent_international: night(
                     a.concurrent_international,
                     "fraud.after_hours.concurrent_international",
                     concurrent_international,
                 )?,
-                high_risk_calls: threshold(
+                high_risk_calls: night(
                     a.high_risk_calls,
                     "fraud.after_hours.high_risk_calls",
                     high_risk_calls,
                 )?,
-                same_prefix_calls: threshold(
+                same_prefix_calls: night(
                     a.same_prefix_calls,
                     "fraud.after_hours.same_prefix_calls",
                     same_prefix_calls,
@@ -218,28 +153,13 @@ fn fraud_limits(f: FraudConfig) -> Result<FraudLimits, ConfigError> {
         concurrent_international,
         high_risk_calls,
         same_prefix_calls,
-        international_prefixes: prefixes(
-            f.international_prefixes,
-            "fraud.international_prefixes",
-            d.international_prefixes,
-        )?,
-        home_prefixes: prefixes(f.home_prefixes, "fraud.home_prefixes", d.home_prefixes)?,
-        high_risk_prefixes: prefixes(f.high_risk_prefixes, "fraud.high_risk_prefixes", d.high_risk_prefixes)?,
-        inbound_contexts: f.inbound_contexts.unwrap_or(d.inbound_contexts),
+        international_prefixes: prefixes(f.international_prefixes, "fraud.international_prefixes")?,
+        home_prefixes: prefixes(f.home_prefixes, "fraud.home_prefixes")?,
+        high_risk_prefixes: prefixes(f.high_risk_prefixes, "fraud.high_risk_prefixes")?,
+        inbound_contexts: f.inbound_contexts,
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    pub failures: Option<String>,
-    pub ended_bans: Option<String>,
-    pub audit: Option<String>,
-    pub failed_auth_log_max_mib: Option<u64>,
-    pub failed_auth_log_keep: Option<u32>,
-}
-
-/// How long stored history is kept (`None`: forever) and how the failed-auth log rotates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     pub failures: Option<Duration>,
@@ -251,32 +171,20 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention {
-            failures: Some(Duration::from_secs(90 * 86_400)),
-            ended_bans: Some(Duration::from_secs(365 * 86_400)),
-            audit: None,
-            clean_log_max_bytes: 10 * 1024 * 1024,
-            clean_log_keep: 10,
-        }
+        retention(RetentionConfig::default()).expect("the declared retention defaults are valid")
     }
 }
 
 /// A retention period: a duration, or "keep" for forever.
-fn kept_for(
-    text: Option<String>,
-    key: &'static str,
-    default: Option<Duration>,
-) -> Result<Option<Duration>, ConfigError> {
-    match text.as_deref().map(str::trim) {
-        None => Ok(default),
-        Some("keep") => Ok(None),
-        Some(t) => duration(t, key).map(Some),
+fn kept_for(text: &str, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+    match text.trim() {
+        "keep" => Ok(None),
+        t => duration(t, key).map(Some),
     }
 }
 
 fn prefix_rule(p: &PolicyConfig) -> Result<crate::policy::prefix::PrefixRule, ConfigError> {
-    let d = crate::policy::prefix::PrefixRule::default();
-    let len = p.ipv6_prefix.unwrap_or(d.len);
+    let len = p.ipv6_prefix;
     if !(16..=127).contains(&len) {
         return Err(ConfigError::Invalid {
             key: "policy.ipv6_prefix",
@@ -285,15 +193,13 @@ fn prefix_rule(p: &PolicyConfig) -> Result<crate::policy::prefix::PrefixRule, Co
     }
     Ok(crate::policy::prefix::PrefixRule {
         len,
-        after: p.prefix_after.unwrap_or(d.after),
-        within_ms: d.within_ms,
+        after: p.prefix_after,
+        within_ms: crate::policy::prefix::PrefixRule::default().within_ms,
     })
 }
 
 fn retention(r: RetentionConfig) -> Result<Retention, ConfigError> {
-    let d = Retention::default();
-    let keep = r.failed_auth_log_keep.unwrap_or(d.clean_log_keep);
-    let max_mib = r.failed_auth_log_max_mib.unwrap_or(d.clean_log_max_bytes >> 20);
+    let max_mib = r.failed_auth_log_max_mib;
     if max_mib == 0 {
         return Err(ConfigError::Invalid {
             key: "retention.failed_auth_log_max_mib",
@@ -301,69 +207,12 @@ fn retention(r: RetentionConfig) -> Result<Retention, ConfigError> {
         });
     }
     Ok(Retention {
-        failures: kept_for(r.failures, "retention.failures", d.failures)?,
-        ended_bans: kept_for(r.ended_bans, "retention.ended_bans", d.ended_bans)?,
-        audit: kept_for(r.audit, "retention.audit", d.audit)?,
+        failures: kept_for(&r.failures, "retention.failures")?,
+        ended_bans: kept_for(&r.ended_bans, "retention.ended_bans")?,
+        audit: kept_for(&r.audit, "retention.audit")?,
         clean_log_max_bytes: max_mib << 20,
-        clean_log_keep: keep,
+        clean_log_keep: r.failed_auth_log_keep,
     })
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AsteriskConfig {
-    pub config_dir: Option<PathBuf>,
-    pub command: Option<Vec<String>>,
-    pub sip_udp_ports: Option<Vec<u16>>,
-    pub sip_tcp_ports: Option<Vec<u16>>,
-    pub resolve_interval: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PanelConfig {
-    pub listen: Option<String>,
-    pub secure_cookies: Option<bool>,
-    pub session_idle: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FirewallConfig {
-    pub backend: Option<BackendChoice>,
-    pub command_prefix: Option<Vec<String>>,
-    pub reconcile_interval: Option<String>,
-}
-
-/// Which firewall backend `serve` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendChoice {
-    /// `nft` when it works (root or CAP_NET_ADMIN), otherwise dry-run, loudly.
-    Auto,
-    Nft,
-    DryRun,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    pub rungs: Option<Vec<RungConfig>>,
-    pub known_good_failures: Option<u32>,
-    pub known_good_for: Option<String>,
-    pub repeat_within: Option<String>,
-    pub repeat_ban: Option<String>,
-    pub ipv6_prefix: Option<u8>,
-    pub prefix_after: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RungConfig {
-    pub failures: u32,
-    pub within: String,
-    /// A duration, or `until-released`.
-    pub ban: String,
 }
 
 /// A log to follow: `security:/var/log/asterisk/security`, `messages:PATH`, or a bare
@@ -436,22 +285,6 @@ pub struct Config {
     pub ami: Option<crate::ami::AmiSettings>,
 }
 
-pub const DEFAULT_DATA_DIR: &str = "sipwarden-data";
-/// The panel answers on loopback only until told otherwise.
-/// 8575: no FreePBX or Asterisk component listens there (Asterisk's HTTP server has
-/// 8088/8089, UCP 8001/8003, AMI 5038, IAX2 4569, chan_skinny 2000, SIP 5060/5061/5160/5161).
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8575";
-/// Looked for when no log is configured.
-pub const DEFAULT_LOGS: [&str; 3] =
-    ["security:/var/log/asterisk/security", "/var/log/asterisk/full", "/var/log/asterisk/messages"];
-
-impl FileConfig {
-    /// The file's text, as TOML; the error says where and what is wrong.
-    pub fn parse(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
-    }
-}
-
 impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
         let parsed = match file {
@@ -460,13 +293,12 @@ impl Config {
                     .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
                 let mut parsed = FileConfig::parse(&text)
                     .map_err(|message| ConfigError::Parse { path: path.to_owned(), message })?;
-                // A relative path in a file means the same wherever a command runs from.
-                let beside = |p: PathBuf| {
-                    if p.is_relative() { path.parent().unwrap_or(Path::new(".")).join(p) } else { p }
-                };
-                parsed.data_dir = parsed.data_dir.map(beside);
-                parsed.clean_log = parsed.clean_log.map(beside);
-                parsed.ami.secret_file = parsed.ami.secret_file.map(beside);
+                // A relative path in a file means the same wherever a command runs from
+                // (joining an absolute path gives that path).
+                let dir = path.parent().unwrap_or(Path::new("."));
+                parsed.data_dir = dir.join(&parsed.data_dir);
+                parsed.clean_log = parsed.clean_log.map(|p| dir.join(p));
+                parsed.ami.secret_file = parsed.ami.secret_file.map(|p| dir.join(p));
                 parsed
             }
             None => FileConfig::default(),
@@ -475,7 +307,7 @@ impl Config {
     }
 
     pub fn from_parts(file: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
-        let data_dir = o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = o.data_dir.unwrap_or(file.data_dir);
         let log_specs: Vec<String> = if !o.logs.is_empty() {
             o.logs
         } else if let Some(logs) = file.logs {
@@ -488,61 +320,48 @@ impl Config {
                 .collect()
         };
         let sources = log_specs.iter().map(|s| SourceSpec::parse(s)).collect::<Result<_, _>>()?;
-        let trusted_specs = if o.trusted.is_empty() { file.trusted.unwrap_or_default() } else { o.trusted };
+        let trusted_specs = if o.trusted.is_empty() { file.trusted } else { o.trusted };
         let trusted = TrustedNetworks::new(
             trusted_specs
                 .iter()
                 .map(|s| parse_network(s, "trusted (SIPWARDEN_TRUSTED, --trusted)"))
                 .collect::<Result<Vec<_>, _>>()?,
         );
-        let poll_interval = match file.poll_interval {
-            Some(s) => duration(&s, "poll_interval")?,
-            None => Duration::from_secs(1),
-        };
         let clean_log = file.clean_log.unwrap_or_else(|| data_dir.join("failed-auth.log"));
-        let reconcile_interval = match file.firewall.reconcile_interval {
-            Some(s) => duration(&s, "firewall.reconcile_interval")?,
-            None => Duration::from_secs(5),
-        };
+        let reconcile_interval = duration(&file.firewall.reconcile_interval, "firewall.reconcile_interval")?;
         if reconcile_interval < Duration::from_millis(100) {
             return Err(ConfigError::Invalid {
                 key: "firewall.reconcile_interval",
                 message: "must be at least 100ms".into(),
             });
         }
-        let listen_text = o.listen.or(file.panel.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen_text = o.listen.unwrap_or(file.panel.listen);
         let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
             key: "panel.listen (SIPWARDEN_LISTEN, --listen)",
             message: format!("{listen_text:?} is not an address:port like 127.0.0.1:8575 or 0.0.0.0:8575"),
         })?;
-        let session_idle = match file.panel.session_idle {
-            Some(s) => duration(&s, "panel.session_idle")?,
-            None => Duration::from_secs(12 * 3600),
-        };
-        let resolve_interval = match file.asterisk.resolve_interval {
-            Some(s) => duration(&s, "asterisk.resolve_interval")?,
-            None => Duration::from_secs(300),
-        };
+        if file.asterisk.command.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "asterisk.command",
+                message: "names no program; leave the key out for [\"asterisk\"]".into(),
+            });
+        }
         Ok(Config {
-            asterisk_dir: file.asterisk.config_dir.unwrap_or_else(|| PathBuf::from("/etc/asterisk")),
-            asterisk_command: file
-                .asterisk
-                .command
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| vec!["asterisk".into()]),
-            sip_udp_ports: file.asterisk.sip_udp_ports.unwrap_or_else(|| vec![5060, 5061]),
-            sip_tcp_ports: file.asterisk.sip_tcp_ports.unwrap_or_else(|| vec![5060, 5061]),
-            resolve_interval,
+            asterisk_dir: file.asterisk.config_dir,
+            asterisk_command: file.asterisk.command,
+            sip_udp_ports: file.asterisk.sip_udp_ports,
+            sip_tcp_ports: file.asterisk.sip_tcp_ports,
+            resolve_interval: duration(&file.asterisk.resolve_interval, "asterisk.resolve_interval")?,
             listen,
-            secure_cookies: file.panel.secure_cookies.unwrap_or(false),
-            session_idle,
-            protection_default: file.protection.unwrap_or(true),
-            backend: o.backend.or(file.firewall.backend).unwrap_or(BackendChoice::Auto),
-            nft_prefix: file.firewall.command_prefix.unwrap_or_default(),
+            secure_cookies: file.panel.secure_cookies,
+            session_idle: duration(&file.panel.session_idle, "panel.session_idle")?,
+            protection_default: file.protection,
+            backend: o.backend.unwrap_or(file.firewall.backend),
+            nft_prefix: file.firewall.command_prefix,
             reconcile_interval,
             sources,
-            start_at: o.start_at.or(file.start_at).unwrap_or(StartAt::Beginning),
-            poll_interval,
+            start_at: o.start_at.unwrap_or(file.start_at),
+            poll_interval: duration(&file.poll_interval, "poll_interval")?,
             trusted,
             prefix_rule: prefix_rule(&file.policy)?,
             ladder: ladder(file.policy)?,
@@ -595,48 +414,40 @@ pub fn duration_ms(text: &str, key: &'static str) -> Result<UnixMs, ConfigError>
 }
 
 fn ladder(p: PolicyConfig) -> Result<Ladder, ConfigError> {
-    let mut ladder = Ladder::default();
-    if let Some(rungs) = p.rungs {
-        if rungs.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "policy.rungs",
-                message: "at least one rung is needed".into(),
-            });
-        }
-        ladder.rungs = rungs
-            .iter()
-            .map(|r| {
-                if r.failures == 0 {
-                    return Err(ConfigError::Invalid {
-                        key: "policy.rungs.failures",
-                        message: "must be at least 1".into(),
-                    });
-                }
-                let ban_ms = match r.ban.trim() {
-                    "until-released" | "forever" | "permanent" => None,
-                    other => Some(duration_ms(other, "policy.rungs.ban")?),
-                };
-                Ok(Rung {
-                    failures: r.failures,
-                    within_ms: duration_ms(&r.within, "policy.rungs.within")?,
-                    ban_ms,
-                })
+    if p.rungs.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "policy.rungs",
+            message: "at least one rung is needed".into(),
+        });
+    }
+    let rungs = p
+        .rungs
+        .iter()
+        .map(|r| {
+            if r.failures == 0 {
+                return Err(ConfigError::Invalid {
+                    key: "policy.rungs.failures",
+                    message: "must be at least 1".into(),
+                });
+            }
+            let ban_ms = match r.ban.trim() {
+                UNTIL_RELEASED | "forever" | "permanent" => None,
+                other => Some(duration_ms(other, "policy.rungs.ban")?),
+            };
+            Ok(Rung {
+                failures: r.failures,
+                within_ms: duration_ms(&r.within, "policy.rungs.within")?,
+                ban_ms,
             })
-            .collect::<Result<_, _>>()?;
-    }
-    if let Some(n) = p.known_good_failures {
-        ladder.known_good_failures = n;
-    }
-    if let Some(s) = p.known_good_for {
-        ladder.known_good_for_ms = duration_ms(&s, "policy.known_good_for")?;
-    }
-    if let Some(s) = p.repeat_within {
-        ladder.repeat_within_ms = duration_ms(&s, "policy.repeat_within")?;
-    }
-    if let Some(s) = p.repeat_ban {
-        ladder.repeat_ban_ms = duration_ms(&s, "policy.repeat_ban")?;
-    }
-    Ok(ladder)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Ladder {
+        rungs,
+        known_good_failures: p.known_good_failures,
+        known_good_for_ms: duration_ms(&p.known_good_for, "policy.known_good_for")?,
+        repeat_within_ms: duration_ms(&p.repeat_within, "policy.repeat_within")?,
+        repeat_ban_ms: duration_ms(&p.repeat_ban, "policy.repeat_ban")?,
+    })
 }
 
 #[cfg(test)]
@@ -668,6 +479,10 @@ mod tests {
         // A flag is the admin's own words, read from where they typed it.
         let o = Overrides { data_dir: Some("here".into()), ..Overrides::default() };
         assert_eq!(Config::load(Some(&file), o).unwrap().data_dir, PathBuf::from("here"));
+        // The default too: one file means one data directory.
+        std::fs::write(&file, "protection = false\n").unwrap();
+        let c = Config::load(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("sipwarden-data"));
     }
 
     #[test]

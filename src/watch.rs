@@ -231,7 +231,7 @@ impl Watch {
                 .collect();
         let (account_seen, address_known) =
             store::incidents::login_history(&mut tx, account, &ip_text, at).await?;
-        let extensions = store::networks::nets(&mut tx, store::networks::EXTENSIONS, at).await?;
+        let extensions = store::networks::nets(&mut tx, crate::domain::NetworkList::Extensions, at).await?;
         store::incidents::record_login(&mut tx, account, &ip_text, at).await?;
         let login = Login {
             at,
@@ -427,7 +427,8 @@ impl Watch {
             store::incidents::add_action(&mut tx, id, "protection is off: nothing was done").await?;
         }
         if lock {
-            let extensions = store::networks::nets(&mut tx, store::networks::EXTENSIONS, now).await?;
+            let extensions =
+                store::networks::nets(&mut tx, crate::domain::NetworkList::Extensions, now).await?;
             for (ip_text, first_at) in &logins {
                 let Ok(ip) = ip_text.parse::<IpAddr>() else { continue };
                 if extensions.iter().any(|n| n.contains(&ip)) || now - first_at > ESTABLISHED_MS {

@@ -82,7 +82,7 @@ async fn remember_admin_address(
 ) -> store::Result<bool> {
     let net = ipnet::IpNet::from(ip).to_string();
     let label = format!("panel login by {name}");
-    if !store::networks::add(tx, store::networks::ADMIN, &net, &label, name, now).await? {
+    if !store::networks::add(tx, crate::domain::NetworkList::Admin, &net, &label, name, now).await? {
         return Ok(false);
     }
     store::bans::release_ip(tx, &ip.to_string(), now, name).await?;

@@ -2,8 +2,8 @@
 //! anything. Each one changes the database and writes the audit log in one
 //! transaction; the enforcer then converges the kernel.
 
-pub mod admins;
-pub mod networks;
+pub(crate) mod admins;
+pub(crate) mod networks;
 
 use std::net::IpAddr;
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{ActionError, Actor};
-use crate::domain::{TrustedNetworks, UnixMs};
+use crate::domain::{ClosableService, NetworkList, TrustedNetworks, UnixMs};
 use crate::store::{self, Store};
 
 /// What a list entry names.
@@ -36,7 +36,7 @@ impl Entry {
 
 /// An entry to add to one of the lists.
 pub struct NewEntry<'a> {
-    pub list: &'a str,
+    pub list: NetworkList,
     pub entry: Entry,
     /// Empty: the entry itself.
     pub label: &'a str,
@@ -66,12 +66,12 @@ pub async fn add(
         for r in &rows {
             let Ok(other) = r.cidr.parse::<IpNet>() else { continue };
             let overlap = other.contains(&net.network()) || net.contains(&other.network());
-            let contradicts = (new.list == "deny") != (r.list == "deny");
+            let contradicts = (new.list == NetworkList::Deny) != (r.list == NetworkList::Deny);
             if overlap && (r.list == new.list || contradicts) {
                 return Err(ActionError::Refused(format!("{net} overlaps {other} in the {} list.", r.list)));
             }
         }
-        if let Some(own) = own_address(actor).filter(|ip| new.list == "deny" && net.contains(ip)) {
+        if let Some(own) = own_address(actor).filter(|ip| new.list == NetworkList::Deny && net.contains(ip)) {
             if !new.confirmed {
                 return Err(ActionError::NeedsConfirmation(format!(
                     "{net} contains your own address {own}: you would lose this panel. Tick the box to do it anyway."
@@ -84,7 +84,7 @@ pub async fn add(
         "" => shown.clone(),
         l => l.to_string(),
     };
-    if new.list == "deny" {
+    if new.list == NetworkList::Deny {
         let closed = store::settings::closed_services(&mut tx).await?;
         crate::lockout::remember(&mut tx, now, &format!("always deny {shown}"), actor.name, rows, closed)
             .await?;
@@ -97,7 +97,7 @@ pub async fn add(
         list: new.list,
         cidr: new.entry.stored(),
         label: &label,
-        trunk: if new.list == "trunk" { new.trunk } else { "" },
+        trunk: if new.list == NetworkList::Trunk { new.trunk } else { "" },
         expires_at: new.expires_at,
         host,
     };
@@ -117,7 +117,7 @@ pub async fn remove(store: &Store, actor: &Actor<'_>, id: i64, now: UnixMs) -> R
     let rows = store::networks::editable(&mut tx).await?;
     let closed = store::settings::closed_services(&mut tx).await?;
     let Some(row) = rows.iter().find(|r| r.id == id).cloned() else { return Err(ActionError::NotFound) };
-    if row.list != "deny" && !closed.is_empty() {
+    if row.list != NetworkList::Deny && !closed.is_empty() {
         let what = format!("removed {} from {}", row.cidr, row.list);
         crate::lockout::remember(&mut tx, now, &what, actor.name, rows, closed).await?;
     }
@@ -134,7 +134,7 @@ pub async fn set_closed(
     store: &Store,
     actor: &Actor<'_>,
     configured: &TrustedNetworks,
-    wanted: &[String],
+    wanted: &[ClosableService],
     confirmed: bool,
     now: UnixMs,
 ) -> Result<(), ActionError> {
@@ -142,21 +142,22 @@ pub async fn set_closed(
     let before = store::settings::closed_services(&mut tx).await?;
     let trusted = configured.with(store::networks::trusted_nets(&mut tx).await?);
     let own = own_address(actor);
-    if wanted.iter().any(|s| s == "panel") && !own.is_some_and(|ip| trusted.contains(ip)) && !confirmed {
+    if wanted.contains(&ClosableService::Panel) && !own.is_some_and(|ip| trusted.contains(ip)) && !confirmed {
         return Err(ActionError::NeedsConfirmation(format!(
             "Closing the panel's port would shut out your address {}. Tick the box to do it anyway.",
             actor.client_ip.unwrap_or("(unknown)")
         )));
     }
-    let narrowing: Vec<&str> = wanted.iter().filter(|s| !before.contains(s)).map(String::as_str).collect();
+    let narrowing: Vec<&str> = wanted.iter().filter(|s| !before.contains(s)).map(|s| s.as_str()).collect();
     if !narrowing.is_empty() {
         let what = format!("closed mode for {}", narrowing.join(", "));
         let rows = store::networks::editable(&mut tx).await?;
         crate::lockout::remember(&mut tx, now, &what, actor.name, rows, before.clone()).await?;
     }
     store::settings::set_closed_services(&mut tx, wanted).await?;
+    let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
     let detail =
-        if wanted.is_empty() { "open mode".to_string() } else { format!("closed: {}", wanted.join(", ")) };
+        if wanted.is_empty() { "open mode".to_string() } else { format!("closed: {}", names.join(", ")) };
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "closed mode", &detail).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     Ok(())
@@ -186,7 +187,15 @@ pub async fn trust(
     now: UnixMs,
 ) -> Result<(), ActionError> {
     let mut tx = store.begin().await?;
-    store::networks::add(&mut tx, store::networks::TRUSTED, &net.to_string(), label, actor.name, now).await?;
+    store::networks::add(
+        &mut tx,
+        crate::domain::NetworkList::Trusted,
+        &net.to_string(),
+        label,
+        actor.name,
+        now,
+    )
+    .await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "trust", &format!("{net} ({label})"))
         .await?;
     tx.commit().await.map_err(store::StoreError::from)?;
@@ -223,8 +232,15 @@ pub async fn release_and_trust(
         store::audit::record(&mut tx, now, actor.name, actor.client_ip, "release", target).await?;
     }
     let label = format!("released and trusted by {}", actor.name);
-    store::networks::add(&mut tx, store::networks::TRUSTED, &net.to_string(), &label, actor.name, now)
-        .await?;
+    store::networks::add(
+        &mut tx,
+        crate::domain::NetworkList::Trusted,
+        &net.to_string(),
+        &label,
+        actor.name,
+        now,
+    )
+    .await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "trust", &net.to_string()).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     Ok(net)

@@ -414,6 +414,7 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod ports_tests {
     use crate::config::{Config, FileConfig, Overrides};
+    use crate::domain::ClosableService;
 
     fn config(toml_text: &str) -> Config {
         let file: FileConfig = toml::from_str(toml_text).unwrap();
@@ -426,7 +427,7 @@ mod ports_tests {
             "[asterisk]\nsip_udp_ports = [5160]\nsip_tcp_ports = [5160, 5161]\n[panel]\nlisten = \"127.0.0.1:9000\"\n",
         );
         let ports = super::service_ports(&c);
-        let (tcp, udp) = ports.closed(&["sip".into(), "panel".into()]);
+        let (tcp, udp) = ports.closed(&[ClosableService::Sip, ClosableService::Panel]);
         assert_eq!(udp, vec![5160]);
         assert_eq!(tcp, vec![5160, 5161, 9000]);
     }
@@ -434,14 +435,14 @@ mod ports_tests {
     #[test]
     fn closed_mode_closes_the_manager_port_sipwarden_is_told_to_use() {
         let c = config("[ami]\naddress = \"127.0.0.1:15038\"\nsecret = \"s\"\n");
-        assert_eq!(super::service_ports(&c).closed(&["ami".into()]).0, vec![15038]);
-        assert_eq!(super::service_ports(&config("")).closed(&["ami".into()]).0, vec![5038]);
+        assert_eq!(super::service_ports(&c).closed(&[ClosableService::Ami]).0, vec![15038]);
+        assert_eq!(super::service_ports(&config("")).closed(&[ClosableService::Ami]).0, vec![5038]);
     }
 
     #[test]
     fn the_default_panel_port_is_not_asterisks_http_port() {
         let c = config("");
-        let (tcp, _) = super::service_ports(&c).closed(&["panel".into()]);
+        let (tcp, _) = super::service_ports(&c).closed(&[ClosableService::Panel]);
         assert_eq!(tcp, vec![8575]);
         assert!(!tcp.contains(&8088), "FreePBX's Asterisk HTTP server listens on 8088");
     }

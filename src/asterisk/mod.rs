@@ -5,13 +5,13 @@ pub mod acl;
 pub mod address;
 pub mod ami;
 mod attribution;
-pub mod contacts;
-pub mod dialplan;
+pub(crate) mod contacts;
+pub(crate) mod dialplan;
 pub mod envelope;
 mod fast;
 pub mod messages;
-pub mod predial;
-pub mod reader;
+pub(crate) mod predial;
+pub(crate) mod reader;
 pub mod security;
 pub mod timestamp;
 

@@ -7,6 +7,7 @@ use super::when;
 use crate::app;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::domain::NetworkList;
 use crate::store;
 
 /// One ban in force, as `sipwarden bans` shows it.
@@ -92,7 +93,7 @@ pub async fn bans(config: Config, json: bool) -> anyhow::Result<()> {
 /// One entry of a network list.
 #[derive(Debug, Serialize)]
 pub struct NetworkLine {
-    pub list: String,
+    pub list: NetworkList,
     pub network: String,
     pub label: String,
     /// Trunk name for trunk provider networks.
@@ -106,12 +107,12 @@ pub struct NetworkLine {
 }
 
 /// Every list, in the order the panel shows them, with what each one means.
-const LISTS: [(&str, &str); 5] = [
-    (store::networks::TRUSTED, "never banned"),
-    (store::networks::ADMIN, "admin login addresses, never banned"),
-    (store::networks::EXTENSIONS, "office phones: may register as extensions"),
-    (store::networks::TRUNK, "trunk providers"),
-    (store::networks::DENY, "always blocked"),
+const LISTS: [(NetworkList, &str); 5] = [
+    (NetworkList::Trusted, "never banned"),
+    (NetworkList::Admin, "admin login addresses, never banned"),
+    (NetworkList::Extensions, "office phones: may register as extensions"),
+    (NetworkList::Trunk, "trunk providers"),
+    (NetworkList::Deny, "always blocked"),
 ];
 
 pub async fn networks(config: Config, json: bool) -> anyhow::Result<()> {
@@ -121,7 +122,7 @@ pub async fn networks(config: Config, json: bool) -> anyhow::Result<()> {
     // Networks given in the configuration or on the command line count as trusted too.
     for net in config.trusted.networks() {
         lines.push(NetworkLine {
-            list: store::networks::TRUSTED.into(),
+            list: NetworkList::Trusted,
             network: net.to_string(),
             label: "from the configuration".into(),
             trunk: String::new(),
@@ -132,7 +133,7 @@ pub async fn networks(config: Config, json: bool) -> anyhow::Result<()> {
     for (list, _) in LISTS {
         for row in store::networks::in_list(&mut conn, list).await? {
             lines.push(NetworkLine {
-                list: list.into(),
+                list,
                 network: row.cidr,
                 label: row.label,
                 trunk: row.trunk,

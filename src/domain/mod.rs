@@ -12,7 +12,7 @@ pub use contact::{ContactChange, DatedContact};
 pub use event::{FailureKind, LogEvent, Outcome, Service, Suspects, session_key};
 pub use incident::{AfterHours, FraudLimits, IncidentKind, Severity, Threshold};
 pub use ladder::{Ladder, Rung};
-pub use network::TrustedNetworks;
+pub use network::{ClosableService, NetworkList, TrustedNetworks};
 
 /// Milliseconds since the Unix epoch, the one time unit stored and compared everywhere.
 pub type UnixMs = i64;

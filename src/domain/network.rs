@@ -67,3 +67,86 @@ mod tests {
         assert!(!t.contains("203.0.113.9".parse().unwrap()));
     }
 }
+
+/// The lists a network can be on. Stored by [`NetworkList::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkList {
+    /// Never banned, full access.
+    Trusted,
+    /// An admin's own login address: never banned, so the panel cannot lock its admin out.
+    Admin,
+    /// Where office phones may register from.
+    Extensions,
+    /// A trunk provider's addresses: may register as that trunk only.
+    Trunk,
+    /// Always blocked.
+    Deny,
+}
+
+impl NetworkList {
+    /// The lists an admin edits, in the order they are shown.
+    pub const EDITABLE: [NetworkList; 4] =
+        [NetworkList::Trusted, NetworkList::Extensions, NetworkList::Trunk, NetworkList::Deny];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkList::Trusted => "trusted",
+            NetworkList::Admin => "admin",
+            NetworkList::Extensions => "extensions",
+            NetworkList::Trunk => "trunk",
+            NetworkList::Deny => "deny",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<NetworkList> {
+        [NetworkList::Admin].into_iter().chain(NetworkList::EDITABLE).find(|l| l.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for NetworkList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for NetworkList {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        NetworkList::parse(&text).ok_or_else(|| format!("{text:?} is not a network list"))
+    }
+}
+
+/// What closed mode can close to everyone outside the allowed networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClosableService {
+    Sip,
+    Iax2,
+    Ami,
+    Panel,
+}
+
+impl ClosableService {
+    pub const ALL: [ClosableService; 4] =
+        [ClosableService::Sip, ClosableService::Iax2, ClosableService::Ami, ClosableService::Panel];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosableService::Sip => "sip",
+            ClosableService::Iax2 => "iax2",
+            ClosableService::Ami => "ami",
+            ClosableService::Panel => "panel",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ClosableService> {
+        ClosableService::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ClosableService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,13 +1,15 @@
 //! The only code that knows nftables: the ruleset (render), the kernel state and
 //! the plan that repairs it (state), and the backends that apply it.
 
-pub mod backend;
+pub(crate) mod backend;
 pub mod render;
-pub mod state;
+pub(crate) mod state;
 
 pub use backend::{Firewall, FirewallError, NftBackend, RecordingBackend};
 pub use render::{Access, KernelBan};
 pub use state::{KernelState, Plan};
+
+use crate::domain::ClosableService;
 
 /// True when this process can change the host's firewall: root (or CAP_NET_ADMIN,
 /// which `nft` itself checks) and an `nft` on the PATH.
@@ -43,22 +45,19 @@ impl Default for ServicePorts {
     }
 }
 
-pub const SERVICES: [&str; 4] = ["sip", "iax2", "ami", "panel"];
-
 impl ServicePorts {
     /// (TCP ports, UDP ports) to close for `services`.
-    pub fn closed(&self, services: &[String]) -> (Vec<u16>, Vec<u16>) {
+    pub fn closed(&self, services: &[ClosableService]) -> (Vec<u16>, Vec<u16>) {
         let (mut tcp, mut udp) = (Vec::new(), Vec::new());
         for s in services {
-            match s.as_str() {
-                "sip" => {
+            match s {
+                ClosableService::Sip => {
                     tcp.extend(&self.sip_tcp);
                     udp.extend(&self.sip_udp);
                 }
-                "iax2" => udp.push(self.iax2),
-                "ami" => tcp.push(self.ami),
-                "panel" => tcp.push(self.panel),
-                _ => {}
+                ClosableService::Iax2 => udp.push(self.iax2),
+                ClosableService::Ami => tcp.push(self.ami),
+                ClosableService::Panel => tcp.push(self.panel),
             }
         }
         tcp.sort_unstable();

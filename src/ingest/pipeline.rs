@@ -191,7 +191,7 @@ impl Pipeline {
         // Both can be changed from the panel while sipwarden runs.
         let ladder = store::settings::ladder(&mut tx).await?.unwrap_or_else(|| self.ladder.clone());
         let trusted = self.trusted.with(store::networks::trusted_nets(&mut tx).await?);
-        let extensions = store::networks::nets(&mut tx, store::networks::EXTENSIONS, now).await?;
+        let extensions = store::networks::nets(&mut tx, crate::domain::NetworkList::Extensions, now).await?;
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
         let bans_before = applied.bans.len();
         let mut writes = SegmentWrites {

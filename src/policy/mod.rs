@@ -3,13 +3,13 @@
 //! checks ([`replay`]). No I/O here: the pipeline that stores events and decisions is
 //! `ingest::pipeline`.
 
-pub mod attempts;
-pub mod breach;
-pub mod corroborate;
+pub(crate) mod attempts;
+pub(crate) mod breach;
+pub(crate) mod corroborate;
 mod decide;
-pub mod fraud;
-pub mod prefix;
-pub mod replay;
+pub(crate) mod fraud;
+pub(crate) mod prefix;
+pub(crate) mod replay;
 
 pub use crate::domain::{Ladder, Rung};
 pub use decide::{CLEAN_BEFORE_SUCCESS_MS, History, Verdict, decide, earns_leniency};

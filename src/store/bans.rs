@@ -75,17 +75,6 @@ pub async fn in_force_many(
     Ok(out)
 }
 
-pub async fn timed_since(conn: &mut Conn, ip: &str, since: UnixMs) -> Result<u32> {
-    let n: (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM bans WHERE ip = $1 AND created_at > $2 AND until_at IS NOT NULL AND rung > 0",
-    )
-    .bind(ip)
-    .bind(since)
-    .fetch_one(conn)
-    .await?;
-    Ok(n.0 as u32)
-}
-
 pub async fn active(conn: &mut Conn, now: UnixMs) -> Result<Vec<BanRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM bans WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1) \

@@ -92,12 +92,6 @@ pub async fn count_by_ip(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
         .await?)
 }
 
-pub async fn count_tampered(conn: &mut Conn) -> Result<i64> {
-    let n: (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM failures WHERE tampered = 1").fetch_one(conn).await?;
-    Ok(n.0)
-}
-
 pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<FailureRow>> {
     Ok(sqlx::query_as(
         "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict \

@@ -12,10 +12,10 @@ pub mod incidents;
 pub mod known_good;
 pub mod networks;
 pub mod offenders;
-pub mod retention;
+pub(crate) mod retention;
 pub mod settings;
 pub mod sources;
-pub mod targets;
+pub(crate) mod targets;
 
 use std::path::Path;
 use std::time::Duration;

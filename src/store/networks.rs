@@ -1,16 +1,13 @@
 use sqlx::FromRow;
 
 use super::{Conn, Result};
-use crate::domain::UnixMs;
-
-pub const TRUSTED: &str = "trusted";
-/// Addresses an admin logged in to the panel from: never banned, so the panel cannot lock its admin out.
-pub const ADMIN: &str = "admin";
+use crate::domain::{NetworkList, UnixMs};
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize, serde::Deserialize)]
 pub struct NetworkRow {
     pub id: i64,
-    pub list: String,
+    #[sqlx(try_from = "String")]
+    pub list: NetworkList,
     pub cidr: String,
     pub label: String,
     pub created_at: i64,
@@ -23,9 +20,9 @@ pub struct NetworkRow {
 
 const ROW: &str = "id, list, cidr, label, created_at, created_by, trunk, expires_at, host, resolved_at";
 
-pub async fn in_list(conn: &mut Conn, list: &str) -> Result<Vec<NetworkRow>> {
+pub async fn in_list(conn: &mut Conn, list: NetworkList) -> Result<Vec<NetworkRow>> {
     Ok(sqlx::query_as(&format!("SELECT {ROW} FROM networks WHERE list = $1 ORDER BY trunk, cidr"))
-        .bind(list)
+        .bind(list.as_str())
         .fetch_all(conn)
         .await?)
 }
@@ -33,7 +30,7 @@ pub async fn in_list(conn: &mut Conn, list: &str) -> Result<Vec<NetworkRow>> {
 /// Adds `cidr` to `list`; an entry already there keeps its label. Returns whether it was new.
 pub async fn add(
     conn: &mut Conn,
-    list: &str,
+    list: NetworkList,
     cidr: &str,
     label: &str,
     by: &str,
@@ -43,7 +40,7 @@ pub async fn add(
         "INSERT INTO networks (list, cidr, label, created_at, created_by) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (list, cidr) DO NOTHING",
     )
-    .bind(list)
+    .bind(list.as_str())
     .bind(cidr)
     .bind(label)
     .bind(now)
@@ -70,8 +67,8 @@ pub async fn remove_trusted(conn: &mut Conn, id: i64) -> Result<Option<NetworkRo
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    match list.as_deref() {
-        Some(TRUSTED | ADMIN) => remove(conn, id).await,
+    match list.as_deref().and_then(NetworkList::parse) {
+        Some(NetworkList::Trusted | NetworkList::Admin) => remove(conn, id).await,
         _ => Ok(None),
     }
 }
@@ -79,23 +76,19 @@ pub async fn remove_trusted(conn: &mut Conn, id: i64) -> Result<Option<NetworkRo
 /// The trusted networks added from the panel and the admins' login addresses, parsed (a row that no longer parses is skipped).
 pub async fn trusted_nets(conn: &mut Conn) -> Result<Vec<ipnet::IpNet>> {
     let rows: Vec<(String,)> = sqlx::query_as("SELECT cidr FROM networks WHERE list IN ($1, $2)")
-        .bind(TRUSTED)
-        .bind(ADMIN)
+        .bind(NetworkList::Trusted.as_str())
+        .bind(NetworkList::Admin.as_str())
         .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().filter_map(|(c,)| c.parse().ok()).collect())
 }
 
-pub const EXTENSIONS: &str = "extensions";
-pub const TRUNK: &str = "trunk";
-pub const DENY: &str = "deny";
-
 /// The networks of `list` in force at `now` (entries past their expiry are left out).
-pub async fn nets(conn: &mut Conn, list: &str, now: UnixMs) -> Result<Vec<ipnet::IpNet>> {
+pub async fn nets(conn: &mut Conn, list: NetworkList, now: UnixMs) -> Result<Vec<ipnet::IpNet>> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT cidr FROM networks WHERE list = $1 AND (expires_at IS NULL OR expires_at > $2)",
     )
-    .bind(list)
+    .bind(list.as_str())
     .bind(now)
     .fetch_all(conn)
     .await?;
@@ -109,35 +102,11 @@ pub async fn trunk_nets(conn: &mut Conn, now: UnixMs) -> Result<Vec<(String, ipn
          UNION SELECT n.trunk, r.address FROM resolved_addresses r JOIN networks n ON n.id = r.network_id \
          WHERE n.list = $1 AND (n.expires_at IS NULL OR n.expires_at > $2) ORDER BY 1, 2",
     )
-    .bind(TRUNK)
+    .bind(NetworkList::Trunk.as_str())
     .bind(now)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().filter_map(|(t, c)| parse_net(&c).map(|n| (t, n))).collect())
-}
-
-/// Adds `cidr` to a trunk provider's list.
-pub async fn add_trunk(
-    conn: &mut Conn,
-    trunk: &str,
-    cidr: &str,
-    label: &str,
-    by: &str,
-    now: UnixMs,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO networks (list, cidr, label, created_at, created_by, trunk) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (list, cidr) DO NOTHING",
-    )
-    .bind(TRUNK)
-    .bind(cidr)
-    .bind(label)
-    .bind(now)
-    .bind(by)
-    .bind(trunk)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 fn parse_net(text: &str) -> Option<ipnet::IpNet> {
@@ -146,7 +115,7 @@ fn parse_net(text: &str) -> Option<ipnet::IpNet> {
 
 /// A network entry as the panel adds it: a CIDR, or a host name resolved later.
 pub struct NewEntry<'a> {
-    pub list: &'a str,
+    pub list: NetworkList,
     pub cidr: String,
     pub label: &'a str,
     pub trunk: &'a str,
@@ -159,7 +128,7 @@ pub async fn add_entry(conn: &mut Conn, e: &NewEntry<'_>, by: &str, now: UnixMs)
         "INSERT INTO networks (list, cidr, label, created_at, created_by, trunk, expires_at, host) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (list, cidr) DO NOTHING",
     )
-    .bind(e.list)
+    .bind(e.list.as_str())
     .bind(&e.cidr)
     .bind(e.label)
     .bind(now)
@@ -175,20 +144,23 @@ pub async fn add_entry(conn: &mut Conn, e: &NewEntry<'_>, by: &str, now: UnixMs)
 /// Every entry of the lists an admin edits (not the automatic admin addresses).
 pub async fn editable(conn: &mut Conn) -> Result<Vec<NetworkRow>> {
     Ok(sqlx::query_as(&format!("SELECT {ROW} FROM networks WHERE list <> $1 ORDER BY list, trunk, cidr"))
-        .bind(ADMIN)
+        .bind(NetworkList::Admin.as_str())
         .fetch_all(conn)
         .await?)
 }
 
 /// Puts the editable lists back as they were in `rows` (a change being reverted).
 pub async fn restore(conn: &mut Conn, rows: &[NetworkRow]) -> Result<()> {
-    sqlx::query("DELETE FROM networks WHERE list <> $1").bind(ADMIN).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM networks WHERE list <> $1")
+        .bind(NetworkList::Admin.as_str())
+        .execute(&mut *conn)
+        .await?;
     for r in rows {
         sqlx::query(&format!(
             "INSERT INTO networks ({ROW}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(r.id)
-        .bind(&r.list)
+        .bind(r.list.as_str())
         .bind(&r.cidr)
         .bind(&r.label)
         .bind(r.created_at)

@@ -1,3 +1,5 @@
+use crate::domain::ClosableService;
+
 use super::{Conn, Result};
 
 pub async fn get(conn: &mut Conn, name: &str) -> Result<Option<String>> {
@@ -52,15 +54,16 @@ pub async fn set_ladder(conn: &mut Conn, ladder: &crate::domain::Ladder) -> Resu
 
 pub const CLOSED_SERVICES: &str = "closed_services";
 
-/// Services in closed mode (`sip`, `iax2`, `ami`, `panel`).
-pub async fn closed_services(conn: &mut Conn) -> Result<Vec<String>> {
-    Ok(match get(conn, CLOSED_SERVICES).await? {
+/// Services in closed mode; a name this version does not know is left out.
+pub async fn closed_services(conn: &mut Conn) -> Result<Vec<ClosableService>> {
+    let names: Vec<String> = match get(conn, CLOSED_SERVICES).await? {
         Some(json) => serde_json::from_str(&json).unwrap_or_default(),
         None => Vec::new(),
-    })
+    };
+    Ok(names.iter().filter_map(|n| ClosableService::parse(n)).collect())
 }
 
-pub async fn set_closed_services(conn: &mut Conn, services: &[String]) -> Result<()> {
+pub async fn set_closed_services(conn: &mut Conn, services: &[ClosableService]) -> Result<()> {
     let json = serde_json::to_string(services).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
     set(conn, CLOSED_SERVICES, &json).await
 }

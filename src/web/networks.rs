@@ -17,15 +17,19 @@ use crate::actions::networks::{Assignment, Entry, NewEntry};
 use crate::actions::{self, ActionError};
 use crate::asterisk::acl::{AclPlan, Tech};
 use crate::config;
-use crate::firewall::SERVICES;
+use crate::domain::{ClosableService, NetworkList};
 use crate::store;
 
-const LISTS: [(&str, &str); 4] = [
-    ("trusted", "Trusted (never banned, full access)"),
-    ("extensions", "Extension networks (where phones may register from)"),
-    ("trunk", "Trunk providers"),
-    ("deny", "Always deny"),
-];
+/// The lists an admin edits, as the page titles them.
+fn title(list: NetworkList) -> &'static str {
+    match list {
+        NetworkList::Trusted => "Trusted (never banned, full access)",
+        NetworkList::Extensions => "Extension networks (where phones may register from)",
+        NetworkList::Trunk => "Trunk providers",
+        NetworkList::Deny => "Always deny",
+        NetworkList::Admin => "Admin login addresses (never banned)",
+    }
+}
 
 pub struct EntryView {
     pub id: i64,
@@ -91,7 +95,7 @@ pub struct AddForm {
 async fn admin_status(state: &WebState, conn: &mut store::Conn, ip: IpAddr) -> Result<String, WebError> {
     let now = state.clock.now();
     let trusted = state.trusted.with(store::networks::trusted_nets(conn).await?);
-    let deny = store::networks::nets(conn, store::networks::DENY, now).await?;
+    let deny = store::networks::nets(conn, crate::domain::NetworkList::Deny, now).await?;
     Ok(if deny.iter().any(|n| n.contains(&ip)) {
         "ALWAYS DENIED: this address is cut off".into()
     } else if trusted.contains(ip) {
@@ -113,9 +117,9 @@ async fn page(
     let mut conn = state.store.pool().acquire().await?;
     let rows = store::networks::editable(&mut conn).await?;
     let mut lists = Vec::new();
-    for (key, title) in LISTS {
+    for list in NetworkList::EDITABLE {
         let mut entries = Vec::new();
-        for r in rows.iter().filter(|r| r.list == key) {
+        for r in rows.iter().filter(|r| r.list == list) {
             let resolution = match &r.host {
                 Some(_) => {
                     let addrs = store::networks::resolution(&mut conn, r.id).await?;
@@ -139,7 +143,7 @@ async fn page(
                 resolution,
             });
         }
-        lists.push(ListView { key, title, entries });
+        lists.push(ListView { key: list.as_str(), title: title(list), entries });
     }
     let closed = store::settings::closed_services(&mut conn).await?;
     let admin_ip: IpAddr = admin.client_ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
@@ -179,7 +183,7 @@ async fn page(
         admin_status: admin_status(state, &mut conn, admin_ip).await?,
         admin_ip: admin.client_ip.clone(),
         lists,
-        services: SERVICES.iter().map(|s| (*s, closed.iter().any(|c| c == s))).collect(),
+        services: ClosableService::ALL.iter().map(|s| (s.as_str(), closed.contains(s))).collect(),
         pending: crate::lockout::pending(&mut conn)
             .await?
             .map(|p| (p.what, ((p.deadline - now) / 1000).max(0))),
@@ -214,12 +218,11 @@ pub async fn add(
         let p = page(&state, &admin, None, Some(msg), form.clone(), false).await?;
         Ok::<Response, WebError>((axum::http::StatusCode::BAD_REQUEST, p).into_response())
     };
-    let list = form.list.as_str();
-    if !LISTS.iter().any(|(k, _)| *k == list) {
+    let Some(list) = NetworkList::parse(&form.list).filter(|l| NetworkList::EDITABLE.contains(l)) else {
         return bad("Choose a list.".into()).await;
-    }
+    };
     let trunk = form.trunk.trim();
-    if list == "trunk"
+    if list == NetworkList::Trunk
         && (trunk.is_empty() || !trunk.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
     {
         return bad("A trunk provider entry needs the trunk's name (letters, digits, - and _).".into()).await;
@@ -278,8 +281,8 @@ pub async fn set_closed(
     body: Bytes,
 ) -> Result<Response, WebError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let wanted: Vec<String> =
-        SERVICES.iter().filter(|s| pairs.iter().any(|(k, _)| k == *s)).map(|s| s.to_string()).collect();
+    let wanted: Vec<ClosableService> =
+        ClosableService::ALL.into_iter().filter(|s| pairs.iter().any(|(k, _)| k == s.as_str())).collect();
     let confirmed = pairs.iter().any(|(k, v)| k == "confirm" && v == "on");
     let now = state.clock.now();
     match actions::networks::set_closed(&state.store, &admin.actor(), &state.trusted, &wanted, confirmed, now)
@@ -334,15 +337,17 @@ pub async fn set_targets(
 async fn acl_plan(state: &WebState) -> Result<AclPlan, WebError> {
     let now = state.clock.now();
     let mut conn = state.store.pool().acquire().await?;
-    let mut extension_networks = store::networks::nets(&mut conn, store::networks::EXTENSIONS, now).await?;
+    let mut extension_networks =
+        store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?;
     // Trusted means full access: they may register as extensions too.
-    extension_networks.extend(store::networks::nets(&mut conn, store::networks::TRUSTED, now).await?);
+    extension_networks
+        .extend(store::networks::nets(&mut conn, crate::domain::NetworkList::Trusted, now).await?);
     extension_networks.extend(state.trusted.networks());
     extension_networks.sort();
     extension_networks.dedup();
     let mut plan = AclPlan {
         extension_networks,
-        always_deny: store::networks::nets(&mut conn, store::networks::DENY, now).await?,
+        always_deny: store::networks::nets(&mut conn, crate::domain::NetworkList::Deny, now).await?,
         ..AclPlan::default()
     };
     for (trunk, net) in store::networks::trunk_nets(&mut conn, now).await? {

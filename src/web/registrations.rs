@@ -71,7 +71,7 @@ pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<
     let now = state.clock.now();
     let mut conn = state.store.pool().acquire().await?;
     let rows = store::incidents::logins_recent(&mut conn, now - WITHIN, SHOWN).await?;
-    let extensions = store::networks::nets(&mut conn, store::networks::EXTENSIONS, now).await?;
+    let extensions = store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?;
     let registered = store::contacts::current(&mut conn, now, SHOWN).await?;
     let mut ips: Vec<String> = rows.iter().map(|r| r.ip.clone()).collect();
     ips.extend(

@@ -183,7 +183,7 @@ fn attacked(dir: &std::path::Path) {
         sipwarden::store::bans::insert(&mut conn, &ban).await.unwrap();
         sipwarden::store::networks::add(
             &mut conn,
-            "extensions",
+            sipwarden::domain::NetworkList::Extensions,
             "10.20.0.0/16",
             "office phones",
             "test",

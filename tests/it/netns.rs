@@ -341,18 +341,29 @@ async fn closed_mode_admits_sip_only_from_extension_and_trunk_networks_and_alway
     let now = SystemClock.now();
     let mut conn = store.pool().acquire().await.unwrap();
     use sipwarden::store::{networks, settings};
-    networks::add(&mut conn, networks::EXTENSIONS, "10.77.0.3/32", "office phones", "test", now)
+    networks::add(
+        &mut conn,
+        sipwarden::domain::NetworkList::Extensions,
+        "10.77.0.3/32",
+        "office phones",
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
+    networks::add(&mut conn, sipwarden::domain::NetworkList::Trunk, "10.77.0.4/32", "provider", "test", now)
         .await
         .unwrap();
-    networks::add(&mut conn, networks::TRUNK, "10.77.0.4/32", "provider", "test", now).await.unwrap();
-    settings::set_closed_services(&mut conn, &["sip".to_string()]).await.unwrap();
+    settings::set_closed_services(&mut conn, &[sipwarden::domain::ClosableService::Sip]).await.unwrap();
     enforcer.reconcile_once().await.unwrap();
     assert!(!udp_from(&pair, &l.udp4, "10.77.0.2", "10.77.0.1:5060"), "unlisted address: SIP dropped");
     assert!(udp_from(&pair, &l.udp4, "10.77.0.3", "10.77.0.1:5060"), "extension network: SIP accepted");
     assert!(udp_from(&pair, &l.udp4, "10.77.0.4", "10.77.0.1:5060"), "trunk provider: SIP accepted");
     assert!(udp_from(&pair, &other, "10.77.0.2", "10.77.0.1:9999"), "other ports stay open");
 
-    networks::add(&mut conn, networks::DENY, "10.77.0.5/32", "known bad", "test", now).await.unwrap();
+    networks::add(&mut conn, sipwarden::domain::NetworkList::Deny, "10.77.0.5/32", "known bad", "test", now)
+        .await
+        .unwrap();
     settings::set_closed_services(&mut conn, &[]).await.unwrap();
     enforcer.reconcile_once().await.unwrap();
     assert!(udp_from(&pair, &l.udp4, "10.77.0.2", "10.77.0.1:5060"), "open mode again");

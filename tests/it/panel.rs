@@ -7,7 +7,7 @@ use std::sync::Arc;
 use argon2::Argon2;
 use argon2::password_hash::PasswordHasher;
 use sipwarden::clock::{Clock, ManualClock, SystemClock};
-use sipwarden::domain::TrustedNetworks;
+use sipwarden::domain::{ClosableService, NetworkList, TrustedNetworks};
 use sipwarden::policy::Ladder;
 use sipwarden::store::{self, Store};
 use sipwarden::web::{self, PanelOptions, WebState};
@@ -255,7 +255,12 @@ async fn invalid_settings_are_explained_and_nothing_is_saved() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("Rung 1: failures must be"), "{}", r.body);
     let mut conn = p.store.pool().acquire().await.unwrap();
-    assert!(store::networks::in_list(&mut conn, "trusted").await.unwrap().is_empty());
+    assert!(
+        store::networks::in_list(&mut conn, sipwarden::domain::NetworkList::Trusted)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store::settings::ladder(&mut conn).await.unwrap().is_none());
     let form = "r1_failures=3&r1_within=30m&r1_ban=2h&r2_failures=10&r2_within=1d&r2_ban=until-released&known_good_failures=6&known_good_for=3d&repeat_within=1d&repeat_ban=2d";
     assert_eq!(p.request("POST", "/settings", &[("Cookie", &session)], form).await.status, 200);
@@ -349,14 +354,18 @@ async fn a_change_that_cuts_off_the_admin_is_refused_unless_confirmed_and_undone
     let r =
         p.request("POST", "/networks", &same_origin(&s), "list=deny&address=127.0.0.0%2F8&confirm=on").await;
     assert_eq!(r.status, 303);
-    assert_eq!(store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().len(), 1);
+    assert_eq!(store::networks::nets(&mut conn, NetworkList::Deny, p.clock.now()).await.unwrap().len(), 1);
     p.clock.advance(59_000);
     sipwarden::lockout::revert_when_due(&p.store, p.clock.now()).await.unwrap();
-    assert_eq!(store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().len(), 1, "not yet");
+    assert_eq!(
+        store::networks::nets(&mut conn, NetworkList::Deny, p.clock.now()).await.unwrap().len(),
+        1,
+        "not yet"
+    );
     p.clock.advance(2_000);
     sipwarden::lockout::revert_when_due(&p.store, p.clock.now()).await.unwrap();
     assert!(
-        store::networks::nets(&mut conn, "deny", p.clock.now()).await.unwrap().is_empty(),
+        store::networks::nets(&mut conn, NetworkList::Deny, p.clock.now()).await.unwrap().is_empty(),
         "reverted after 60 s"
     );
 
@@ -367,7 +376,7 @@ async fn a_change_that_cuts_off_the_admin_is_refused_unless_confirmed_and_undone
     assert_eq!(p.request("POST", "/networks/keep", &same_origin(&s), "").await.status, 303);
     p.clock.advance(120_000);
     sipwarden::lockout::revert_when_due(&p.store, p.clock.now()).await.unwrap();
-    assert_eq!(store::settings::closed_services(&mut conn).await.unwrap(), ["sip"], "kept");
+    assert_eq!(store::settings::closed_services(&mut conn).await.unwrap(), [ClosableService::Sip], "kept");
     let audit = store::audit::recent(&mut conn, 20).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "reverted") && audit.iter().any(|a| a.action == "kept"));
 }
@@ -488,22 +497,28 @@ async fn the_trusted_list_delete_removes_only_trusted_entries() {
     let p = panel().await;
     let session = p.login().await;
     let mut conn = p.store.pool().acquire().await.unwrap();
-    store::networks::add(&mut conn, "deny", "203.0.113.0/24", "scanners", "test", 0).await.unwrap();
-    store::networks::add(&mut conn, "trusted", "192.168.7.0/24", "lan", "test", 0).await.unwrap();
-    let id = |list: &'static str| {
+    store::networks::add(&mut conn, NetworkList::Deny, "203.0.113.0/24", "scanners", "test", 0)
+        .await
+        .unwrap();
+    store::networks::add(&mut conn, NetworkList::Trusted, "192.168.7.0/24", "lan", "test", 0).await.unwrap();
+    let id = |list: NetworkList| {
         let store = p.store.clone();
         async move {
             let mut conn = store.pool().acquire().await.unwrap();
             store::networks::in_list(&mut conn, list).await.unwrap().first().map(|r| r.id)
         }
     };
-    let deny = id("deny").await.unwrap();
+    let deny = id(NetworkList::Deny).await.unwrap();
     let r = p.request("POST", &format!("/settings/trusted/{deny}/delete"), &[("Cookie", &session)], "").await;
     assert_eq!(r.status, 303);
-    assert_eq!(id("deny").await, Some(deny), "a deny entry is not removed through the trusted list");
-    let trusted = id("trusted").await.unwrap();
+    assert_eq!(
+        id(NetworkList::Deny).await,
+        Some(deny),
+        "a deny entry is not removed through the trusted list"
+    );
+    let trusted = id(NetworkList::Trusted).await.unwrap();
     p.request("POST", &format!("/settings/trusted/{trusted}/delete"), &[("Cookie", &session)], "").await;
-    assert_eq!(id("trusted").await, None);
+    assert_eq!(id(NetworkList::Trusted).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

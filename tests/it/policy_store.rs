@@ -301,7 +301,7 @@ async fn a_success_from_outside_the_extension_networks_earns_no_leniency() {
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
     {
         let mut conn = app.store.pool().acquire().await.unwrap();
-        let ext = sipwarden::store::networks::EXTENSIONS;
+        let ext = sipwarden::domain::NetworkList::Extensions;
         sipwarden::store::networks::add(&mut conn, ext, "192.168.10.0/24", "office", "admin", NOW)
             .await
             .unwrap();
@@ -325,7 +325,7 @@ async fn a_success_from_outside_the_extension_networks_earns_no_leniency() {
     assert_eq!(banned, [outside], "only the office phone keeps its five tries");
 }
 
-async fn add_network(app: &TestApp, list: &str, cidr: &str) {
+async fn add_network(app: &TestApp, list: sipwarden::domain::NetworkList, cidr: &str) {
     let mut conn = app.store.pool().acquire().await.unwrap();
     sipwarden::store::networks::add(&mut conn, list, cidr, "test", "admin", NOW).await.unwrap();
 }
@@ -334,7 +334,7 @@ async fn add_network(app: &TestApp, list: &str, cidr: &str) {
 async fn an_address_an_admin_logged_in_from_is_never_banned_by_failures_or_by_hand() {
     let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
     let admin_ip = "198.51.100.5";
-    add_network(&app, sipwarden::store::networks::ADMIN, "198.51.100.5/32").await;
+    add_network(&app, sipwarden::domain::NetworkList::Admin, "198.51.100.5/32").await;
     for i in 0..3 {
         let line = format!(
             "[{}] NOTICE[1] chan_iax2.c: Host {admin_ip} failed to authenticate as 'office'\n",
@@ -364,7 +364,7 @@ async fn an_address_an_admin_logged_in_from_is_never_banned_by_failures_or_by_ha
 #[tokio::test]
 async fn an_office_phone_set_up_wrong_is_not_an_attacker() {
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
-    add_network(&app, sipwarden::store::networks::EXTENSIONS, "192.168.10.0/24").await;
+    add_network(&app, sipwarden::domain::NetworkList::Extensions, "192.168.10.0/24").await;
     let log = app.path("security");
     append(&log, "");
     app.follow(&log, Some(SourceKind::Security), StartAt::Beginning).await;
@@ -412,7 +412,7 @@ async fn the_third_banned_address_of_an_ipv6_prefix_bans_the_prefix() {
 #[tokio::test]
 async fn an_ipv6_prefix_holding_an_extension_network_is_never_banned_as_a_whole() {
     let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
-    add_network(&app, sipwarden::store::networks::EXTENSIONS, "2001:db8:1:2:ffff::/80").await;
+    add_network(&app, sipwarden::domain::NetworkList::Extensions, "2001:db8:1:2:ffff::/80").await;
     for host in ["a", "b", "c"] {
         let ip = format!("2001:db8:1:2::{host}");
         append(&log, &(failure_at(&ip, NOW - 10 * MINUTE_MS) + &failure_at(&ip, NOW - 9 * MINUTE_MS)));

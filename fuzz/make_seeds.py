@@ -6,8 +6,21 @@ import re
 here = pathlib.Path(__file__).resolve().parent
 fixtures = here.parent / "tests" / "fixtures"
 seeds = here / "seeds"
-files = ["chan_sip.c", "res_pjsip/pjsip_distributor.c", "res_pjsip_session.c",
-         "res_pjsip_registrar.c", "res_security_log.c", "manager.c", "chan_iax2.c"]
+# The message table (src/asterisk/shapes.rs): its files, in the order of
+# messages::FILES, and its annotated sample lines.
+shapes = (here.parent / "src" / "asterisk" / "shapes.rs").read_text()
+consts = dict(re.findall(r'^const (\w+): &str = "([^"]*)";', shapes, re.M))
+consts["super::dialplan::FILE"] = re.search(
+    r'^pub const FILE: &str = "([^"]*)";', (here.parent / "src" / "asterisk" / "dialplan.rs").read_text(),
+    re.M).group(1)
+consts["DIALPLAN_FILE"] = re.search(r'^pub const DIALPLAN_FILE: &str = "([^"]*)";', shapes, re.M).group(1)
+files = []
+for name in re.findall(r'^        file: ([^,]+),$', shapes, re.M):
+    file = consts.get(name) or name.strip('"')
+    if file not in files:
+        files.append(file)
+samples = re.findall(r'line: r#"(.*)"#,$', shapes, re.M)
+assert len(files) >= 9 and len(samples) >= 14, (files, len(samples))
 envelope = re.compile(r"^\[([^\]]+)\] \w+\[\d+\](?:\[[^\]]*\])? ([\w/.]+): (.*)$")
 
 
@@ -32,6 +45,14 @@ for log in ["messages.log", "security.log"]:
             target = "security_event" if file == "res_security_log.c" else "messages_line"
             body = msg.encode() if target == "security_event" else bytes([files.index(file)]) + msg.encode()
             write(target, f"{log}-{i % 400}", body)
+for i, line in enumerate(samples):
+    write("log_records", f"sample-{i}", b"\x40" + line.encode())
+    m = envelope.match(line)
+    # A dialplan Log() line names "Ext." and the extension instead of a file.
+    file, msg = m.groups()[1:] if m else ("Ext.", line.split(" Ext. ", 1)[1])
+    target = "security_event" if file == "res_security_log.c" else "messages_line"
+    body = msg.encode() if target == "security_event" else bytes([files.index(file)]) + msg.encode()
+    write(target, f"sample-{i}", body)
 ami = (fixtures / "office-day" / "ami-raw.txt").read_bytes().split(b"\r\n\r\n")
 for i in range(0, len(ami), 8):
     write("ami_blocks", f"ami-{i}", bytes([i % 64]) + b"\r\n\r\n".join(ami[i:i + 8]) + b"\r\n\r\n")

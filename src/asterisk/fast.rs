@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 
 use super::address::parse_ip;
+use crate::domain::FailureKind;
 
 // Searchers built once: these run for every failure line.
 pub static FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("failed for '"));
@@ -18,26 +19,39 @@ pub static ORIG_HOST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("
 static QUOTE_FAILED_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("' failed for '"));
 static AFTER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" after "));
 
-pub const SIP_REASONS: [&str; 10] = [
-    "Wrong password",
-    "Username/auth name mismatch",
-    "No matching peer found",
-    "Not a local domain",
-    "Peer is not supposed to register",
-    "Device does not match ACL",
-    "Device not configured to use this transport type",
-    "RTP initialization failed",
-    "Unknown failure",
-    "ACL error (permit/deny)",
+/// Every reason chan_sip gives for a refused REGISTER, and what it means: the fast
+/// path, the strict pattern and the failure kind all read this one list.
+pub const SIP_REASONS: [(&str, FailureKind); 10] = [
+    ("Wrong password", FailureKind::WrongPassword),
+    ("Username/auth name mismatch", FailureKind::WrongPassword),
+    ("No matching peer found", FailureKind::UnknownAccount),
+    ("Not a local domain", FailureKind::Rejected),
+    ("Peer is not supposed to register", FailureKind::Rejected),
+    ("Device does not match ACL", FailureKind::AclDenied),
+    ("Device not configured to use this transport type", FailureKind::Rejected),
+    ("RTP initialization failed", FailureKind::Rejected),
+    ("Unknown failure", FailureKind::Rejected),
+    ("ACL error (permit/deny)", FailureKind::AclDenied),
 ];
 
-pub const PJSIP_REASONS: [&str; 5] = [
-    "No matching endpoint found",
-    "Not match Endpoint ACL",
-    "Not match Endpoint Contact ACL",
-    "Failed to authenticate",
-    "Error to authenticate",
+/// Every reason res_pjsip's distributor gives, the same way.
+pub const PJSIP_REASONS: [(&str, FailureKind); 5] = [
+    ("No matching endpoint found", FailureKind::UnknownAccount),
+    ("Not match Endpoint ACL", FailureKind::AclDenied),
+    ("Not match Endpoint Contact ACL", FailureKind::AclDenied),
+    ("Failed to authenticate", FailureKind::WrongPassword),
+    ("Error to authenticate", FailureKind::Rejected),
 ];
+
+/// The kind a reason of `reasons` means.
+pub fn kind_of(reasons: &[(&str, FailureKind)], reason: &str) -> FailureKind {
+    reasons.iter().find(|(r, _)| *r == reason).map_or(FailureKind::Rejected, |(_, k)| *k)
+}
+
+/// `reasons` as a regex alternation.
+pub fn alternation(reasons: &[(&str, FailureKind)]) -> String {
+    reasons.iter().map(|(r, _)| regex::escape(r)).collect::<Vec<_>>().join("|")
+}
 
 /// Captured text of one failure line: attacker part, address text, server reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +73,7 @@ fn is_port(s: &str) -> bool {
 /// `Registration from '<to>' failed for '<ip>[:port]' - <reason>`.
 pub fn registration(msg: &str) -> Option<Fields<'_>> {
     let rest = msg.strip_prefix("Registration from '")?;
-    let (head, reason) = SIP_REASONS.iter().find_map(|r| rest.strip_suffix(r).map(|h| (h, *r)))?;
+    let (head, reason) = SIP_REASONS.iter().find_map(|(r, _)| rest.strip_suffix(r).map(|h| (h, *r)))?;
     let head = head.strip_suffix("' - ")?;
     let at = last_occurrence(&QUOTE_FAILED_FOR, head.as_bytes())?;
     let (to, addr) = (&head[..at], &head[at + "' failed for '".len()..]);
@@ -120,7 +134,7 @@ pub fn pjsip_request(msg: &str) -> Option<Fields<'_>> {
         Some(i) if is_tries_suffix(&rest[i..]) => &rest[..i],
         _ => rest,
     };
-    let reason = PJSIP_REASONS.iter().copied().find(|r| body.ends_with(r))?;
+    let reason = PJSIP_REASONS.iter().map(|(r, _)| *r).find(|r| body.ends_with(r))?;
     let callid = body[..body.len() - reason.len()].strip_suffix(") - ")?;
     (!callid.contains('\n')).then_some(Fields { who: from, ip, reason })
 }

@@ -25,90 +25,7 @@ pub struct Parsed {
     pub session: Option<u64>,
 }
 
-/// The message families sipwarden reads, picked cheaply from the file and the first words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    SipRegistration,
-    SipHackingAttempt,
-    SipCallFrom,
-    SipRegistered,
-    PjsipRequest,
-    PjsipCall,
-    PjsipAddedContact,
-    /// A registration ending: no authentication outcome, a contact change only.
-    PjsipRemovedContact,
-    Security,
-    AmiLogin,
-    AmiLoggedOn,
-    Iax,
-    /// FreePBX's dialplan logging a call it refused (`Log()` lines, "Ext. <exten>: …").
-    DialplanRejected,
-    /// A call starting or ending in the dialplan (`pbx.c`): no authentication outcome.
-    DialplanCall,
-}
-
-/// Files whose lines can be a [`Shape`]; every other file's lines are skipped unread.
-pub const FILES: [&str; 9] = [
-    "chan_sip.c",
-    "res_pjsip/pjsip_distributor.c",
-    "res_pjsip_session.c",
-    "res_pjsip_registrar.c",
-    "res_security_log.c",
-    "manager.c",
-    "chan_iax2.c",
-    DIALPLAN_FILE,
-    // Last: the reader passes over its lines that are no call lines by this place.
-    super::dialplan::FILE,
-];
-
-/// What the envelope names as the file of a dialplan `Log()` line.
-pub const DIALPLAN_FILE: &str = "Ext.";
-
-pub fn shape(file: &str, msg: &str) -> Option<Shape> {
-    match file {
-        "chan_sip.c" => {
-            if msg.starts_with("Registration from '") {
-                Some(Shape::SipRegistration)
-            } else if msg.starts_with("Call from '") {
-                Some(Shape::SipCallFrom)
-            } else if msg.starts_with("Registered SIP '") {
-                Some(Shape::SipRegistered)
-            } else if msg.starts_with("hacking attempt detected '") {
-                Some(Shape::SipHackingAttempt)
-            } else {
-                None
-            }
-        }
-        "res_pjsip/pjsip_distributor.c" => msg.starts_with("Request ").then_some(Shape::PjsipRequest),
-        "res_pjsip_session.c" => {
-            (msg.starts_with("Call from '") || msg.contains(": Call (")).then_some(Shape::PjsipCall)
-        }
-        "res_pjsip_registrar.c" if msg.starts_with("Added contact '") => Some(Shape::PjsipAddedContact),
-        "res_pjsip_registrar.c" => msg.starts_with("Removed contact '").then_some(Shape::PjsipRemovedContact),
-        "res_security_log.c" => msg.starts_with("SecurityEvent=\"").then_some(Shape::Security),
-        "manager.c" => {
-            if msg.contains(" failed to authenticate as '")
-                || msg.contains(" tried to authenticate with nonexistent user '")
-            {
-                Some(Shape::AmiLogin)
-            } else if msg.starts_with("Manager '") && msg.contains("' logged on from ") {
-                Some(Shape::AmiLoggedOn)
-            } else {
-                None
-            }
-        }
-        "chan_iax2.c" => (msg.starts_with("Host ")
-            || msg.starts_with("Rejected connect attempt from ")
-            || msg.starts_with("No registration for peer '")
-            || msg.starts_with("Peer '"))
-        .then_some(Shape::Iax),
-        DIALPLAN_FILE => {
-            msg.contains("\"Rejecting unknown SIP connection from ").then_some(Shape::DialplanRejected)
-        }
-        super::dialplan::FILE => super::dialplan::is_call_line(msg).then_some(Shape::DialplanCall),
-        _ => None,
-    }
-}
+pub use super::shapes::{DIALPLAN_FILE, FILES, Shape, shape};
 
 // Address as printed from a packet source: bracketed IPv6 or IPv4, and the legacy
 // unbracketed IPv6 some versions print; always validated by `parse_ip` afterwards.
@@ -116,7 +33,8 @@ const ADDR: &str = r"(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+?)";
 
 static SIP_REGISTRATION: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"^Registration from '(?P<to>.*)' failed for '{ADDR}(?::\d{{1,5}})?' - (?P<reason>Wrong password|Username/auth name mismatch|No matching peer found|Not a local domain|Peer is not supposed to register|Device does not match ACL|Device not configured to use this transport type|RTP initialization failed|Unknown failure|ACL error \(permit/deny\))$"
+        r"^Registration from '(?P<to>.*)' failed for '{ADDR}(?::\d{{1,5}})?' - (?P<reason>{})$",
+        fast::alternation(&fast::SIP_REASONS)
     ))
 });
 
@@ -148,7 +66,8 @@ static PJSIP_CALL_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
 // `<`, `>` or raw space, so the address is the one right after that construct.
 static PJSIP_REQUEST: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r#"^Request (?:'(?P<method>[!-~]+?)' )?from '(?P<from>(?:"(?:[^"\\\n]|\\.)*" )?<[^<>\s]*>)' failed for '{ADDR}:\d{{1,5}}' \(callid: (?P<callid>.*)\) - (?P<reason>No matching endpoint found|Not match Endpoint ACL|Not match Endpoint Contact ACL|Failed to authenticate|Error to authenticate)(?: after \d+ tries in \d+\.\d{{3}} ms)?$"#
+        r#"^Request (?:'(?P<method>[!-~]+?)' )?from '(?P<from>(?:"(?:[^"\\\n]|\\.)*" )?<[^<>\s]*>)' failed for '{ADDR}:\d{{1,5}}' \(callid: (?P<callid>.*)\) - (?P<reason>{reasons})(?: after \d+ tries in \d+\.\d{{3}} ms)?$"#,
+        reasons = fast::alternation(&fast::PJSIP_REASONS)
     ))
 });
 
@@ -247,43 +166,51 @@ pub fn incomplete_call_sender(shape: Shape, msg: &str) -> Option<IpAddr> {
 
 /// Parses a complete module record. `None`: not an authentication outcome we count.
 pub fn parse(shape: Shape, msg: &str, multi_line: bool) -> Option<Parsed> {
-    match shape {
-        Shape::SipRegistration => sip_registration(msg),
-        Shape::SipCallFrom => call_line(&SIP_CALL_FROM, Service::Sip, msg, multi_line),
-        Shape::PjsipCall => call_line(&PJSIP_CALL, Service::Pjsip, msg, multi_line),
-        Shape::PjsipRequest => pjsip_request(msg),
-        Shape::AmiLogin => ami_login(msg),
-        Shape::SipHackingAttempt => {
-            let ip = parse_ip(SIP_HACKING.captures(msg)?.name("ip")?.as_str())?;
-            Some(failure(Service::Sip, ip, None, FailureKind::Rejected, false))
-        }
-        Shape::DialplanRejected => dialplan_rejected(msg),
-        Shape::Iax => iax(msg),
-        Shape::AmiLoggedOn => {
-            let c = AMI_LOGGED_ON.captures(msg)?;
-            success(Service::Ami, c.name("ip")?.as_str(), Some(c.name("user")?.as_str()))
-        }
-        Shape::SipRegistered => {
-            let (peer, ip) = fast::registered(msg).or_else(|| {
-                let c = SIP_REGISTERED.captures(msg)?;
-                Some((c.name("peer")?.as_str(), c.name("ip")?.as_str()))
-            })?;
-            success(Service::Sip, ip, Some(peer))
-        }
-        Shape::PjsipAddedContact => {
-            // With rewrite_contact=yes the host is the packet source and the original
-            // is kept as x-ast-orig-host; without it the host is the client's own claim.
-            fast::ORIG_HOST.find(msg.as_bytes())?;
-            let c = PJSIP_ADDED_CONTACT.captures(msg)?;
-            let uri = c.name("uri")?.as_str();
-            if !uri.contains(";x-ast-orig-host=") {
-                return None;
-            }
-            let host = URI_HOST.captures(uri)?;
-            success(Service::Pjsip, host.name("ip")?.as_str(), Some(c.name("aor")?.as_str()))
-        }
-        Shape::Security | Shape::DialplanCall | Shape::PjsipRemovedContact => None,
+    (super::shapes::spec(shape).parse)(msg, multi_line)
+}
+
+/// A shape read for something other than an authentication outcome.
+pub(super) fn no_outcome(_: &str, _: bool) -> Option<Parsed> {
+    None
+}
+
+pub(super) fn sip_call(msg: &str, multi_line: bool) -> Option<Parsed> {
+    call_line(&SIP_CALL_FROM, Service::Sip, msg, multi_line)
+}
+
+pub(super) fn pjsip_call(msg: &str, multi_line: bool) -> Option<Parsed> {
+    call_line(&PJSIP_CALL, Service::Pjsip, msg, multi_line)
+}
+
+pub(super) fn sip_hacking_attempt(msg: &str, _: bool) -> Option<Parsed> {
+    let ip = parse_ip(SIP_HACKING.captures(msg)?.name("ip")?.as_str())?;
+    Some(failure(Service::Sip, ip, None, FailureKind::Rejected, false))
+}
+
+pub(super) fn ami_logged_on(msg: &str, _: bool) -> Option<Parsed> {
+    let c = AMI_LOGGED_ON.captures(msg)?;
+    success(Service::Ami, c.name("ip")?.as_str(), Some(c.name("user")?.as_str()))
+}
+
+pub(super) fn sip_registered(msg: &str, _: bool) -> Option<Parsed> {
+    let (peer, ip) = fast::registered(msg).or_else(|| {
+        let c = SIP_REGISTERED.captures(msg)?;
+        Some((c.name("peer")?.as_str(), c.name("ip")?.as_str()))
+    })?;
+    success(Service::Sip, ip, Some(peer))
+}
+
+pub(super) fn pjsip_added_contact(msg: &str, _: bool) -> Option<Parsed> {
+    // With rewrite_contact=yes the host is the packet source and the original is kept
+    // as x-ast-orig-host; without it the host is the client's own claim.
+    fast::ORIG_HOST.find(msg.as_bytes())?;
+    let c = PJSIP_ADDED_CONTACT.captures(msg)?;
+    let uri = c.name("uri")?.as_str();
+    if !uri.contains(";x-ast-orig-host=") {
+        return None;
     }
+    let host = URI_HOST.captures(uri)?;
+    success(Service::Pjsip, host.name("ip")?.as_str(), Some(c.name("aor")?.as_str()))
 }
 
 fn success(service: Service, ip: &str, account: Option<&str>) -> Option<Parsed> {
@@ -317,15 +244,10 @@ fn strict_fields<'a>(pattern: &Regex, msg: &'a str, who: &str) -> Option<Fields<
     })
 }
 
-fn sip_registration(msg: &str) -> Option<Parsed> {
+pub(super) fn sip_registration(msg: &str, _: bool) -> Option<Parsed> {
     let f = fast::registration(msg).or_else(|| strict_fields(&SIP_REGISTRATION, msg, "to"))?;
     let ip = parse_ip(f.ip)?;
-    let kind = match f.reason {
-        "Wrong password" | "Username/auth name mismatch" => FailureKind::WrongPassword,
-        "No matching peer found" => FailureKind::UnknownAccount,
-        "Device does not match ACL" | "ACL error (permit/deny)" => FailureKind::AclDenied,
-        _ => FailureKind::Rejected,
-    };
+    let kind = fast::kind_of(&fast::SIP_REASONS, f.reason);
     // The greedy To field leaves the last clause, the one Asterisk wrote; a second
     // clause inside the To header is an injection attempt worth showing.
     let tampered = fast::occurs_more_than_once(msg, &fast::FAILED_FOR);
@@ -341,20 +263,15 @@ fn call_line(pattern: &Regex, service: Service, msg: &str, multi_line: bool) -> 
     Some(failure(service, ip, account, FailureKind::NoExtension, tampered))
 }
 
-fn pjsip_request(msg: &str) -> Option<Parsed> {
+pub(super) fn pjsip_request(msg: &str, _: bool) -> Option<Parsed> {
     let f = fast::pjsip_request(msg).or_else(|| strict_fields(&PJSIP_REQUEST, msg, "from"))?;
     let ip = parse_ip(f.ip)?;
-    let kind = match f.reason {
-        "No matching endpoint found" => FailureKind::UnknownAccount,
-        "Failed to authenticate" => FailureKind::WrongPassword,
-        "Not match Endpoint ACL" | "Not match Endpoint Contact ACL" => FailureKind::AclDenied,
-        _ => FailureKind::Rejected,
-    };
+    let kind = fast::kind_of(&fast::PJSIP_REASONS, f.reason);
     let tampered = fast::occurs_more_than_once(msg, &fast::FAILED_FOR);
     Some(failure(Service::Pjsip, ip, sip_user(f.who), kind, tampered))
 }
 
-fn ami_login(msg: &str) -> Option<Parsed> {
+pub(super) fn ami_login(msg: &str, _: bool) -> Option<Parsed> {
     let (c, kind) = match AMI_FAILED.captures(msg) {
         Some(c) => (c, FailureKind::WrongPassword),
         None => (AMI_NO_USER.captures(msg)?, FailureKind::UnknownAccount),
@@ -369,7 +286,7 @@ fn ami_login(msg: &str) -> Option<Parsed> {
     Some(Parsed { session, ..failure(Service::Ami, ip, Some(user), kind, tampered) })
 }
 
-fn dialplan_rejected(msg: &str) -> Option<Parsed> {
+pub(super) fn dialplan_rejected(msg: &str, _: bool) -> Option<Parsed> {
     let c = DIALPLAN_REJECTED.captures(msg)?;
     let text = c.name("ip")?.as_str();
     // `1.2.3.4:5060` and `[2001:db8::1]:5060` carry a port; bare IPv6 does not.
@@ -390,7 +307,7 @@ fn dialplan_rejected(msg: &str) -> Option<Parsed> {
     Some(failure(Service::Dialplan, ip, account, FailureKind::NoExtension, tampered))
 }
 
-fn iax(msg: &str) -> Option<Parsed> {
+pub(super) fn iax(msg: &str, _: bool) -> Option<Parsed> {
     IAX.iter().find_map(|(pattern, kind)| {
         let c = pattern.captures(msg)?;
         let ip = parse_ip(c.name("ip")?.as_str())?;
@@ -419,12 +336,12 @@ mod tests {
             reason in 0usize..5, tries in proptest::bool::ANY,
         ) {
             let suffix = if tries { " after 5 tries in 0.005 ms" } else { "" };
-            let r = fast::PJSIP_REASONS[reason];
+            let r = fast::PJSIP_REASONS[reason].0;
             let msg = format!("Request 'REGISTER' from '\"{who}\" <sip:{who}@x>' failed for '{addr}' (callid: {callid}) - {r}{suffix}");
             agree(fast::pjsip_request(&msg), &PJSIP_REQUEST, &msg, "from")?;
             let msg = format!("Request 'REGISTER' from '<{who}>' failed for '{addr}' (callid: {callid}) - {r}{suffix}");
             agree(fast::pjsip_request(&msg), &PJSIP_REQUEST, &msg, "from")?;
-            let r = fast::SIP_REASONS[reason];
+            let r = fast::SIP_REASONS[reason].0;
             let msg = format!("Registration from '{who}' failed for '{addr}' - {r}");
             agree(fast::registration(&msg), &SIP_REGISTRATION, &msg, "to")?;
             let msg = format!("Registered SIP '{who}' at {addr}");

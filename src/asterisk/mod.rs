@@ -13,6 +13,7 @@ pub mod messages;
 pub(crate) mod predial;
 pub(crate) mod reader;
 pub mod security;
+pub mod shapes;
 pub mod timestamp;
 
 #[cfg(test)]

@@ -244,7 +244,7 @@ impl RecordReader {
         if self.pending.is_some() || data.first() == Some(&b'{') {
             return 0;
         }
-        let dialplan = messages::FILES.len() - 1;
+        let dialplan = messages::FILES.iter().position(|f| *f == super::dialplan::FILE).unwrap_or(usize::MAX);
         let mut from = 0;
         let named = loop {
             let Some((at, file)) = FILE_NAMES.find(&data[from..]) else {

@@ -9,6 +9,7 @@
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::memmem::Finder;
 
 use super::envelope;
 use super::messages::{self, Parsed, Shape};
@@ -62,13 +63,17 @@ impl FileNames {
 /// could show, or a channel's end. A full log at verbose 3 has many later steps: they
 /// are passed over with the quiet lines.
 fn may_be_call_line(line: &[u8]) -> bool {
-    let find = |needle: &[u8]| memchr::memmem::find(line, needle);
-    match find(b"Executing [") {
+    // Searchers built once: this runs for every dialplan line of a full log.
+    static FINDERS: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
+        ["Executing [", ":1] ", "] ", "Spawn extension (", "Auto fallthrough, "].map(Finder::new)
+    });
+    let [executing, first_step, step_end, spawn, fallthrough] = &*FINDERS;
+    match executing.find(line) {
         Some(at) => {
             let rest = &line[at..];
-            memchr::memmem::find(rest, b":1] ").is_some() || memchr::memmem::find(rest, b"] ").is_none()
+            first_step.find(rest).is_some() || step_end.find(rest).is_none()
         }
-        None => find(b"Spawn extension (").is_some() || find(b"Auto fallthrough, ").is_some(),
+        None => spawn.find(line).is_some() || fallthrough.find(line).is_some(),
     }
 }
 

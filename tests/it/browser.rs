@@ -3,7 +3,6 @@
 //! nftables in a network namespace. Needs root, nft, ip, chromium and chromedriver;
 //! under `CI=true` a missing one fails the test instead of skipping it.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +12,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use sipwarden::store::{self, Store};
 
 use crate::common::{append, works};
+use crate::harness::{Serve, eventually_async, never_async};
 
 fn can_run() -> bool {
     crate::common::runnable(
@@ -55,16 +55,11 @@ fn kernel_bans(netns: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How long a page or the kernel is given to show a change.
+const SOON: Duration = Duration::from_secs(10);
 
 fn failure(ip: &str, user: &str) -> String {
-    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+    let now = crate::common::now_date();
     format!(
         "[{now}] SECURITY[2] res_security_log.c: SecurityEvent=\"InvalidAccountID\",EventTV=\"{}\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"{user}\",SessionID=\"1@x\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/{ip}/5060\"\n",
         chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000")
@@ -151,26 +146,14 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
         ),
     )
     .unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args(["serve", "--config"])
+    // Declared after the guard: stopped before the namespace goes.
+    let serve = Serve::new(&dir.path().join("data"))
+        .arg("--config")
         .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--log")
-        .arg(&log)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(artifacts().join("serve.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = serve.stdout.take().unwrap();
-    guard.children.push(serve);
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    let setup_url = lines
-        .find_map(|l| l.trim().starts_with("http://").then(|| l.trim().to_string()))
-        .expect("serve prints the setup address");
-    // Keep reading, as a terminal would, until serve exits.
-    std::thread::spawn(move || lines.for_each(drop));
+        .log(&log)
+        .stderr_to(&artifacts().join("serve.log"))
+        .start();
+    let setup_url = serve.setup_url.clone();
     assert!(setup_url.contains("/setup?token="));
 
     let driver_port = free_port();
@@ -235,7 +218,8 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     let attacker = "198.51.100.50";
     let script = "<script>alert(1)</script>";
     append(&log, &(failure(attacker, script) + &failure(attacker, script)));
-    eventually("the ban reaches the kernel", async || kernel_bans(&netns).contains(attacker)).await;
+    eventually_async("the ban reaches the kernel", SOON, async || kernel_bans(&netns).contains(attacker))
+        .await;
     c.goto(&format!("{base}/offenders")).await.unwrap();
     let table = text_of(&c, "#offenders").await;
     assert!(table.contains(attacker) && table.contains(script), "the name shows as text: {table}");
@@ -247,7 +231,8 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     assert!(text_of(&c, "#bans").await.contains(attacker));
     screenshot(&c, "bans").await;
     click(&c, "#bans button.release").await;
-    eventually("the row disappears", async || !text_of(&c, "#bans").await.contains(attacker)).await;
+    eventually_async("the row disappears", SOON, async || !text_of(&c, "#bans").await.contains(attacker))
+        .await;
     let store = Store::open(&dir.path().join("data/sipwarden.db")).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
@@ -258,16 +243,19 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     let history = store::bans::for_ip(&mut conn, attacker).await.unwrap();
     assert_eq!(history[0].released_by.as_deref(), Some("office-admin"));
     drop(conn);
-    eventually("the kernel element goes", async || !kernel_bans(&netns).contains(attacker)).await;
+    eventually_async("the kernel element goes", SOON, async || !kernel_bans(&netns).contains(attacker)).await;
 
     // Protection off: a new decision is recorded but not enforced; on: enforced.
     c.goto(&base).await.unwrap();
     click(&c, "#protection-toggle").await;
     accept_confirmation(&c).await;
-    eventually("monitor mode shown", async || text_of(&c, "#protection-state").await.contains("OFF")).await;
+    eventually_async("monitor mode shown", SOON, async || {
+        text_of(&c, "#protection-state").await.contains("OFF")
+    })
+    .await;
     let second = "198.51.100.51";
     append(&log, &(failure(second, "1001") + &failure(second, "1002")));
-    eventually("the decision is stored", async || {
+    eventually_async("the decision is stored", SOON, async || {
         let mut conn = store.pool().acquire().await.unwrap();
         store::bans::active_for(&mut conn, second, chrono::Utc::now().timestamp_millis())
             .await
@@ -275,13 +263,21 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
             .is_some()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(!kernel_bans(&netns).contains(second), "monitor mode blocks nobody");
+    // Watched over more than one reconcile interval (1 s here).
+    never_async("monitor mode blocks nobody", Duration::from_secs(2), async || {
+        kernel_bans(&netns).contains(second)
+    })
+    .await;
     click(&c, "#protection-toggle").await;
     accept_confirmation(&c).await;
-    eventually("protection back on", async || text_of(&c, "#protection-state").await.contains("ON")).await;
-    eventually("the decision taken meanwhile is enforced", async || kernel_bans(&netns).contains(second))
-        .await;
+    eventually_async("protection back on", SOON, async || {
+        text_of(&c, "#protection-state").await.contains("ON")
+    })
+    .await;
+    eventually_async("the decision taken meanwhile is enforced", SOON, async || {
+        kernel_bans(&netns).contains(second)
+    })
+    .await;
 
     c.goto(&base).await.unwrap();
     text_of(&c, "#active-bans").await;
@@ -336,7 +332,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     );
     c.goto(&format!("{base}/networks")).await.unwrap();
     click(&c, "table.list-extensions button.link").await;
-    eventually("the entry is removed", async || {
+    eventually_async("the entry is removed", SOON, async || {
         !text_of(&c, "table.list-extensions").await.contains("192.168.10.0/24")
     })
     .await;
@@ -373,7 +369,11 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     });
     c.goto(&format!("http://127.0.0.1:{evil_port}/")).await.unwrap();
     c.find(Locator::Id("go")).await.unwrap().click().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The post reached the panel (the browser shows its answer) and changed nothing.
+    eventually_async("the cross-site post is answered", SOON, async || {
+        c.current_url().await.is_ok_and(|u| u.as_str().starts_with(&base))
+    })
+    .await;
     let mut conn = store.pool().acquire().await.unwrap();
     assert!(store::settings::protection(&mut conn, true).await.unwrap(), "the cross-site post was refused");
 
@@ -383,7 +383,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
 }
 
 fn security_event(event: &str, ip: &str, user: &str, session: &str, tail: &str) -> String {
-    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+    let now = crate::common::now_date();
     let severity = if event == "SuccessfulAuth" { "Informational" } else { "Error" };
     format!(
         "[{now}] SECURITY[2] res_security_log.c: SecurityEvent=\"{event}\",EventTV=\"{}\",Severity=\"{severity}\",Service=\"SIP\",EventVersion=\"1\",AccountID=\"{user}\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/10.0.0.1/5060\",RemoteAddress=\"IPV4/UDP/{ip}/5060\",{tail}\n",
@@ -408,7 +408,7 @@ async fn a_cracked_extension_is_locked_and_unlocked(
     lines.push_str(&security_event("SuccessfulAuth", cracker, "2001", "0x9", "UsingPassword=\"1\""));
     append(log, &lines);
     c.goto(base).await.unwrap();
-    eventually("the lock on the dashboard", async || {
+    eventually_async("the lock on the dashboard", SOON, async || {
         c.refresh().await.unwrap();
         text_of(c, "main").await.contains("Extension 2001 locked")
     })
@@ -424,7 +424,10 @@ async fn a_cracked_extension_is_locked_and_unlocked(
     assert!(asked.contains("-rx database put sipwarden-locked 2001 1"), "{asked}");
     click(c, "button.unlock").await;
     accept_confirmation(c).await;
-    eventually("unlocked", async || text_of(c, "main").await.contains("Extension 2001 is unlocked")).await;
+    eventually_async("unlocked", SOON, async || {
+        text_of(c, "main").await.contains("Extension 2001 is unlocked")
+    })
+    .await;
     let asked = std::fs::read_to_string(asterisk_calls).unwrap_or_default();
     assert!(asked.contains("-rx database del sipwarden-locked 2001"), "{asked}");
     c.goto(base).await.unwrap();
@@ -454,7 +457,10 @@ async fn on_a_phone(c: &Client, base: &str, log: &Path) {
     ] {
         c.goto(&format!("{base}{page}")).await.unwrap();
         if page == "/bans" {
-            eventually("the phone's ban is listed", async || text_of(c, "main").await.contains(phone)).await;
+            eventually_async("the phone's ban is listed", SOON, async || {
+                text_of(c, "main").await.contains(phone)
+            })
+            .await;
         }
         let name = match page.trim_matches('/').replace('/', "-") {
             n if n.is_empty() => "dashboard".to_string(),
@@ -468,5 +474,8 @@ async fn on_a_phone(c: &Client, base: &str, log: &Path) {
     c.goto(&format!("{base}/bans")).await.unwrap();
     let row = format!("//tr[td[contains(., '{phone}')]]//button[contains(@class, 'release')]");
     c.find(Locator::XPath(&row)).await.unwrap().click().await.unwrap();
-    eventually("the released ban leaves the list", async || !text_of(c, "main").await.contains(phone)).await;
+    eventually_async("the released ban leaves the list", SOON, async || {
+        !text_of(c, "main").await.contains(phone)
+    })
+    .await;
 }

@@ -78,7 +78,10 @@ fn ban_status_unban_and_protection_from_the_command_line() {
 
 #[test]
 fn the_demo_prints_its_login_and_bans_the_replayed_attackers() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    use crate::harness::{eventually, request};
     // Port 0: the panel takes a free port and says which in its log.
     let mut demo = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
         .args(["demo", "--listen", "127.0.0.1:0", "--pace", "20ms"])
@@ -92,45 +95,17 @@ fn the_demo_prints_its_login_and_bans_the_replayed_attackers() {
         .find_map(|l| l.trim().strip_prefix("password").map(|p| p.trim().to_string()))
         .expect("the demo prints a password");
     std::thread::spawn(move || lines.for_each(drop));
-    let port = crate::common::printed_port(demo.stderr.take().unwrap());
-    let http = |request: String| -> String {
-        for _ in 0..100 {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                s.write_all(request.as_bytes()).unwrap();
-                let mut reply = String::new();
-                s.read_to_string(&mut reply).unwrap();
-                return reply;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("the demo panel never answered");
-    };
-    let body = format!("username=demo&password={password}");
-    let reply = http(format!(
-        "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
-    let cookie = reply
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .and_then(|c| c.split(';').next())
-        .expect("logged in")
-        .to_string();
-    let mut banned = false;
-    for _ in 0..100 {
-        let page =
-            http(format!("GET /bans HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"));
-        if page.contains("203.0.113.77") && page.contains("198.51.100.99") {
-            banned = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let port = crate::harness::printed_port(demo.stderr.take().unwrap());
+    // Killed however the test ends.
+    let demo = crate::harness::Running { child: demo, port, setup_url: String::new() };
+    let reply = request(port, "POST", "/login", None, &format!("username=demo&password={password}"));
+    let cookie = reply.cookie().expect("logged in");
+    eventually("the cracker and the AMI guesser are banned", Duration::from_secs(10), || {
+        let page = request(port, "GET", "/bans", Some(&cookie), "").body;
+        page.contains("203.0.113.77") && page.contains("198.51.100.99")
+    });
     // SIGTERM, as Ctrl-C would: the demo removes its temporary data on the way out.
-    let pid = nix::unistd::Pid::from_raw(demo.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(demo.wait().unwrap().success(), "the demo stops cleanly");
-    assert!(banned, "the cracker and the AMI guesser are banned within seconds");
+    assert!(demo.terminate().0.success(), "the demo stops cleanly");
 }
 
 #[test]

@@ -113,10 +113,19 @@ pub fn append(path: &Path, text: &str) {
 
 /// A chan_sip wrong-password line from `ip`, dated in the ISO format.
 pub fn sip_failure(ip: &str, user: &str, second: u32) -> String {
+    sip_failure_dated(ip, user, &format!("2026-11-24 21:05:{:02}", second % 60))
+}
+
+/// A chan_sip wrong-password line from `ip` with the envelope's date text `date`.
+pub fn sip_failure_dated(ip: &str, user: &str, date: &str) -> String {
     format!(
-        "[2026-11-24 21:05:{:02}] NOTICE[15985] chan_sip.c: Registration from '\"{user}\" <sip:{user}@10.0.0.1>' failed for '{ip}:5060' - Wrong password\n",
-        second % 60
+        "[{date}] NOTICE[15985] chan_sip.c: Registration from '\"{user}\" <sip:{user}@10.0.0.1>' failed for '{ip}:5060' - Wrong password\n"
     )
+}
+
+/// The envelope's date text of this moment, as Asterisk writes it in local time.
+pub fn now_date() -> String {
+    chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 pub fn noise(n: usize) -> String {
@@ -142,20 +151,4 @@ pub fn runnable(what: &str, needs: &[(&'static str, bool)]) -> bool {
     }
     eprintln!("skipping {what}: needs {missing:?}");
     false
-}
-
-/// The loopback port a program prints in its panel address (`http://127.0.0.1:PORT`),
-/// read from `out`; the rest of `out` is drained in the background so the program
-/// never blocks on a full pipe.
-pub fn printed_port(out: impl std::io::Read + Send + 'static) -> u16 {
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(out).lines().map_while(Result::ok);
-    let port = lines
-        .find_map(|l| {
-            let at = l.find("http://127.0.0.1:")? + "http://127.0.0.1:".len();
-            l[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
-        })
-        .expect("the program prints its panel address");
-    std::thread::spawn(move || lines.for_each(drop));
-    port
 }

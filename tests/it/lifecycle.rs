@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::append;
+use crate::harness::{Running, Serve, eventually, request};
 use crate::robust::{caught_up, counts, following, read_offset, serve, write_log};
 
 /// CPU time (user + system) of a process so far, in clock ticks, and ticks a second.
@@ -31,18 +32,17 @@ async fn an_idle_serve_uses_under_one_percent_of_a_core() {
     // Another program reading the log's directory is no reason to wake either.
     let neighbour = dir.path().join("queue_log");
     append(&neighbour, "x\n");
-    let (before, hz) = cpu_ticks(child.id());
+    let (before, hz) = cpu_ticks(child.pid());
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {
         let _ = std::fs::read(&log).unwrap();
         let _ = std::fs::read(&neighbour).unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (after, _) = cpu_ticks(child.id());
+    let (after, _) = cpu_ticks(child.pid());
     let used = (after - before) as f64 / hz as f64;
     let share = used / started.elapsed().as_secs_f64();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert!(share < 0.01, "idle serve used {:.1} % of a core ({used:.2} s CPU in 20 s)", share * 100.0);
 }
 
@@ -65,9 +65,9 @@ async fn sigterm_during_a_backlog_import_stops_within_two_seconds_and_loses_noth
         let importing = read_offset(&store, &log).await < size;
         drop(store);
         let sent = Instant::now();
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        kill(Pid::from_raw(child.pid() as i32), Signal::SIGTERM).unwrap();
         let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = child.try_wait() {
                 break status;
             }
             assert!(
@@ -83,38 +83,27 @@ async fn sigterm_during_a_backlog_import_stops_within_two_seconds_and_loses_noth
     let mut child = serve(&data, &log);
     let store = following(&data, &log).await;
     caught_up(&store, &log, size, Duration::from_secs(120)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert_eq!(counts(&store).await, truth);
 }
 
-/// `serve` on `log` with the firewall in a dry run chosen on purpose; its panel port.
-fn serve_dry_run(data: &std::path::Path, log: &str) -> (std::process::Child, u16) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--log", log])
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let port = crate::common::printed_port(child.stdout.take().unwrap());
-    (child, port)
+/// `serve` on `log` with the firewall in a dry run chosen on purpose.
+fn serve_dry_run(data: &std::path::Path, log: &str) -> Running {
+    Serve::dry_run(data).log(log).start()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_says_not_protecting_with_the_fix_until_the_security_log_exists() {
-    use crate::disk_faults::{healthz, wait_for};
     let dir = tempfile::tempdir().unwrap();
     let security = dir.path().join("security");
     let data = dir.path().join("data");
-    let (mut child, port) = serve_dry_run(&data, &format!("security:{}", security.display()));
-    wait_for("/healthz names the missing log", 15, || {
-        let (status, body) = healthz(port);
-        status.contains("503")
-            && body.contains("\"status\":\"not_protecting\"")
-            && body.contains("does not exist")
-            && body.contains("logger_logfiles_custom.conf")
+    let serve = serve_dry_run(&data, &format!("security:{}", security.display()));
+    eventually("/healthz names the missing log", Duration::from_secs(15), || {
+        let r = serve.get("/healthz", None);
+        r.status == 503
+            && r.body.contains("\"status\":\"not_protecting\"")
+            && r.body.contains("does not exist")
+            && r.body.contains("logger_logfiles_custom.conf")
     });
     // `status`, another process, says so too.
     let status = || {
@@ -126,15 +115,15 @@ async fn health_says_not_protecting_with_the_fix_until_the_security_log_exists()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    wait_for("status says not protecting", 15, || status().contains("ON, but NOT PROTECTING"));
+    eventually("status says not protecting", Duration::from_secs(15), || {
+        status().contains("ON, but NOT PROTECTING")
+    });
     append(&security, "");
     // Back to what was chosen: watching without blocking, answered 200.
-    wait_for("/healthz is monitor only", 15, || {
-        let (status, body) = healthz(port);
-        status.contains("200") && body.contains("\"status\":\"monitor_only\"")
+    eventually("/healthz is monitor only", Duration::from_secs(15), || {
+        let r = serve.get("/healthz", None);
+        r.status == 200 && r.body.contains("\"status\":\"monitor_only\"")
     });
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,12 +133,13 @@ async fn the_data_directory_and_every_file_in_it_are_its_owners_alone() {
     let log = dir.path().join("messages");
     write_log(&log, 50, 5);
     let data = dir.path().join("data");
-    let (mut child, _port) = serve_dry_run(&data, &log.display().to_string());
+    let mut child = serve_dry_run(&data, &log.display().to_string());
     drop(following(&data, &log).await);
     let mode = |name: &str| std::fs::metadata(data.join(name)).map(|m| m.permissions().mode() & 0o777).ok();
-    crate::disk_faults::wait_for("the failed-auth log is written", 10, || mode("failed-auth.log").is_some());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    eventually("the failed-auth log is written", Duration::from_secs(10), || {
+        mode("failed-auth.log").is_some()
+    });
+    child.kill();
     assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
     for file in ["sipwarden.db", "failed-auth.log", "setup-url"] {
         assert_eq!(mode(file), Some(0o600), "{file}");
@@ -194,7 +184,8 @@ async fn idle_panel_connections_neither_starve_log_reading_nor_lock_the_admin_ou
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("messages");
     crate::common::append(&log, "");
-    let (mut serve, port) = serve_dry_run(&dir.path().join("data"), log.to_str().unwrap());
+    let serve = serve_dry_run(&dir.path().join("data"), log.to_str().unwrap());
+    let port = serve.port;
     // Sockets only: the database pool opening more files meanwhile is not the point.
     let fds = |pid: u32| {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -203,12 +194,13 @@ async fn idle_panel_connections_neither_starve_log_reading_nor_lock_the_admin_ou
             .filter(|target| target.to_string_lossy().starts_with("socket:"))
             .count()
     };
-    let before = fds(serve.id());
+    let before = fds(serve.pid());
 
     // One client holding 300 connections gets a few; the admin, elsewhere, gets in.
     let one = idle_connections([127, 0, 0, 2], port, 300).await;
-    let admin = tokio::task::spawn_blocking(move || crate::disk_faults::healthz(port).0).await.unwrap();
-    assert!(admin.contains("200") || admin.contains("503"), "the panel answers: {admin}");
+    let admin = tokio::task::spawn_blocking(move || request(port, "GET", "/healthz", None, "").status);
+    let admin = admin.await.unwrap();
+    assert!(admin == 200 || admin == 503, "the panel answers: {admin}");
     drop(one);
 
     // Many clients: the panel holds a bounded number of connections, and the log is
@@ -219,17 +211,13 @@ async fn idle_panel_connections_neither_starve_log_reading_nor_lock_the_admin_ou
         many.extend(idle_connections([127, 0, 0, host], port, 10).await);
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let during = fds(serve.id());
+    let during = fds(serve.pid());
     assert!(during < before + 128 + 16, "{during} sockets open while 200 connections wait (was {before})");
-    let line = |n: u32| {
-        format!(
-            "[{}] NOTICE[1] chan_sip.c: Registration from '<sip:10{n}@x>' failed for '198.51.100.9:5060' - Wrong password\n",
-            chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
-        )
-    };
-    crate::common::append(&log, &(line(1) + &line(2)));
+    let line =
+        |user: &str| crate::common::sip_failure_dated("198.51.100.9", user, &crate::common::now_date());
+    crate::common::append(&log, &(line("101") + &line("102")));
     let db = dir.path().join("data");
-    crate::disk_faults::wait_for("the attacker is banned while the panel is full", 10, || {
+    eventually("the attacker is banned while the panel is full", Duration::from_secs(10), || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
             .args(["bans", "--format", "json", "--data-dir"])
             .arg(&db)
@@ -239,6 +227,4 @@ async fn idle_panel_connections_neither_starve_log_reading_nor_lock_the_admin_ou
         String::from_utf8_lossy(&out.stdout).contains("198.51.100.9")
     });
     drop(many);
-    let _ = serve.kill();
-    let _ = serve.wait();
 }

@@ -13,6 +13,7 @@ mod fail2ban_sample;
 mod firewall_render;
 mod follow;
 mod forged;
+mod harness;
 mod history_facts;
 mod hostile_input;
 mod incidents;

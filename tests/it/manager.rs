@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{TestApp, fixture};
+use crate::harness::eventually_async;
 
 use sipwarden::ami::scripted::SECRET;
 
@@ -68,14 +69,6 @@ async fn link(address: &str, secret: &str) -> Link {
     Link { app, health, stop }
 }
 
-async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn is_fraud_call(block: &str) -> bool {
     block.starts_with("Event: Newchannel\r\n") && block.contains("Channel: PJSIP/1002-")
 }
@@ -100,7 +93,7 @@ async fn a_refused_login_is_said_plainly_and_retried() {
     .await
     .unwrap();
     let link = link(&server.address, "wrong").await;
-    eventually("the refusal shown", Duration::from_secs(5), || {
+    eventually_async("the refusal shown", Duration::from_secs(5), async || {
         link.health.state().problem.is_some_and(|p| p.contains("refused the login of \"sipwarden\""))
     })
     .await;
@@ -108,7 +101,10 @@ async fn a_refused_login_is_said_plainly_and_retried() {
     let login = &server.received.actions("Login")[0].1;
     assert!(login.contains("Events: security,call,system\r\n") && login.contains("ActionID: "), "{login}");
     // It tries again, backing off.
-    eventually("a second try", Duration::from_secs(5), || *server.connections.lock().unwrap() >= 2).await;
+    eventually_async("a second try", Duration::from_secs(5), async || {
+        *server.connections.lock().unwrap() >= 2
+    })
+    .await;
 }
 
 /// The breaker alone (the recording without its security events): the seed's burst at
@@ -122,7 +118,7 @@ async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
             .await
             .unwrap();
     let link = link(&server.address, SECRET).await;
-    eventually("the extension hung up", Duration::from_secs(30), || {
+    eventually_async("the extension hung up", Duration::from_secs(30), async || {
         !server.received.actions("Hangup").is_empty()
     })
     .await;
@@ -134,7 +130,7 @@ async fn the_fraud_burst_is_hung_up_within_five_calls_and_a_second() {
     assert!((1..=5).contains(&before), "{before} fraud calls before the hang-up");
     let tripped_at = calls[before - 1].0;
     assert!(hung_up_at - tripped_at < Duration::from_secs(1), "{:?} after the call", hung_up_at - tripped_at);
-    eventually("1002 locked in AstDB", Duration::from_secs(2), || {
+    eventually_async("1002 locked in AstDB", Duration::from_secs(2), async || {
         server
             .received
             .actions("DBPut")
@@ -159,11 +155,14 @@ async fn the_crack_locks_the_extension_before_any_fraud_call() {
             .await
             .unwrap();
     let link = link(&server.address, SECRET).await;
-    eventually("locked", Duration::from_secs(30), || !server.received.actions("DBPut").is_empty()).await;
+    eventually_async("locked", Duration::from_secs(30), async || {
+        !server.received.actions("DBPut").is_empty()
+    })
+    .await;
     let locked_at = server.received.actions("DBPut")[0].0;
     let first_call = server.sent.lock().unwrap().iter().find(|(_, b)| is_fraud_call(b)).map(|(at, _)| *at);
     assert!(first_call.is_none_or(|at| at > locked_at), "locked before the first fraud call");
-    eventually("all 60 fraud calls refused", Duration::from_secs(40), || {
+    eventually_async("all 60 fraud calls refused", Duration::from_secs(40), async || {
         server.received.actions("Hangup").len() >= 60
     })
     .await;
@@ -187,7 +186,10 @@ async fn a_slow_link_splitting_every_block_changes_nothing() {
         .await
         .unwrap();
     let link = link(&server.address, SECRET).await;
-    eventually("locked", Duration::from_secs(60), || !server.received.actions("DBPut").is_empty()).await;
+    eventually_async("locked", Duration::from_secs(60), async || {
+        !server.received.actions("DBPut").is_empty()
+    })
+    .await;
     let locked_at = server.received.actions("DBPut")[0].0;
     let first_call = server.sent.lock().unwrap().iter().find(|(_, b)| is_fraud_call(b)).map(|(at, _)| *at);
     assert!(first_call.is_none_or(|at| at > locked_at), "locked before the first fraud call");
@@ -262,11 +264,15 @@ async fn a_dropped_link_comes_back() {
     };
     let server = ScriptedAmi::start(vec![script(first, true), script(second, false)]).await.unwrap();
     let link = link(&server.address, SECRET).await;
-    eventually("reconnected", Duration::from_secs(10), || *server.connections.lock().unwrap() >= 2).await;
-    eventually("connected again", Duration::from_secs(10), || link.health.is_connected()).await;
+    eventually_async("reconnected", Duration::from_secs(10), async || {
+        *server.connections.lock().unwrap() >= 2
+    })
+    .await;
+    eventually_async("connected again", Duration::from_secs(10), async || link.health.is_connected()).await;
     // 78 logins, 43 failures, 66 calls started and ended, 10 registrations (nine pjsip
     // contacts and chan_sip's 2001): none lost across the drop.
-    eventually("every event read", Duration::from_secs(10), || link.health.state().events == 263).await;
+    eventually_async("every event read", Duration::from_secs(10), async || link.health.state().events == 263)
+        .await;
     assert_eq!(server.received.actions("Login").len(), 2);
 }
 
@@ -282,7 +288,10 @@ async fn a_forged_success_teaches_nothing() {
             .await
             .unwrap();
     let link = link(&server.address, SECRET).await;
-    eventually("both blocks judged", Duration::from_secs(5), || link.health.state().malformed >= 2).await;
+    eventually_async("both blocks judged", Duration::from_secs(5), async || {
+        link.health.state().malformed >= 2
+    })
+    .await;
     let mut conn = link.app.store.pool().acquire().await.unwrap();
     let (seen, _) =
         sipwarden::store::incidents::login_history(&mut conn, "1001", "10.98.0.99", i64::MAX).await.unwrap();
@@ -294,7 +303,7 @@ async fn a_forged_success_teaches_nothing() {
 /// attacker is banned), `/healthz` shows the link, and a wrong secret is said plainly.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_follows_the_manager_interface_its_config_names() {
-    use crate::disk_faults::{healthz, wait_for};
+    use crate::harness::Serve;
     let events = recorded_blocks().into_iter().map(|b| (Duration::ZERO, b)).collect();
     let server =
         ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing: Vec::new() }])
@@ -308,26 +317,20 @@ async fn serve_follows_the_manager_interface_its_config_names() {
     )
     .unwrap();
     let serve = |secret: &str| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-            .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--config"])
+        Serve::dry_run(&dir.path().join(format!("data-{secret}")))
+            .arg("--config")
             .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join(format!("data-{secret}")))
             .env("SIPWARDEN_AMI_SECRET", secret)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let port = crate::common::printed_port(child.stdout.take().unwrap());
-        (child, port)
+            .start()
     };
-    let (mut child, port) = serve(SECRET);
-    wait_for("the link is up and read", 20, || {
-        let (status, body) = healthz(port);
-        status.contains("200") && body.contains("\"connected\":true") && body.contains("\"events\":263")
-    });
+    let right = serve(SECRET);
+    eventually_async("the link is up and read", Duration::from_secs(20), async || {
+        let r = right.get("/healthz", None);
+        r.status == 200 && r.body.contains("\"connected\":true") && r.body.contains("\"events\":263")
+    })
+    .await;
     // Read is not stored yet: the bans follow within moments.
-    wait_for("both attackers banned", 20, || {
+    eventually_async("both attackers banned", Duration::from_secs(20), async || {
         let bans = std::process::Command::new(env!("CARGO_BIN_EXE_sipwarden"))
             .args(["bans", "--format", "json", "--data-dir"])
             .arg(dir.path().join(format!("data-{SECRET}")))
@@ -335,14 +338,13 @@ async fn serve_follows_the_manager_interface_its_config_names() {
             .unwrap();
         let bans = String::from_utf8_lossy(&bans.stdout);
         bans.contains("10.98.0.66") && bans.contains("10.98.0.77")
-    });
-    child.kill().unwrap();
-    let _ = child.wait();
-    let (mut wrong, port) = serve("wrong");
-    wait_for("the refusal is shown", 20, || {
-        let (status, body) = healthz(port);
-        status.contains("503") && body.contains("refused the login of \\\"sipwarden\\\"")
-    });
-    wrong.kill().unwrap();
-    let _ = wrong.wait();
+    })
+    .await;
+    drop(right);
+    let wrong = serve("wrong");
+    eventually_async("the refusal is shown", Duration::from_secs(20), async || {
+        let r = wrong.get("/healthz", None);
+        r.status == 503 && r.body.contains("refused the login of \\\"sipwarden\\\"")
+    })
+    .await;
 }

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::harness::Serve;
+
 fn read(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
 }
@@ -30,33 +32,11 @@ async fn the_dockerfile_matches_the_binary_port_health_path_and_paths() {
     // The health path answers without a session, as the HEALTHCHECK needs.
     let dir = tempfile::tempdir().unwrap();
     crate::common::append(&dir.path().join("none.log"), "");
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args(["serve", "--firewall", "dry-run", "--listen", "127.0.0.1:0", "--log"])
-        .arg(dir.path().join("none.log"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // With no admin yet, serve prints its setup address, port included.
-    let port = crate::common::printed_port(serve.stdout.take().unwrap());
-    let mut answered = false;
-    for _ in 0..100 {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-            let mut reply = String::new();
-            s.read_to_string(&mut reply).unwrap();
-            // A dry run chosen on purpose: watching, not blocking.
-            answered = reply.starts_with("HTTP/1.1 200") && reply.contains("\"status\":\"monitor_only\"");
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let _ = serve.kill();
-    let _ = serve.wait();
-    assert!(answered, "GET /healthz answers 200 without logging in");
+    let serve = Serve::dry_run(dir.path()).log(dir.path().join("none.log")).start();
+    let r = serve.get("/healthz", None);
+    // A dry run chosen on purpose: watching, not blocking.
+    assert_eq!(r.status, 200, "GET /healthz answers without logging in: {}", r.body);
+    assert!(r.body.contains("\"status\":\"monitor_only\""), "{}", r.body);
 }
 
 #[test]

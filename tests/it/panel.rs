@@ -1,23 +1,24 @@
-//! The panel over raw HTTP: authentication, CSRF, headers, rate limits and input
-//! validation, against an in-process server on 127.0.0.1 with a real SQLite file.
+//! The panel's HTTP: authentication, CSRF, headers, rate limits and input validation,
+//! each request sent in process to the panel's router (with the client address it
+//! would have come from) over a real SQLite file.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::PasswordHasher;
+use axum::extract::ConnectInfo;
 use sipwarden::clock::{Clock, ManualClock, SystemClock};
 use sipwarden::domain::{ClosableService, NetworkList, TrustedNetworks};
 use sipwarden::policy::Ladder;
 use sipwarden::store::{self, Store};
 use sipwarden::web::{self, PanelOptions, WebState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
 use tokio::sync::Notify;
+use tower::ServiceExt;
 
 struct Panel {
     _dir: tempfile::TempDir,
-    addr: SocketAddr,
+    router: axum::Router,
     store: Store,
     state: WebState,
     clock: ManualClock,
@@ -69,18 +70,12 @@ async fn panel_idle(pbx: Option<sipwarden::pbx::Pbx>, session_idle: time::Durati
         "test".into(),
     )
     .with_pbx(pbx);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let options = PanelOptions { listen: addr, secure_cookies: false, session_idle };
-    let stopped = tokio_util::sync::CancellationToken::new();
-    let sessions = web::sessions(&store, &options, &tokio_util::task::TaskTracker::new(), stopped.clone())
-        .await
-        .unwrap();
-    let served = state.clone();
-    tokio::spawn(async move {
-        web::serve(served, sessions, listener, stopped).await.unwrap();
-    });
-    Panel { _dir: dir, addr, store, state, clock }
+    let options =
+        PanelOptions { listen: "127.0.0.1:8575".parse().unwrap(), secure_cookies: false, session_idle };
+    let (tasks, stop) = (tokio_util::task::TaskTracker::new(), tokio_util::sync::CancellationToken::new());
+    let sessions = web::sessions(&store, &options, &tasks, stop).await.unwrap();
+    let router = web::router(state.clone(), sessions);
+    Panel { _dir: dir, router, store, state, clock }
 }
 
 impl Panel {
@@ -91,7 +86,7 @@ impl Panel {
         all.into_iter().filter(|b| b.ip == ip).collect()
     }
 
-    /// One HTTP/1.1 request from `from` (any 127.x address).
+    /// One request as if from `from` (any 127.x address).
     async fn request_from(
         &self,
         from: &str,
@@ -100,29 +95,25 @@ impl Panel {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Reply {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-        let mut stream = socket.connect(self.addr).await.unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
+        let mut req =
+            axum::http::Request::builder().method(method).uri(path).header("host", "127.0.0.1:8575");
         for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
+            req = req.header(*k, *v);
         }
         if !body.is_empty() {
-            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            req = req.header("content-type", "application/x-www-form-urlencoded");
         }
-        req.push_str("\r\n");
-        req.push_str(body);
-        stream.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
-        Reply { status, head: head.to_string(), body: body.to_string() }
+        let mut req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
+        // What serving with connect info puts on every request.
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(from.parse().unwrap(), 40_000)));
+        let reply = self.router.clone().oneshot(req).await.unwrap();
+        let status = reply.status().as_u16();
+        let mut head = format!("HTTP/1.1 {status}\r\n");
+        for (name, value) in reply.headers() {
+            head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
+        }
+        let body = axum::body::to_bytes(reply.into_body(), usize::MAX).await.unwrap();
+        Reply { status, head, body: String::from_utf8_lossy(&body).into_owned() }
     }
 
     async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {

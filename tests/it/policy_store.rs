@@ -202,10 +202,7 @@ async fn in_monitor_mode_bans_are_recorded_as_would_ban() {
 }
 
 fn chan_sip_failure_at(ip: &str, user: &str, at: i64) -> String {
-    format!(
-        "[{}] NOTICE[1] chan_sip.c: Registration from '\"{user}\" <sip:{user}@x>' failed for '{ip}:5060' - Wrong password\n",
-        date(at)
-    )
+    crate::common::sip_failure_dated(ip, user, &date(at))
 }
 
 /// What the panel lists per address (failures, services, accounts, first and last

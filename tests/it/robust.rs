@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sipwarden::store::{self, Store};
 
 use crate::common::append;
+use crate::harness::{Running, Serve, eventually_async};
 
 fn long() -> bool {
     std::env::var_os("SIPWARDEN_LONG_TESTS").is_some()
@@ -42,25 +42,9 @@ pub(crate) fn write_log(path: &Path, lines: usize, addresses: u32) -> BTreeMap<S
     truth
 }
 
-pub(crate) fn serve(dir: &Path, log: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args([
-            "serve",
-            "--firewall",
-            "dry-run",
-            "--listen",
-            "127.0.0.1:0",
-            "--trusted",
-            "198.18.0.0/15",
-            "--log",
-        ])
-        .arg(log)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// `serve` on `log`, returning at once (tests here stop it at any moment).
+pub(crate) fn serve(dir: &Path, log: &Path) -> Running {
+    Serve::dry_run(dir).args(["--trusted", "198.18.0.0/15"]).log(log).spawn()
 }
 
 pub(crate) async fn counts(store: &Store) -> BTreeMap<String, i64> {
@@ -120,14 +104,12 @@ async fn killed_with_sigkill_ten_times_mid_import_nothing_is_lost_or_counted_twi
         let mut child = serve(&data, &log);
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         std::thread::sleep(Duration::from_millis(150 + (seed >> 56) * 2));
-        child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-        child.wait().unwrap();
+        child.kill();
     }
     let mut child = serve(&data, &log);
     let store = Store::open(&data.join("sipwarden.db")).await.unwrap();
     caught_up(&store, &log, size, Duration::from_secs(if long() { 600 } else { 60 })).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert_eq!(counts(&store).await, truth);
 }
 
@@ -176,8 +158,7 @@ async fn rotations_while_lines_are_written_lose_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,11 +181,9 @@ async fn a_database_locked_by_someone_else_delays_but_loses_nothing() {
     assert!(counts(&store).await.is_empty(), "nothing could be written while the lock was held");
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     drop(locker);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while counts(&store).await != truth {
-        assert!(Instant::now() < deadline, "not caught up after the lock was released");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    eventually_async("caught up after the lock was released", Duration::from_secs(60), || async {
+        counts(&store).await == truth
+    })
+    .await;
+    child.kill();
 }

@@ -282,7 +282,7 @@ impl Enforcer {
             Ok(r) => {
                 let mut detail = format!("{}: {} bans enforced", self.firewall.name(), r.enforced);
                 if let Some(repair) = self.last_repair.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                    detail.push_str(&format!("; last repaired {repair}"));
+                    detail.push_str(&format!("; last put right {repair}"));
                 }
                 (true, detail)
             }

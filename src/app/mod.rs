@@ -122,9 +122,21 @@ pub fn enforcer_for(
 /// The ports closed mode closes: the SIP ports the config names and the port the
 /// panel really listens on (IAX2 and AMI keep Asterisk's defaults).
 pub fn service_ports(config: &Config) -> crate::firewall::ServicePorts {
+    // The configured SIP ports and those Asterisk's configuration names: FreePBX's
+    // chan_sip on 5160 is closed with pjsip's 5060.
+    let found = crate::pbx::sip_ports(&config.asterisk_dir).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the SIP ports from Asterisk's configuration");
+        Default::default()
+    });
+    let union = |configured: &[u16], found: &std::collections::BTreeSet<u16>| {
+        let mut all: Vec<u16> = configured.iter().chain(found).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
     crate::firewall::ServicePorts {
-        sip_udp: config.sip_udp_ports.clone(),
-        sip_tcp: config.sip_tcp_ports.clone(),
+        sip_udp: union(&config.sip_udp_ports, &found.udp),
+        sip_tcp: union(&config.sip_tcp_ports, &found.tcp),
         panel: config.listen.port(),
         // The manager interface sipwarden is told to use is the one to close.
         ami: config
@@ -199,6 +211,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .with_alerts(alerts.clone())
     .with_pbx_control(pbx_control)
     .with_manager(manager.health())
+    .with_closed_ports(service_ports(&config))
     .with_protection_facts(enforcer.firewall_enforces(), warning.clone(), config.sources.len())
     .with_pbx(Some(crate::pbx::Pbx {
         config_dir: config.asterisk_dir.clone(),
@@ -430,6 +443,27 @@ mod ports_tests {
         let (tcp, udp) = ports.closed(&[ClosableService::Sip, ClosableService::Panel]);
         assert_eq!(udp, vec![5160]);
         assert_eq!(tcp, vec![5160, 5161, 9000]);
+    }
+
+    #[test]
+    fn closed_mode_also_closes_the_sip_ports_asterisks_configuration_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sip.conf"), "[general]\n#include sip_general_additional.conf\n")
+            .unwrap();
+        std::fs::write(dir.path().join("sip_general_additional.conf"), "bindport=5160\ntcpenable=yes\n")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("pjsip.transports.conf"),
+            "[0.0.0.0-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0:5060\n",
+        )
+        .unwrap();
+        let c = config(&format!(
+            "[asterisk]\nconfig_dir = \"{}\"\nsip_udp_ports = [5060]\nsip_tcp_ports = []\n",
+            dir.path().display()
+        ));
+        let (tcp, udp) = super::service_ports(&c).closed(&[ClosableService::Sip]);
+        assert_eq!(udp, vec![5060, 5160]);
+        assert_eq!(tcp, vec![5160]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub(crate) mod dialplan;
 pub mod envelope;
 mod fast;
 pub mod messages;
+pub(crate) mod ports;
 pub(crate) mod predial;
 pub(crate) mod reader;
 pub mod security;

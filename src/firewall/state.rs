@@ -167,9 +167,9 @@ pub fn plan(kernel: &KernelState, desired: &[KernelBan], access: &Access) -> Pla
     if !kernel.structure_ok() {
         p.replace = true;
         p.repairs.push(if kernel.table {
-            "sipwarden table altered: chain, sets or rules missing; table rebuilt".into()
+            "sipwarden's firewall rules were altered; rebuilt".into()
         } else {
-            "sipwarden table missing; table rebuilt".into()
+            "sipwarden's firewall rules were missing; rebuilt".into()
         });
         return p;
     }
@@ -182,7 +182,7 @@ pub fn plan(kernel: &KernelState, desired: &[KernelBan], access: &Access) -> Pla
         || ports(&access.closed_udp) != kernel.closed_udp
     {
         p.replace = true;
-        p.repairs.push("access lists or closed ports changed; table rebuilt".into());
+        p.repairs.push("access lists or closed ports changed; firewall rules rebuilt".into());
         return p;
     }
     let wanted: BTreeMap<IpNet, KernelBan> = desired.iter().map(|b| (b.net, *b)).collect();
@@ -191,16 +191,16 @@ pub fn plan(kernel: &KernelState, desired: &[KernelBan], access: &Access) -> Pla
         let held: Vec<(SetName, Option<u32>)> =
             SetName::ALL.into_iter().filter_map(|s| kernel.bans.get(&(*ip, s)).map(|t| (s, *t))).collect();
         let repair = match held.as_slice() {
-            [] => Some("ban missing in the kernel; added".to_string()),
-            [(have, _)] if *have != set => Some("ban in the wrong set; moved".to_string()),
+            [] => Some("ban missing from the firewall; added".to_string()),
+            [(have, _)] if *have != set => Some("ban in the wrong list; moved".to_string()),
             [(_, Some(left))] => match ban.timeout_secs {
                 Some(want) if left.saturating_add(TIMEOUT_SLACK_SECS) < want => {
-                    Some(format!("kernel timeout {left}s shorter than {want}s; refreshed"))
+                    Some(format!("firewall timeout {left}s shorter than {want}s; renewed"))
                 }
                 _ => None,
             },
             [_] => None,
-            _ => Some("ban in several sets; rewritten".to_string()),
+            _ => Some("ban in several lists; rewritten".to_string()),
         };
         if let Some(why) = repair {
             p.repairs.push(format!("{}: {why}", render::target_text(ip)));

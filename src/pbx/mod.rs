@@ -21,6 +21,35 @@ const SIP_SOURCES: [&str; 4] = ["sip.conf", "sip_custom.conf", "sip_additional.c
 const PJSIP_SOURCES: [&str; 5] =
     ["pjsip.conf", "pjsip_custom.conf", "pjsip.endpoint.conf", "pjsip.endpoint_custom.conf", PJSIP_APPENDS];
 
+/// Where the SIP ports are set, in include order; FreePBX's `sip_general_*` files are
+/// included inside `[general]` and have no header of their own.
+const SIP_GENERAL_SOURCES: [&str; 3] = ["sip.conf", "sip_general_additional.conf", "sip_general_custom.conf"];
+const PJSIP_TRANSPORT_SOURCES: [&str; 3] =
+    ["pjsip.conf", "pjsip.transports.conf", "pjsip.transports_custom.conf"];
+
+/// The SIP ports the configuration in `config_dir` names (docs/ASTERISK.md §5.7);
+/// files that do not exist are passed over.
+pub fn sip_ports(config_dir: &Path) -> Result<crate::asterisk::ports::SipPorts, PbxError> {
+    let mut sip = String::new();
+    for f in SIP_GENERAL_SOURCES {
+        if let Some(t) = read(&config_dir.join(f))? {
+            if f.starts_with("sip_general_") {
+                sip.push_str("[general]\n");
+            }
+            sip.push_str(&t);
+            sip.push('\n');
+        }
+    }
+    let mut pjsip = String::new();
+    for f in PJSIP_TRANSPORT_SOURCES {
+        if let Some(t) = read(&config_dir.join(f))? {
+            pjsip.push_str(&t);
+            pjsip.push('\n');
+        }
+    }
+    Ok(crate::asterisk::ports::discover(&sip, &pjsip))
+}
+
 #[derive(Debug, Clone)]
 pub struct Pbx {
     pub config_dir: PathBuf,

@@ -92,6 +92,18 @@ pub async fn count_by_ip(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
         .await?)
 }
 
+/// Failures stored after `since`, counted up to `cap` (an attack at full speed must not
+/// make the dashboard slow).
+pub async fn count_since(conn: &mut Conn, since: UnixMs, cap: i64) -> Result<i64> {
+    let n: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM failures WHERE at > $1 LIMIT $2) AS recent")
+            .bind(since)
+            .bind(cap)
+            .fetch_one(conn)
+            .await?;
+    Ok(n.0)
+}
+
 pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<FailureRow>> {
     Ok(sqlx::query_as(
         "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict \

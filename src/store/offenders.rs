@@ -165,6 +165,19 @@ pub async fn top_accounts(conn: &mut Conn, limit: i64) -> Result<Vec<(String, i6
     .await?)
 }
 
+/// Addresses that failed after `since`, and how many of those are banned at `now`.
+pub async fn active_since(conn: &mut Conn, since: UnixMs, now: UnixMs) -> Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip \
+         AND b.released_at IS NULL AND (b.until_at IS NULL OR b.until_at > $2)) THEN 1 ELSE 0 END), 0) \
+         FROM offenders o WHERE o.last_seen > $1",
+    )
+    .bind(since)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Failures per hour from `since` (hour starts, UTC): (hour start, failures).
 pub async fn hours_since(conn: &mut Conn, since: UnixMs) -> Result<Vec<(i64, i64)>> {
     Ok(sqlx::query_as("SELECT hour, failures FROM failure_hours WHERE hour >= $1 ORDER BY hour")

@@ -14,8 +14,29 @@ use super::chart::{self, Chart};
 use super::protecting::Protecting;
 use super::{CurrentAdmin, WebError, WebState, when};
 use crate::actions;
-use crate::domain::{DAY_MS, HOUR_MS};
+use crate::domain::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::store;
+
+/// What "under attack now" looks at.
+const ATTACK_WINDOW_MS: i64 = 10 * MINUTE_MS;
+/// Recent failures are counted up to this many: enough to say how bad it is.
+const COUNT_CAP: i64 = 100_000;
+
+/// Failures in the last [`ATTACK_WINDOW_MS`], and from whom.
+pub struct AttackNow {
+    pub failures: String,
+    pub per_minute: String,
+    pub addresses: i64,
+    pub banned: i64,
+}
+
+/// One of the top offending addresses, and whether it is banned now.
+pub struct TopAddress {
+    pub ip: String,
+    pub failures: i64,
+    /// "until 15:05", "until released", or empty when not banned.
+    pub banned: String,
+}
 
 pub struct SourceView {
     pub path: String,
@@ -42,7 +63,13 @@ pub struct Live {
     pub sources: Vec<SourceView>,
     pub hourly: Chart,
     pub daily: Chart,
-    pub top_addresses: Vec<(String, i64)>,
+    pub top_addresses: Vec<TopAddress>,
+    /// Failures in the last 10 minutes; `None`: none.
+    pub attack: Option<AttackNow>,
+    pub failures_hour: String,
+    pub bans_hour: i64,
+    /// No failed login was ever recorded: say how to check the logs are read.
+    pub never_failed: bool,
     pub top_accounts: Vec<(String, i64)>,
     pub bans_timed: i64,
     pub bans_forever: i64,
@@ -68,8 +95,9 @@ struct LivePartial {
     live: std::sync::Arc<Live>,
 }
 
+/// "12-01 15:00": the hour chart spans two dates.
 fn hour_label(ms: i64) -> String {
-    when(ms).get(11..16).unwrap_or("").to_string()
+    when(ms).get(5..16).unwrap_or("").to_string()
 }
 
 fn day_label(ms: i64) -> String {
@@ -100,6 +128,25 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         0,
     )
     .await?;
+    let mut top_addresses = Vec::with_capacity(top.len());
+    for o in top {
+        let banned = match store::bans::active_for(&mut conn, &o.ip, now).await? {
+            Some(b) => b.until_at.map_or("until released".to_string(), |u| format!("until {}", when(u))),
+            None => String::new(),
+        };
+        top_addresses.push(TopAddress { ip: o.ip, failures: o.failures, banned });
+    }
+    let (addresses, banned) = store::offenders::active_since(&mut conn, now - ATTACK_WINDOW_MS, now).await?;
+    let recent = store::failures::count_since(&mut conn, now - ATTACK_WINDOW_MS, COUNT_CAP).await?;
+    let attack = (recent > 0).then(|| AttackNow {
+        failures: count_text(recent),
+        per_minute: per_minute(recent, ATTACK_WINDOW_MS),
+        addresses,
+        banned,
+    });
+    let failures_hour = count_text(store::failures::count_since(&mut conn, now - HOUR_MS, COUNT_CAP).await?);
+    let (_, bans_hour) = store::bans::created_since(&mut conn, now - HOUR_MS, 0).await?;
+    let never_failed = hours.is_empty() && top_addresses.is_empty();
     let ingest_problem = state.ingest.problem().map(|p| {
         format!(
             "since {}: {} ({} attempts, retrying; nothing is lost, the logs are read again from where storing stopped)",
@@ -145,12 +192,43 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
             .collect(),
         hourly: chart::bars(&hourly, 24, hour_start, HOUR_MS, hour_label),
         daily: chart::bars(&daily, 30, day_start, DAY_MS, day_label),
-        top_addresses: top.into_iter().map(|o| (o.ip, o.failures)).collect(),
+        top_addresses,
+        attack,
+        failures_hour,
+        bans_hour,
+        never_failed,
         top_accounts: store::offenders::top_accounts(&mut conn, 10).await?,
         bans_timed,
         bans_forever,
         failures_day,
     })
+}
+
+/// `12345` → "12,345"; at the cap, "100,000+".
+fn count_text(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n >= COUNT_CAP {
+        out.push('+');
+    }
+    out
+}
+
+/// The rate of `n` failures over `window_ms`, per minute, in words.
+fn per_minute(n: i64, window_ms: i64) -> String {
+    let rate = n as f64 * MINUTE_MS as f64 / window_ms as f64;
+    let more = if n >= COUNT_CAP { "+" } else { "" };
+    if rate >= 10.0 {
+        format!("{}{more} a minute", count_text(rate.round() as i64))
+    } else {
+        format!("{rate:.1}{more} a minute")
+    }
 }
 
 fn manager_line(s: &crate::ami::AmiState) -> (bool, String) {
@@ -276,4 +354,20 @@ pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse,
             }),
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_rates_read_as_an_admin_writes_them() {
+        assert_eq!(count_text(0), "0");
+        assert_eq!(count_text(999), "999");
+        assert_eq!(count_text(12_345), "12,345");
+        assert_eq!(count_text(COUNT_CAP), "100,000+");
+        assert_eq!(per_minute(3, ATTACK_WINDOW_MS), "0.3 a minute");
+        assert_eq!(per_minute(25_000, ATTACK_WINDOW_MS), "2,500 a minute");
+        assert_eq!(per_minute(COUNT_CAP, ATTACK_WINDOW_MS), "10,000+ a minute");
+    }
 }

@@ -79,6 +79,8 @@ pub struct WebState {
     pub manager: Option<crate::ami::AmiHealth>,
     /// Where alerts are queued, when `serve` sends them.
     pub alerts: Option<crate::alerts::Alerts>,
+    /// The ports closed mode closes, shown beside each service.
+    pub closed_ports: crate::firewall::ServicePorts,
 }
 
 impl WebState {
@@ -113,7 +115,13 @@ impl WebState {
             pbx_control: None,
             manager: None,
             alerts: None,
+            closed_ports: Default::default(),
         }
+    }
+
+    pub fn with_closed_ports(mut self, ports: crate::firewall::ServicePorts) -> Self {
+        self.closed_ports = ports;
+        self
     }
 
     pub fn with_ingest_health(mut self, ingest: crate::ingest::IngestHealth) -> Self {

@@ -62,7 +62,8 @@ struct NetworksPage {
     admin_ip: String,
     admin_status: String,
     lists: Vec<ListView>,
-    services: Vec<(&'static str, bool)>,
+    /// (service, closed, its ports in words).
+    services: Vec<(&'static str, bool, String)>,
     pending: Option<(String, i64)>,
     targets: Vec<TargetView>,
     /// Accounts that logged in successfully but are in no configuration file read.
@@ -183,7 +184,10 @@ async fn page(
         admin_status: admin_status(state, &mut conn, admin_ip).await?,
         admin_ip: admin.client_ip.clone(),
         lists,
-        services: ClosableService::ALL.iter().map(|s| (s.as_str(), closed.contains(s))).collect(),
+        services: ClosableService::ALL
+            .iter()
+            .map(|s| (s.as_str(), closed.contains(s), ports_text(&state.closed_ports, *s)))
+            .collect(),
         pending: crate::lockout::pending(&mut conn)
             .await?
             .map(|p| (p.what, ((p.deadline - now) / 1000).max(0))),
@@ -195,6 +199,16 @@ async fn page(
         form,
         needs_confirm,
     })
+}
+
+/// "UDP 5060, 5160; TCP 5060, 5061": the ports closing `service` closes.
+fn ports_text(ports: &crate::firewall::ServicePorts, service: ClosableService) -> String {
+    let (tcp, udp) = ports.closed(&[service]);
+    let list = |proto: &str, ports: Vec<u16>| {
+        (!ports.is_empty())
+            .then(|| format!("{proto} {}", ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")))
+    };
+    [list("UDP", udp), list("TCP", tcp)].into_iter().flatten().collect::<Vec<_>>().join("; ")
 }
 
 pub async fn show(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {

@@ -302,7 +302,7 @@ async fn a_flushed_ruleset_a_deleted_table_or_an_emptied_set_is_repaired_and_sho
         let mut conn = store.pool().acquire().await.unwrap();
         let health = sipwarden::store::health::all(&mut conn).await.unwrap();
         let firewall = health.iter().find(|h| h.component == sipwarden::enforcer::HEALTH_COMPONENT).unwrap();
-        assert!(firewall.ok && firewall.detail.contains("last repaired"), "{args:?}: {}", firewall.detail);
+        assert!(firewall.ok && firewall.detail.contains("last put right"), "{args:?}: {}", firewall.detail);
     }
     stop.cancel();
     task.await.unwrap();

@@ -329,6 +329,9 @@ async fn network_entries_are_validated_and_nothing_wrong_is_saved() {
     assert_eq!(store::networks::editable(&mut conn).await.unwrap().len(), 1);
     let page = p.request("GET", "/networks", &[("Cookie", &s)], "").await;
     assert!(page.body.contains("id=\"admin-ip\">127.0.0.1"), "the admin sees their address");
+    // Beside each service, the ports closing it closes.
+    assert!(page.body.contains("id=\"ports-sip\">(UDP 5060, 5061; TCP 5060, 5061)"), "{}", page.body);
+    assert!(page.body.contains("id=\"ports-iax2\">(UDP 4569)"));
 }
 
 #[tokio::test]
@@ -650,18 +653,9 @@ async fn the_logins_page_flags_a_new_address_and_one_that_also_failed() {
         .unwrap();
     store::incidents::record_login(&mut conn, "1001", "192.0.2.20", now - 60_000).await.unwrap();
     // A new address for 1001, which also failed to log in first.
-    let failure = store::failures::NewFailure {
-        at: now - 120_000,
-        ip: Some("203.0.113.66".into()),
-        service: "PJSIP",
-        account: Some("1001"),
-        kind: "wrong_password",
-        source: "security",
-        raw: "x",
-        tampered: false,
-        verdict: "counted",
-    };
-    store::failures::insert(&mut conn, &failure).await.unwrap();
+    store::failures::insert(&mut conn, &wrong_password_for_1001("203.0.113.66", now - 120_000))
+        .await
+        .unwrap();
     store::incidents::record_login(&mut conn, "1001", "203.0.113.66", now - 60_000).await.unwrap();
     drop(conn);
     let page = p.request("GET", "/logins", &[("Cookie", &session)], "").await;
@@ -855,4 +849,66 @@ async fn an_offenders_page_releases_trusts_and_bans_it_and_says_so() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("never banned"), "{}", r.body);
     assert!(p.active_bans_of("203.0.113.9").await.is_empty());
+}
+
+/// The dashboard answers "am I under attack now": failures of the last 10 minutes,
+/// from how many addresses, how many of them banned, and which top address is banned;
+/// with nothing recorded yet, how to check the logs are read.
+#[tokio::test]
+async fn the_dashboard_says_under_attack_now_and_who_is_banned() {
+    let fresh = panel().await;
+    let session = fresh.login().await;
+    let quiet = fresh.request("GET", "/dashboard/live", &[("Cookie", &session)], "").await;
+    assert!(quiet.body.contains("No failed logins in the last 10 minutes"), "{}", quiet.body);
+    assert!(quiet.body.contains("id=\"no-failures-yet\""), "the empty state says how to check");
+
+    let p = panel().await;
+    let session = p.login().await;
+    let mut conn = p.store.pool().acquire().await.unwrap();
+    let now = p.clock.now();
+    // Two addresses now (one banned), one two hours ago.
+    for (ip, at) in
+        [("203.0.113.7", now - 60_000), ("203.0.113.7", now - 30_000), ("198.51.100.8", now - 5_000)]
+    {
+        store::failures::insert(&mut conn, &wrong_password_for_1001(ip, at)).await.unwrap();
+        store::offenders::record(&mut conn, ip, "PJSIP", Some("1001"), at).await.unwrap();
+    }
+    store::failures::insert(&mut conn, &wrong_password_for_1001("192.0.2.99", now - 2 * 3_600_000))
+        .await
+        .unwrap();
+    store::offenders::record(&mut conn, "192.0.2.99", "PJSIP", Some("1001"), now - 2 * 3_600_000)
+        .await
+        .unwrap();
+    ladder_ban(&mut conn, "203.0.113.7", now - 20_000).await;
+    drop(conn);
+    let live = p.request("GET", "/dashboard/live", &[("Cookie", &session)], "").await;
+    let attack =
+        live.body.split("id=\"attack-now\"").nth(1).unwrap_or("").split("</section>").next().unwrap();
+    assert!(attack.contains("Under attack now"), "{attack}");
+    assert!(attack.contains("<strong>3</strong> failed logins in the last 10 minutes"), "{attack}");
+    assert!(
+        attack.contains("<strong>2</strong> addresses; <strong>1</strong> of them is banned"),
+        "{attack}"
+    );
+    assert!(live.body.contains("id=\"failures-hour\">3<"), "{}", live.body);
+    assert!(live.body.contains("id=\"bans-hour\">1<"), "{}", live.body);
+    assert!(!live.body.contains("no-failures-yet"));
+    let row = |ip: &str| live.body.split("<tr").find(|r| r.contains(ip)).unwrap_or("").to_string();
+    assert!(row("203.0.113.7").contains("until released"), "{}", row("203.0.113.7"));
+    assert!(row("198.51.100.8").contains("not banned"), "{}", row("198.51.100.8"));
+}
+
+/// A stored PJSIP wrong password for 1001 from `ip`, as the pipeline stores one.
+fn wrong_password_for_1001(ip: &str, at: i64) -> store::failures::NewFailure<'static> {
+    store::failures::NewFailure {
+        at,
+        ip: Some(ip.into()),
+        service: "PJSIP",
+        account: Some("1001"),
+        kind: "wrong_password",
+        source: "security",
+        raw: "x",
+        tampered: false,
+        verdict: "counted",
+    }
 }

@@ -92,4 +92,24 @@ fn the_unit_and_the_install_script_agree_on_paths_and_keep_an_existing_config() 
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Uninstalling keeps the configuration and the evidence; purging removes them.
+    let uninstall = |extra: &[&str]| {
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/install.sh"))
+            .args(["--root"])
+            .arg(root.path())
+            .arg("--uninstall")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = uninstall(&[]);
+    assert!(!root.path().join("usr/local/bin/sipwarden").exists());
+    assert!(!root.path().join("etc/systemd/system/sipwarden.service").exists());
+    assert!(config.exists() && data.join("sipwarden.db").exists(), "{said}");
+    assert!(said.contains("--purge removes them") && said.contains("sipwarden_acl.conf"), "{said}");
+    uninstall(&["--purge"]);
+    assert!(!config.exists() && !data.exists());
 }

@@ -26,6 +26,11 @@ pub enum EnforceError {
     Firewall(#[from] FirewallError),
     #[error("firewall task failed: {0}")]
     Task(String),
+    #[error(
+        "the sipwarden rules in the firewall belong to the sipwarden of {0}, not to this one ({1}): \
+         left untouched; if that sipwarden is gone, remove them with `nft delete table inet sipwarden`"
+    )]
+    ForeignTable(String, String),
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -52,6 +57,10 @@ pub struct Enforcer {
     ports: ServicePorts,
     /// The latest repair of something changed behind sipwarden's back, for the panel.
     last_repair: std::sync::Mutex<Option<String>>,
+    /// The database the firewall table is stamped with (`Store::location`).
+    owner: String,
+    /// Set while the table belongs to another database: nothing is written then.
+    foreign: std::sync::Mutex<Option<String>>,
 }
 
 /// Networks the kernel accepts before any ban: the configured ones and loopback.
@@ -84,7 +93,6 @@ impl Enforcer {
         poke: Arc<Notify>,
     ) -> Self {
         Enforcer {
-            store,
             firewall,
             clock,
             trusted,
@@ -93,6 +101,9 @@ impl Enforcer {
             watermark: Mutex::new(Watermark::default()),
             ports: ServicePorts::default(),
             last_repair: Default::default(),
+            owner: store.location().to_string(),
+            foreign: Default::default(),
+            store,
         }
     }
 
@@ -160,7 +171,7 @@ impl Enforcer {
         let deny =
             IpNet::aggregate(&store::networks::nets(&mut conn, crate::domain::NetworkList::Deny, now).await?);
         let (closed_tcp, closed_udp) = self.ports.closed(&store::settings::closed_services(&mut conn).await?);
-        Ok(Access { trusted, allowed, deny, closed_tcp, closed_udp })
+        Ok(Access { trusted, allowed, deny, closed_tcp, closed_udp, owner: self.owner.clone() })
     }
 
     /// Lists the kernel, compares it with the database and repairs every difference.
@@ -180,6 +191,11 @@ impl Enforcer {
         let kernel = self.blocking(|fw| fw.list()).await?;
         let access = self.access(&trusted, now).await?;
         let plan = state::plan(&kernel, &desired, &access);
+        let foreign = plan.foreign_owner.clone();
+        *self.foreign.lock().unwrap_or_else(|p| p.into_inner()) = foreign.clone();
+        if let Some(owner) = foreign {
+            return Err(EnforceError::ForeignTable(owner, self.owner.clone()));
+        }
         if !plan.is_empty() {
             let ruleset = if plan.replace {
                 render::full_ruleset(&access, &desired)
@@ -228,6 +244,9 @@ impl Enforcer {
     }
 
     async fn sync_inner(&self) -> Result<usize, EnforceError> {
+        if let Some(owner) = self.foreign.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(EnforceError::ForeignTable(owner, self.owner.clone()));
+        }
         let now = self.clock.now();
         let mut watermark = self.watermark.lock().await;
         let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;

@@ -150,6 +150,9 @@ pub fn service_ports(config: &Config) -> crate::firewall::ServicePorts {
 
 /// `sipwarden serve`: follow the logs, decide and enforce bans, until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before any worker starts: a SIGTERM during start-up is a clean stop too (the
+    // default action would kill the process on the spot).
+    let signals = StopSignals::install();
     let store = open_store(&config).await?;
     if config.sources.is_empty() {
         tracing::warn!("no Asterisk log configured or found; set logs / SIPWARDEN_LOG / --log");
@@ -255,7 +258,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tasks.spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop.clone()));
     tasks.close();
     tracing::info!(data_dir = %config.data_dir.display(), "sipwarden running");
-    shutdown_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down");
     stop.cancel();
     // Every batch is stored with its cursor, so a task cut short loses nothing; a stop
@@ -414,13 +417,26 @@ async fn announce_setup(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment they are installed.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            interrupt: signal(SignalKind::interrupt()).expect("SIGINT handler installs"),
+            terminate: signal(SignalKind::terminate()).expect("SIGTERM handler installs"),
+        }
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 

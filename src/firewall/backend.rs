@@ -170,7 +170,14 @@ impl Firewall for RecordingBackend {
                     }
                 }
                 NfCmd::Add(NfListObject::Chain(_)) => next.chain = true,
-                NfCmd::Add(NfListObject::Rule(_)) => next.rules += 1,
+                NfCmd::Add(NfListObject::Rule(r)) => {
+                    next.rules += 1;
+                    if let Some(o) =
+                        r.comment.as_deref().and_then(|c| c.strip_prefix(super::render::OWNER_PREFIX))
+                    {
+                        next.owner = Some(o.to_string());
+                    }
+                }
                 NfCmd::Add(NfListObject::Element(e)) => {
                     let listing = Nftables {
                         objects: vec![NfObject::ListObject(NfListObject::Set(Box::new(

@@ -143,7 +143,13 @@ pub struct Access {
     /// Ports closed to everyone not allowed; empty means open mode.
     pub closed_tcp: Vec<u16>,
     pub closed_udp: Vec<u16>,
+    /// The database whose bans these are, written into the table so that a sipwarden
+    /// with another database never takes it over (see [`OWNER_PREFIX`]).
+    pub owner: String,
 }
+
+/// The comment of the chain's first rule: the owner follows it.
+pub const OWNER_PREFIX: &str = "sipwarden of ";
 
 /// One ban as the kernel should hold it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -219,7 +225,7 @@ fn saddr_in(v6: bool, set: SetName) -> Statement<'static> {
     field_in(if v6 { "ip6" } else { "ip" }, "saddr", set, Operator::EQ)
 }
 
-fn rule(stmts: Vec<Statement<'static>>, comment: &'static str) -> NfObject<'static> {
+fn rule(stmts: Vec<Statement<'static>>, comment: impl Into<Cow<'static, str>>) -> NfObject<'static> {
     cmd(NfCmd::Add(NfListObject::Rule(Rule {
         family: NfFamily::INet,
         table: Cow::Borrowed(TABLE),
@@ -227,12 +233,12 @@ fn rule(stmts: Vec<Statement<'static>>, comment: &'static str) -> NfObject<'stat
         expr: Cow::Owned(stmts),
         handle: None,
         index: None,
-        comment: Some(Cow::Borrowed(comment)),
+        comment: Some(comment.into()),
     })))
 }
 
 /// The rules of the chain, in order. Their count is how a listing is checked.
-fn rules() -> Vec<NfObject<'static>> {
+fn rules(owner: &str) -> Vec<NfObject<'static>> {
     let counter = || Statement::Counter(Counter::Anonymous(None));
     let closed = |proto: &'static str, ports: SetName, v6: bool| {
         let (family, allowed) = if v6 { ("ip6", SetName::Allowed6) } else { ("ip", SetName::Allowed4) };
@@ -247,6 +253,8 @@ fn rules() -> Vec<NfObject<'static>> {
         )
     };
     vec![
+        // Counts every packet; there for its comment, which names the owner.
+        rule(vec![counter()], format!("{OWNER_PREFIX}{owner}")),
         rule(vec![saddr_in(false, SetName::Deny4), counter(), Statement::Drop(None)], "always deny"),
         rule(vec![saddr_in(true, SetName::Deny6), counter(), Statement::Drop(None)], "always deny"),
         rule(vec![saddr_in(false, SetName::Trusted4), Statement::Accept(None)], "trusted"),
@@ -274,7 +282,7 @@ fn rules() -> Vec<NfObject<'static>> {
 }
 
 pub fn rule_count() -> usize {
-    rules().len()
+    rules("").len()
 }
 
 fn element_expr(ban: &KernelBan) -> Expression<'static> {
@@ -345,7 +353,7 @@ pub fn full_ruleset(access: &Access, bans: &[KernelBan]) -> Nftables<'static> {
         dev: None,
         policy: Some(NfChainPolicy::Accept),
     }))));
-    objects.extend(rules());
+    objects.extend(rules(&access.owner));
     for (nets, v4set, v6set) in [
         (&access.trusted, SetName::Trusted4, SetName::Trusted6),
         (&access.allowed, SetName::Allowed4, SetName::Allowed6),

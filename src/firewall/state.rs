@@ -26,6 +26,8 @@ pub struct KernelState {
     pub deny: BTreeSet<IpNet>,
     pub closed_tcp: BTreeSet<u16>,
     pub closed_udp: BTreeSet<u16>,
+    /// The database the table's rules name (see `render::OWNER_PREFIX`).
+    pub owner: Option<String>,
 }
 
 impl KernelState {
@@ -73,7 +75,12 @@ pub fn parse_listing(n: &Nftables<'_>) -> KernelState {
             NfListObject::Chain(c) if c.table == TABLE && c.name == CHAIN => {
                 state.chain = c.hook == Some(NfHook::Prerouting) && c.prio == Some(PRIORITY);
             }
-            NfListObject::Rule(r) if r.table == TABLE && r.chain == CHAIN => state.rules += 1,
+            NfListObject::Rule(r) if r.table == TABLE && r.chain == CHAIN => {
+                state.rules += 1;
+                if let Some(owner) = r.comment.as_deref().and_then(|c| c.strip_prefix(render::OWNER_PREFIX)) {
+                    state.owner = Some(owner.to_string());
+                }
+            }
             NfListObject::Set(s) if s.table == TABLE => {
                 let Some(name) = SetName::parse(&s.name) else {
                     continue;
@@ -149,6 +156,8 @@ pub struct Plan {
     pub remove: Vec<IpNet>,
     /// Human-readable reasons, one per repair, for the log.
     pub repairs: Vec<String>,
+    /// The table belongs to the sipwarden of this database: nothing may be changed.
+    pub foreign_owner: Option<String>,
 }
 
 impl Plan {
@@ -164,6 +173,18 @@ pub const TIMEOUT_SLACK_SECS: u32 = 5;
 /// Compares the kernel with the desired bans and access lists.
 pub fn plan(kernel: &KernelState, desired: &[KernelBan], access: &Access) -> Plan {
     let mut p = Plan::default();
+    // Another sipwarden's table: its bans are not this database's to change.
+    if let Some(owner) =
+        kernel.owner.as_ref().filter(|o| kernel.table && !o.is_empty() && **o != access.owner)
+    {
+        p.foreign_owner = Some(owner.clone());
+        return p;
+    }
+    if kernel.structure_ok() && kernel.owner.as_deref() != Some(access.owner.as_str()) {
+        p.replace = true;
+        p.repairs.push("sipwarden's firewall rules did not name their database; rebuilt".into());
+        return p;
+    }
     if !kernel.structure_ok() {
         p.replace = true;
         p.repairs.push(if kernel.table {
@@ -242,8 +263,25 @@ mod tests {
                 .iter()
                 .map(|(ip, s, t)| ((IpNet::from(ip.parse::<IpAddr>().unwrap()), *s), *t))
                 .collect(),
+            owner: Some(String::new()),
             ..KernelState::default()
         }
+    }
+
+    #[test]
+    fn another_databases_table_is_left_alone_and_an_unstamped_one_is_rebuilt() {
+        let mine = Access { owner: "/var/lib/sipwarden/sipwarden.db".into(), ..Access::default() };
+        let mut k = healthy(&[("203.0.113.1", SetName::Forever4, None)]);
+        k.owner = Some("/root/sipwarden-data/sipwarden.db".into());
+        let p = plan(&k, &[], &mine);
+        assert_eq!(p.foreign_owner.as_deref(), Some("/root/sipwarden-data/sipwarden.db"));
+        assert!(p.is_empty() && p.remove.is_empty(), "not one ban of the other's removed");
+        // A table an older version wrote, naming no database: taken over and stamped.
+        k.owner = None;
+        let p = plan(&k, &[], &mine);
+        assert!(p.replace && p.foreign_owner.is_none());
+        k.owner = Some(mine.owner.clone());
+        assert!(plan(&k, &[ban("203.0.113.1", None)], &mine).is_empty());
     }
 
     #[test]

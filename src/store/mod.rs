@@ -73,6 +73,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Which database this is, as an admin would name it: the file's full path.
+    location: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -85,7 +87,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        Self::connect(options, 8).await
+        let mut store = Self::connect(options, 8).await?;
+        // The file exists now: its one full path, however it was named.
+        let location = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        store.location = location.display().to_string().into();
+        Ok(store)
     }
 
     async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Store> {
@@ -103,7 +109,12 @@ impl Store {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Ok(Store { pool })
+        Ok(Store { pool, location: "".into() })
+    }
+
+    /// Which database this is (the file's full path).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -95,7 +95,7 @@ async fn drift_is_detected_repaired_and_reported() {
     r.enforcer.reconcile_once().await.unwrap();
     r.fw.flush();
     let report = r.enforcer.reconcile_once().await.unwrap();
-    assert!(report.repairs.iter().any(|m| m.contains("table missing")), "{report:?}");
+    assert!(report.repairs.iter().any(|m| m.contains("rules were missing")), "{report:?}");
     assert_eq!(r.kernel_has("203.0.113.7"), Some((SetName::Ban4, Some(3600))));
     // An element removed by hand comes back; one added by hand goes.
     let mut extra = sipwarden::firewall::render::add_bans(&[sipwarden::firewall::KernelBan::address(

@@ -53,7 +53,8 @@ fn bans() -> Vec<KernelBan> {
 fn full_table_with_trusted_networks_and_every_kind_of_ban() {
     let trusted: Vec<ipnet::IpNet> =
         vec!["192.168.1.0/24".parse().unwrap(), "127.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
-    let open = Access { trusted: trusted.clone(), ..Access::default() };
+    let owner = "/var/lib/sipwarden/sipwarden.db".to_string();
+    let open = Access { trusted: trusted.clone(), owner: owner.clone(), ..Access::default() };
     golden("ruleset-full.json", &to_json(&full_ruleset(&open, &bans())));
     let mut allowed = trusted.clone();
     allowed.extend([
@@ -67,6 +68,7 @@ fn full_table_with_trusted_networks_and_every_kind_of_ban() {
         deny: vec!["198.51.100.0/24".parse().unwrap(), "2001:db8:bad::/48".parse().unwrap()],
         closed_tcp: vec![5038, 5060, 5061, 8088],
         closed_udp: vec![4569, 5060, 5061],
+        owner,
     };
     golden("ruleset-closed.json", &to_json(&full_ruleset(&closed, &[])));
 }

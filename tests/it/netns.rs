@@ -214,6 +214,39 @@ async fn banned_addresses_are_dropped_silently_and_released_ones_arrive_again() 
     assert_eq!(all_arrive(&pair, &l), [true; 4], "released");
 }
 
+/// A second sipwarden with another database (the CLI run from another directory, a
+/// test install) finds the table stamped with the first one's database: it changes
+/// nothing, says whose it is and how to remove it, and the bans keep dropping.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sipwarden_with_another_database_leaves_the_firewall_alone_and_says_whose_it_is() {
+    if !can_run() {
+        return;
+    }
+    let pair = Pair::new();
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (store, enforcer) = enforcer_for(&pair, &dir).await;
+    let l = listen(&pair);
+    enforcer.reconcile_once().await.unwrap();
+    ban(&store, "10.77.0.2", None).await;
+    ban(&store, "fd77::2", None).await;
+    enforcer.sync_changes().await.unwrap();
+    assert_eq!(all_arrive(&pair, &l), [false; 4], "banned");
+
+    let (other_store, other) = enforcer_for(&pair, &other_dir).await;
+    let err = other.reconcile_once().await.unwrap_err().to_string();
+    assert!(err.contains(&format!("belong to the sipwarden of {}", store.location())), "{err}");
+    assert!(err.contains("nft delete table inet sipwarden"), "{err}");
+    ban(&other_store, "10.77.0.9", None).await;
+    assert!(other.sync_changes().await.is_err(), "nothing is added to another's sets");
+    assert_eq!(all_arrive(&pair, &l), [false; 4], "the first one's bans stay in force");
+    let mut conn = other_store.pool().acquire().await.unwrap();
+    let health = sipwarden::store::health::all(&mut conn).await.unwrap();
+    let firewall = health.iter().find(|h| h.component == sipwarden::enforcer::HEALTH_COMPONENT).unwrap();
+    assert!(!firewall.ok && firewall.detail.contains("left untouched"), "{}", firewall.detail);
+    // The owner goes on as before.
+    assert_eq!(enforcer.reconcile_once().await.unwrap().repairs, Vec::<String>::new());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_banned_ipv6_prefix_drops_every_address_in_it_and_its_release_lets_them_in() {
     if !can_run() {

@@ -42,7 +42,8 @@ pub async fn change_password(
 pub async fn login_failed(store: &Store, actor: &Actor<'_>, now: UnixMs) -> Result<(), ActionError> {
     let mut conn = store.pool().acquire().await.map_err(store::StoreError::from)?;
     let detail = "wrong user name or password";
-    store::audit::record(&mut conn, now, actor.name, actor.client_ip, "login failed", detail).await?;
+    store::audit::record(&mut conn, now, actor.name, actor.client_ip, store::audit::LOGIN_FAILED, detail)
+        .await?;
     Ok(())
 }
 

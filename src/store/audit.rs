@@ -32,6 +32,22 @@ pub async fn record(
     Ok(())
 }
 
+/// The newest rows that are failed panel logins (`failed_logins`), or the rest.
+pub async fn recent_of(conn: &mut Conn, failed_logins: bool, limit: i64) -> Result<Vec<AuditRow>> {
+    let op = if failed_logins { "=" } else { "<>" };
+    Ok(sqlx::query_as(&format!(
+        "SELECT id, at, actor, client_ip, action, detail FROM audit WHERE action {op} $1 \
+         ORDER BY at DESC, id DESC LIMIT $2"
+    ))
+    .bind(LOGIN_FAILED)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The action of a refused panel login.
+pub const LOGIN_FAILED: &str = "login failed";
+
 pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<AuditRow>> {
     Ok(sqlx::query_as(
         "SELECT id, at, actor, client_ip, action, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1",

@@ -1,8 +1,9 @@
-//! `/audit`: every admin action, who, when, from where.
+//! `/audit`: every admin action, who, when, from where; failed panel logins on a view
+//! of their own (`?show=failed-logins`), so guesses cannot push the actions away.
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 
 use super::{CurrentAdmin, WebError, WebState, when};
@@ -21,11 +22,23 @@ pub struct Entry {
 struct AuditPage {
     admin: String,
     entries: Vec<Entry>,
+    failed_logins: bool,
 }
 
-pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
+#[derive(serde::Deserialize, Default)]
+pub struct AuditQuery {
+    #[serde(default)]
+    show: String,
+}
+
+pub async fn list(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<impl IntoResponse, WebError> {
     let mut conn = state.store.pool().acquire().await?;
-    let entries = store::audit::recent(&mut conn, 500)
+    let failed_logins = q.show == "failed-logins";
+    let entries = store::audit::recent_of(&mut conn, failed_logins, 500)
         .await?
         .into_iter()
         .map(|a| Entry {
@@ -36,5 +49,5 @@ pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<
             detail: a.detail,
         })
         .collect();
-    Ok(AuditPage { admin: admin.username, entries })
+    Ok(AuditPage { admin: admin.username, entries, failed_logins })
 }

@@ -160,12 +160,18 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let ip = canonical(peer.ip());
+    let ip_text = ip.to_string();
     let username = form.username.trim().to_string();
-    if state.login_per_ip.check_key(&ip).is_err() || state.login_per_user.check_key(&username).is_err() {
+    let mut conn = state.store.pool().acquire().await?;
+    // Guessers spread over many addresses exhaust a user's quota; the admin at an
+    // address they logged in from before still gets in (its own address limit holds).
+    let limited = state.login_per_ip.check_key(&ip).is_err()
+        || (state.login_per_user.check_key(&username).is_err()
+            && !store::audit::logged_in_before(&mut conn, &username, &ip_text).await?.1);
+    if limited {
         tracing::warn!("sipwarden: panel login rate-limited client_ip={ip}");
         return Err(WebError::TooManyRequests);
     }
-    let mut conn = state.store.pool().acquire().await?;
     let admin = store::admins::by_username(&mut conn, &username).await?;
     let stored = match admin.as_ref() {
         Some(a) => a.password_hash.clone(),
@@ -173,7 +179,6 @@ pub async fn login(
     };
     let ok = verify(form.password, stored).await && admin.is_some();
     let now = state.clock.now();
-    let ip_text = ip.to_string();
     let Some(admin) = admin.filter(|_| ok) else {
         // One stable line a log watcher (even fail2ban) can read.
         tracing::warn!("sipwarden: panel login failed client_ip={ip} user={username:?}");

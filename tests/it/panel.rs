@@ -190,6 +190,34 @@ async fn login_brute_force_is_rate_limited_per_address_but_the_admin_gets_in_fro
     assert!(audit.iter().any(|a| a.action == "login" && a.client_ip.as_deref() == Some("127.0.0.2")));
 }
 
+/// Guessers on many addresses use up the admin's per-user quota: the admin at an
+/// address they logged in from before still gets in; a new address must wait; and the
+/// failed logins are listed apart from the admins' actions.
+#[tokio::test]
+async fn spread_guessing_cannot_lock_the_admin_out_of_an_address_they_used_before() {
+    let p = panel().await;
+    p.login().await;
+    for host in 10..22 {
+        let from = format!("127.0.0.{host}");
+        p.request_from(&from, "POST", "/login", &[], "username=admin&password=guess").await;
+    }
+    let right = "username=admin&password=a+long+passphrase";
+    let r = p.request_from("127.0.0.99", "POST", "/login", &[], right).await;
+    assert_eq!(r.status, 429, "the user's quota is used up for a new address");
+    let r = p.request("POST", "/login", &[], right).await;
+    assert_eq!(r.status, 303, "the admin's own address still gets in");
+    let session = r.session().unwrap();
+
+    let audit = p.request("GET", "/audit", &[("Cookie", &session)], "").await;
+    let actions = audit.body.split("id=\"failed-logins\"").next().unwrap().to_string();
+    assert!(!actions.contains("login failed"), "admin actions are not drowned by guesses");
+    let failed = p.request("GET", "/audit?show=failed-logins", &[("Cookie", &session)], "").await;
+    // Nine guesses got through the user's quota of ten (the admin's own login took
+    // one); each is listed with its address.
+    assert!(failed.body.contains("127.0.0.10") && failed.body.contains("127.0.0.18"), "{}", failed.body);
+    assert!(!failed.body.contains("127.0.0.19"), "a refused attempt is no login failure");
+}
+
 #[tokio::test]
 async fn cross_site_and_cross_origin_posts_are_refused() {
     let p = panel().await;

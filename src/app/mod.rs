@@ -199,6 +199,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let pipeline = pipeline(&config, &parts, security_source_present);
     let manager_pipeline = manager.is_some().then(|| pipeline_for_manager(&config, &parts));
+    let panel_pipeline = pipeline_for_manager(&config, &parts);
+    let (panel_failures, panel_failures_rx) = tokio::sync::mpsc::channel(crate::ingest::panel::QUEUE);
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");
     let web_state = crate::web::WebState::new(
@@ -215,6 +217,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .with_pbx_control(pbx_control)
     .with_manager(manager.health())
     .with_closed_ports(service_ports(&config))
+    .with_panel_failures(panel_failures)
     .with_protection_facts(enforcer.firewall_enforces(), warning.clone(), config.sources.len())
     .with_pbx(Some(crate::pbx::Pbx {
         config_dir: config.asterisk_dir.clone(),
@@ -253,6 +256,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(manager_pipeline) = manager_pipeline {
         manager.spawn(&tasks, manager_pipeline, stop.clone());
     }
+    tasks.spawn(crate::ingest::panel::feed(panel_failures_rx, panel_pipeline, stop.clone()));
     tasks.spawn(enforcer.clone().run(config.reconcile_interval, stop.clone()));
     tasks.spawn(crate::retention::run(store.clone(), config.retention, Arc::new(SystemClock), stop.clone()));
     tasks.spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop.clone()));
@@ -303,6 +307,7 @@ fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present:
 
 /// The manager interface's own pipeline: it counts authentication outcomes only where
 /// no log does (no log configured); its logins and calls always reach the watch.
+/// The pipeline of a source other than the logs (the manager link, the panel's logins).
 fn pipeline_for_manager(config: &Config, parts: &PipelineParts<'_>) -> Pipeline {
     let mut p = pipeline(config, parts, !config.sources.is_empty());
     // The failed-auth log is written by the log pipeline; two writers would interleave.

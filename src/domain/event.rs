@@ -11,6 +11,8 @@ pub enum Service {
     Iax2,
     /// The dialplan refusing a call (FreePBX's "Rejecting unknown SIP connection").
     Dialplan,
+    /// sipwarden's own panel refusing a login.
+    Panel,
     Other,
 }
 
@@ -22,6 +24,7 @@ impl Service {
             Service::Ami => "AMI",
             Service::Iax2 => "IAX2",
             Service::Dialplan => "DIALPLAN",
+            Service::Panel => "PANEL",
             Service::Other => "OTHER",
         }
     }
@@ -33,6 +36,7 @@ impl Service {
             "AMI" => Service::Ami,
             "IAX2" => Service::Iax2,
             "DIALPLAN" => Service::Dialplan,
+            "PANEL" => Service::Panel,
             _ => Service::Other,
         }
     }

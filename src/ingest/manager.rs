@@ -98,7 +98,7 @@ pub async fn step(pipeline: &Pipeline, source: &str, stored: &mut u64, items: Ve
 
 /// Deliveries as a batch; `stored`, the count of authentication events so far, is its
 /// cursor.
-fn batch_of(
+pub(super) fn batch_of(
     source: &str,
     stored: u64,
     records: Vec<ReadRecord>,

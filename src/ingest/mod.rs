@@ -4,6 +4,7 @@ pub mod cleanlog;
 pub mod follower;
 mod health;
 pub mod manager;
+pub mod panel;
 pub mod pipeline;
 
 use std::path::PathBuf;

@@ -184,6 +184,10 @@ pub async fn login(
         tracing::warn!("sipwarden: panel login failed client_ip={ip} user={username:?}");
         let tried = Actor { name: &username, client_ip: Some(&ip_text) };
         actions::admins::login_failed(&state.store, &tried, now).await?;
+        // Counted by the ban rules like a wrong SIP password; never waits.
+        if let Some(failures) = &state.panel_failures {
+            let _ = failures.try_send(crate::ingest::panel::failure(now, ip, &username));
+        }
         let page = LoginPage { error: Some("Wrong user name or password.".into()), username };
         return Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response());
     };

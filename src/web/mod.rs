@@ -81,6 +81,8 @@ pub struct WebState {
     pub alerts: Option<crate::alerts::Alerts>,
     /// The ports closed mode closes, shown beside each service.
     pub closed_ports: crate::firewall::ServicePorts,
+    /// Where refused panel logins go to be counted like any service's failures.
+    pub panel_failures: Option<tokio::sync::mpsc::Sender<crate::domain::LogEvent>>,
 }
 
 impl WebState {
@@ -116,7 +118,13 @@ impl WebState {
             manager: None,
             alerts: None,
             closed_ports: Default::default(),
+            panel_failures: None,
         }
+    }
+
+    pub fn with_panel_failures(mut self, tx: tokio::sync::mpsc::Sender<crate::domain::LogEvent>) -> Self {
+        self.panel_failures = Some(tx);
+        self
     }
 
     pub fn with_closed_ports(mut self, ports: crate::firewall::ServicePorts) -> Self {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::append;
-use crate::harness::{Running, Serve, eventually, request};
+use crate::harness::{Running, Serve, eventually, eventually_async, request};
 use crate::robust::{caught_up, counts, following, read_offset, serve, write_log};
 
 /// CPU time (user + system) of a process so far, in clock ticks, and ticks a second.
@@ -227,4 +227,29 @@ async fn idle_panel_connections_neither_starve_log_reading_nor_lock_the_admin_ou
         String::from_utf8_lossy(&out.stdout).contains("198.51.100.9")
     });
     drop(many);
+}
+
+/// `serve` counts a refused panel login with the failures of the logs (from loopback it
+/// is recorded, never banned).
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_counts_a_refused_panel_login_like_a_logs_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("messages");
+    append(&log, "");
+    let data = dir.path().join("data");
+    let serve = serve_dry_run(&data, log.to_str().unwrap());
+    let store = following(&data, &log).await;
+    // The first admin, so that /login answers.
+    let token = serve.setup_url.split("token=").nth(1).unwrap().to_string();
+    let form = format!("token={token}&username=admin&password=a+long+passphrase&confirm=a+long+passphrase");
+    let r = request(serve.port, "POST", "/setup", None, &form);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = request(serve.port, "POST", "/login", None, "username=root&password=guess");
+    assert_eq!(r.status, 401);
+    eventually_async("the refused login is stored", Duration::from_secs(10), async || {
+        let mut conn = store.pool().acquire().await.unwrap();
+        let recent = sipwarden::store::failures::recent(&mut conn, 10).await.unwrap();
+        recent.iter().any(|f| f.service == "PANEL" && f.account.as_deref() == Some("root"))
+    })
+    .await;
 }

@@ -940,3 +940,40 @@ fn wrong_password_for_1001(ip: &str, at: i64) -> store::failures::NewFailure<'st
         verdict: "counted",
     }
 }
+
+/// A refused panel login goes to the ban rules like a wrong SIP password: the handler
+/// queues it, and stored through the pipeline two of them from one address ban it.
+#[tokio::test]
+async fn failed_panel_logins_feed_the_ban_rules_like_any_service() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let mut p = panel().await;
+    p.router = {
+        let options = PanelOptions {
+            listen: "127.0.0.1:8575".parse().unwrap(),
+            secure_cookies: false,
+            session_idle: time::Duration::hours(1),
+        };
+        let (tasks, stop) =
+            (tokio_util::task::TaskTracker::new(), tokio_util::sync::CancellationToken::new());
+        let sessions = web::sessions(&p.store, &options, &tasks, stop).await.unwrap();
+        web::router(p.state.clone().with_panel_failures(tx), sessions)
+    };
+    let r = p.request_from("127.0.0.7", "POST", "/login", &[], "username=root&password=guess").await;
+    assert_eq!(r.status, 401);
+    let queued = rx.try_recv().expect("the refused login is queued");
+    assert_eq!((queued.ip, queued.account.as_deref()), (Some("127.0.0.7".parse().unwrap()), Some("root")));
+    assert_eq!(queued.service, sipwarden::domain::Service::Panel);
+
+    let app = crate::common::TestApp::new(TrustedNetworks::default(), true).await;
+    let from = "203.0.113.44".parse().unwrap();
+    let at = app.clock_now();
+    let mut stored = 0;
+    let failures = vec![
+        sipwarden::ingest::panel::failure(at, from, "admin"),
+        sipwarden::ingest::panel::failure(at + 1_000, from, "admin"),
+    ];
+    sipwarden::ingest::panel::step(&app.pipeline, &mut stored, failures).await;
+    let bans = app.active_bans().await;
+    assert!(bans.iter().any(|b| b.ip == "203.0.113.44"), "{bans:?}");
+    assert_eq!(app.count_for("203.0.113.44").await, 2);
+}

@@ -114,6 +114,11 @@ impl Enforcer {
         self
     }
 
+    /// The ports closed mode closes.
+    pub fn ports(&self) -> &ServicePorts {
+        &self.ports
+    }
+
     pub fn firewall_name(&self) -> String {
         self.firewall.name()
     }

@@ -87,14 +87,13 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let mut store = Self::connect(options, 8).await?;
+        let pool = Self::connect(options, 8).await?;
         // The file exists now: its one full path, however it was named.
         let location = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-        store.location = location.display().to_string().into();
-        Ok(store)
+        Ok(Store { pool, location: location.display().to_string().into() })
     }
 
-    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Store> {
+    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<SqlitePool> {
         use sqlx::Connection;
         // One connection first: it creates the file, switches it to WAL and migrates it
         // before any other connection exists (two connections switching a new file to
@@ -102,14 +101,13 @@ impl Store {
         let mut first = sqlx::SqliteConnection::connect_with(&options).await?;
         MIGRATOR.run(&mut first).await?;
         first.close().await?;
-        let pool = SqlitePoolOptions::new()
+        Ok(SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
-            .await?;
-        Ok(Store { pool, location: "".into() })
+            .await?)
     }
 
     /// Which database this is (the file's full path).

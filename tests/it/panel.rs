@@ -70,12 +70,17 @@ async fn panel_idle(pbx: Option<sipwarden::pbx::Pbx>, session_idle: time::Durati
         "test".into(),
     )
     .with_pbx(pbx);
+    let router = router_of(&store, state.clone(), session_idle).await;
+    Panel { _dir: dir, router, store, state, clock }
+}
+
+/// The panel's routes over `state`, with sessions in `store`.
+async fn router_of(store: &Store, state: WebState, session_idle: time::Duration) -> axum::Router {
     let options =
         PanelOptions { listen: "127.0.0.1:8575".parse().unwrap(), secure_cookies: false, session_idle };
     let (tasks, stop) = (tokio_util::task::TaskTracker::new(), tokio_util::sync::CancellationToken::new());
-    let sessions = web::sessions(&store, &options, &tasks, stop).await.unwrap();
-    let router = web::router(state.clone(), sessions);
-    Panel { _dir: dir, router, store, state, clock }
+    let sessions = web::sessions(store, &options, &tasks, stop).await.unwrap();
+    web::router(state, sessions)
 }
 
 impl Panel {
@@ -947,17 +952,7 @@ fn wrong_password_for_1001(ip: &str, at: i64) -> store::failures::NewFailure<'st
 async fn failed_panel_logins_feed_the_ban_rules_like_any_service() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let mut p = panel().await;
-    p.router = {
-        let options = PanelOptions {
-            listen: "127.0.0.1:8575".parse().unwrap(),
-            secure_cookies: false,
-            session_idle: time::Duration::hours(1),
-        };
-        let (tasks, stop) =
-            (tokio_util::task::TaskTracker::new(), tokio_util::sync::CancellationToken::new());
-        let sessions = web::sessions(&p.store, &options, &tasks, stop).await.unwrap();
-        web::router(p.state.clone().with_panel_failures(tx), sessions)
-    };
+    p.router = router_of(&p.store, p.state.clone().with_panel_failures(tx), time::Duration::hours(1)).await;
     let r = p.request_from("127.0.0.7", "POST", "/login", &[], "username=root&password=guess").await;
     assert_eq!(r.status, 401);
     let queued = rx.try_recv().expect("the refused login is queued");

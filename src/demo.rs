@@ -6,8 +6,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::PasswordHasher;
 use chrono::{Local, Utc};
 
 use crate::clock::{Clock, SystemClock};
@@ -87,19 +85,14 @@ pub async fn run(listen: Option<String>, pace: Duration) -> anyhow::Result<()> {
     };
     let config = Config::from_parts(FileConfig::default(), overrides)?;
     let store = crate::app::open_store(&config).await?;
-    let password: String = {
-        use rand::Rng;
-        let bytes: [u8; 9] = rand::rng().random();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    };
+    let password = crate::actions::admins::random_password();
     let hashed = tokio::task::spawn_blocking({
         let password = password.clone();
-        move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string())
+        move || crate::actions::admins::hash_password(&password)
     })
-    .await?
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .await??;
     let mut conn = store.pool().acquire().await?;
-    store::admins::create(&mut conn, "demo", &hashed, SystemClock.now()).await?;
+    store::admins::create(&mut conn, "demo", &hashed, crate::domain::Role::Admin, SystemClock.now()).await?;
     drop(conn);
     store.close().await;
     let _ = writeln!(

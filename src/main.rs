@@ -88,6 +88,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Set a new random password for a panel account and print it (a forgotten password).
+    ResetPassword {
+        /// The account's user name.
+        username: String,
+    },
     /// Try it: the panel with a replayed attack, a temporary database and no real firewall.
     Demo {
         /// Time between two steps of the replayed attack.
@@ -199,6 +204,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Networks { format } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;
             runtime()?.block_on(sipwarden::cli::networks(config, matches!(format, Format::Json)))
+        }
+        Command::ResetPassword { username } => {
+            let config = Config::load(cli.config.as_deref(), overrides)?;
+            runtime()?.block_on(sipwarden::cli::reset_password(config, &username))
         }
         Command::Demo { pace } => {
             let pace = humantime::parse_duration(&pace).map_err(|e| anyhow::anyhow!("--pace: {e}"))?;

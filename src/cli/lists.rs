@@ -45,7 +45,7 @@ async fn gather_bans(store: &store::Store, now: i64) -> anyhow::Result<Vec<BanLi
     let mut conn = store.pool().acquire().await?;
     let bans = store::bans::active(&mut conn, now).await?;
     let ips: Vec<String> = bans.iter().map(|b| b.ip.clone()).collect();
-    let mut accounts = store::offenders::accounts_many(&mut conn, &ips, 5).await?;
+    let accounts = store::offenders::accounts_many(&mut conn, &ips, 5).await?;
     let mut lines = Vec::with_capacity(bans.len());
     for b in bans {
         let services = store::offenders::get(&mut conn, &b.ip)
@@ -53,7 +53,7 @@ async fn gather_bans(store: &store::Store, now: i64) -> anyhow::Result<Vec<BanLi
             .map(|o| o.services.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default();
         lines.push(BanLine {
-            accounts: accounts.remove(&b.ip).unwrap_or_default(),
+            accounts: accounts.get(&b.ip).cloned().unwrap_or_default(),
             address: b.ip,
             reason: b.reason,
             since: b.created_at,

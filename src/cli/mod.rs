@@ -1,4 +1,4 @@
-//! The admin commands (`ban`, `unban`, `protection`, `status`): they change the
+//! The admin commands (`ban`, `unban`, `protection`, `status`, `reset-password`): they change the
 //! database, then have the running enforcer converge the kernel (or, with no
 //! `serve` running, converge it themselves with the same code). `bans` and
 //! `networks` list what is in force ([`lists`]).
@@ -60,6 +60,37 @@ pub async fn unban(config: Config, ip: ipnet::IpNet) -> anyhow::Result<()> {
     };
     let ip = crate::firewall::render::target_text(&ip);
     println!("{ip} released ({n} ban{}); {}", if n == 1 { "" } else { "s" }, converge(&config, &store).await);
+    Ok(())
+}
+
+/// Sets a new random password for a panel account (the only admin forgot theirs) and
+/// prints it once. The account's sessions end.
+pub async fn reset_password(config: Config, username: &str) -> anyhow::Result<()> {
+    let store = app::open_existing_store(&config).await?;
+    let mut conn = store.pool().acquire().await?;
+    let Some(account) = store::admins::by_username(&mut conn, username).await? else {
+        let names: Vec<String> =
+            store::admins::list(&mut conn).await?.into_iter().map(|a| a.username).collect();
+        anyhow::bail!(if names.is_empty() {
+            "there is no panel account yet: open the setup address `sipwarden serve` prints (also in \
+             setup-url in the data directory)"
+                .to_string()
+        } else {
+            format!("no panel account named {username:?}; the accounts are: {}", names.join(", "))
+        });
+    };
+    drop(conn);
+    let password = actions::admins::random_password();
+    let hashed = tokio::task::spawn_blocking({
+        let password = password.clone();
+        move || actions::admins::hash_password(&password)
+    })
+    .await??;
+    actions::admins::reset_password(&store, &CLI, account.id, &hashed, SystemClock.now()).await?;
+    println!(
+        "new password for {} ({}): {password}\nIt is shown only now; change it after logging in.",
+        account.username, account.role
+    );
     Ok(())
 }
 

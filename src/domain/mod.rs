@@ -1,5 +1,6 @@
 //! Plain types shared by every layer. No I/O here.
 
+mod account;
 mod call;
 mod contact;
 mod event;
@@ -7,6 +8,7 @@ mod incident;
 mod ladder;
 pub mod network;
 
+pub use account::Role;
 pub use call::{CallEvent, CallStart, DatedCall};
 pub use contact::{ContactChange, DatedContact};
 pub use event::{FailureKind, LogEvent, Outcome, Service, Suspects, session_key};

@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::{Conn, Result};
-use crate::domain::UnixMs;
+use crate::domain::{Role, UnixMs};
 
 #[derive(Clone, PartialEq, Eq, FromRow)]
 pub struct AdminRow {
@@ -10,12 +10,32 @@ pub struct AdminRow {
     pub password_hash: String,
     /// A session started before this time is no longer valid.
     pub password_changed_at: i64,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
 }
+
+/// An account as the accounts page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AccountRow {
+    pub id: i64,
+    pub username: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub created_at: i64,
+    pub password_changed_at: i64,
+    pub last_login: Option<i64>,
+}
+
+const COLUMNS: &str = "id, username, password_hash, password_changed_at, role";
 
 // The hash stays out of logs.
 impl std::fmt::Debug for AdminRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminRow").field("id", &self.id).field("username", &self.username).finish()
+        f.debug_struct("AdminRow")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish()
     }
 }
 
@@ -23,16 +43,63 @@ pub async fn count(conn: &mut Conn) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM admins").fetch_one(conn).await?)
 }
 
-pub async fn create(conn: &mut Conn, username: &str, password_hash: &str, now: UnixMs) -> Result<i64> {
+/// A new account; `None` when the name is taken.
+pub async fn create(
+    conn: &mut Conn,
+    username: &str,
+    password_hash: &str,
+    role: Role,
+    now: UnixMs,
+) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO admins (username, password_hash, created_at, password_changed_at) \
-         VALUES ($1, $2, $3, $3) RETURNING id",
+        "INSERT INTO admins (username, password_hash, created_at, password_changed_at, role) \
+         SELECT $1, $2, $3, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM admins WHERE username = $1) \
+         RETURNING id",
     )
     .bind(username)
     .bind(password_hash)
     .bind(now)
-    .fetch_one(conn)
+    .bind(role.as_str())
+    .fetch_optional(conn)
     .await?)
+}
+
+/// Every account, by name, with its last login from the audit log.
+pub async fn list(conn: &mut Conn) -> Result<Vec<AccountRow>> {
+    Ok(sqlx::query_as(
+        "SELECT a.id, a.username, a.role, a.created_at, a.password_changed_at, \
+         (SELECT MAX(at) FROM audit WHERE actor = a.username AND action = 'login') AS last_login \
+         FROM admins a ORDER BY a.username",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Removes an account unless it is the last one with the admin role (one statement,
+/// so two admins removing each other at once cannot leave none). Whether removed.
+pub async fn remove(conn: &mut Conn, id: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "DELETE FROM admins WHERE id = $1 AND \
+         (role <> 'admin' OR (SELECT COUNT(*) FROM admins WHERE role = 'admin' AND id <> $1) > 0)",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Gives an account a role, unless that leaves no account with the admin role.
+/// Whether changed.
+pub async fn set_role(conn: &mut Conn, id: i64, role: Role) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE admins SET role = $2 WHERE id = $1 AND \
+         ($2 = 'admin' OR (SELECT COUNT(*) FROM admins WHERE role = 'admin' AND id <> $1) > 0)",
+    )
+    .bind(id)
+    .bind(role.as_str())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Creates the first admin, in one statement that also checks there is none yet: two
@@ -55,27 +122,30 @@ pub async fn create_first(
 }
 
 pub async fn by_username(conn: &mut Conn, username: &str) -> Result<Option<AdminRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, username, password_hash, password_changed_at FROM admins WHERE username = $1",
-    )
-    .bind(username)
-    .fetch_optional(conn)
-    .await?)
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM admins WHERE username = $1"))
+        .bind(username)
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<AdminRow>> {
-    Ok(sqlx::query_as("SELECT id, username, password_hash, password_changed_at FROM admins WHERE id = $1")
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM admins WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await?)
 }
 
-pub async fn set_password(conn: &mut Conn, id: i64, password_hash: &str, now: UnixMs) -> Result<()> {
-    sqlx::query("UPDATE admins SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
-        .bind(password_hash)
-        .bind(now)
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// A new password; every session started before it ends. The change time always moves
+/// forward, even for two changes within one millisecond. Returns it.
+pub async fn set_password(conn: &mut Conn, id: i64, password_hash: &str, now: UnixMs) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE admins SET password_hash = $1, password_changed_at = \
+         CASE WHEN $2 > password_changed_at THEN $2 ELSE password_changed_at + 1 END \
+         WHERE id = $3 RETURNING password_changed_at",
+    )
+    .bind(password_hash)
+    .bind(now)
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
 }

@@ -69,3 +69,26 @@ pub async fn logged_in_before(conn: &mut Conn, actor: &str, client_ip: &str) -> 
     .await?;
     Ok((any > 0, here > 0))
 }
+
+/// The addresses the existing accounts logged in (or set up the panel) from.
+pub async fn login_addresses_of_accounts(conn: &mut Conn) -> Result<std::collections::HashSet<String>> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT client_ip FROM audit WHERE action IN ('login', 'setup') \
+         AND client_ip IS NOT NULL AND actor IN (SELECT username FROM admins)",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The newest rows `actor` wrote (or, for refused logins, tried as its name).
+pub async fn recent_by(conn: &mut Conn, actor: &str, limit: i64) -> Result<Vec<AuditRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, at, actor, client_ip, action, detail FROM audit WHERE actor = $1 \
+         ORDER BY at DESC, id DESC LIMIT $2",
+    )
+    .bind(actor)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

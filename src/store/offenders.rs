@@ -140,7 +140,11 @@ pub async fn accounts_many(
     limit: i64,
 ) -> Result<std::collections::HashMap<String, Vec<String>>> {
     let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-    for chunk in super::fixed_chunks(ips) {
+    // An address with two bans is asked for once.
+    let mut ips = ips.to_vec();
+    ips.sort_unstable();
+    ips.dedup();
+    for chunk in super::fixed_chunks(&ips) {
         let mut q = sqlx::QueryBuilder::new(
             "SELECT ip, account FROM (SELECT ip, account, ROW_NUMBER() OVER \
              (PARTITION BY ip ORDER BY failures DESC, account) AS n FROM offender_accounts WHERE",

@@ -19,7 +19,7 @@ pub struct KindView {
 #[derive(Template, WebTemplate)]
 #[template(path = "alerts.html")]
 struct AlertsPage {
-    admin: String,
+    admin: CurrentAdmin,
     webhook: String,
     host: String,
     port: String,
@@ -89,7 +89,7 @@ fn security_name(s: Security) -> &'static str {
     }
 }
 
-fn page(state: &WebState, admin: String, s: &AlertSettings) -> AlertsPage {
+fn page(state: &WebState, admin: CurrentAdmin, s: &AlertSettings) -> AlertsPage {
     let smtp = s.smtp.as_ref();
     let health = match &state.alerts {
         Some(a) => {
@@ -128,7 +128,7 @@ fn page(state: &WebState, admin: String, s: &AlertSettings) -> AlertsPage {
 
 pub async fn show(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
     let settings = alerts::load(&state.store).await?.unwrap_or_default();
-    Ok(page(&state, admin.username, &settings))
+    Ok(page(&state, admin.clone(), &settings))
 }
 
 /// The form as settings; an empty password keeps the stored one.
@@ -157,7 +157,7 @@ fn from_form(form: &AlertsForm, stored: &AlertSettings) -> Result<AlertSettings,
 /// Shows the form again as typed, with an error.
 fn refused(
     state: &WebState,
-    admin: String,
+    admin: CurrentAdmin,
     form: &AlertsForm,
     stored: &AlertSettings,
     error: String,
@@ -182,7 +182,7 @@ async fn typed(
     form: &AlertsForm,
 ) -> Result<Result<AlertSettings, AlertsPage>, WebError> {
     let stored = alerts::load(&state.store).await?.unwrap_or_default();
-    Ok(from_form(form, &stored).map_err(|e| refused(state, admin.username.clone(), form, &stored, e)))
+    Ok(from_form(form, &stored).map_err(|e| refused(state, admin.clone(), form, &stored, e)))
 }
 
 pub async fn save(
@@ -204,7 +204,7 @@ pub async fn save(
     crate::actions::set_alert_settings(&state.store, &admin.actor(), &json, &detail, state.clock.now())
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let mut p = page(&state, admin.username, &settings);
+    let mut p = page(&state, admin.clone(), &settings);
     p.message = Some("Saved.".into());
     Ok(p)
 }
@@ -220,7 +220,7 @@ pub async fn test(
         Err(refused) => return Ok(refused),
     };
     let result = alerts::test(&settings, state.clock.now()).await;
-    let mut p = page(&state, admin.username, &settings);
+    let mut p = page(&state, admin.clone(), &settings);
     match result {
         Ok(()) => p.message = Some("Test sent: it should arrive within a minute.".into()),
         Err(e) => p.error = Some(format!("The test could not be sent: {e}")),

@@ -1,5 +1,6 @@
 //! `/audit`: every admin action, who, when, from where; failed panel logins on a view
-//! of their own (`?show=failed-logins`), so guesses cannot push the actions away.
+//! of their own (`?show=failed-logins`), so guesses cannot push the actions away; one
+//! account's rows with `?who=NAME`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -20,15 +21,19 @@ pub struct Entry {
 #[derive(Template, WebTemplate)]
 #[template(path = "audit.html")]
 struct AuditPage {
-    admin: String,
+    admin: CurrentAdmin,
     entries: Vec<Entry>,
     failed_logins: bool,
+    /// The account whose rows are shown, when one is.
+    who: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
 pub struct AuditQuery {
     #[serde(default)]
     show: String,
+    #[serde(default)]
+    who: String,
 }
 
 pub async fn list(
@@ -38,8 +43,12 @@ pub async fn list(
 ) -> Result<impl IntoResponse, WebError> {
     let mut conn = state.store.pool().acquire().await?;
     let failed_logins = q.show == "failed-logins";
-    let entries = store::audit::recent_of(&mut conn, failed_logins, 500)
-        .await?
+    let who = Some(q.who).filter(|w| !w.is_empty());
+    let rows = match &who {
+        Some(name) => store::audit::recent_by(&mut conn, name, 500).await?,
+        None => store::audit::recent_of(&mut conn, failed_logins, 500).await?,
+    };
+    let entries = rows
         .into_iter()
         .map(|a| Entry {
             at: when(a.at),
@@ -49,5 +58,5 @@ pub async fn list(
             detail: a.detail,
         })
         .collect();
-    Ok(AuditPage { admin: admin.username, entries, failed_logins })
+    Ok(AuditPage { admin, entries, failed_logins: failed_logins && who.is_none(), who })
 }

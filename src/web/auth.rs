@@ -15,13 +15,16 @@ use tower_sessions::Session;
 
 use super::{WebError, WebState};
 use crate::actions::{self, Actor};
+use crate::domain::Role;
 use crate::store;
 
 const SESSION_ADMIN: &str = "admin_id";
 /// The admin's `password_changed_at` when the session logged in: a password change
 /// ends every session but the one that made it.
 const SESSION_PASSWORD_AT: &str = "password_at";
-const MIN_PASSWORD: usize = 10;
+pub(super) const MIN_PASSWORD: usize = 10;
+const VIEWER_REFUSAL: &str =
+    "This is a viewer account: it can look at everything but change nothing. Ask an admin.";
 
 /// The logged-in admin. Pages take it as an argument; without a session the
 /// request is sent to the login page.
@@ -30,12 +33,35 @@ pub struct CurrentAdmin {
     pub id: i64,
     pub username: String,
     pub client_ip: String,
+    pub role: Role,
 }
 
 impl CurrentAdmin {
     pub fn actor(&self) -> Actor<'_> {
         Actor { name: &self.username, client_ip: Some(&self.client_ip) }
     }
+
+    /// For the templates: a viewer sees no buttons that change anything.
+    pub fn is_viewer(&self) -> bool {
+        !self.role.can_change()
+    }
+}
+
+// Pages show the account by its name.
+impl std::fmt::Display for CurrentAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.username)
+    }
+}
+
+/// What a viewer may still post: its own session and password.
+const VIEWER_MAY_POST: [&str; 2] = ["/logout", "/password"];
+
+/// Every change goes through a handler that takes `CurrentAdmin`, so refusing a
+/// viewer's change here refuses it everywhere.
+fn viewer_refused(parts: &Parts, role: Role) -> bool {
+    let changes = !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+    changes && !role.can_change() && !VIEWER_MAY_POST.contains(&parts.uri.path())
 }
 
 /// Sends the browser to `to`; htmx requests get `HX-Redirect` so the whole page moves.
@@ -54,6 +80,10 @@ pub fn client_ip(parts: &Parts) -> String {
 fn canonical(ip: IpAddr) -> IpAddr {
     crate::domain::network::canonical_ip(ip)
 }
+
+/// Asked for by an open page on its own (the dashboard every 5 s): not a sign that
+/// someone is there, so it does not keep the session alive.
+const REFRESHED_BY_THE_PAGE: [&str; 1] = ["/dashboard/live"];
 
 /// When the session was last saved, in Unix seconds.
 const SESSION_SAVED: &str = "saved";
@@ -78,7 +108,7 @@ impl FromRequestParts<WebState> for CurrentAdmin {
         let session = Session::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
         let id: Option<i64> =
             session.get(SESSION_ADMIN).await.map_err(|e| WebError::from(e).into_response())?;
-        if id.is_some() {
+        if id.is_some() && !REFRESHED_BY_THE_PAGE.contains(&parts.uri.path()) {
             keep_alive(&session).await.map_err(|e| e.into_response())?;
         }
         let Some(id) = id else {
@@ -95,7 +125,11 @@ impl FromRequestParts<WebState> for CurrentAdmin {
             session.get(SESSION_PASSWORD_AT).await.map_err(|e| WebError::from(e).into_response())?;
         match admin {
             Some(a) if password_at == Some(a.password_changed_at) => {
-                Ok(CurrentAdmin { id: a.id, username: a.username, client_ip: client_ip(parts) })
+                if viewer_refused(parts, a.role) {
+                    tracing::warn!(user = %a.username, path = %parts.uri.path(), "a viewer account tried a change");
+                    return Err(WebError::Forbidden(VIEWER_REFUSAL.into()).into_response());
+                }
+                Ok(CurrentAdmin { id: a.id, username: a.username, client_ip: client_ip(parts), role: a.role })
             }
             _ => {
                 session.flush().await.map_err(|e| WebError::from(e).into_response())?;
@@ -106,13 +140,11 @@ impl FromRequestParts<WebState> for CurrentAdmin {
 }
 
 /// Hashes off the async threads: argon2 is slow on purpose.
-async fn hash(password: String) -> Result<String, WebError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?
-    .map_err(|e| WebError::Internal(e.to_string()))
+pub(super) async fn hash(password: String) -> Result<String, WebError> {
+    tokio::task::spawn_blocking(move || actions::admins::hash_password(&password))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| WebError::Internal(e.to_string()))
 }
 
 async fn verify(password: String, stored: String) -> bool {
@@ -315,7 +347,7 @@ pub async fn setup(
 }
 
 /// The address an admin logged in from is never banned (and, if banned, released).
-fn password_problem(password: &str, confirm: &str) -> Option<String> {
+pub(super) fn password_problem(password: &str, confirm: &str) -> Option<String> {
     if password.chars().count() < MIN_PASSWORD {
         Some(format!("The password needs at least {MIN_PASSWORD} characters."))
     } else if password != confirm {
@@ -328,7 +360,7 @@ fn password_problem(password: &str, confirm: &str) -> Option<String> {
 #[derive(Template, WebTemplate)]
 #[template(path = "password.html")]
 struct PasswordPage {
-    admin: String,
+    admin: CurrentAdmin,
     error: Option<String>,
     done: bool,
 }
@@ -341,7 +373,7 @@ pub struct PasswordForm {
 }
 
 pub async fn password_form(admin: CurrentAdmin) -> impl IntoResponse {
-    PasswordPage { admin: admin.username, error: None, done: false }
+    PasswordPage { admin, error: None, done: false }
 }
 
 pub async fn change_password(
@@ -358,15 +390,16 @@ pub async fn change_password(
         password_problem(&form.password, &form.confirm)
     };
     if let Some(error) = error {
-        let page = PasswordPage { admin: admin.username, error: Some(error), done: false };
+        let page = PasswordPage { admin, error: Some(error), done: false };
         return Ok((axum::http::StatusCode::BAD_REQUEST, page).into_response());
     }
     let hashed = hash(form.password).await?;
     let now = state.clock.now();
     drop(conn);
-    actions::admins::change_password(&state.store, &admin.actor(), admin.id, &hashed, now).await?;
+    let changed_at =
+        actions::admins::change_password(&state.store, &admin.actor(), admin.id, &hashed, now).await?;
     session.cycle_id().await?;
     // This session goes on; every other one of this admin ends.
-    session.insert(SESSION_PASSWORD_AT, now).await?;
-    Ok(PasswordPage { admin: admin.username, error: None, done: true }.into_response())
+    session.insert(SESSION_PASSWORD_AT, changed_at).await?;
+    Ok(PasswordPage { admin, error: None, done: true }.into_response())
 }

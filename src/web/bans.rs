@@ -44,7 +44,7 @@ pub struct BansData {
 #[derive(Template, WebTemplate)]
 #[template(path = "bans.html")]
 struct BansPage {
-    admin: String,
+    admin: CurrentAdmin,
     data: std::sync::Arc<BansData>,
     message: Option<String>,
 }
@@ -58,14 +58,14 @@ async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
         q => store::bans::active_matching(&mut conn, now, q, SHOWN).await?,
     };
     let ips: Vec<String> = rows.iter().map(|b| b.ip.clone()).collect();
-    let mut accounts = store::offenders::accounts_many(&mut conn, &ips, 3).await?;
+    let accounts = store::offenders::accounts_many(&mut conn, &ips, 3).await?;
     let active = rows
         .into_iter()
         .map(|b| ActiveBan {
             id: b.id,
-            accounts: accounts.remove(&b.ip).unwrap_or_default().join(", "),
+            accounts: accounts.get(&b.ip).map(|a| a.join(", ")).unwrap_or_default(),
+            rung: super::offenders::rule_label(&b),
             reason: b.reason,
-            rung: if b.rung == 0 { "by hand".into() } else { format!("rule {}", b.rung) },
             created: when(b.created_at),
             until: b.until_at.map_or("until released".into(), when),
             by: b.created_by.unwrap_or_else(|| "sipwarden".into()),
@@ -84,7 +84,7 @@ async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
 /// or for a search.
 async fn page(
     state: &WebState,
-    admin: String,
+    admin: CurrentAdmin,
     message: Option<String>,
     query: &str,
 ) -> Result<BansPage, WebError> {
@@ -108,7 +108,7 @@ pub async fn list(
     axum::extract::Query(query): axum::extract::Query<BansQuery>,
 ) -> Result<impl IntoResponse, WebError> {
     let q: String = query.q.trim().chars().take(64).collect();
-    page(&state, admin.username, None, &q).await
+    page(&state, admin.clone(), None, &q).await
 }
 
 pub(super) fn is_htmx(headers: &HeaderMap) -> bool {
@@ -172,7 +172,7 @@ pub async fn release_many(
         .filter_map(|(_, v)| v.parse().ok())
         .collect();
     if ids.is_empty() {
-        return Ok(page(&state, admin.username, Some("Tick the bans to release first.".into()), "")
+        return Ok(page(&state, admin.clone(), Some("Tick the bans to release first.".into()), "")
             .await?
             .into_response());
     }
@@ -181,7 +181,7 @@ pub async fn release_many(
     }
     state.poke.notify_one();
     let message = format!("Released {} ban{}.", ids.len(), if ids.len() == 1 { "" } else { "s" });
-    Ok(page(&state, admin.username, Some(message), "").await?.into_response())
+    Ok(page(&state, admin.clone(), Some(message), "").await?.into_response())
 }
 
 /// A ban by hand: the Bans page names the address, an offender's page is its own.
@@ -205,7 +205,7 @@ pub async fn ban(
             let msg = format!("{:?} is not an IPv4 or IPv6 address.", form.ip.trim());
             return Ok((
                 axum::http::StatusCode::BAD_REQUEST,
-                page(&state, admin.username, Some(msg), "").await?,
+                page(&state, admin.clone(), Some(msg), "").await?,
             )
                 .into_response());
         }
@@ -215,10 +215,10 @@ pub async fn ban(
         // A trusted address is an answer, not a mistake in the form.
         Err((status, refused)) => {
             let status = if status == StatusCode::CONFLICT { StatusCode::OK } else { status };
-            return Ok((status, page(&state, admin.username, Some(refused), "").await?).into_response());
+            return Ok((status, page(&state, admin.clone(), Some(refused), "").await?).into_response());
         }
     };
-    Ok(page(&state, admin.username, Some(message), "").await?.into_response())
+    Ok(page(&state, admin.clone(), Some(message), "").await?.into_response())
 }
 
 /// A ban an admin asked for (`duration`: `1h`, `24h`, … or `until-released`); the

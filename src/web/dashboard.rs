@@ -85,7 +85,7 @@ pub struct Live {
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
-    admin: String,
+    admin: CurrentAdmin,
     live: std::sync::Arc<Live>,
 }
 
@@ -259,7 +259,7 @@ pub async fn show(
     admin: CurrentAdmin,
     State(state): State<WebState>,
 ) -> Result<impl axum::response::IntoResponse, WebError> {
-    Ok(DashboardPage { admin: admin.username, live: shared_live(&state).await? })
+    Ok(DashboardPage { admin, live: shared_live(&state).await? })
 }
 
 pub async fn live(

@@ -12,6 +12,9 @@ pub enum WebError {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    /// Logged in, but this account may not do it.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("too many attempts; wait a minute and try again")]
     TooManyRequests,
     #[error("internal error: {0}")]
@@ -61,6 +64,7 @@ impl IntoResponse for WebError {
         let status = match &self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

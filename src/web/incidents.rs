@@ -62,19 +62,23 @@ pub fn view(i: IncidentRow) -> IncidentView {
 #[derive(Template, WebTemplate)]
 #[template(path = "incidents.html")]
 struct IncidentsPage {
-    admin: String,
+    admin: CurrentAdmin,
     incidents: Vec<IncidentView>,
     message: Option<String>,
 }
 
-async fn page(state: &WebState, admin: String, message: Option<String>) -> Result<IncidentsPage, WebError> {
+async fn page(
+    state: &WebState,
+    admin: CurrentAdmin,
+    message: Option<String>,
+) -> Result<IncidentsPage, WebError> {
     let mut conn = state.store.pool().acquire().await?;
     let incidents = store::incidents::recent(&mut conn, SHOWN).await?.into_iter().map(view).collect();
     Ok(IncidentsPage { admin, incidents, message })
 }
 
 pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
-    page(&state, admin.username, None).await
+    page(&state, admin.clone(), None).await
 }
 
 /// Unlocks the extension incident `id` locked, and tells Asterisk.
@@ -121,5 +125,5 @@ pub async fn unlock(
         Err(ActionError::Store(e)) => return Err(e.into()),
         Err(e) => return Err(WebError::BadRequest(e.to_string())),
     };
-    page(&state, admin.username, Some(message)).await
+    page(&state, admin.clone(), Some(message)).await
 }

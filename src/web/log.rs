@@ -70,7 +70,7 @@ pub struct Row {
 #[derive(Template, WebTemplate)]
 #[template(path = "log.html")]
 struct LogPage {
-    admin: String,
+    admin: CurrentAdmin,
     f: Filters,
     rows: Vec<Row>,
     next_before: Option<i64>,
@@ -93,7 +93,7 @@ pub async fn list(
         .append_pair("service", &f.service)
         .finish();
     Ok(LogPage {
-        admin: admin.username,
+        admin,
         rows: rows
             .into_iter()
             .take(PAGE as usize)

@@ -1,5 +1,6 @@
 //! The admin panel: one route table, one file per page, typed templates.
 
+mod accounts;
 mod alerts;
 mod assets;
 mod audit;
@@ -234,6 +235,10 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Ro
         .route("/networks/preview", get(networks::preview))
         .route("/networks/apply", post(networks::apply))
         .route("/audit", get(audit::list))
+        .route("/accounts", get(accounts::list).post(accounts::add))
+        .route("/accounts/{id}/role", post(accounts::set_role))
+        .route("/accounts/{id}/password", post(accounts::reset_password))
+        .route("/accounts/{id}/remove", post(accounts::remove))
         .route("/healthz", get(dashboard::healthz))
         .route("/static/{*path}", get(assets::serve))
         .fallback(error::not_found)

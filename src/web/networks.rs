@@ -58,7 +58,7 @@ pub struct TargetView {
 #[derive(Template, WebTemplate)]
 #[template(path = "networks.html")]
 struct NetworksPage {
-    admin: String,
+    admin: CurrentAdmin,
     admin_ip: String,
     admin_status: String,
     lists: Vec<ListView>,
@@ -180,7 +180,7 @@ async fn page(
         .collect();
     Ok(NetworksPage {
         log_only,
-        admin: admin.username.clone(),
+        admin: admin.clone(),
         admin_status: admin_status(state, &mut conn, admin_ip).await?,
         admin_ip: admin.client_ip.clone(),
         lists,
@@ -381,7 +381,7 @@ async fn acl_plan(state: &WebState) -> Result<AclPlan, WebError> {
 #[derive(Template, WebTemplate)]
 #[template(path = "acl_preview.html")]
 struct PreviewPage {
-    admin: String,
+    admin: CurrentAdmin,
     diffs: Vec<(String, String)>,
     error: Option<String>,
     applied: Option<String>,
@@ -403,7 +403,7 @@ pub async fn preview(
         Ok(changes) => (changes.iter().map(|c| (c.name.clone(), c.diff())).collect(), None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    Ok(PreviewPage { admin: admin.username, diffs, error, applied: None })
+    Ok(PreviewPage { admin, diffs, error, applied: None })
 }
 
 pub async fn apply(admin: CurrentAdmin, State(state): State<WebState>) -> Result<Response, WebError> {
@@ -431,5 +431,5 @@ pub async fn apply(admin: CurrentAdmin, State(state): State<WebState>) -> Result
     actions::networks::acl_applied(&state.store, &admin.actor(), outcome, state.clock.now()).await?;
     let status =
         if error.is_some() { axum::http::StatusCode::BAD_GATEWAY } else { axum::http::StatusCode::OK };
-    Ok((status, PreviewPage { admin: admin.username, diffs: Vec::new(), error, applied }).into_response())
+    Ok((status, PreviewPage { admin, diffs: Vec::new(), error, applied }).into_response())
 }

@@ -40,7 +40,7 @@ pub struct OffendersData {
 #[derive(Template, WebTemplate)]
 #[template(path = "offenders.html")]
 struct OffendersPage {
-    admin: String,
+    admin: CurrentAdmin,
     q: String,
     sort: String,
     page: i64,
@@ -78,7 +78,7 @@ pub async fn list(
     let term = q.q.trim().to_string();
     let key = format!("offenders {} {page} {term}", q.sort);
     let data = state.snapshots.get(key, || gather(&state, &term, &q.sort, page)).await?;
-    Ok(OffendersPage { admin: admin.username, q: term, sort: q.sort, page, data })
+    Ok(OffendersPage { admin, q: term, sort: q.sort, page, data })
 }
 
 async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<OffendersData, WebError> {
@@ -184,7 +184,7 @@ pub struct BanView {
 #[derive(Template, WebTemplate)]
 #[template(path = "offender.html")]
 struct ExplainPage {
-    admin: String,
+    admin: CurrentAdmin,
     ip: String,
     verdict: String,
     /// What the admin can do here: release (and trust) a ban in force, or ban.
@@ -198,6 +198,16 @@ struct ExplainPage {
     failures: Vec<FailureView>,
 }
 
+/// Which rule made a ban: a numbered ban rule, an admin, or the breach detector
+/// (which bans without a rule number or an admin's name).
+pub fn rule_label(b: &store::bans::BanRow) -> String {
+    match (b.rung, &b.created_by) {
+        (0, Some(_)) => "by hand".into(),
+        (0, None) => "breach".into(),
+        (n, _) => format!("rule {n}"),
+    }
+}
+
 pub fn ban_view(b: &store::bans::BanRow, now: i64) -> BanView {
     let ended = match (&b.released_at, b.until_at) {
         (Some(at), _) => format!("released {} by {}", when(*at), b.released_by.as_deref().unwrap_or("?")),
@@ -206,7 +216,7 @@ pub fn ban_view(b: &store::bans::BanRow, now: i64) -> BanView {
     };
     BanView {
         reason: b.reason.clone(),
-        rung: if b.rung == 0 { "by hand".into() } else { format!("rule {}", b.rung) },
+        rung: rule_label(b),
         created: when(b.created_at),
         until: b.until_at.map_or("until released".into(), when),
         ended,
@@ -234,7 +244,7 @@ pub async fn explain(
     let failures = store::failures::search(&mut conn, &search).await?;
     let (verdict, trusted, banned) = verdict(&mut conn, &state, &ip, now).await?;
     Ok(ExplainPage {
-        admin: admin.username,
+        admin,
         verdict,
         trusted,
         banned,

@@ -35,7 +35,7 @@ pub struct ContactView {
 #[derive(Template, WebTemplate)]
 #[template(path = "registrations.html")]
 struct RegistrationsPage {
-    admin: String,
+    admin: CurrentAdmin,
     contacts: Vec<ContactView>,
     logins: Vec<LoginView>,
     extension_networks: bool,
@@ -108,10 +108,5 @@ pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<
             LoginView { since: when(r.first_at), last: when(r.last_at), account: r.account, ip: r.ip, flags }
         })
         .collect();
-    Ok(RegistrationsPage {
-        admin: admin.username,
-        contacts,
-        logins,
-        extension_networks: !extensions.is_empty(),
-    })
+    Ok(RegistrationsPage { admin, contacts, logins, extension_networks: !extensions.is_empty() })
 }

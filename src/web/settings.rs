@@ -28,7 +28,7 @@ pub struct NetworkView {
 #[derive(Template, WebTemplate)]
 #[template(path = "settings.html")]
 struct SettingsPage {
-    admin: String,
+    admin: CurrentAdmin,
     rungs: Vec<RungView>,
     known_good_failures: String,
     known_good_for: String,
@@ -64,7 +64,7 @@ fn rung_views(ladder: &Ladder) -> Vec<RungView> {
 
 async fn page(
     state: &WebState,
-    admin: String,
+    admin: CurrentAdmin,
     form: Option<(&LadderForm, String)>,
 ) -> Result<SettingsPage, WebError> {
     let mut conn = state.store.pool().acquire().await?;
@@ -109,7 +109,7 @@ async fn page(
 }
 
 pub async fn show(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
-    page(&state, admin.username, None).await
+    page(&state, admin.clone(), None).await
 }
 
 #[derive(Deserialize)]
@@ -205,7 +205,7 @@ pub async fn save_ladder(
     let ladder = match form.ladder() {
         Ok(l) => l,
         Err(error) => {
-            let p = page(&state, admin.username, Some((&form, error))).await?;
+            let p = page(&state, admin.clone(), Some((&form, error))).await?;
             return Ok((axum::http::StatusCode::BAD_REQUEST, p).into_response());
         }
     };
@@ -223,7 +223,7 @@ pub async fn save_ladder(
         .collect();
     crate::actions::set_ladder(&state.store, &admin.actor(), &ladder, &summary.join("; "), state.clock.now())
         .await?;
-    let mut p = page(&state, admin.username, None).await?;
+    let mut p = page(&state, admin.clone(), None).await?;
     p.saved = Some("Ladder saved; it applies to the next failure.".into());
     Ok(p.into_response())
 }
@@ -243,7 +243,7 @@ pub async fn add_trusted(
     let net = match config::parse_network(&form.cidr, "network") {
         Ok(n) => n,
         Err(e) => {
-            let mut p = page(&state, admin.username, None).await?;
+            let mut p = page(&state, admin.clone(), None).await?;
             p.error = Some(e.to_string());
             p.new_cidr = form.cidr;
             p.new_label = form.label;

@@ -382,6 +382,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     assert!(store::settings::protection(&mut conn, true).await.unwrap(), "the cross-site post was refused");
 
     a_cracked_extension_is_locked_and_unlocked(&c, &base, &log, &asterisk_calls).await;
+    a_viewer_looks_but_changes_nothing(&c, &base).await;
     on_a_phone(&c, &base, &log).await;
     c.close().await.unwrap();
 }
@@ -438,6 +439,54 @@ async fn a_cracked_extension_is_locked_and_unlocked(
     assert!(!text_of(c, "main").await.contains("Extension 2001 locked"));
 }
 
+async fn log_in(c: &Client, base: &str, name: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(name).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(password).await.unwrap();
+    click(c, "#login").await;
+    c.wait().for_element(Locator::Css("header.top")).await.unwrap();
+}
+
+/// The admin adds a viewer on the Accounts page; logged in as the viewer, the
+/// dashboard shows the state without the switch, and the account says it is read only.
+async fn a_viewer_looks_but_changes_nothing(c: &Client, base: &str) {
+    c.goto(&format!("{base}/accounts")).await.unwrap();
+    let form = c.find(Locator::Css("#add-account")).await.unwrap();
+    form.find(Locator::Css("input[name=username]")).await.unwrap().send_keys("night-shift").await.unwrap();
+    form.find(Locator::Css("select[name=role]")).await.unwrap().select_by_value("viewer").await.unwrap();
+    form.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("night shift pass")
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=confirm]"))
+        .await
+        .unwrap()
+        .send_keys("night shift pass")
+        .await
+        .unwrap();
+    click(c, "#add-account button").await;
+    assert!(text_of(c, ".ok").await.contains("Account night-shift added as viewer"));
+    assert!(text_of(c, "#accounts").await.contains("night-shift"));
+    screenshot(c, "accounts").await;
+
+    click(c, "form[action='/logout'] button").await;
+    log_in(c, base, "night-shift", "night shift pass").await;
+    assert!(text_of(c, "header.top").await.contains("viewer, read only"));
+    assert!(text_of(c, "#protection-state").await.contains("Protection is ON"));
+    let switch = c.find(Locator::Css("form[action='/protection'] button")).await.unwrap();
+    assert!(!switch.is_displayed().await.unwrap(), "a viewer has no protection switch");
+    c.goto(&format!("{base}/bans")).await.unwrap();
+    assert!(text_of(c, "main").await.contains("198.51.100.77"), "a viewer sees the bans");
+    let changes = "return [...document.querySelectorAll('main form[method=post] button, main [hx-post]')]\
+                   .filter(e => e.offsetParent !== null).length";
+    assert_eq!(c.execute(changes, vec![]).await.unwrap(), 0, "no change control is shown to a viewer");
+    screenshot(c, "bans-viewer").await;
+    click(c, "form[action='/logout'] button").await;
+    log_in(c, base, "office-admin", "a long passphrase").await;
+}
+
 /// At 400 px wide every page fits the screen (no sideways scrolling) and a ban is
 /// released with one tap.
 async fn on_a_phone(c: &Client, base: &str, log: &Path) {
@@ -457,6 +506,7 @@ async fn on_a_phone(c: &Client, base: &str, log: &Path) {
         "/networks",
         "/settings",
         "/audit",
+        "/accounts",
         "/password",
     ] {
         c.goto(&format!("{base}{page}")).await.unwrap();

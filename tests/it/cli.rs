@@ -290,3 +290,47 @@ fn an_extension_is_unlocked_from_the_command_line_and_asterisk_is_told() {
     });
     assert!(audit.iter().any(|a| a.action == "unlock" && a.actor == "cli" && a.detail.contains("1002")));
 }
+
+/// The only admin forgot the password: `reset-password` on the server prints a new one
+/// that verifies, and an unknown name is told which accounts exist.
+#[test]
+fn a_forgotten_panel_password_is_reset_from_the_command_line() {
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+    let dir = tempfile::tempdir().unwrap();
+    served_once(dir.path());
+    let out = sipwarden(dir.path(), &["reset-password", "admin"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no panel account yet"));
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(sipwarden::store::Store::open(&dir.path().join("sipwarden.db"))).unwrap();
+    let old = argon2::Argon2::default().hash_password(b"the forgotten one").unwrap().to_string();
+    rt.block_on(async {
+        let mut conn = store.pool().acquire().await.unwrap();
+        sipwarden::store::admins::create(&mut conn, "office", &old, sipwarden::domain::Role::Admin, 1)
+            .await
+            .unwrap();
+    });
+    let out = sipwarden(dir.path(), &["reset-password", "ofice"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the accounts are: office"));
+
+    let out = sipwarden(dir.path(), &["reset-password", "office"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let password = text.lines().next().unwrap().rsplit(": ").next().unwrap().trim().to_string();
+    assert_eq!(password.len(), 16, "{text}");
+    let row = rt.block_on(async {
+        let mut conn = store.pool().acquire().await.unwrap();
+        sipwarden::store::admins::by_username(&mut conn, "office").await.unwrap().unwrap()
+    });
+    let stored = PasswordHash::new(&row.password_hash).unwrap();
+    assert!(argon2::Argon2::default().verify_password(password.as_bytes(), &stored).is_ok());
+    assert!(row.password_changed_at > 1, "sessions of the old password end");
+    let audit = rt.block_on(async {
+        let mut conn = store.pool().acquire().await.unwrap();
+        sipwarden::store::audit::recent(&mut conn, 5).await.unwrap()
+    });
+    assert!(
+        audit.iter().any(|a| a.actor == "cli" && a.action == "password reset" && a.detail == "for office")
+    );
+}

@@ -16,6 +16,8 @@ use sipwarden::web::{self, PanelOptions, WebState};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
+mod accounts;
+
 struct Panel {
     _dir: tempfile::TempDir,
     router: axum::Router,
@@ -57,7 +59,7 @@ async fn panel_idle(pbx: Option<sipwarden::pbx::Pbx>, session_idle: time::Durati
     let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
     let hash = Argon2::default().hash_password(b"a long passphrase").unwrap().to_string();
     let mut conn = store.pool().acquire().await.unwrap();
-    store::admins::create(&mut conn, "admin", &hash, 0).await.unwrap();
+    store::admins::create(&mut conn, "admin", &hash, sipwarden::domain::Role::Admin, 0).await.unwrap();
     drop(conn);
     let clock = ManualClock::new(SystemClock.now());
     let state = WebState::new(
@@ -479,7 +481,7 @@ async fn the_networks_page_previews_and_applies_asterisk_acls() {
 }
 
 /// Idle expiry counts from the last request, not from the login: an admin at work is
-/// not logged out, one who walked away is.
+/// not logged out, one who walked away from an open dashboard is.
 #[tokio::test]
 async fn a_session_in_use_stays_and_an_idle_one_expires() {
     let p = panel_idle(None, time::Duration::seconds(3)).await;
@@ -489,7 +491,15 @@ async fn a_session_in_use_stays_and_an_idle_one_expires() {
         let r = p.request("GET", "/", &[("Cookie", &cookie)], "").await;
         assert_eq!(r.status, 200, "logged out while in use");
     }
-    tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
+    // Nobody at the screen: the dashboard's own refreshes do not keep it alive.
+    let refresh = [("Cookie", cookie.as_str()), ("HX-Request", "true")];
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        let r = p.request("GET", "/dashboard/live", &refresh, "").await;
+        if r.status != 200 {
+            assert_eq!(r.header("hx-redirect").as_deref(), Some("/login"), "the page moves to the login");
+        }
+    }
     let r = p.request("GET", "/", &[("Cookie", &cookie)], "").await;
     assert_eq!((r.status, r.header("location").as_deref()), (303, Some("/login")), "idle session kept");
 }
@@ -621,6 +631,25 @@ async fn a_banned_phone_is_found_by_its_extension_on_the_bans_page() {
     assert!(r.body.contains("0 bans in force"), "{}", r.body);
     let r = p.request("GET", "/bans", &[("Cookie", &session)], "").await;
     assert!(r.body.contains("203.0.113.9") && r.body.contains("198.51.100.4") && r.body.contains("1004"));
+
+    // An address with two bans (a rule's and the breach detector's) shows its
+    // extensions once on each row, and says which one the breach made.
+    let breach = store::bans::NewBan {
+        ip: "203.0.113.9",
+        reason: "breach: logged into 1003 after guessing",
+        rung: 0,
+        created_at: now,
+        until_at: None,
+    };
+    store::bans::insert(&mut conn, &breach).await.unwrap();
+    let r = p.request("GET", "/bans?q=203.0.113.9", &[("Cookie", &session)], "").await;
+    assert_eq!(
+        r.body.matches("<td class=\"user\" data-label=\"Accounts tried\">1003</td>").count(),
+        2,
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(">breach<") && r.body.contains(">rule 1<"), "{}", r.body);
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ pub async fn seed_bans_and_admin(tx: &mut store::Conn, bans: u64, now: i64) -> a
     }
     let hash =
         Argon2::default().hash_password(b"bench password").map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
-    store::admins::create(tx, "bench", &hash, now).await?;
+    store::admins::create(tx, "bench", &hash, sipwarden::domain::Role::Admin, now).await?;
     Ok(())
 }
 

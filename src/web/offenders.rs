@@ -150,17 +150,49 @@ fn verdict_text(trusted: bool, ban_until: Option<Option<i64>>) -> String {
     }
 }
 
+/// Why a ban is in force, in one sentence an admin reads without knowing the rules:
+/// "2 failed logins for 1003 within 1h → blocked until 2026-12-02 14:05:00".
+pub fn why(ban: &store::bans::BanRow, accounts: &[String]) -> String {
+    let until = match ban.until_at {
+        Some(t) => format!("blocked until {}", when(t)),
+        None => "blocked until an admin releases it".into(),
+    };
+    let tried = match accounts {
+        [] => String::new(),
+        [one] => format!(" for {one}"),
+        many => format!(" for {}", many.join(", ")),
+    };
+    let ladder = ban
+        .reason
+        .split_once(" failures within ")
+        .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    let what = if let Some(text) = ban.reason.strip_prefix("manual: ") {
+        format!("banned by hand by {}: {text}", ban.created_by.as_deref().unwrap_or("an admin"))
+    } else if let Some(text) = ban.reason.strip_prefix("breach: ") {
+        text.to_string()
+    } else if let Some((n, rest)) = ladder {
+        let (window, repeat) = match rest.split_once(", repeat offender") {
+            Some((w, _)) => (w, ", banned before"),
+            None => (rest, ""),
+        };
+        format!("{n} failed logins{tried} within {window}{repeat}")
+    } else {
+        ban.reason.clone()
+    };
+    format!("{what} → {until}")
+}
+
 /// The verdict in words, whether the address is trusted, and whether a ban is in force.
 async fn verdict(
     conn: &mut store::Conn,
     state: &WebState,
     ip: &str,
     now: i64,
-) -> Result<(String, bool, bool), WebError> {
+) -> Result<(String, bool, Option<store::bans::BanRow>), WebError> {
     let trusted = state.trusted.with(store::networks::trusted_nets(conn).await?);
     let is_trusted = ip.parse::<IpAddr>().is_ok_and(|a| trusted.contains(a));
     let ban = store::bans::active_for(conn, ip, now).await?;
-    Ok((verdict_text(is_trusted, ban.as_ref().map(|b| b.until_at)), is_trusted, ban.is_some()))
+    Ok((verdict_text(is_trusted, ban.as_ref().map(|b| b.until_at)), is_trusted, ban))
 }
 
 pub struct FailureView {
@@ -189,6 +221,8 @@ struct ExplainPage {
     verdict: String,
     /// What the admin can do here: release (and trust) a ban in force, or ban.
     banned: bool,
+    /// The ban in force, in plain words.
+    why: Option<String>,
     trusted: bool,
     message: Option<String>,
     total: i64,
@@ -242,15 +276,18 @@ pub async fn explain(
     }
     let search = store::failures::Search { ip: Some(ip.clone()), limit: 200, ..Default::default() };
     let failures = store::failures::search(&mut conn, &search).await?;
-    let (verdict, trusted, banned) = verdict(&mut conn, &state, &ip, now).await?;
+    let (verdict, trusted, ban) = verdict(&mut conn, &state, &ip, now).await?;
+    let accounts = store::offenders::accounts(&mut conn, &ip, 50).await?;
+    let tried: Vec<String> = accounts.iter().take(3).map(|(a, _)| a.clone()).collect();
     Ok(ExplainPage {
         admin,
         verdict,
         trusted,
-        banned,
+        banned: ban.is_some(),
+        why: ban.map(|b| why(&b, &tried)),
         message: query.done,
         total: offender.map_or(0, |o| o.failures),
-        accounts: store::offenders::accounts(&mut conn, &ip, 50).await?,
+        accounts,
         success: store::known_good::last_success(&mut conn, &ip)
             .await?
             .map(|(account, at)| format!("{} as {}", when(at), account.unwrap_or_else(|| "?".into()))),
@@ -337,4 +374,42 @@ pub async fn ban(
         .await?
         .map_err(|(_, why)| WebError::BadRequest(why))?;
     Ok(back(&headers, &ip.to_string(), "banned"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban(reason: &str, until_at: Option<i64>, created_by: Option<&str>) -> store::bans::BanRow {
+        store::bans::BanRow {
+            id: 1,
+            ip: "203.0.113.9".into(),
+            reason: reason.into(),
+            rung: 1,
+            created_at: 0,
+            until_at,
+            released_at: None,
+            released_by: None,
+            created_by: created_by.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_ban_reads_as_one_plain_sentence() {
+        let accounts = ["1003".to_string(), "1004".to_string()];
+        let rule = why(&ban("2 failures within 1h, repeat offender", None, None), &accounts);
+        assert_eq!(
+            rule,
+            "2 failed logins for 1003, 1004 within 1h, banned before → blocked until an admin releases it"
+        );
+        let until = 1_800_000_000_000;
+        let by_hand = why(&ban("manual: seen in the CDRs", Some(until), Some("maria")), &[]);
+        assert_eq!(
+            by_hand,
+            format!("banned by hand by maria: seen in the CDRs → blocked until {}", when(until))
+        );
+        let breach =
+            why(&ban("breach: logged into 2001 after guessing (3 failures within 2 s)", None, None), &[]);
+        assert!(breach.starts_with("logged into 2001 after guessing"), "{breach}");
+    }
 }

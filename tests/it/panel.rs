@@ -877,6 +877,11 @@ async fn an_offenders_page_releases_trusts_and_bans_it_and_says_so() {
             && actions.contains(">Release and trust<")
             && !actions.contains(">Ban<")
     );
+    assert!(
+        page.body.contains("Why: 2 failed logins for 1003 within 1h → blocked until an admin releases it"),
+        "{}",
+        page.body
+    );
     // Release: back on the same page, which says what happened and now offers a ban.
     let r = p.request("POST", "/offenders/203.0.113.9/release", &same_origin(&session), "").await;
     assert_eq!(

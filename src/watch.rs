@@ -282,7 +282,10 @@ impl Watch {
             store::incidents::add_action(&mut tx, id, "protection is off: nothing was done").await?;
         }
         if critical && enforcing {
-            let reason = format!("breach: logged into {account} after guessing ({})", finding.reason);
+            let reason = crate::domain::BanReason::breach(&format!(
+                "logged into {account} after guessing ({})",
+                finding.reason
+            ));
             self.ban(&mut tx, id, ip, &reason, at).await?;
         }
         tx.commit().await?;

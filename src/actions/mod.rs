@@ -53,7 +53,7 @@ pub async fn ban(
         return Err(ActionError::Trusted(ip));
     }
     let ip_text = ip.to_string();
-    let reason = format!("manual: {reason}");
+    let reason = crate::domain::BanReason::manual(reason);
     let id = store::bans::insert(
         &mut tx,
         &store::bans::NewBan { ip: &ip_text, reason: &reason, rung: 0, created_at: now, until_at: until },

@@ -1,10 +1,8 @@
 //! What a panel account may do.
 
 /// `Admin` changes anything; `Viewer` looks and changes only its own password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    #[default]
     Admin,
     Viewer,
 }

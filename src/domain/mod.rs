@@ -1,6 +1,7 @@
 //! Plain types shared by every layer. No I/O here.
 
 mod account;
+mod ban_reason;
 mod call;
 mod contact;
 mod event;
@@ -9,6 +10,7 @@ mod ladder;
 pub mod network;
 
 pub use account::Role;
+pub use ban_reason::BanReason;
 pub use call::{CallEvent, CallStart, DatedCall};
 pub use contact::{ContactChange, DatedContact};
 pub use event::{FailureKind, LogEvent, Outcome, Service, Suspects, session_key};

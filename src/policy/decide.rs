@@ -82,10 +82,9 @@ pub fn decide(ladder: &Ladder, history: &History, now: UnixMs) -> Verdict {
         if covered {
             return Verdict::AlreadyBanned;
         }
-        let mut reason = format!("{seen} failures within {}", crate::policy::human_duration(rung.within_ms));
-        if history.recent_timed_bans > 0 && rung.ban_ms.is_some() {
-            reason.push_str(", repeat offender");
-        }
+        let repeat = history.recent_timed_bans > 0 && rung.ban_ms.is_some();
+        let within = crate::policy::human_duration(rung.within_ms);
+        let reason = crate::domain::BanReason::rule(seen, &within, repeat);
         return Verdict::Ban { rung: index + 1, until, reason };
     }
     if history.active_until.is_some() { Verdict::AlreadyBanned } else { Verdict::Watch }

@@ -80,9 +80,10 @@ pub async fn list(conn: &mut Conn) -> Result<Vec<AccountRow>> {
 pub async fn remove(conn: &mut Conn, id: i64) -> Result<bool> {
     let done = sqlx::query(
         "DELETE FROM admins WHERE id = $1 AND \
-         (role <> 'admin' OR (SELECT COUNT(*) FROM admins WHERE role = 'admin' AND id <> $1) > 0)",
+         (role <> $2 OR (SELECT COUNT(*) FROM admins WHERE role = $2 AND id <> $1) > 0)",
     )
     .bind(id)
+    .bind(Role::Admin.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -93,10 +94,11 @@ pub async fn remove(conn: &mut Conn, id: i64) -> Result<bool> {
 pub async fn set_role(conn: &mut Conn, id: i64, role: Role) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE admins SET role = $2 WHERE id = $1 AND \
-         ($2 = 'admin' OR (SELECT COUNT(*) FROM admins WHERE role = 'admin' AND id <> $1) > 0)",
+         ($2 = $3 OR (SELECT COUNT(*) FROM admins WHERE role = $3 AND id <> $1) > 0)",
     )
     .bind(id)
     .bind(role.as_str())
+    .bind(Role::Admin.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{CurrentAdmin, WebError, WebState, when};
 use crate::actions;
-use crate::domain::{DAY_MS, HOUR_MS};
+use crate::domain::{BanReason, DAY_MS, HOUR_MS};
 use crate::store::{self, offenders::Filter, offenders::Sort};
 
 pub const PAGE: i64 = 50;
@@ -162,22 +162,17 @@ pub fn why(ban: &store::bans::BanRow, accounts: &[String]) -> String {
         [one] => format!(" for {one}"),
         many => format!(" for {}", many.join(", ")),
     };
-    let ladder = ban
-        .reason
-        .split_once(" failures within ")
-        .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-    let what = if let Some(text) = ban.reason.strip_prefix("manual: ") {
-        format!("banned by hand by {}: {text}", ban.created_by.as_deref().unwrap_or("an admin"))
-    } else if let Some(text) = ban.reason.strip_prefix("breach: ") {
-        text.to_string()
-    } else if let Some((n, rest)) = ladder {
-        let (window, repeat) = match rest.split_once(", repeat offender") {
-            Some((w, _)) => (w, ", banned before"),
-            None => (rest, ""),
-        };
-        format!("{n} failed logins{tried} within {window}{repeat}")
-    } else {
-        ban.reason.clone()
+    let what = match BanReason::read(&ban.reason) {
+        BanReason::Manual(text) => {
+            format!("banned by hand by {}: {text}", ban.created_by.as_deref().unwrap_or("an admin"))
+        }
+        BanReason::Breach(text) | BanReason::Other(text) => text.to_string(),
+        BanReason::Rule { failures, within, repeat } => {
+            format!(
+                "{failures} failed logins{tried} within {within}{}",
+                if repeat { ", banned before" } else { "" }
+            )
+        }
     };
     format!("{what} → {until}")
 }

@@ -91,7 +91,7 @@ pub async fn run(listen: Option<String>, pace: Duration) -> anyhow::Result<()> {
         move || crate::actions::admins::hash_password(&password)
     })
     .await??;
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     store::admins::create(&mut conn, "demo", &hashed, crate::domain::Role::Admin, SystemClock.now()).await?;
     drop(conn);
     store.close().await;

@@ -43,8 +43,15 @@ pub struct Report {
 #[derive(Debug, Default, Clone, Copy)]
 struct Watermark {
     last_ban_id: i64,
-    released_since: UnixMs,
+    /// The last entry of `changes` applied (releases, access edits); by id, as every
+    /// node of a shared store numbers them alike whatever its clock says.
+    last_change_id: i64,
+    /// A full pass has run (the first build of the table is routine, not a repair).
+    built: bool,
 }
+
+/// Changes read per fast pass; more at once and a full pass is cheaper.
+const CHANGES_PER_PASS: i64 = 1000;
 
 pub struct Enforcer {
     store: Store,
@@ -133,7 +140,7 @@ impl Enforcer {
     }
 
     async fn desired(&self, now: UnixMs) -> Result<(TrustedNetworks, Vec<KernelBan>), EnforceError> {
-        let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
+        let mut conn = self.store.acquire().await?;
         let on = store::settings::protection(&mut conn, self.protection_default).await?;
         if !on {
             return Ok((self.trusted_now(&mut conn).await?, Vec::new()));
@@ -165,7 +172,7 @@ impl Enforcer {
 
     /// Trusted, allowed and denied networks and closed ports, as the database says now.
     async fn access(&self, trusted: &TrustedNetworks, now: UnixMs) -> Result<Access, EnforceError> {
-        let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
+        let mut conn = self.store.acquire().await?;
         let trusted = kernel_trusted(trusted);
         let mut allowed = trusted.clone();
         allowed.extend(store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?);
@@ -189,9 +196,10 @@ impl Enforcer {
     async fn reconcile_inner(&self) -> Result<Report, EnforceError> {
         let now = self.clock.now();
         let mut watermark = self.watermark.lock().await;
-        let last_ban_id =
-            store::bans::last_id(&mut *self.store.pool().acquire().await.map_err(store::StoreError::from)?)
-                .await?;
+        let (last_ban_id, last_change_id) = {
+            let mut conn = self.store.acquire().await?;
+            (store::bans::last_id(&mut conn).await?, store::changes::last_id(&mut conn).await?)
+        };
         let (trusted, desired) = self.desired(now).await?;
         let kernel = self.blocking(|fw| fw.list()).await?;
         let access = self.access(&trusted, now).await?;
@@ -211,8 +219,7 @@ impl Enforcer {
             };
             self.blocking(move |fw| fw.apply(&ruleset)).await?;
             // The very first build of the table is routine; later rebuilds are repairs.
-            let routine =
-                plan.replace && !kernel.table && watermark.last_ban_id == 0 && watermark.released_since == 0;
+            let routine = plan.replace && !kernel.table && !watermark.built;
             for r in &plan.repairs {
                 if routine {
                     tracing::info!(repair = %r, "firewall set up");
@@ -231,7 +238,7 @@ impl Enforcer {
                 *self.last_repair.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{at}: {what}"));
             }
         }
-        *watermark = Watermark { last_ban_id, released_since: now };
+        *watermark = Watermark { last_ban_id, last_change_id, built: true };
         Ok(Report { enforced: desired.len(), repairs: plan.repairs })
     }
 
@@ -254,14 +261,24 @@ impl Enforcer {
         }
         let now = self.clock.now();
         let mut watermark = self.watermark.lock().await;
-        let mut conn = self.store.pool().acquire().await.map_err(store::StoreError::from)?;
+        let mut conn = self.store.acquire().await?;
+        let changes = store::changes::after(&mut conn, watermark.last_change_id, CHANGES_PER_PASS).await?;
+        let rebuild = changes.iter().any(|c| c.kind != store::changes::kind::RELEASE);
+        if rebuild || changes.len() as i64 == CHANGES_PER_PASS {
+            // Networks or protection changed (here or on another node): a full pass.
+            drop((conn, watermark));
+            return Ok(self.reconcile_inner().await?.enforced);
+        }
         let on = store::settings::protection(&mut conn, self.protection_default).await?;
         let trusted = self.trusted_now(&mut conn).await?;
         let created = store::bans::active_created_after(&mut conn, watermark.last_ban_id, now).await?;
-        let released = store::bans::released_since(&mut conn, watermark.released_since).await?;
+        let mut released: Vec<String> = changes.iter().map(|c| c.subject.clone()).collect();
+        released.sort_unstable();
+        released.dedup();
         let next = Watermark {
             last_ban_id: created.iter().map(|b| b.id).max().unwrap_or(watermark.last_ban_id),
-            released_since: now,
+            last_change_id: changes.last().map_or(watermark.last_change_id, |c| c.id),
+            built: watermark.built,
         };
         let mut add = Vec::new();
         if on {
@@ -312,14 +329,14 @@ impl Enforcer {
             }
             Err(e) => (false, format!("{}: {e}", self.firewall.name())),
         };
-        if let Ok(mut conn) = self.store.pool().acquire().await {
+        if let Ok(mut conn) = self.store.acquire().await {
             let _ = store::health::set(&mut conn, HEALTH_COMPONENT, ok, &detail, self.clock.now()).await;
         }
     }
 
     /// Soonest moment a timed ban ends, to wake then.
     async fn next_expiry(&self) -> Option<UnixMs> {
-        let mut conn = self.store.pool().acquire().await.ok()?;
+        let mut conn = self.store.acquire().await.ok()?;
         store::bans::next_expiry(&mut conn, self.clock.now()).await.ok().flatten()
     }
 

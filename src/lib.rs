@@ -38,6 +38,7 @@ pub mod policy;
 pub(crate) mod port_holder;
 pub(crate) mod resolver;
 pub mod retention;
+pub mod shared;
 pub mod store;
 pub mod watch;
 pub mod web;

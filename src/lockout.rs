@@ -55,6 +55,7 @@ pub async fn revert(store: &Store, by: &str, client_ip: Option<&str>, now: UnixM
     let mut tx = store.begin().await?;
     let Some(p) = pending(&mut tx).await? else { return Ok(false) };
     store::networks::restore(&mut tx, &p.rows).await?;
+    store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
     store::settings::set_closed_services(&mut tx, &p.closed).await?;
     store::settings::set(&mut tx, PENDING, "null").await?;
     store::audit::record(&mut tx, now, by, client_ip, "reverted", &p.what).await?;
@@ -65,7 +66,7 @@ pub async fn revert(store: &Store, by: &str, client_ip: Option<&str>, now: UnixM
 /// Reverts a narrowing change nobody kept in time; whether it did. Runs once a second
 /// in `serve`.
 pub async fn revert_when_due(store: &Store, now: UnixMs) -> store::Result<bool> {
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let Some(p) = pending(&mut conn).await? else { return Ok(false) };
     drop(conn);
     if now < p.deadline || !revert(store, "sipwarden (not kept in time)", None, now).await? {

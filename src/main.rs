@@ -25,6 +25,13 @@ struct Cli {
     /// Firewall backend: auto (nft when usable, else a loud dry run), nft, dry-run.
     #[arg(long, global = true, env = "SIPWARDEN_FIREWALL", value_enum)]
     firewall: Option<BackendChoice>,
+    /// A PostgreSQL database shared by several PBXes (postgres://user:password@host/db);
+    /// default: the SQLite file in the data directory.
+    #[arg(long, global = true, env = "SIPWARDEN_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// This PBX's name in a shared database (default: the host name).
+    #[arg(long, global = true, env = "SIPWARDEN_NODE")]
+    node: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -157,6 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         backend: cli.firewall,
         listen: cli.listen,
         ami_secret: std::env::var("SIPWARDEN_AMI_SECRET").ok().filter(|s| !s.is_empty()),
+        database_url: cli.database_url,
+        node: cli.node,
         ..Overrides::default()
     };
     match cli.command {

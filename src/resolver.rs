@@ -9,7 +9,7 @@ use crate::store::{self, Store};
 
 /// Resolves every host-name entry now; `poke` tells the enforcer afterwards.
 pub async fn resolve_all(store: &Store, clock: &dyn Clock, poke: &tokio::sync::Notify) {
-    let Ok(mut conn) = store.pool().acquire().await else { return };
+    let Ok(mut conn) = store.acquire().await else { return };
     let Ok(hosts) = store::networks::hosts(&mut conn).await else { return };
     drop(conn);
     for (id, host) in hosts {
@@ -27,7 +27,7 @@ pub async fn resolve_all(store: &Store, clock: &dyn Clock, poke: &tokio::sync::N
                 continue;
             }
         };
-        if let Ok(mut conn) = store.pool().acquire().await {
+        if let Ok(mut conn) = store.acquire().await {
             let _ = store::networks::set_resolution(&mut conn, id, &addresses, clock.now()).await;
         }
     }

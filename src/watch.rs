@@ -180,8 +180,7 @@ impl Watch {
                     }
                     let Some(owner) = owner else { continue };
                     if locked.is_none() {
-                        let rows =
-                            store::incidents::locking(&mut *self.store.pool().acquire().await?).await?;
+                        let rows = store::incidents::locking(&mut *self.store.acquire().await?).await?;
                         // Newest first: the first row per extension is its latest lock.
                         let mut map = HashMap::new();
                         for r in rows {
@@ -196,7 +195,7 @@ impl Watch {
                         // Asterisk confirms the end of each of its calls.
                         CallEvent::End { channel } => {
                             let line = format!("{channel} ended");
-                            let mut conn = self.store.pool().acquire().await?;
+                            let mut conn = self.store.acquire().await?;
                             store::incidents::add_action(&mut conn, incident, &line).await?;
                         }
                     }
@@ -519,7 +518,7 @@ impl Watch {
         })
         .await
         .unwrap_or_else(|e| vec![format!("locking failed: {e}")]);
-        let mut conn = self.store.pool().acquire().await?;
+        let mut conn = self.store.acquire().await?;
         for line in &lines {
             tracing::warn!(incident, "{line}");
             store::incidents::add_action(&mut conn, incident, line).await?;
@@ -530,7 +529,7 @@ impl Watch {
     /// Queues the alert for incident `id`, with what was done about it.
     async fn tell(&self, id: i64) -> store::Result<()> {
         let Some(alerts) = &self.alerts else { return Ok(()) };
-        let Some(i) = store::incidents::by_id(&mut *self.store.pool().acquire().await?, id).await? else {
+        let Some(i) = store::incidents::by_id(&mut *self.store.acquire().await?, id).await? else {
             return Ok(());
         };
         alerts.raise(crate::alerts::incident_alert(&i));

@@ -55,7 +55,43 @@ if git ls-remote -q https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1;
 else
   echo "warning: github.com unreachable: the RustSec advisory check did not run" >&2
 fi
+# PostgreSQL, the store several PBXes share: Debian's server, installed and started
+# when missing, unless SIPWARDEN_TEST_DATABASE_URL names one already.
+if [ -z "${SIPWARDEN_TEST_DATABASE_URL:-}" ] && [ "$(id -u)" = 0 ]; then
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "installing test dependency: postgresql"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+  fi
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+    pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$pg_version main$" || pg_createcluster "$pg_version" main >/dev/null
+    pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start 2>/dev/null || true
+    for _ in $(seq 1 30); do
+      su postgres -c "psql -qtAc 'SELECT 1'" >/dev/null 2>&1 && break
+      sleep 1
+    done
+    su postgres -c "psql -qc \"DO \\\$\\\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sipwarden_test') \
+      THEN CREATE ROLE sipwarden_test LOGIN CREATEDB PASSWORD 'sipwarden_test'; END IF; END\\\$\\\$\"" >/dev/null
+    export SIPWARDEN_TEST_DATABASE_URL=postgres://sipwarden_test:sipwarden_test@127.0.0.1/postgres
+    # Databases left by an earlier run.
+    for db in $(su postgres -c "psql -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'swt\\_%'\""); do
+      su postgres -c "dropdb --force $db" || true
+    done
+  fi
+fi
+if [ -z "${SIPWARDEN_TEST_DATABASE_URL:-}" ]; then
+  echo "warning: no PostgreSQL (run as root to install it, or set SIPWARDEN_TEST_DATABASE_URL); the shared-store tests fail under CI=true" >&2
+fi
+
 cargo test --all-targets --locked
+
+# Every test that goes through the store, again on PostgreSQL.
+if [ -n "${SIPWARDEN_TEST_DATABASE_URL:-}" ]; then
+  SIPWARDEN_TEST_STORE=postgres cargo test --test it --locked -- \
+    alerts:: attempts:: corpus:: enforce:: follow:: forged:: history_facts:: incidents:: \
+    manager:: panel:: policy_store:: retention::
+fi
 
 # Every parser and the configuration loader under the fuzzer for a short while;
 # `fuzz/run.sh` with no argument is the long run (10 minutes a target).

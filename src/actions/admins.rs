@@ -42,7 +42,7 @@ pub async fn create_first(
         return Ok(None);
     };
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "setup", "first admin created").await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(Some(id))
 }
 
@@ -58,13 +58,13 @@ pub async fn change_password(
     let mut tx = store.begin().await?;
     let changed_at = store::admins::set_password(&mut tx, admin_id, password_hash, now).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "password changed", "").await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(changed_at)
 }
 
 /// A login refused (`actor.name` is the name that was tried).
 pub async fn login_failed(store: &Store, actor: &Actor<'_>, now: UnixMs) -> Result<(), ActionError> {
-    let mut conn = store.pool().acquire().await.map_err(store::StoreError::from)?;
+    let mut conn = store.acquire().await?;
     let detail = "wrong user name or password";
     store::audit::record(&mut conn, now, actor.name, actor.client_ip, store::audit::LOGIN_FAILED, detail)
         .await?;
@@ -82,7 +82,7 @@ pub async fn logged_in(
     let mut tx = store.begin().await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "login", "").await?;
     let changed = remember_admin_address(&mut tx, actor.name, ip, now).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(changed)
 }
 
@@ -95,7 +95,7 @@ pub async fn remember_address(
 ) -> Result<bool, ActionError> {
     let mut tx = store.begin().await?;
     let changed = remember_admin_address(&mut tx, name, ip, now).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(changed)
 }
 
@@ -115,7 +115,7 @@ async fn remember_admin_address(
 }
 
 pub async fn logged_out(store: &Store, actor: &Actor<'_>, now: UnixMs) -> Result<(), ActionError> {
-    let mut conn = store.pool().acquire().await.map_err(store::StoreError::from)?;
+    let mut conn = store.acquire().await?;
     store::audit::record(&mut conn, now, actor.name, actor.client_ip, "logout", "").await?;
     Ok(())
 }
@@ -135,7 +135,7 @@ pub async fn add_account(
     };
     let detail = format!("{username} ({role})");
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "account added", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(id)
 }
 
@@ -165,7 +165,7 @@ pub async fn remove_account(
     }
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "account removed", &account.username)
         .await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -186,7 +186,7 @@ pub async fn set_role(
     }
     let detail = format!("{} is now {role}", account.username);
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "role changed", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -203,6 +203,6 @@ pub async fn reset_password(
     store::admins::set_password(&mut tx, id, password_hash, now).await?;
     let detail = format!("for {}", account.username);
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "password reset", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(account.username)
 }

@@ -65,7 +65,7 @@ pub async fn ban(
         None => format!("{ip_text} until released ({reason})"),
     };
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "ban", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(id)
 }
 
@@ -88,7 +88,7 @@ pub async fn release_target(
         return Err(ActionError::NotBanned(target.to_owned()));
     }
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "release", target).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(released)
 }
 
@@ -100,9 +100,10 @@ pub async fn set_protection(
 ) -> Result<(), ActionError> {
     let mut tx = store.begin().await?;
     store::settings::set_protection(&mut tx, on).await?;
+    store::changes::record(&mut tx, store::changes::kind::ACCESS, "protection", now).await?;
     let detail = if on { "protection on: bans are enforced" } else { "protection off: monitor mode" };
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "protection", detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -121,7 +122,7 @@ pub async fn unlock(
     }
     let detail = format!("extension {account} unlocked: change its SIP password if it was guessed");
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "unlock", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(unlocked)
 }
 
@@ -136,7 +137,7 @@ pub async fn set_ladder(
     let mut tx = store.begin().await?;
     store::settings::set_ladder(&mut tx, ladder).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "ladder changed", summary).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -151,6 +152,6 @@ pub async fn set_alert_settings(
     let mut tx = store.begin().await?;
     store::settings::set(&mut tx, store::settings::ALERTS, json).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "alerts", detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }

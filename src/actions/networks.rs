@@ -105,8 +105,9 @@ pub async fn add(
         return Err(ActionError::Refused(format!("{shown} is already in that list.")));
     }
     let detail = format!("{}: {shown} ({label})", new.list);
+    store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "network added", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -123,8 +124,9 @@ pub async fn remove(store: &Store, actor: &Actor<'_>, id: i64, now: UnixMs) -> R
     }
     store::networks::remove(&mut tx, id).await?;
     let detail = format!("{}: {}", row.list, row.cidr);
+    store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "network removed", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -158,8 +160,9 @@ pub async fn set_closed(
     let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
     let detail =
         if wanted.is_empty() { "open mode".to_string() } else { format!("closed: {}", names.join(", ")) };
+    store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "closed mode", &detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -169,7 +172,7 @@ pub async fn keep(store: &Store, actor: &Actor<'_>, now: UnixMs) -> Result<(), A
     if let Some(what) = crate::lockout::keep(&mut tx).await? {
         store::audit::record(&mut tx, now, actor.name, actor.client_ip, "kept", &what).await?;
     }
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -196,9 +199,10 @@ pub async fn trust(
         now,
     )
     .await?;
+    store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "trust", &format!("{net} ({label})"))
         .await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -206,9 +210,10 @@ pub async fn trust(
 pub async fn untrust(store: &Store, actor: &Actor<'_>, id: i64, now: UnixMs) -> Result<(), ActionError> {
     let mut tx = store.begin().await?;
     if let Some(row) = store::networks::remove_trusted(&mut tx, id).await? {
+        store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
         store::audit::record(&mut tx, now, actor.name, actor.client_ip, "untrust", &row.cidr).await?;
     }
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -241,8 +246,9 @@ pub async fn release_and_trust(
         now,
     )
     .await?;
+    store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "trust", &net.to_string()).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(net)
 }
 
@@ -275,7 +281,7 @@ pub async fn set_targets(
     }
     let detail = "extensions and trunks assigned";
     store::audit::record(&mut tx, now, actor.name, actor.client_ip, "acl targets", detail).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -286,7 +292,7 @@ pub async fn acl_applied(
     outcome: Result<&str, &str>,
     now: UnixMs,
 ) -> Result<(), ActionError> {
-    let mut conn = store.pool().acquire().await.map_err(store::StoreError::from)?;
+    let mut conn = store.acquire().await?;
     let (action, detail) = match outcome {
         Ok(d) => ("asterisk acl applied", d),
         Err(e) => ("asterisk acl failed", e),

@@ -15,12 +15,12 @@ const SUMMARY_HOUR: u32 = 7;
 const BANS_LISTED: i64 = 20;
 
 async fn sent_at(store: &Store, key: &str) -> store::Result<Option<UnixMs>> {
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     Ok(store::settings::get(&mut conn, key).await?.and_then(|v| v.parse().ok()))
 }
 
 async fn mark(store: &Store, key: &str, at: UnixMs) -> store::Result<()> {
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     store::settings::set(&mut conn, key, &at.to_string()).await
 }
 
@@ -38,7 +38,7 @@ pub async fn digest_step(alerts: &Alerts, store: &Store, now: UnixMs) -> store::
         return Ok(());
     }
     let (bans, total) = {
-        let mut conn = store.pool().acquire().await?;
+        let mut conn = store.acquire().await?;
         store::bans::created_since(&mut conn, last, BANS_LISTED).await?
     };
     if total > 0 {
@@ -76,7 +76,7 @@ pub async fn summary_step(alerts: &Alerts, store: &Store, now: UnixMs) -> store:
     if local.hour() < SUMMARY_HOUR || last.is_some_and(|t| now - t < DAY_MS - 60 * MINUTE_MS) {
         return Ok(());
     }
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let failures = store::failures::count_all_since(&mut conn, now - DAY_MS).await?;
     let (_, new_bans) = store::bans::created_since(&mut conn, now - DAY_MS, 0).await?;
     let (timed, forever) = store::bans::active_counts(&mut conn, now).await?;

@@ -167,7 +167,7 @@ impl Alerts {
 
 /// The settings an admin saved, if any.
 pub async fn load(store: &Store) -> store::Result<Option<AlertSettings>> {
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     Ok(store::settings::get(&mut conn, store::settings::ALERTS)
         .await?
         .and_then(|t| serde_json::from_str(&t).ok()))

@@ -33,9 +33,17 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             config.data_dir.display()
         )
     })?;
+    if let Some(url) = &config.database_url {
+        let store = Store::connect_postgres(url)
+            .await
+            .with_context(|| format!("cannot reach the shared database {}", store::shown_url(url)))?;
+        return Ok(store.with_node(&config.node));
+    }
     let path = config.database_path();
     private_files(&config.data_dir, &path)?;
-    Store::open(&path).await.with_context(|| format!("cannot open the database {}", path.display()))
+    let store =
+        Store::open(&path).await.with_context(|| format!("cannot open the database {}", path.display()))?;
+    Ok(store.with_node(&config.node))
 }
 
 /// The database `serve` made, for the admin commands: they never create one. An empty
@@ -43,7 +51,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// on` from it would clear the real ones from the kernel.
 pub async fn open_existing_store(config: &Config) -> anyhow::Result<Store> {
     let path = config.database_path();
-    if !path.exists() {
+    if config.database_url.is_none() && !path.exists() {
         anyhow::bail!(
             "no sipwarden database at {}: sipwarden keeps it in the data directory `serve` uses. \
              Pass that configuration (--config /etc/sipwarden/sipwarden.toml) or --data-dir; \
@@ -154,13 +162,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // default action would kill the process on the spot).
     let signals = StopSignals::install();
     let store = open_store(&config).await?;
+    crate::shared::register(&store).await?;
+    if store.is_shared() {
+        tracing::info!(database = %store.location(), node = %store.node(), "shared store");
+    }
     if config.sources.is_empty() {
         tracing::warn!("no Asterisk log configured or found; set logs / SIPWARDEN_LOG / --log");
     }
     let (firewall, warning) = choose_firewall(&config);
     if let Some(w) = &warning {
         tracing::warn!("{w}");
-        let mut conn = store.pool().acquire().await?;
+        let mut conn = store.acquire().await?;
         store::health::set(&mut conn, enforcer::HEALTH_COMPONENT, false, w, SystemClock.now()).await?;
     }
     let mut followers = Vec::new();
@@ -202,6 +214,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let panel_pipeline = pipeline_for_manager(&config, &parts);
     let (panel_failures, panel_failures_rx) = tokio::sync::mpsc::channel(crate::ingest::panel::QUEUE);
     let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
+    let poke_enforcer = poke.clone();
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");
     let web_state = crate::web::WebState::new(
         store.clone(),
@@ -258,6 +271,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tasks.spawn(crate::ingest::panel::feed(panel_failures_rx, panel_pipeline, stop.clone()));
     tasks.spawn(enforcer.clone().run(config.reconcile_interval, stop.clone()));
+    tasks.spawn(crate::shared::run(store.clone(), poke_enforcer, stop.clone()));
     tasks.spawn(crate::retention::run(store.clone(), config.retention, Arc::new(SystemClock), stop.clone()));
     tasks.spawn(crate::control::serve(crate::control::socket_path(&config.data_dir), enforcer, stop.clone()));
     tasks.close();
@@ -347,7 +361,7 @@ async fn lockout_and_dns(
     let mut last_verdict: Option<(bool, String)> = None;
     loop {
         // For `sipwarden status`, which cannot ask this process's memory.
-        if let Ok(mut conn) = state.store.pool().acquire().await {
+        if let Ok(mut conn) = state.store.acquire().await {
             if let Ok(verdict) = crate::web::protecting::now(&state, &mut conn).await {
                 let row = verdict.as_health();
                 if last_verdict.as_ref() != Some(&row) {
@@ -391,7 +405,7 @@ async fn announce_setup(
     state: &crate::web::WebState,
     url: &str,
 ) -> anyhow::Result<()> {
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let path = config.data_dir.join("setup-url");
     if store::admins::count(&mut conn).await? > 0 {
         let _ = std::fs::remove_file(&path);

@@ -23,6 +23,8 @@ pub struct BanLine {
     /// The accounts it tried most.
     pub accounts: Vec<String>,
     pub services: Vec<String>,
+    /// The PBX that decided it (several share a store).
+    pub node: String,
 }
 
 fn rfc3339_text(ms: i64) -> String {
@@ -42,7 +44,7 @@ fn rfc3339_until<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, 
 }
 
 async fn gather_bans(store: &store::Store, now: i64) -> anyhow::Result<Vec<BanLine>> {
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let bans = store::bans::active(&mut conn, now).await?;
     let ips: Vec<String> = bans.iter().map(|b| b.ip.clone()).collect();
     let accounts = store::offenders::accounts_many(&mut conn, &ips, 5).await?;
@@ -59,6 +61,7 @@ async fn gather_bans(store: &store::Store, now: i64) -> anyhow::Result<Vec<BanLi
             since: b.created_at,
             until: b.until_at,
             services,
+            node: b.node,
         });
     }
     Ok(lines)
@@ -117,7 +120,7 @@ const LISTS: [(NetworkList, &str); 5] = [
 
 pub async fn networks(config: Config, json: bool) -> anyhow::Result<()> {
     let store = app::open_existing_store(&config).await?;
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let mut lines = Vec::new();
     // Networks given in the configuration or on the command line count as trusted too.
     for net in config.trusted.networks() {

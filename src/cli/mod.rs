@@ -67,7 +67,7 @@ pub async fn unban(config: Config, ip: ipnet::IpNet) -> anyhow::Result<()> {
 /// prints it once. The account's sessions end.
 pub async fn reset_password(config: Config, username: &str) -> anyhow::Result<()> {
     let store = app::open_existing_store(&config).await?;
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let Some(account) = store::admins::by_username(&mut conn, username).await? else {
         let names: Vec<String> =
             store::admins::list(&mut conn).await?.into_iter().map(|a| a.username).collect();
@@ -113,6 +113,17 @@ pub struct Status {
     pub sources: Vec<SourceLine>,
     /// Extensions a breach or toll-fraud incident locked.
     pub locked: Vec<LockedLine>,
+    /// This PBX's name, and every PBX writing to the store.
+    pub node: String,
+    pub nodes: Vec<NodeLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeLine {
+    pub name: String,
+    pub first_seen: i64,
+    pub last_contact: i64,
+    pub version: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -143,14 +154,26 @@ pub struct SourceLine {
 
 pub async fn gather_status(config: &Config, store: &store::Store) -> anyhow::Result<Status> {
     let now = SystemClock.now();
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let (bans_timed, bans_until_released) = store::bans::active_counts(&mut conn, now).await?;
     let locked = store::incidents::locking(&mut conn)
         .await?
         .into_iter()
         .map(|i| LockedLine { extension: i.account, since: i.at, kind: i.kind, reason: i.reason })
         .collect();
+    let nodes = store::nodes::all(&mut conn)
+        .await?
+        .into_iter()
+        .map(|n| NodeLine {
+            name: n.name,
+            first_seen: n.first_seen,
+            last_contact: n.last_contact,
+            version: n.version,
+        })
+        .collect();
     Ok(Status {
+        node: store.node().to_string(),
+        nodes,
         locked,
         protection: store::settings::protection(&mut conn, config.protection_default).await?,
         bans_timed,
@@ -239,6 +262,18 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
             src.tampered_records,
             src.last_line_at.map_or("-".into(), when)
         );
+    }
+    // Several PBXes on one store: each, and when it was last heard from.
+    if s.nodes.len() > 1 {
+        for n in &s.nodes {
+            let this = if n.name == s.node { " (this PBX)" } else { "" };
+            println!(
+                "node            {}{this}: last contact {}, version {}",
+                n.name,
+                when(n.last_contact),
+                n.version
+            );
+        }
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ pub struct FileConfig {
     pub retention: RetentionConfig,
     pub fraud: FraudConfig,
     pub ami: AmiConfig,
+    pub store: StoreConfig,
 }
 
 impl Default for FileConfig {
@@ -60,6 +61,7 @@ impl Default for FileConfig {
             retention: RetentionConfig::default(),
             fraud: FraudConfig::default(),
             ami: AmiConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -341,4 +343,16 @@ mod tests {
         assert_eq!(duration_text(90_000), "90s");
         assert_eq!(duration_text(1_500), "1500ms");
     }
+}
+
+/// `[store]`: where the bans live. Unset `url`: the SQLite file in the data directory.
+/// Several PBXes share one ban list through one PostgreSQL database, each under its
+/// own node name.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host/database`.
+    pub url: Option<String>,
+    /// This PBX's name in a shared store; unset: the host name.
+    pub node: Option<String>,
 }

@@ -251,6 +251,10 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `SIPWARDEN_AMI_SECRET`.
     pub ami_secret: Option<String>,
+    /// `--database-url`, `SIPWARDEN_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--node`, `SIPWARDEN_NODE`.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +287,10 @@ pub struct Config {
     pub fraud: FraudLimits,
     /// The manager interface, when configured.
     pub ami: Option<crate::ami::AmiSettings>,
+    /// The shared PostgreSQL store; `None`: the SQLite file in the data directory.
+    pub database_url: Option<String>,
+    /// This PBX's name among those sharing the store.
+    pub node: String,
 }
 
 impl Config {
@@ -308,6 +316,24 @@ impl Config {
 
     pub fn from_parts(file: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
         let data_dir = o.data_dir.unwrap_or(file.data_dir);
+        let database_url = o.database_url.or(file.store.url).filter(|u| !u.trim().is_empty());
+        let postgres = |u: &String| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        if database_url.as_ref().is_some_and(|u| !postgres(u)) {
+            return Err(ConfigError::Invalid {
+                key: "store.url (SIPWARDEN_DATABASE_URL, --database-url)",
+                message: "must be a PostgreSQL URL like postgres://user:password@host/database \
+                          (leave it out for the SQLite file in the data directory)"
+                    .into(),
+            });
+        }
+        let node = o.node.or(file.store.node).map(|n| n.trim().to_string()).unwrap_or_default();
+        let node = if node.is_empty() { crate::store::default_node() } else { node };
+        if node.len() > 64 || node.chars().any(|c| c.is_control() || c == ',') {
+            return Err(ConfigError::Invalid {
+                key: "store.node (SIPWARDEN_NODE, --node)",
+                message: "a node name is at most 64 characters, without commas".into(),
+            });
+        }
         let log_specs: Vec<String> = if !o.logs.is_empty() {
             o.logs
         } else if let Some(logs) = file.logs {
@@ -370,6 +396,8 @@ impl Config {
             ami: ami_settings(file.ami, o.ami_secret)?,
             clean_log,
             data_dir,
+            database_url,
+            node,
         })
     }
 

@@ -129,7 +129,7 @@ async fn show_health(pipeline: &Pipeline, health: &AmiHealth, shown: &mut Option
         (false, Some(p)) => p.clone(),
         (false, None) => "connecting".to_string(),
     };
-    let Ok(mut conn) = pipeline.store.pool().acquire().await else { return };
+    let Ok(mut conn) = pipeline.store.acquire().await else { return };
     if store::health::set(&mut conn, HEALTH_COMPONENT, state.connected, &detail, pipeline.clock.now())
         .await
         .is_ok()

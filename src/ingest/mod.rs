@@ -28,7 +28,7 @@ pub async fn follower_for(
     kind: Option<SourceKind>,
     start_at: StartAt,
 ) -> store::Result<Follower> {
-    let mut conn = store.pool().acquire().await?;
+    let mut conn = store.acquire().await?;
     let saved = store::sources::get(&mut conn, &path.display().to_string()).await?;
     let cursor = saved.as_ref().map(|s| Cursor {
         inode: s.inode as u64,
@@ -161,7 +161,7 @@ async fn store_contacts(pipeline: &Pipeline, batch: &Batch) {
     let stored = async {
         let mut tx = pipeline.store.begin().await?;
         crate::store::contacts::record(&mut tx, &batch.contacts, pipeline.clock.now()).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)
+        tx.commit().await
     };
     if let Err(e) = stored.await {
         tracing::warn!(path = %batch.path, error = %e, "could not store registrations");

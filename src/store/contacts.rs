@@ -53,7 +53,7 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
         let change = o.change;
         if change.present {
             let expires = change.expires_in_s.map(|s| o.at + i64::from(s) * 1000);
-            sqlx::query(
+            on!(conn, |c| sqlx::query(
                 "INSERT INTO contacts (account, uri, user_agent, first_at, last_at, expires_at, removed_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, NULL) \
                  ON CONFLICT (account, uri) DO UPDATE SET \
@@ -70,18 +70,20 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
             .bind(o.at)
             .bind(expires)
             .bind(o.restarted)
-            .execute(&mut *conn)
-            .await?;
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
         } else {
-            sqlx::query(
+            on!(conn, |c| sqlx::query(
                 "UPDATE contacts SET removed_at = $3, last_at = $3 \
                  WHERE account = $1 AND uri = $2 AND removed_at IS NULL",
             )
             .bind(&change.account)
             .bind(&change.uri)
             .bind(o.at)
-            .execute(&mut *conn)
-            .await?;
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
     }
     Ok(())
@@ -89,13 +91,13 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
 
 /// Registrations in force at `now`, by extension.
 pub async fn current(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<Vec<ContactRow>> {
-    Ok(sqlx::query_as(
+    Ok(on!(conn, |c| sqlx::query_as(
         "SELECT account, uri, user_agent, first_at, last_at, expires_at FROM contacts \
          WHERE removed_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
          ORDER BY account, first_at, uri LIMIT $2",
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?)
+    .fetch_all(&mut *c)
+    .await)?)
 }

@@ -19,6 +19,8 @@ pub struct FailureRow {
     pub raw: String,
     pub tampered: bool,
     pub verdict: String,
+    /// The node (PBX) whose logs held it.
+    pub node: String,
 }
 
 #[derive(Debug, Clone)]
@@ -46,9 +48,10 @@ fn truncate(s: &str, limit: usize) -> &str {
 }
 
 pub async fn insert(conn: &mut Conn, f: &NewFailure<'_>) -> Result<i64> {
-    let id: (i64,) = sqlx::query_as(
-        "INSERT INTO failures (at, ip, service, account, kind, source, raw, tampered, verdict) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    let node = conn.node().to_owned();
+    let id: (i64,) = on!(conn, |c| sqlx::query_as(
+        "INSERT INTO failures (at, ip, service, account, kind, source, raw, tampered, verdict, node) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(f.at)
     .bind(&f.ip)
@@ -59,8 +62,9 @@ pub async fn insert(conn: &mut Conn, f: &NewFailure<'_>) -> Result<i64> {
     .bind(truncate(f.raw, RAW_LIMIT))
     .bind(f.tampered)
     .bind(f.verdict)
-    .fetch_one(conn)
-    .await?;
+    .bind(&node)
+    .fetch_one(&mut *c)
+    .await)?;
     Ok(id.0)
 }
 
@@ -71,47 +75,52 @@ pub async fn counts_since_many(
     recent: UnixMs,
     older: UnixMs,
 ) -> Result<std::collections::HashMap<String, (u32, u32)>> {
-    use sqlx::Row;
-    let mut out = std::collections::HashMap::new();
-    for chunk in super::fixed_chunks(ips) {
-        let mut q = sqlx::QueryBuilder::new("SELECT ip, SUM(CASE WHEN at > ");
-        q.push_bind(recent).push(" THEN 1 ELSE 0 END), COUNT(*) FROM failures WHERE");
-        super::push_in_list(&mut q, "ip", chunk);
-        q.push(" AND at > ").push_bind(older).push(" GROUP BY ip");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let (recent, older): (Option<i64>, i64) = (row.try_get(1)?, row.try_get(2)?);
-            out.insert(row.try_get(0)?, (recent.unwrap_or(0) as u32, older as u32));
+    on!(conn, |c| {
+        use sqlx::Row;
+        let mut out = std::collections::HashMap::new();
+        for chunk in super::fixed_chunks(ips) {
+            let mut q = sqlx::QueryBuilder::new("SELECT ip, SUM(CASE WHEN at > ");
+            q.push_bind(recent).push(" THEN 1 ELSE 0 END), COUNT(*) FROM failures WHERE");
+            super::push_in_list(&mut q, "ip", chunk);
+            q.push(" AND at > ").push_bind(older).push(" GROUP BY ip");
+            for row in q.build().fetch_all(&mut *c).await? {
+                let (recent, older): (Option<i64>, i64) = (row.try_get(1)?, row.try_get(2)?);
+                out.insert(row.try_get(0)?, (recent.unwrap_or(0) as u32, older as u32));
+            }
         }
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 pub async fn count_by_ip(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as("SELECT ip, COUNT(*) FROM failures WHERE ip IS NOT NULL GROUP BY ip ORDER BY ip")
-        .fetch_all(conn)
-        .await?)
+    Ok(on!(conn, |c| sqlx::query_as(
+        "SELECT ip, COUNT(*) FROM failures WHERE ip IS NOT NULL GROUP BY ip ORDER BY ip"
+    )
+    .fetch_all(&mut *c)
+    .await)?)
 }
 
 /// Failures stored after `since`, counted up to `cap` (an attack at full speed must not
 /// make the dashboard slow).
 pub async fn count_since(conn: &mut Conn, since: UnixMs, cap: i64) -> Result<i64> {
-    let n: (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM failures WHERE at > $1 LIMIT $2) AS recent")
-            .bind(since)
-            .bind(cap)
-            .fetch_one(conn)
-            .await?;
+    let n: (i64,) = on!(conn, |c| sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM failures WHERE at > $1 LIMIT $2) AS recent"
+    )
+    .bind(since)
+    .bind(cap)
+    .fetch_one(&mut *c)
+    .await)?;
     Ok(n.0)
 }
 
 pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<FailureRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict \
+    Ok(on!(conn, |c| sqlx::query_as(
+        "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict, node \
          FROM failures ORDER BY at DESC, id DESC LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(conn)
-    .await?)
+    .fetch_all(&mut *c)
+    .await)?)
 }
 
 /// An address's failures from `from` to `to`, oldest first: (time, account, kind).
@@ -121,22 +130,24 @@ pub async fn from_address(
     from: UnixMs,
     to: UnixMs,
 ) -> Result<Vec<(UnixMs, Option<String>, String)>> {
-    Ok(sqlx::query_as(
+    Ok(on!(conn, |c| {
+        sqlx::query_as(
         "SELECT at, account, kind FROM failures WHERE ip = $1 AND at >= $2 AND at <= $3 ORDER BY at, id LIMIT 1000",
     )
     .bind(ip)
     .bind(from)
     .bind(to)
-    .fetch_all(conn)
-    .await?)
+    .fetch_all(&mut *c).await
+    })?)
 }
 
 /// Attributed failures at or after `since`, all addresses.
 pub async fn count_all_since(conn: &mut Conn, since: UnixMs) -> Result<i64> {
-    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM failures WHERE ip IS NOT NULL AND at > $1")
-        .bind(since)
-        .fetch_one(conn)
-        .await?;
+    let n: (i64,) =
+        on!(conn, |c| sqlx::query_as("SELECT COUNT(*) FROM failures WHERE ip IS NOT NULL AND at > $1")
+            .bind(since)
+            .fetch_one(&mut *c)
+            .await)?;
     Ok(n.0)
 }
 
@@ -148,35 +159,41 @@ pub struct Search {
     pub ip: Option<String>,
     pub account: Option<String>,
     pub service: Option<String>,
+    pub node: Option<String>,
     /// Rows before this id only (paging backwards in time).
     pub before_id: Option<i64>,
     pub limit: i64,
 }
 
 pub async fn search(conn: &mut Conn, s: &Search) -> Result<Vec<FailureRow>> {
-    let mut q = sqlx::QueryBuilder::new(
-        "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict FROM failures WHERE 1 = 1",
-    );
-    if let Some(v) = s.since {
-        q.push(" AND at >= ").push_bind(v);
-    }
-    if let Some(v) = s.until {
-        q.push(" AND at < ").push_bind(v);
-    }
-    if let Some(v) = &s.ip {
-        q.push(" AND ip = ").push_bind(v.clone());
-    }
-    if let Some(v) = &s.account {
-        q.push(" AND account = ").push_bind(v.clone());
-    }
-    if let Some(v) = &s.service {
-        q.push(" AND service = ").push_bind(v.clone());
-    }
-    if let Some(v) = s.before_id {
-        q.push(" AND id < ").push_bind(v);
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(s.limit);
-    Ok(q.build_query_as().fetch_all(conn).await?)
+    on!(conn, |c| {
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict, node FROM failures WHERE 1 = 1",
+        );
+        if let Some(v) = s.since {
+            q.push(" AND at >= ").push_bind(v);
+        }
+        if let Some(v) = s.until {
+            q.push(" AND at < ").push_bind(v);
+        }
+        if let Some(v) = &s.ip {
+            q.push(" AND ip = ").push_bind(v.clone());
+        }
+        if let Some(v) = &s.account {
+            q.push(" AND account = ").push_bind(v.clone());
+        }
+        if let Some(v) = &s.service {
+            q.push(" AND service = ").push_bind(v.clone());
+        }
+        if let Some(v) = &s.node {
+            q.push(" AND node = ").push_bind(v.clone());
+        }
+        if let Some(v) = s.before_id {
+            q.push(" AND id < ").push_bind(v);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(s.limit);
+        Ok(q.build_query_as().fetch_all(&mut *c).await?)
+    })
 }
 
 /// A failure waiting in memory for its transaction's batch insert.
@@ -194,23 +211,27 @@ pub struct Pending {
 
 /// Inserts many failures of one source with few statements.
 pub async fn insert_many(conn: &mut Conn, source: &str, rows: &[Pending]) -> Result<()> {
-    // 9 values a row, well under SQLite's limit on bound values per statement.
-    for chunk in super::fixed_chunks(rows) {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO failures (at, ip, service, account, kind, source, raw, tampered, verdict) ",
-        );
-        q.push_values(chunk, |mut b, f| {
-            b.push_bind(f.at)
-                .push_bind(f.ip.clone())
-                .push_bind(f.service)
-                .push_bind(f.account.as_deref().map(|a| truncate(a, ACCOUNT_LIMIT).to_string()))
-                .push_bind(f.kind)
-                .push_bind(source.to_string())
-                .push_bind(truncate(&f.raw, RAW_LIMIT).to_string())
-                .push_bind(f.tampered)
-                .push_bind(f.verdict.clone());
-        });
-        q.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    let node = conn.node().to_owned();
+    on!(conn, |c| {
+        // 10 values a row, well under SQLite's limit on bound values per statement.
+        for chunk in super::fixed_chunks(rows) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO failures (at, ip, service, account, kind, source, raw, tampered, verdict, node) ",
+            );
+            q.push_values(chunk, |mut b, f| {
+                b.push_bind(f.at)
+                    .push_bind(f.ip.clone())
+                    .push_bind(f.service)
+                    .push_bind(f.account.as_deref().map(|a| truncate(a, ACCOUNT_LIMIT).to_string()))
+                    .push_bind(f.kind)
+                    .push_bind(source.to_string())
+                    .push_bind(truncate(&f.raw, RAW_LIMIT).to_string())
+                    .push_bind(f.tampered)
+                    .push_bind(f.verdict.clone())
+                    .push_bind(node.clone());
+            });
+            q.build().execute(&mut *c).await?;
+        }
+        Ok(())
+    })
 }

@@ -32,54 +32,57 @@ pub async fn for_address(
     timed_bans_since: UnixMs,
     now: UnixMs,
 ) -> Result<AddressHistory> {
-    // One statement: the failure counts per window, then the other facts.
-    let earliest = failure_windows.iter().copied().min().unwrap_or(now);
-    let n = failure_windows.len();
-    let mut columns: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                "(SELECT COUNT(*) FROM failures WHERE ip = $1 AND at > $2 AND at > ${} AND at > {})",
-                i + 7,
-                forgiven("failures")
-            )
-        })
-        .collect();
-    columns.push("(SELECT COUNT(*) FROM known_good WHERE ip = $1 AND lenient_at > $3)".into());
-    columns.push(format!(
+    on!(conn, |c| {
+        // One statement: the failure counts per window, then the other facts.
+        let earliest = failure_windows.iter().copied().min().unwrap_or(now);
+        let n = failure_windows.len();
+        let mut columns: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "(SELECT COUNT(*) FROM failures WHERE ip = $1 AND at > $2 AND at > ${} AND at > {})",
+                    i + 7,
+                    forgiven("failures")
+                )
+            })
+            .collect();
+        columns.push("(SELECT COUNT(*) FROM known_good WHERE ip = $1 AND lenient_at > $3)".into());
+        columns.push(format!(
         "(SELECT COUNT(*) FROM bans WHERE ip = $1 AND created_at > $4 AND until_at IS NOT NULL AND rung > 0 \
          AND created_at > {})",
         forgiven("bans")
     ));
-    let active = "FROM bans WHERE ip = $1 AND released_at IS NULL AND (until_at IS NULL OR until_at > $5)";
-    columns.push(format!("(SELECT COUNT(*) {active})"));
-    columns.push(format!("(SELECT MAX(CASE WHEN until_at IS NULL THEN $6 ELSE until_at END) {active})"));
-    columns.push("(SELECT at FROM forgiven WHERE ip = $1)".into());
-    const FOREVER: i64 = i64::MAX;
-    let sql = format!("SELECT {}", columns.join(", "));
-    let mut query = sqlx::query(&sql)
-        .bind(ip)
-        .bind(earliest)
-        .bind(success_since)
-        .bind(timed_bans_since)
-        .bind(now)
-        .bind(FOREVER);
-    for w in failure_windows {
-        query = query.bind(*w);
-    }
-    let row = query.fetch_one(conn).await?;
-    let get = |i: usize| sqlx::Row::try_get::<Option<i64>, _>(&row, i);
-    let mut failures_since = Vec::with_capacity(n);
-    for i in 0..n {
-        failures_since.push(get(i)?.unwrap_or(0) as u32);
-    }
-    let (good, timed, active, longest) = (get(n)?, get(n + 1)?, get(n + 2)?, get(n + 3)?);
-    let forgiven_at = get(n + 4)?.unwrap_or(0);
-    Ok(AddressHistory {
-        failures_since,
-        succeeded_since: good.unwrap_or(0) > 0,
-        timed_bans_since: timed.unwrap_or(0) as u32,
-        active_until: (active.unwrap_or(0) > 0).then(|| longest.filter(|&t| t != FOREVER)),
-        forgiven_at,
+        let active =
+            "FROM bans WHERE ip = $1 AND released_at IS NULL AND (until_at IS NULL OR until_at > $5)";
+        columns.push(format!("(SELECT COUNT(*) {active})"));
+        columns.push(format!("(SELECT MAX(CASE WHEN until_at IS NULL THEN $6 ELSE until_at END) {active})"));
+        columns.push("(SELECT at FROM forgiven WHERE ip = $1)".into());
+        const FOREVER: i64 = i64::MAX;
+        let sql = format!("SELECT {}", columns.join(", "));
+        let mut query = sqlx::query(&sql)
+            .bind(ip)
+            .bind(earliest)
+            .bind(success_since)
+            .bind(timed_bans_since)
+            .bind(now)
+            .bind(FOREVER);
+        for w in failure_windows {
+            query = query.bind(*w);
+        }
+        let row = query.fetch_one(&mut *c).await?;
+        let get = |i: usize| sqlx::Row::try_get::<Option<i64>, _>(&row, i);
+        let mut failures_since = Vec::with_capacity(n);
+        for i in 0..n {
+            failures_since.push(get(i)?.unwrap_or(0) as u32);
+        }
+        let (good, timed, active, longest) = (get(n)?, get(n + 1)?, get(n + 2)?, get(n + 3)?);
+        let forgiven_at = get(n + 4)?.unwrap_or(0);
+        Ok(AddressHistory {
+            failures_since,
+            succeeded_since: good.unwrap_or(0) > 0,
+            timed_bans_since: timed.unwrap_or(0) as u32,
+            active_until: (active.unwrap_or(0) > 0).then(|| longest.filter(|&t| t != FOREVER)),
+            forgiven_at,
+        })
     })
 }
 
@@ -166,88 +169,92 @@ pub async fn facts_for(
     ips: &[String],
     span: &Span,
 ) -> Result<std::collections::HashMap<String, AddressFacts>> {
-    use sqlx::Row;
-    let n = span.windows.len();
-    let mut facts: std::collections::HashMap<String, AddressFacts> = ips
-        .iter()
-        .map(|ip| {
-            let empty = AddressFacts {
-                failures_from: vec![0; n],
-                leaving: vec![Vec::new(); n],
-                ..Default::default()
-            };
-            (ip.clone(), empty)
-        })
-        .collect();
-    // Each distinct window once: rungs and the clean-before-success rule may share one.
-    let mut distinct: Vec<UnixMs> = span.windows.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let earliest = span.from - distinct.last().copied().unwrap_or(0);
-    for chunk in super::fixed_chunks(ips) {
-        let in_list = |q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>| super::push_in_list(q, "ip", chunk);
-        // Lenient successes and releases, in one statement.
-        let mut q = sqlx::QueryBuilder::new(
-            "SELECT 0, ip, lenient_at FROM known_good WHERE lenient_at IS NOT NULL AND",
-        );
-        in_list(&mut q);
-        q.push(" UNION ALL SELECT 1, ip, at FROM forgiven WHERE");
-        in_list(&mut q);
-        let mut any_forgiven = false;
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let Some(f) = facts.get_mut(row.try_get::<&str, _>(1)?) else { continue };
-            match row.try_get::<i64, _>(0)? {
-                0 => f.last_success = Some(row.try_get(2)?),
-                _ => (f.forgiven_at, any_forgiven) = (row.try_get(2)?, true),
+    on!(conn, |c| {
+        use sqlx::Row;
+        let n = span.windows.len();
+        let mut facts: std::collections::HashMap<String, AddressFacts> = ips
+            .iter()
+            .map(|ip| {
+                let empty = AddressFacts {
+                    failures_from: vec![0; n],
+                    leaving: vec![Vec::new(); n],
+                    ..Default::default()
+                };
+                (ip.clone(), empty)
+            })
+            .collect();
+        // Each distinct window once: rungs and the clean-before-success rule may share one.
+        let mut distinct: Vec<UnixMs> = span.windows.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let earliest = span.from - distinct.last().copied().unwrap_or(0);
+        for chunk in super::fixed_chunks(ips) {
+            // Lenient successes and releases, in one statement.
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT CAST(0 AS BIGINT), ip, lenient_at FROM known_good WHERE lenient_at IS NOT NULL AND",
+            );
+            super::push_in_list(&mut q, "ip", chunk);
+            q.push(" UNION ALL SELECT CAST(1 AS BIGINT), ip, at FROM forgiven WHERE");
+            super::push_in_list(&mut q, "ip", chunk);
+            let mut any_forgiven = false;
+            for row in q.build().fetch_all(&mut *c).await? {
+                let Some(f) = facts.get_mut(row.try_get::<&str, _>(1)?) else { continue };
+                match row.try_get::<i64, _>(0)? {
+                    0 => f.last_success = Some(row.try_get(2)?),
+                    _ => (f.forgiven_at, any_forgiven) = (row.try_get(2)?, true),
+                }
             }
-        }
-        // Per window: the failures inside it at `from`, and the times of those that
-        // leave it before `to` (a list, so that one statement answers for all).
-        let mut q = sqlx::QueryBuilder::new("SELECT ip");
-        for w in &distinct {
-            let (enter, leave) = (span.from - w, span.to - w);
-            q.push(", SUM(CASE WHEN at > ").push_bind(enter).push(" THEN 1 ELSE 0 END)");
-            q.push(", string_agg(CASE WHEN at > ").push_bind(enter).push(" AND at <= ").push_bind(leave);
-            q.push(" THEN CAST(at AS TEXT) END, ',')");
-        }
-        q.push(" FROM failures WHERE");
-        in_list(&mut q);
-        q.push(" AND at > ").push_bind(earliest);
-        if any_forgiven {
-            q.push(" AND at > ").push(forgiven("failures"));
-        }
-        q.push(" GROUP BY ip");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
-            for (i, w) in span.windows.iter().enumerate() {
-                let column = 1 + 2 * distinct.iter().position(|d| d == w).unwrap_or(0);
-                f.failures_from[i] = row.try_get::<Option<i64>, _>(column)?.unwrap_or(0) as u32;
-                let leaving: Option<&str> = row.try_get(column + 1)?;
-                for t in leaving.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
-                    let t = t.parse().map_err(|_| super::StoreError::Corrupt(format!("failure time {t}")))?;
-                    f.leaving[i].push(t);
+            // Per window: the failures inside it at `from`, and the times of those that
+            // leave it before `to` (a list, so that one statement answers for all).
+            let mut q = sqlx::QueryBuilder::new("SELECT ip");
+            for w in &distinct {
+                let (enter, leave) = (span.from - w, span.to - w);
+                q.push(", SUM(CASE WHEN at > ").push_bind(enter).push(" THEN 1 ELSE 0 END)");
+                q.push(", string_agg(CASE WHEN at > ").push_bind(enter).push(" AND at <= ").push_bind(leave);
+                q.push(" THEN CAST(at AS TEXT) END, ',')");
+            }
+            q.push(" FROM failures WHERE");
+            super::push_in_list(&mut q, "ip", chunk);
+            q.push(" AND at > ").push_bind(earliest);
+            if any_forgiven {
+                q.push(" AND at > ").push(forgiven("failures"));
+            }
+            q.push(" GROUP BY ip");
+            for row in q.build().fetch_all(&mut *c).await? {
+                let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
+                for (i, w) in span.windows.iter().enumerate() {
+                    let column = 1 + 2 * distinct.iter().position(|d| d == w).unwrap_or(0);
+                    f.failures_from[i] = row.try_get::<Option<i64>, _>(column)?.unwrap_or(0) as u32;
+                    let leaving: Option<&str> = row.try_get(column + 1)?;
+                    for t in leaving.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
+                        let t =
+                            t.parse().map_err(|_| super::StoreError::Corrupt(format!("failure time {t}")))?;
+                        f.leaving[i].push(t);
+                    }
+                }
+            }
+            let mut q =
+                sqlx::QueryBuilder::new("SELECT ip, created_at, until_at, rung, released_at FROM bans WHERE");
+            super::push_in_list(&mut q, "ip", chunk);
+            let (repeat_from, from) = (span.from - span.repeat_within, span.from);
+            q.push(" AND ((until_at IS NOT NULL AND rung > 0 AND created_at > ").push_bind(repeat_from);
+            // `+released_at`: otherwise SQLite answers the second half from the index of
+            // all bans in force, reading every one of them for each chunk of addresses.
+            q.push(") OR (+released_at IS NULL AND (until_at IS NULL OR until_at > ")
+                .push_bind(from)
+                .push(")))");
+            for row in q.build().fetch_all(&mut *c).await? {
+                let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
+                let (created, until): (i64, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
+                let (rung, released): (i64, Option<i64>) = (row.try_get(3)?, row.try_get(4)?);
+                if until.is_some() && rung > 0 && created > repeat_from {
+                    f.timed_bans.push(created);
+                }
+                if released.is_none() && until.is_none_or(|t| t > from) {
+                    f.active.push(until);
                 }
             }
         }
-        let mut q =
-            sqlx::QueryBuilder::new("SELECT ip, created_at, until_at, rung, released_at FROM bans WHERE");
-        in_list(&mut q);
-        let (repeat_from, from) = (span.from - span.repeat_within, span.from);
-        q.push(" AND ((until_at IS NOT NULL AND rung > 0 AND created_at > ").push_bind(repeat_from);
-        // `+released_at`: otherwise SQLite answers the second half from the index of
-        // all bans in force, reading every one of them for each chunk of addresses.
-        q.push(") OR (+released_at IS NULL AND (until_at IS NULL OR until_at > ").push_bind(from).push(")))");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let Some(f) = facts.get_mut(row.try_get::<&str, _>(0)?) else { continue };
-            let (created, until): (i64, Option<i64>) = (row.try_get(1)?, row.try_get(2)?);
-            let (rung, released): (i64, Option<i64>) = (row.try_get(3)?, row.try_get(4)?);
-            if until.is_some() && rung > 0 && created > repeat_from {
-                f.timed_bans.push(created);
-            }
-            if released.is_none() && until.is_none_or(|t| t > from) {
-                f.active.push(until);
-            }
-        }
-    }
-    Ok(facts)
+        Ok(facts)
+    })
 }

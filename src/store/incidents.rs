@@ -5,7 +5,8 @@ use crate::domain::UnixMs;
 
 /// A successful login of `account` from `ip`.
 pub async fn record_login(conn: &mut Conn, account: &str, ip: &str, at: UnixMs) -> Result<()> {
-    sqlx::query(
+    on!(conn, |c| {
+        sqlx::query(
         "INSERT INTO logins (account, ip, first_at, last_at) VALUES ($1, $2, $3, $3) \
          ON CONFLICT (account, ip) DO UPDATE SET \
          first_at = CASE WHEN excluded.first_at < logins.first_at THEN excluded.first_at ELSE logins.first_at END, \
@@ -14,33 +15,33 @@ pub async fn record_login(conn: &mut Conn, account: &str, ip: &str, at: UnixMs) 
     .bind(account)
     .bind(ip)
     .bind(at)
-    .execute(conn)
-    .await?;
+    .execute(&mut *c).await.map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
 /// Before `at`: whether `account` had logged in at all, and from `ip`.
 pub async fn login_history(conn: &mut Conn, account: &str, ip: &str, at: UnixMs) -> Result<(bool, bool)> {
-    let (any, here): (i64, i64) = sqlx::query_as(
+    let (any, here): (i64, i64) = on!(conn, |c| sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN ip = $2 THEN 1 ELSE 0 END), 0) \
          FROM logins WHERE account = $1 AND first_at < $3",
     )
     .bind(account)
     .bind(ip)
     .bind(at)
-    .fetch_one(conn)
-    .await?;
+    .fetch_one(&mut *c)
+    .await)?;
     Ok((any > 0, here > 0))
 }
 
 /// Every address that logged into `account`: (address, first login, latest login).
 pub async fn logins_of(conn: &mut Conn, account: &str) -> Result<Vec<(String, UnixMs, UnixMs)>> {
-    Ok(sqlx::query_as(
+    Ok(on!(conn, |c| sqlx::query_as(
         "SELECT ip, first_at, last_at FROM logins WHERE account = $1 ORDER BY last_at DESC LIMIT 1000",
     )
     .bind(account)
-    .fetch_all(conn)
-    .await?)
+    .fetch_all(&mut *c)
+    .await)?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -59,6 +60,8 @@ pub struct IncidentRow {
     pub locked: bool,
     pub unlocked_at: Option<i64>,
     pub unlocked_by: Option<String>,
+    /// The node (PBX) whose extension it was.
+    pub node: String,
 }
 
 impl IncidentRow {
@@ -68,7 +71,7 @@ impl IncidentRow {
     }
 }
 
-const COLUMNS: &str = "id, kind, severity, account, tech, ip, at, reason, calls, numbers, actions, locked, unlocked_at, unlocked_by";
+const COLUMNS: &str = "id, kind, severity, account, tech, ip, at, reason, calls, numbers, actions, locked, unlocked_at, unlocked_by, node";
 
 pub struct NewIncident<'a> {
     pub kind: &'a str,
@@ -84,9 +87,11 @@ pub struct NewIncident<'a> {
 }
 
 pub async fn insert(conn: &mut Conn, n: &NewIncident<'_>) -> Result<i64> {
-    let id: (i64,) = sqlx::query_as(
-        "INSERT INTO incidents (kind, severity, account, tech, ip, at, reason, calls, numbers, locked) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    let node = conn.node().to_owned();
+    let id: (i64,) = on!(conn, |c| {
+        sqlx::query_as(
+        "INSERT INTO incidents (kind, severity, account, tech, ip, at, reason, calls, numbers, locked, node) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(n.kind)
     .bind(n.severity)
@@ -98,20 +103,24 @@ pub async fn insert(conn: &mut Conn, n: &NewIncident<'_>) -> Result<i64> {
     .bind(n.calls)
     .bind(n.numbers)
     .bind(n.locked)
-    .fetch_one(conn)
-    .await?;
+    .bind(&node)
+    .fetch_one(&mut *c)
+    .await
+    })?;
     Ok(id.0)
 }
 
 /// Appends one line to what was done about an incident.
 pub async fn add_action(conn: &mut Conn, id: i64, line: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE incidents SET actions = CASE WHEN actions = '' THEN $2 ELSE actions || char(10) || $2 END WHERE id = $1",
+    on!(conn, |c| {
+        sqlx::query(
+        "UPDATE incidents SET actions = CASE WHEN actions = '' THEN $2 ELSE actions || $3 || $2 END WHERE id = $1",
     )
     .bind(id)
     .bind(line)
-    .execute(conn)
-    .await?;
+    .bind("\n")
+    .execute(&mut *c).await.map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -123,7 +132,7 @@ pub async fn raised_since(
     ip: Option<&str>,
     since: UnixMs,
 ) -> Result<bool> {
-    let n: (i64,) = sqlx::query_as(
+    let n: (i64,) = on!(conn, |c| sqlx::query_as(
         "SELECT COUNT(*) FROM incidents WHERE account = $1 AND kind = $2 AND at >= $3 \
          AND ($4 IS NULL OR ip = $4)",
     )
@@ -131,47 +140,51 @@ pub async fn raised_since(
     .bind(kind)
     .bind(since)
     .bind(ip)
-    .fetch_one(conn)
-    .await?;
+    .fetch_one(&mut *c)
+    .await)?;
     Ok(n.0 > 0)
 }
 
 /// The newest incidents first.
 pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<IncidentRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM incidents ORDER BY at DESC, id DESC LIMIT $1"))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?)
+    Ok(on!(conn, |c| sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM incidents ORDER BY at DESC, id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await)?)
 }
 
 pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<IncidentRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM incidents WHERE id = $1"))
+    Ok(on!(conn, |c| sqlx::query_as(&format!("SELECT {COLUMNS} FROM incidents WHERE id = $1"))
         .bind(id)
-        .fetch_optional(conn)
-        .await?)
+        .fetch_optional(&mut *c)
+        .await)?)
 }
 
 /// Incidents whose extension is still locked, newest first.
 pub async fn locking(conn: &mut Conn) -> Result<Vec<IncidentRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM incidents WHERE locked = 1 AND unlocked_at IS NULL ORDER BY at DESC, id DESC"
+    Ok(on!(conn, |c| {
+        sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM incidents WHERE locked = TRUE AND unlocked_at IS NULL ORDER BY at DESC, id DESC"
     ))
-    .fetch_all(conn)
-    .await?)
+    .fetch_all(&mut *c)
+    .await
+    })?)
 }
 
 /// Ends the locks on `account`; how many incidents held one.
 pub async fn unlock(conn: &mut Conn, account: &str, now: UnixMs, by: &str) -> Result<u64> {
-    Ok(sqlx::query(
+    Ok(on!(conn, |c| sqlx::query(
         "UPDATE incidents SET unlocked_at = $2, unlocked_by = $3 \
-         WHERE account = $1 AND locked = 1 AND unlocked_at IS NULL",
+         WHERE account = $1 AND locked = TRUE AND unlocked_at IS NULL",
     )
     .bind(account)
     .bind(now)
     .bind(by)
-    .execute(conn)
-    .await?
-    .rows_affected())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?)
 }
 
 /// One account's logins from one address.
@@ -187,13 +200,13 @@ pub struct LoginRow {
 
 /// Logins seen since `since`, the latest first.
 pub async fn logins_recent(conn: &mut Conn, since: UnixMs, limit: i64) -> Result<Vec<LoginRow>> {
-    Ok(sqlx::query_as(
+    Ok(on!(conn, |c| sqlx::query_as(
         "SELECT l.account, l.ip, l.first_at, l.last_at, \
          (SELECT MIN(o.first_at) FROM logins o WHERE o.account = l.account) AS account_first_at \
          FROM logins l WHERE l.last_at >= $1 ORDER BY l.last_at DESC LIMIT $2",
     )
     .bind(since)
     .bind(limit)
-    .fetch_all(conn)
-    .await?)
+    .fetch_all(&mut *c)
+    .await)?)
 }

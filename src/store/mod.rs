@@ -1,9 +1,23 @@
 //! The only code with SQL. One file per table; every function takes a connection
-//! (or an open transaction) so callers decide what is atomic.
+//! (or an open transaction) so callers decide what is atomic. The same SQL text runs
+//! on SQLite (the embedded default) and PostgreSQL (a store shared by several
+//! PBXes), each through its own driver ([`on!`]).
+
+/// Runs `$body` with `$c` bound to the engine's own connection: the same statement
+/// text and binds, compiled once per engine, so SQLite keeps its native speed.
+macro_rules! on {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $crate::store::Conn::native($conn) {
+            $crate::store::Native::Sqlite($c) => $body,
+            $crate::store::Native::Postgres($c) => $body,
+        }
+    };
+}
 
 pub mod admins;
 pub mod audit;
 pub mod bans;
+pub mod changes;
 pub mod contacts;
 pub mod failures;
 pub mod health;
@@ -11,20 +25,26 @@ pub mod history;
 pub mod incidents;
 pub mod known_good;
 pub mod networks;
+pub mod nodes;
 pub mod offenders;
+pub mod raw;
 pub(crate) mod retention;
 pub mod settings;
 pub mod sources;
 pub(crate) mod targets;
 
+mod backend;
+
 use std::path::Path;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use sqlx::SqliteConnection as Conn;
+use backend::Engine;
+pub use backend::{Conn, Native, Pooled, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,13 +60,17 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Appends ` column IN ($1, $2, ...)` binding `values` (callers pass a
 /// [`fixed_chunks`] chunk).
-fn push_in_list<'a>(q: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>, column: &str, values: &[String]) {
+fn push_in_list<'a, DB>(q: &mut sqlx::QueryBuilder<'a, DB>, column: &str, values: &[String])
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     q.push(format!(" {column} IN ("));
     let mut list = q.separated(", ");
     for v in values {
         list.push_bind(v.clone());
     }
-    q.push(")");
+    list.push_unseparated(")");
 }
 
 /// Splits rows for multi-row statements into a few fixed sizes, so that each
@@ -68,13 +92,24 @@ fn like_literal(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Each engine's schema history: the same tables, each in its own dialect.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// Which database this is, as an admin would name it: the file's full path.
+    pool: Pool,
+    /// Which database this is, as an admin would name it: the file's full path, or
+    /// the PostgreSQL URL without its password.
     location: std::sync::Arc<str>,
+    /// The node (PBX) this handle writes for: its failures, bans, log cursors, health.
+    node: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -87,19 +122,38 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = Self::connect(options, 8).await?;
+        let pool = Self::connect_sqlite(options, 8).await?;
         // The file exists now: its one full path, however it was named.
         let location = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-        Ok(Store { pool, location: location.display().to_string().into() })
+        Ok(Store {
+            pool: Pool::Sqlite(pool),
+            location: location.display().to_string().into(),
+            node: default_node().into(),
+        })
     }
 
-    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<SqlitePool> {
+    /// Connects to a shared PostgreSQL database (`postgres://user:password@host/db`)
+    /// and applies migrations.
+    pub async fn connect_postgres(url: &str) -> Result<Store> {
+        let options: PgConnectOptions = url.parse()?;
+        let options = options.application_name("sipwarden");
+        let pool = PgPoolOptions::new()
+            .max_connections(12)
+            .min_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Store { pool: Pool::Postgres(pool), location: shown_url(url).into(), node: default_node().into() })
+    }
+
+    async fn connect_sqlite(options: SqliteConnectOptions, max: u32) -> Result<SqlitePool> {
         use sqlx::Connection;
         // One connection first: it creates the file, switches it to WAL and migrates it
         // before any other connection exists (two connections switching a new file to
         // WAL at once can answer "database is locked").
         let mut first = sqlx::SqliteConnection::connect_with(&options).await?;
-        MIGRATOR.run(&mut first).await?;
+        SQLITE_MIGRATIONS.run(&mut first).await?;
         first.close().await?;
         Ok(SqlitePoolOptions::new()
             .max_connections(max)
@@ -110,24 +164,93 @@ impl Store {
             .await?)
     }
 
-    /// Which database this is (the file's full path).
+    /// Which database this is (the file's full path, or the URL without password).
     pub fn location(&self) -> &str {
         &self.location
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The same store, writing for node `name`.
+    pub fn with_node(mut self, name: &str) -> Store {
+        self.node = name.into();
+        self
     }
 
-    /// A write transaction. It takes the write lock up front (`BEGIN IMMEDIATE`): a
-    /// transaction that first reads and later writes could otherwise fail with "database
-    /// is locked" when another connection wrote in between, which no busy timeout cures.
-    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// The node this handle writes for.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether this is a shared PostgreSQL store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
+    /// The SQLite pool, for what needs the engine itself (panel sessions).
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(p) => Some(p),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for what needs the engine itself (sessions, notifications).
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// A connection from the pool.
+    pub async fn acquire(&self) -> Result<Pooled> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Pooled::new(Conn::new(Engine::Sqlite(p.acquire().await?), self.node.clone())),
+            Pool::Postgres(p) => {
+                Pooled::new(Conn::new(Engine::Postgres(p.acquire().await?), self.node.clone()))
+            }
+        })
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a transaction that first reads and later writes could otherwise fail
+    /// with "database is locked" when another connection wrote in between, which no
+    /// busy timeout cures.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::new(Conn::new(
+                Engine::SqliteTx(p.begin_with("BEGIN IMMEDIATE").await?),
+                self.node.clone(),
+            )),
+            Pool::Postgres(p) => Tx::new(Conn::new(Engine::PostgresTx(p.begin().await?), self.node.clone())),
+        })
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// This machine's host name: a node's name unless the configuration gives one.
+pub fn default_node() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `url` as it may be shown and logged: the password replaced by `***`.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "postgres (unparsable URL)".into(),
     }
 }
 

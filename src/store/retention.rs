@@ -27,13 +27,14 @@ pub async fn prune_batch(conn: &mut Conn, cut: &Cutoffs, limit: i64) -> Result<u
             "DELETE FROM offenders WHERE ip IN (SELECT o.ip FROM offenders o WHERE o.last_seen < $1 \
              AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip AND b.released_at IS NULL) LIMIT $2)",
             "DELETE FROM forgiven WHERE ip IN (SELECT ip FROM forgiven WHERE at < $1 LIMIT $2)",
+            "DELETE FROM changes WHERE id IN (SELECT id FROM changes WHERE at < $1 LIMIT $2)",
             "DELETE FROM known_good WHERE ip IN (SELECT ip FROM known_good WHERE last_success_at < $1 LIMIT $2)",
             // Registrations that ended long ago.
             "DELETE FROM contacts WHERE (account, uri) IN (SELECT account, uri FROM contacts \
              WHERE (removed_at IS NOT NULL AND removed_at < $1) OR (expires_at IS NOT NULL AND expires_at < $1) LIMIT $2)",
         ];
         for sql in statements {
-            let n = sqlx::query(sql).bind(before).bind(limit).execute(&mut *conn).await?.rows_affected();
+            let n = delete_batch(conn, sql, before, limit).await?;
             if n > 0 {
                 return Ok(n);
             }
@@ -43,14 +44,24 @@ pub async fn prune_batch(conn: &mut Conn, cut: &Cutoffs, limit: i64) -> Result<u
         let sql = "DELETE FROM bans WHERE id IN (SELECT id FROM bans WHERE \
                    (released_at IS NOT NULL AND released_at < $1) OR \
                    (released_at IS NULL AND until_at IS NOT NULL AND until_at < $1) LIMIT $2)";
-        let n = sqlx::query(sql).bind(before).bind(limit).execute(&mut *conn).await?.rows_affected();
+        let n = delete_batch(conn, sql, before, limit).await?;
         if n > 0 {
             return Ok(n);
         }
     }
     if let Some(before) = cut.audit {
         let sql = "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 LIMIT $2)";
-        return Ok(sqlx::query(sql).bind(before).bind(limit).execute(&mut *conn).await?.rows_affected());
+        return Ok(delete_batch(conn, sql, before, limit).await?);
     }
     Ok(0)
+}
+
+/// Runs one of the statements above (`$1` the cutoff, `$2` the batch size).
+async fn delete_batch(conn: &mut Conn, sql: &str, before: UnixMs, limit: i64) -> Result<u64> {
+    Ok(on!(conn, |c| sqlx::query(sql)
+        .bind(before)
+        .bind(limit)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?)
 }

@@ -3,20 +3,23 @@ use crate::domain::ClosableService;
 use super::{Conn, Result};
 
 pub async fn get(conn: &mut Conn, name: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(conn).await?;
+    let row: Option<(String,)> = on!(conn, |c| sqlx::query_as("SELECT value FROM settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await)?;
     Ok(row.map(|r| r.0))
 }
 
 pub async fn set(conn: &mut Conn, name: &str, value: &str) -> Result<()> {
-    sqlx::query(
+    on!(conn, |c| sqlx::query(
         "INSERT INTO settings (name, value) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )
     .bind(name)
     .bind(value)
-    .execute(conn)
-    .await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -19,22 +19,27 @@ pub struct SourceRow {
 }
 
 pub async fn get(conn: &mut Conn, path: &str) -> Result<Option<SourceRow>> {
-    Ok(sqlx::query_as(
+    let node = conn.node().to_owned();
+    Ok(on!(conn, |c| sqlx::query_as(
         "SELECT path, kind, inode, first_line_hash, read_offset, lines_read, unreadable_lines, \
-         tampered_records, last_line_at, updated_at FROM log_sources WHERE path = $1",
+         tampered_records, last_line_at, updated_at FROM log_sources WHERE node = $1 AND path = $2",
     )
+    .bind(&node)
     .bind(path)
-    .fetch_optional(conn)
-    .await?)
+    .fetch_optional(&mut *c)
+    .await)?)
 }
 
+/// This node's log files.
 pub async fn all(conn: &mut Conn) -> Result<Vec<SourceRow>> {
-    Ok(sqlx::query_as(
+    let node = conn.node().to_owned();
+    Ok(on!(conn, |c| sqlx::query_as(
         "SELECT path, kind, inode, first_line_hash, read_offset, lines_read, unreadable_lines, \
-         tampered_records, last_line_at, updated_at FROM log_sources ORDER BY path",
+         tampered_records, last_line_at, updated_at FROM log_sources WHERE node = $1 ORDER BY path",
     )
-    .fetch_all(conn)
-    .await?)
+    .bind(&node)
+    .fetch_all(&mut *c)
+    .await)?)
 }
 
 /// Progress made by one batch: the new cursor plus counters to add.
@@ -52,11 +57,12 @@ pub struct Progress<'a> {
 }
 
 pub async fn save(conn: &mut Conn, p: &Progress<'_>) -> Result<()> {
-    sqlx::query(
+    let node = conn.node().to_owned();
+    on!(conn, |c| sqlx::query(
         "INSERT INTO log_sources (path, kind, inode, first_line_hash, read_offset, lines_read, \
-         unreadable_lines, tampered_records, last_line_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, inode = excluded.inode, \
+         unreadable_lines, tampered_records, last_line_at, updated_at, node) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (node, path) DO UPDATE SET kind = excluded.kind, inode = excluded.inode, \
          first_line_hash = excluded.first_line_hash, read_offset = excluded.read_offset, \
          lines_read = log_sources.lines_read + excluded.lines_read, \
          unreadable_lines = log_sources.unreadable_lines + excluded.unreadable_lines, \
@@ -74,7 +80,9 @@ pub async fn save(conn: &mut Conn, p: &Progress<'_>) -> Result<()> {
     .bind(p.tampered)
     .bind(p.last_line_at)
     .bind(p.now)
-    .execute(conn)
-    .await?;
+    .bind(&node)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }

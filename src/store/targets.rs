@@ -11,13 +11,13 @@ pub struct TargetRow {
 }
 
 pub async fn all(conn: &mut Conn) -> Result<Vec<TargetRow>> {
-    Ok(sqlx::query_as("SELECT name, tech, role, trunk FROM acl_targets ORDER BY tech, name")
-        .fetch_all(conn)
-        .await?)
+    Ok(on!(conn, |c| sqlx::query_as("SELECT name, tech, role, trunk FROM acl_targets ORDER BY tech, name")
+        .fetch_all(&mut *c)
+        .await)?)
 }
 
 pub async fn set(conn: &mut Conn, name: &str, tech: &str, role: &str, trunk: &str) -> Result<()> {
-    sqlx::query(
+    on!(conn, |c| sqlx::query(
         "INSERT INTO acl_targets (name, tech, role, trunk) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (name, tech) DO UPDATE SET role = excluded.role, trunk = excluded.trunk",
     )
@@ -25,7 +25,8 @@ pub async fn set(conn: &mut Conn, name: &str, tech: &str, role: &str, trunk: &st
     .bind(tech)
     .bind(role)
     .bind(trunk)
-    .execute(conn)
-    .await?;
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }

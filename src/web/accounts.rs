@@ -47,7 +47,7 @@ async fn page(
     error: Option<String>,
     done: Option<String>,
 ) -> Result<AccountsPage, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let accounts = store::admins::list(&mut conn)
         .await?
         .into_iter()

@@ -41,7 +41,7 @@ pub async fn list(
     State(state): State<WebState>,
     Query(q): Query<AuditQuery>,
 ) -> Result<impl IntoResponse, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let failed_logins = q.show == "failed-logins";
     let who = Some(q.who).filter(|w| !w.is_empty());
     let rows = match &who {

@@ -112,13 +112,12 @@ impl FromRequestParts<WebState> for CurrentAdmin {
             keep_alive(&session).await.map_err(|e| e.into_response())?;
         }
         let Some(id) = id else {
-            let mut conn =
-                state.store.pool().acquire().await.map_err(|e| WebError::from(e).into_response())?;
+            let mut conn = state.store.acquire().await.map_err(|e| WebError::from(e).into_response())?;
             let none =
                 store::admins::count(&mut conn).await.map_err(|e| WebError::from(e).into_response())? == 0;
             return Err(redirect(htmx, if none { "/setup" } else { "/login" }));
         };
-        let mut conn = state.store.pool().acquire().await.map_err(|e| WebError::from(e).into_response())?;
+        let mut conn = state.store.acquire().await.map_err(|e| WebError::from(e).into_response())?;
         let admin =
             store::admins::by_id(&mut conn, id).await.map_err(|e| WebError::from(e).into_response())?;
         let password_at: Option<i64> =
@@ -178,7 +177,7 @@ pub struct LoginForm {
 }
 
 pub async fn login_form(State(state): State<WebState>) -> Result<Response, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     if store::admins::count(&mut conn).await? == 0 {
         return Ok(Redirect::to("/setup").into_response());
     }
@@ -194,7 +193,7 @@ pub async fn login(
     let ip = canonical(peer.ip());
     let ip_text = ip.to_string();
     let username = form.username.trim().to_string();
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     // Guessers spread over many addresses exhaust a user's quota; the admin at an
     // address they logged in from before still gets in (its own address limit holds).
     let limited = state.login_per_ip.check_key(&ip).is_err()
@@ -294,7 +293,7 @@ pub async fn setup_form(
     State(state): State<WebState>,
     Query(q): Query<SetupQuery>,
 ) -> Result<Response, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     if store::admins::count(&mut conn).await? > 0 {
         return Ok(Redirect::to("/login").into_response());
     }
@@ -313,7 +312,7 @@ pub async fn setup(
     session: Session,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     if store::admins::count(&mut conn).await? > 0 || !token_matches(&state, &form.token) {
         return Err(WebError::BadRequest("This setup link is no longer valid.".into()));
     }
@@ -382,7 +381,7 @@ pub async fn change_password(
     session: Session,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let row = store::admins::by_id(&mut conn, admin.id).await?.ok_or(WebError::NotFound)?;
     let error = if !verify(form.current, row.password_hash).await {
         Some("The current password is wrong.".to_string())

@@ -51,7 +51,7 @@ struct BansPage {
 
 async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
     let now = state.clock.now();
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let (timed, forever) = store::bans::active_counts(&mut conn, now).await?;
     let rows = match query {
         "" => store::bans::active_newest(&mut conn, now, SHOWN).await?,
@@ -117,7 +117,7 @@ pub(super) fn is_htmx(headers: &HeaderMap) -> bool {
 
 /// Releases ban `id`; returns what it banned (an address, or an IPv6 prefix).
 async fn release_ban(state: &WebState, admin: &CurrentAdmin, id: i64) -> Result<ipnet::IpNet, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let ban = store::bans::by_id(&mut conn, id).await?.ok_or(WebError::NotFound)?;
     drop(conn);
     let target = crate::domain::network::parse_ban_target(&ban.ip)
@@ -150,7 +150,7 @@ pub async fn release_and_trust(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let ban = store::bans::by_id(&mut conn, id).await?.ok_or(WebError::NotFound)?;
     drop(conn);
     actions::networks::release_and_trust(&state.store, &admin.actor(), &ban.ip, state.clock.now()).await?;
@@ -239,7 +239,7 @@ pub(super) async fn ban_by_hand(
             Err(e) => return Ok(Err((StatusCode::BAD_REQUEST, e.to_string()))),
         },
     };
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let trusted = state.trusted.with(store::networks::trusted_nets(&mut conn).await?);
     drop(conn);
     let reason = match reason.trim() {

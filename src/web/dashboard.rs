@@ -106,7 +106,7 @@ fn day_label(ms: i64) -> String {
 
 async fn gather(state: &WebState) -> Result<Live, WebError> {
     let now = state.clock.now();
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let hour_start = now - now % HOUR_MS - 23 * HOUR_MS;
     let day_start = now - now % DAY_MS - 29 * DAY_MS;
     // From the running hourly totals: the dashboard never scans the failures.
@@ -326,7 +326,7 @@ pub struct ManagerHealth {
 
 /// Unauthenticated liveness for monitors and container health checks: no secrets.
 pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let health = store::health::all(&mut conn).await?;
     let ingest_ok = state.ingest.problem().is_none();
     let (status, problems) = match super::protecting::now(&state, &mut conn).await? {

@@ -72,7 +72,7 @@ async fn page(
     admin: CurrentAdmin,
     message: Option<String>,
 ) -> Result<IncidentsPage, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let incidents = store::incidents::recent(&mut conn, SHOWN).await?.into_iter().map(view).collect();
     Ok(IncidentsPage { admin, incidents, message })
 }
@@ -87,7 +87,7 @@ pub async fn unlock(
     State(state): State<WebState>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let Some(incident) = store::incidents::by_id(&mut conn, id).await? else {
         return Err(WebError::NotFound);
     };

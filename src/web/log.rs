@@ -52,6 +52,7 @@ fn search(f: &Filters, limit: i64) -> Result<store::failures::Search, WebError> 
         ip: opt(&f.ip),
         account: opt(&f.user),
         service: opt(&f.service).map(|s| s.to_uppercase()),
+        node: None,
         before_id: f.before,
         limit,
     })
@@ -82,7 +83,7 @@ pub async fn list(
     State(state): State<WebState>,
     Query(f): Query<Filters>,
 ) -> Result<impl IntoResponse, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let rows = store::failures::search(&mut conn, &search(&f, PAGE + 1)?).await?;
     let next_before = (rows.len() as i64 > PAGE).then(|| rows[PAGE as usize - 1].id);
     let export_query = form_urlencoded::Serializer::new(String::new())
@@ -150,7 +151,7 @@ pub async fn export(
     State(state): State<WebState>,
     Query(f): Query<Filters>,
 ) -> Result<impl IntoResponse, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let rows = store::failures::search(&mut conn, &search(&f, EXPORT_LIMIT)?).await?;
     Ok((
         [

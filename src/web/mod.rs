@@ -16,6 +16,7 @@ pub(crate) mod networks;
 mod offenders;
 pub(crate) mod protecting;
 mod registrations;
+mod session_store;
 mod settings;
 mod snapshot;
 
@@ -36,7 +37,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 pub use auth::CurrentAdmin;
 pub use error::WebError;
@@ -196,7 +196,7 @@ async fn snapshots_follow_changes(
 }
 
 /// THE route table.
-pub fn router(state: WebState, sessions: SessionManagerLayer<SqliteStore>) -> Router {
+pub fn router(state: WebState, sessions: SessionManagerLayer<session_store::PanelSessions>) -> Router {
     let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
     Router::new()
@@ -272,11 +272,8 @@ pub async fn sessions(
     options: &PanelOptions,
     tasks: &TaskTracker,
     stop: CancellationToken,
-) -> anyhow::Result<SessionManagerLayer<SqliteStore>> {
-    let session_store = SqliteStore::new(store.pool().clone())
-        .with_table_name("panel_sessions")
-        .map_err(anyhow::Error::msg)?;
-    session_store.migrate().await?;
+) -> anyhow::Result<SessionManagerLayer<session_store::PanelSessions>> {
+    let session_store = session_store::PanelSessions::for_store(store).await?;
     let cleaner = session_store.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -302,7 +299,7 @@ pub async fn sessions(
 /// `sessions` comes from [`sessions`], prepared before the workers start writing.
 pub async fn serve(
     state: WebState,
-    sessions: SessionManagerLayer<SqliteStore>,
+    sessions: SessionManagerLayer<session_store::PanelSessions>,
     listener: tokio::net::TcpListener,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {

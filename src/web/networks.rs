@@ -115,7 +115,7 @@ async fn page(
     needs_confirm: bool,
 ) -> Result<NetworksPage, WebError> {
     let now = state.clock.now();
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let rows = store::networks::editable(&mut conn).await?;
     let mut lists = Vec::new();
     for list in NetworkList::EDITABLE {
@@ -350,7 +350,7 @@ pub async fn set_targets(
 /// The ACL plan from the lists and the assignments.
 async fn acl_plan(state: &WebState) -> Result<AclPlan, WebError> {
     let now = state.clock.now();
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let mut extension_networks =
         store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?;
     // Trusted means full access: they may register as extensions too.

@@ -88,7 +88,7 @@ async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<O
         "first" => Sort::FirstSeen,
         _ => Sort::LastSeen,
     };
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let rows = if term.is_empty() {
         store::offenders::page(&mut conn, &Filter::All, sort, PAGE + 1, page * PAGE).await?
     } else if let Ok(ip) = term.parse::<IpAddr>() {
@@ -263,7 +263,7 @@ pub async fn explain(
     let ip: IpAddr = ip.parse().map_err(|_| WebError::BadRequest("not an address".into()))?;
     let ip = crate::domain::network::canonical_ip(ip).to_string();
     let now = state.clock.now();
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let offender = store::offenders::get(&mut conn, &ip).await?;
     let bans = store::bans::for_ip(&mut conn, &ip).await?;
     if offender.is_none() && bans.is_empty() {
@@ -386,6 +386,7 @@ mod tests {
             released_at: None,
             released_by: None,
             created_by: created_by.map(String::from),
+            node: "pbx-a".into(),
         }
     }
 

@@ -69,7 +69,7 @@ fn contact_flags(
 
 pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
     let now = state.clock.now();
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let rows = store::incidents::logins_recent(&mut conn, now - WITHIN, SHOWN).await?;
     let extensions = store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?;
     let registered = store::contacts::current(&mut conn, now, SHOWN).await?;

@@ -67,7 +67,7 @@ async fn page(
     admin: CurrentAdmin,
     form: Option<(&LadderForm, String)>,
 ) -> Result<SettingsPage, WebError> {
-    let mut conn = state.store.pool().acquire().await?;
+    let mut conn = state.store.acquire().await?;
     let ladder = store::settings::ladder(&mut conn).await?.unwrap_or_else(|| state.ladder.clone());
     let nets = |rows: Vec<store::networks::NetworkRow>| {
         rows.into_iter()

@@ -88,7 +88,7 @@ async fn smtp_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 async fn save(app: &TestApp, settings: &AlertSettings) {
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     store::settings::set(&mut conn, store::settings::ALERTS, &serde_json::to_string(settings).unwrap())
         .await
         .unwrap();
@@ -201,7 +201,7 @@ async fn a_mail_server_that_is_down_holds_nothing_up() {
         "detection did not wait for mail: {:?}",
         started.elapsed()
     );
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     assert!(!store::incidents::locking(&mut conn).await.unwrap().is_empty(), "the extension is locked");
     drop(conn);
     eventually_async("the failure is shown", SOON, async || {
@@ -231,7 +231,7 @@ async fn bans_are_told_together_and_the_day_once_each_morning() {
         async move { sipwarden::alerts::digest_step(&alerts, &store, at).await.unwrap() }
     };
     step(t).await;
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     for ip in ["203.0.113.1", "203.0.113.2"] {
         let ban = store::bans::NewBan {
             ip,

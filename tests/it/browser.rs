@@ -234,7 +234,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     eventually_async("the row disappears", SOON, async || !text_of(&c, "#bans").await.contains(attacker))
         .await;
     let store = Store::open(&dir.path().join("data/sipwarden.db")).await.unwrap();
-    let mut conn = store.pool().acquire().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     assert!(
         store::bans::active_for(&mut conn, attacker, now).await.unwrap().is_none(),
@@ -256,7 +256,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     let second = "198.51.100.51";
     append(&log, &(failure(second, "1001") + &failure(second, "1002")));
     eventually_async("the decision is stored", SOON, async || {
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         store::bans::active_for(&mut conn, second, chrono::Utc::now().timestamp_millis())
             .await
             .unwrap()
@@ -378,7 +378,7 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
         c.current_url().await.is_ok_and(|u| u.as_str().starts_with(&base))
     })
     .await;
-    let mut conn = store.pool().acquire().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
     assert!(store::settings::protection(&mut conn, true).await.unwrap(), "the cross-site post was refused");
 
     a_cracked_extension_is_locked_and_unlocked(&c, &base, &log, &asterisk_calls).await;

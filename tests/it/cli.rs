@@ -115,7 +115,7 @@ fn a_banned_ipv6_prefix_is_released_from_the_command_line() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = sipwarden::store::Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         let ban = sipwarden::store::bans::NewBan {
             ip: "2001:db8:5:6::/64",
             reason: "3 addresses of 2001:db8:5:6::/64 banned within 1d",
@@ -141,7 +141,7 @@ fn attacked(dir: &std::path::Path) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = sipwarden::store::Store::open(&dir.join("sipwarden.db")).await.unwrap();
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         let now = chrono::Utc::now().timestamp_millis();
         for (service, account) in [("PJSIP", "1003"), ("PJSIP", "1003"), ("SIP", "1004")] {
             sipwarden::store::offenders::record(&mut conn, "203.0.113.9", service, Some(account), now)
@@ -231,7 +231,7 @@ fn an_extension_is_unlocked_from_the_command_line_and_asterisk_is_told() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = sipwarden::store::Store::open(&data.join("sipwarden.db")).await.unwrap();
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         let incident = sipwarden::store::incidents::NewIncident {
             kind: "breach",
             severity: "critical",
@@ -285,7 +285,7 @@ fn an_extension_is_unlocked_from_the_command_line_and_asterisk_is_told() {
     assert_eq!(json["locked"], serde_json::json!([]), "no longer locked");
     let audit = rt.block_on(async {
         let store = sipwarden::store::Store::open(&data.join("sipwarden.db")).await.unwrap();
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         sipwarden::store::audit::recent(&mut conn, 10).await.unwrap()
     });
     assert!(audit.iter().any(|a| a.action == "unlock" && a.actor == "cli" && a.detail.contains("1002")));
@@ -306,7 +306,7 @@ fn a_forgotten_panel_password_is_reset_from_the_command_line() {
     let store = rt.block_on(sipwarden::store::Store::open(&dir.path().join("sipwarden.db"))).unwrap();
     let old = argon2::Argon2::default().hash_password(b"the forgotten one").unwrap().to_string();
     rt.block_on(async {
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         sipwarden::store::admins::create(&mut conn, "office", &old, sipwarden::domain::Role::Admin, 1)
             .await
             .unwrap();
@@ -320,14 +320,14 @@ fn a_forgotten_panel_password_is_reset_from_the_command_line() {
     let password = text.lines().next().unwrap().rsplit(": ").next().unwrap().trim().to_string();
     assert_eq!(password.len(), 16, "{text}");
     let row = rt.block_on(async {
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         sipwarden::store::admins::by_username(&mut conn, "office").await.unwrap().unwrap()
     });
     let stored = PasswordHash::new(&row.password_hash).unwrap();
     assert!(argon2::Argon2::default().verify_password(password.as_bytes(), &stored).is_ok());
     assert!(row.password_changed_at > 1, "sessions of the old password end");
     let audit = rt.block_on(async {
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         sipwarden::store::audit::recent(&mut conn, 5).await.unwrap()
     });
     assert!(

@@ -39,7 +39,7 @@ impl TestApp {
         trusted: TrustedNetworks,
         security_source_present: bool,
     ) -> TestApp {
-        let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
+        let store = crate::backends::store_in(dir.path()).await;
         let clock = ManualClock::new(NOW);
         let pipeline = Pipeline {
             store: store.clone(),
@@ -87,7 +87,7 @@ impl TestApp {
     }
 
     pub async fn counts(&self) -> Vec<(String, i64)> {
-        let mut conn = self.store.pool().acquire().await.unwrap();
+        let mut conn = self.store.acquire().await.unwrap();
         store::failures::count_by_ip(&mut conn).await.unwrap()
     }
 
@@ -96,7 +96,7 @@ impl TestApp {
     }
 
     pub async fn active_bans(&self) -> Vec<store::bans::BanRow> {
-        let mut conn = self.store.pool().acquire().await.unwrap();
+        let mut conn = self.store.acquire().await.unwrap();
         store::bans::active(&mut conn, self.clock_now()).await.unwrap()
     }
 

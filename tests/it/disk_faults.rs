@@ -111,8 +111,10 @@ async fn a_full_disk_and_a_read_only_data_dir_are_reported_and_lose_nothing() {
         || async { counts(&store).await == truth },
     )
     .await;
-    let check: (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(store.pool()).await.unwrap();
-    assert_eq!(check.0, "ok");
+    let mut conn = store.acquire().await.unwrap();
+    let check = sipwarden::store::raw::texts(&mut conn, "PRAGMA integrity_check").await.unwrap();
+    assert_eq!(check, ["ok"]);
+    drop(conn);
     drop(serve);
     store.close().await;
 }

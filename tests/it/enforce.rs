@@ -27,7 +27,7 @@ struct Rig {
 
 async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
+    let store = crate::backends::store_in(dir.path()).await;
     let clock = ManualClock::new(NOW);
     let fw = Arc::new(RecordingBackend::new("recording"));
     let trusted = TrustedNetworks::new(["192.168.1.0/24".parse().unwrap()]);
@@ -62,7 +62,7 @@ impl Rig {
     }
 
     async fn health(&self) -> (bool, String) {
-        let mut conn = self.store.pool().acquire().await.unwrap();
+        let mut conn = self.store.acquire().await.unwrap();
         let h = store::health::all(&mut conn).await.unwrap();
         let f = h.iter().find(|h| h.component == "firewall").expect("firewall health recorded");
         (f.ok, f.detail.clone())
@@ -132,7 +132,7 @@ async fn protection_off_empties_the_sets_and_on_enforces_what_was_decided_meanwh
     r.enforcer.reconcile_once().await.unwrap();
     assert!(r.kernel_has("203.0.113.7").is_some());
     assert!(r.kernel_has("198.51.100.2").is_some());
-    let mut conn = r.store.pool().acquire().await.unwrap();
+    let mut conn = r.store.acquire().await.unwrap();
     let audit = store::audit::recent(&mut conn, 10).await.unwrap();
     assert_eq!(audit.iter().filter(|a| a.action == "protection").count(), 2);
 }

@@ -125,7 +125,7 @@ async fn unreadable_lines_are_counted_and_skipped_neighbours_kept() {
     std::fs::write(&log, bytes).unwrap();
     app.poll().await;
     assert_eq!((app.count_for(A).await, app.count_for(B).await), (2, 1));
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     let src = sipwarden::store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().unwrap();
     assert_eq!(src.unreadable_lines, 3, "two non-UTF-8 lines and one oversized line");
     assert_eq!(src.lines_read, 5);

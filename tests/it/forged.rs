@@ -44,8 +44,8 @@ async fn app() -> (TestApp, std::path::PathBuf, std::path::PathBuf) {
 }
 
 async fn unattributed(app: &TestApp) -> i64 {
-    let mut conn = app.store.pool().acquire().await.unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM failures WHERE ip IS NULL").fetch_one(&mut *conn).await.unwrap()
+    let mut conn = app.store.acquire().await.unwrap();
+    sipwarden::store::raw::number(&mut conn, "SELECT COUNT(*) FROM failures WHERE ip IS NULL").await.unwrap()
 }
 
 #[tokio::test]

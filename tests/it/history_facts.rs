@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sipwarden::domain::{DAY_MS, HOUR_MS};
-use sipwarden::store::{self, Store, history::Span};
+use sipwarden::store::{self, history::Span};
 
 use crate::common::NOW;
 
@@ -70,8 +70,8 @@ async fn per_failure(
 async fn history_read_ahead_equals_history_read_per_failure() {
     for seed in 0..40 {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let mut conn = store.pool().acquire().await.unwrap();
+        let store = crate::backends::store_in(dir.path()).await;
+        let mut conn = store.acquire().await.unwrap();
         let mut rng = StdRng::seed_from_u64(seed);
         fill(&mut conn, &mut rng).await;
         let from = NOW - on_grid(&mut rng, DAY_MS);

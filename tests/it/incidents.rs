@@ -171,7 +171,7 @@ async fn replay(files: &[(&str, SourceKind)], keep: fn(&str) -> bool) -> Replay 
 }
 
 async fn incident_rows(app: &TestApp) -> Vec<sipwarden::store::incidents::IncidentRow> {
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     sipwarden::store::incidents::recent(&mut conn, 100).await.unwrap()
 }
 
@@ -337,7 +337,7 @@ async fn the_full_logs_registrations_are_kept_as_they_come_and_go() {
         l.contains("res_pjsip_registrar.c") || l.contains("Registered SIP")
     })
     .await;
-    let mut conn = r.app.store.pool().acquire().await.unwrap();
+    let mut conn = r.app.store.acquire().await.unwrap();
     let at_2150 = AFTER_OFFICE_DAY - 10 * 60_000;
     let now: Vec<(String, String)> = sipwarden::store::contacts::current(&mut conn, at_2150, 100)
         .await
@@ -380,7 +380,7 @@ async fn a_batch_of_renewals_keeps_when_each_registration_began() {
     let (a, b) = ("sip:1001@10.98.0.20:49125", "sip:1001@10.98.0.20:46778");
     let mut batch: Vec<DatedContact> = (0..30).map(|i| change(a, t + i * 60_000, true)).collect();
     batch.extend([change(b, t, true), change(b, t + 60_000, false), change(b, t + 29 * 60_000, true)]);
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     sipwarden::store::contacts::record(&mut conn, &batch, t).await.unwrap();
     let rows = sipwarden::store::contacts::current(&mut conn, t + 29 * 60_000 + 1, 10).await.unwrap();
     let seen: Vec<(&str, i64, i64)> = rows.iter().map(|r| (r.uri.as_str(), r.first_at, r.last_at)).collect();

@@ -247,7 +247,7 @@ async fn serve_counts_a_refused_panel_login_like_a_logs_failure() {
     let r = request(serve.port, "POST", "/login", None, "username=root&password=guess");
     assert_eq!(r.status, 401);
     eventually_async("the refused login is stored", Duration::from_secs(10), async || {
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         let recent = sipwarden::store::failures::recent(&mut conn, 10).await.unwrap();
         recent.iter().any(|f| f.service == "PANEL" && f.account.as_deref() == Some("root"))
     })

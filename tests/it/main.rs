@@ -3,6 +3,7 @@
 mod alerts;
 mod architecture;
 mod attempts;
+mod backends;
 mod browser;
 mod cli;
 mod common;
@@ -26,3 +27,4 @@ mod pbx;
 mod policy_store;
 mod retention;
 mod robust;
+mod shared_store;

@@ -166,7 +166,7 @@ async fn the_crack_locks_the_extension_before_any_fraud_call() {
         server.received.actions("Hangup").len() >= 60
     })
     .await;
-    let mut conn = link.app.store.pool().acquire().await.unwrap();
+    let mut conn = link.app.store.acquire().await.unwrap();
     let incidents = sipwarden::store::incidents::recent(&mut conn, 10).await.unwrap();
     assert!(
         incidents
@@ -219,7 +219,7 @@ async fn the_managers_contact_events_keep_the_registrations() {
         ScriptedAmi::start(vec![Script { events, drop_after: false, trickle: None, listing }]).await.unwrap();
     let link = link(&server.address, SECRET).await;
     let registered = || async {
-        let mut conn = link.app.store.pool().acquire().await.unwrap();
+        let mut conn = link.app.store.acquire().await.unwrap();
         let now = link.app.clock_now();
         let rows = sipwarden::store::contacts::current(&mut conn, now, 100).await.unwrap();
         rows.into_iter().map(|c| format!("{} {}", c.account, c.uri)).collect::<Vec<_>>()
@@ -237,7 +237,7 @@ async fn the_managers_contact_events_keep_the_registrations() {
     }
     // The User-Agents, from the listing asked for after the login and as phones register.
     let agents = || async {
-        let mut conn = link.app.store.pool().acquire().await.unwrap();
+        let mut conn = link.app.store.acquire().await.unwrap();
         let rows = sipwarden::store::contacts::current(&mut conn, link.app.clock_now(), 100).await.unwrap();
         rows.into_iter()
             .filter_map(|c| c.user_agent.map(|ua| format!("{} {ua}", c.account)))
@@ -292,7 +292,7 @@ async fn a_forged_success_teaches_nothing() {
         link.health.state().malformed >= 2
     })
     .await;
-    let mut conn = link.app.store.pool().acquire().await.unwrap();
+    let mut conn = link.app.store.acquire().await.unwrap();
     let (seen, _) =
         sipwarden::store::incidents::login_history(&mut conn, "1001", "10.98.0.99", i64::MAX).await.unwrap();
     assert!(!seen, "no login learned from a forged block");

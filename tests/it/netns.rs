@@ -239,7 +239,7 @@ async fn a_sipwarden_with_another_database_leaves_the_firewall_alone_and_says_wh
     ban(&other_store, "10.77.0.9", None).await;
     assert!(other.sync_changes().await.is_err(), "nothing is added to another's sets");
     assert_eq!(all_arrive(&pair, &l), [false; 4], "the first one's bans stay in force");
-    let mut conn = other_store.pool().acquire().await.unwrap();
+    let mut conn = other_store.acquire().await.unwrap();
     let health = sipwarden::store::health::all(&mut conn).await.unwrap();
     let firewall = health.iter().find(|h| h.component == sipwarden::enforcer::HEALTH_COMPONENT).unwrap();
     assert!(!firewall.ok && firewall.detail.contains("left untouched"), "{}", firewall.detail);
@@ -261,7 +261,7 @@ async fn a_banned_ipv6_prefix_drops_every_address_in_it_and_its_release_lets_the
     ban(&store, "fd77::99", Some(3600)).await;
     {
         let now = SystemClock.now();
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         let prefix = sipwarden::store::bans::NewBan {
             ip: "fd77::/64",
             reason: "3 addresses of fd77::/64 banned within 1d",
@@ -332,7 +332,7 @@ async fn a_flushed_ruleset_a_deleted_table_or_an_emptied_set_is_repaired_and_sho
         }
         assert!(!udp_arrives(&pair, &l.udp6, "[fd77::1]:5060"), "{args:?}: IPv6 kept or repaired too");
         // The panel's firewall line says what was repaired.
-        let mut conn = store.pool().acquire().await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
         let health = sipwarden::store::health::all(&mut conn).await.unwrap();
         let firewall = health.iter().find(|h| h.component == sipwarden::enforcer::HEALTH_COMPONENT).unwrap();
         assert!(firewall.ok && firewall.detail.contains("last put right"), "{args:?}: {}", firewall.detail);
@@ -372,7 +372,7 @@ async fn closed_mode_admits_sip_only_from_extension_and_trunk_networks_and_alway
     let l = listen(&pair);
     let other = in_netns(&pair.pbx, || UdpSocket::bind("10.77.0.1:9999").unwrap());
     let now = SystemClock.now();
-    let mut conn = store.pool().acquire().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
     use sipwarden::store::{networks, settings};
     networks::add(
         &mut conn,

@@ -56,9 +56,9 @@ async fn panel_with(pbx: Option<sipwarden::pbx::Pbx>) -> Panel {
 
 async fn panel_idle(pbx: Option<sipwarden::pbx::Pbx>, session_idle: time::Duration) -> Panel {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
+    let store = crate::backends::store_in(dir.path()).await;
     let hash = Argon2::default().hash_password(b"a long passphrase").unwrap().to_string();
-    let mut conn = store.pool().acquire().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
     store::admins::create(&mut conn, "admin", &hash, sipwarden::domain::Role::Admin, 0).await.unwrap();
     drop(conn);
     let clock = ManualClock::new(SystemClock.now());
@@ -88,7 +88,7 @@ async fn router_of(store: &Store, state: WebState, session_idle: time::Duration)
 impl Panel {
     /// The bans of `ip` in force now.
     async fn active_bans_of(&self, ip: &str) -> Vec<store::bans::BanRow> {
-        let mut conn = self.store.pool().acquire().await.unwrap();
+        let mut conn = self.store.acquire().await.unwrap();
         let all = store::bans::active(&mut conn, self.clock.now()).await.unwrap();
         all.into_iter().filter(|b| b.ip == ip).collect()
     }
@@ -191,7 +191,7 @@ async fn login_brute_force_is_rate_limited_per_address_but_the_admin_gets_in_fro
     let r =
         p.request_from("127.0.0.2", "POST", "/login", &[], "username=admin&password=a+long+passphrase").await;
     assert_eq!(r.status, 303, "the legitimate admin from another address still gets in");
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let audit = store::audit::recent(&mut conn, 50).await.unwrap();
     assert_eq!(audit.iter().filter(|a| a.action == "login failed").count(), 5);
     assert!(audit.iter().any(|a| a.action == "login" && a.client_ip.as_deref() == Some("127.0.0.2")));
@@ -237,7 +237,7 @@ async fn cross_site_and_cross_origin_posts_are_refused() {
         let r = p.request("POST", "/protection", &headers, "on=false").await;
         assert_eq!(r.status, 403, "{headers:?}");
     }
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     assert!(store::settings::protection(&mut conn, true).await.unwrap());
     let r = p
         .request(
@@ -280,7 +280,7 @@ async fn invalid_settings_are_explained_and_nothing_is_saved() {
     let r = p.request("POST", "/settings", &[("Cookie", &session)], form).await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("Rung 1: failures must be"), "{}", r.body);
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     assert!(
         store::networks::in_list(&mut conn, sipwarden::domain::NetworkList::Trusted)
             .await
@@ -298,7 +298,7 @@ async fn invalid_settings_are_explained_and_nothing_is_saved() {
 #[tokio::test]
 async fn the_failed_login_log_exports_csv_that_spreadsheets_cannot_execute() {
     let p = panel().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     store::failures::insert(
         &mut conn,
         &store::failures::NewFailure {
@@ -360,7 +360,7 @@ async fn network_entries_are_validated_and_nothing_wrong_is_saved() {
         r.status == 400 && r.body.contains("overlaps"),
         "deny inside an allowed network is contradictory"
     );
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     assert_eq!(store::networks::editable(&mut conn).await.unwrap().len(), 1);
     let page = p.request("GET", "/networks", &[("Cookie", &s)], "").await;
     assert!(page.body.contains("id=\"admin-ip\">127.0.0.1"), "the admin sees their address");
@@ -376,7 +376,7 @@ async fn a_change_that_cuts_off_the_admin_is_refused_unless_confirmed_and_undone
     let r = p.request("POST", "/networks", &same_origin(&s), "list=deny&address=127.0.0.0%2F8").await;
     assert_eq!(r.status, 409);
     assert!(r.body.contains("contains your own address 127.0.0.1"), "{}", r.body);
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     assert!(store::networks::editable(&mut conn).await.unwrap().is_empty(), "refused: nothing saved");
 
     // Confirmed: applied, and undone by itself when nobody keeps it within 60 s.
@@ -430,7 +430,7 @@ async fn host_names_are_resolved_into_the_lists() {
         page.body.contains("localhost") && page.body.contains("127.0.0.1"),
         "the last resolution is shown"
     );
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let nets = store::networks::trunk_nets(&mut conn, p.clock.now()).await.unwrap();
     assert!(nets.iter().any(|(t, n)| t == "itsp" && n.to_string() == "127.0.0.1/32"), "{nets:?}");
 }
@@ -533,7 +533,7 @@ async fn an_ingest_failure_is_shown_on_the_dashboard_and_by_healthz() {
 async fn the_trusted_list_delete_removes_only_trusted_entries() {
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     store::networks::add(&mut conn, NetworkList::Deny, "203.0.113.0/24", "scanners", "test", 0)
         .await
         .unwrap();
@@ -541,7 +541,7 @@ async fn the_trusted_list_delete_removes_only_trusted_entries() {
     let id = |list: NetworkList| {
         let store = p.store.clone();
         async move {
-            let mut conn = store.pool().acquire().await.unwrap();
+            let mut conn = store.acquire().await.unwrap();
             store::networks::in_list(&mut conn, list).await.unwrap().first().map(|r| r.id)
         }
     };
@@ -561,8 +561,8 @@ async fn the_trusted_list_delete_removes_only_trusted_entries() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_setup_requests_create_exactly_one_admin() {
     let p = panel().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
-    sqlx::query("DELETE FROM admins").execute(&mut *conn).await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
+    store::raw::execute(&mut conn, "DELETE FROM admins").await.unwrap();
     *p.state.setup_token.lock().unwrap() = Some("first-start".into());
     let p = std::sync::Arc::new(p);
     let attempts: Vec<_> = (0..4)
@@ -614,7 +614,7 @@ async fn ladder_ban(conn: &mut store::Conn, ip: &str, now: i64) -> i64 {
 async fn a_banned_phone_is_found_by_its_extension_on_the_bans_page() {
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let now = p.clock.now();
     for (ip, account) in [("203.0.113.9", "1003"), ("198.51.100.4", "1004")] {
         store::offenders::record(&mut conn, ip, "PJSIP", Some(account), now).await.unwrap();
@@ -656,7 +656,7 @@ async fn a_banned_phone_is_found_by_its_extension_on_the_bans_page() {
 async fn a_locked_extension_is_on_the_dashboard_and_unlocked_in_one_click_with_an_audit_row() {
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let incident = store::incidents::NewIncident {
         kind: "toll_fraud",
         severity: "critical",
@@ -708,7 +708,7 @@ async fn a_locked_extension_is_on_the_dashboard_and_unlocked_in_one_click_with_a
 async fn the_logins_page_flags_a_new_address_and_one_that_also_failed() {
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let now = p.clock.now();
     store::incidents::record_login(&mut conn, "1001", "192.0.2.20", now - 30 * 86_400_000 + 60_000)
         .await
@@ -747,7 +747,7 @@ async fn alert_settings_are_checked_tested_and_saved_without_showing_the_passwor
         "{}",
         bad.body
     );
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     assert_eq!(
         store::settings::get(&mut conn, store::settings::ALERTS).await.unwrap(),
         None,
@@ -792,7 +792,7 @@ fn urlencoding(text: &str) -> String {
 async fn release_and_trust_is_one_audited_change_and_never_trusts_a_prefix() {
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let now = p.clock.now();
     let ids = [
         ladder_ban(&mut conn, "203.0.113.9", now).await,
@@ -831,7 +831,7 @@ async fn the_registrations_page_shows_who_is_registered_where_and_flags_a_scanne
     use sipwarden::domain::{ContactChange, DatedContact};
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let now = p.clock.now();
     store::incidents::record_login(&mut conn, "1003", "10.98.0.30", now - 60_000).await.unwrap();
     let contact = |account: &str, uri: &str, user_agent: Option<&str>| DatedContact {
@@ -866,7 +866,7 @@ async fn the_registrations_page_shows_who_is_registered_where_and_flags_a_scanne
 async fn an_offenders_page_releases_trusts_and_bans_it_and_says_so() {
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let now = p.clock.now();
     store::offenders::record(&mut conn, "203.0.113.9", "PJSIP", Some("1003"), now).await.unwrap();
     ladder_ban(&mut conn, "203.0.113.9", now).await;
@@ -931,7 +931,7 @@ async fn the_dashboard_says_under_attack_now_and_who_is_banned() {
 
     let p = panel().await;
     let session = p.login().await;
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let now = p.clock.now();
     // Two addresses now (one banned), one two hours ago.
     for (ip, at) in

@@ -182,7 +182,7 @@ async fn a_flood_of_bans_is_stored_completely_across_transactions() {
     app.poll().await;
     assert_eq!(app.active_bans().await.len(), 400);
     assert_eq!(app.counts().await.iter().map(|c| c.1).sum::<i64>(), 1200);
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     let src = sipwarden::store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().unwrap();
     assert_eq!(src.lines_read, 1200, "every line counted once across the partial commits");
     assert_eq!(src.read_offset as usize, text.len());
@@ -191,7 +191,7 @@ async fn a_flood_of_bans_is_stored_completely_across_transactions() {
 #[tokio::test]
 async fn in_monitor_mode_bans_are_recorded_as_would_ban() {
     let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     sipwarden::store::settings::set_protection(&mut conn, false).await.unwrap();
     drop(conn);
     append(&log, &(failure_at(ATTACKER, NOW - 2000) + &failure_at(ATTACKER, NOW - 1000)));
@@ -220,7 +220,7 @@ async fn the_summaries_the_panel_lists_add_up_over_batches_and_services() {
     append(&log, &chan_sip_failure_at(ATTACKER, "admin", last));
     append(&log, &failure_at(ATTACKER, last - 2 * MINUTE_MS));
     app.poll().await;
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     let o = sipwarden::store::offenders::get(&mut conn, ATTACKER).await.unwrap().unwrap();
     assert_eq!((o.failures, o.first_seen, o.last_seen), (5, first, last));
     let mut services: Vec<&str> = o.services.split(',').collect();
@@ -297,7 +297,7 @@ async fn a_success_right_after_a_failure_earns_no_leniency() {
 async fn a_success_from_outside_the_extension_networks_earns_no_leniency() {
     let mut app = TestApp::new(TrustedNetworks::default(), true).await;
     {
-        let mut conn = app.store.pool().acquire().await.unwrap();
+        let mut conn = app.store.acquire().await.unwrap();
         let ext = sipwarden::domain::NetworkList::Extensions;
         sipwarden::store::networks::add(&mut conn, ext, "192.168.10.0/24", "office", "admin", NOW)
             .await
@@ -323,7 +323,7 @@ async fn a_success_from_outside_the_extension_networks_earns_no_leniency() {
 }
 
 async fn add_network(app: &TestApp, list: sipwarden::domain::NetworkList, cidr: &str) {
-    let mut conn = app.store.pool().acquire().await.unwrap();
+    let mut conn = app.store.acquire().await.unwrap();
     sipwarden::store::networks::add(&mut conn, list, cidr, "test", "admin", NOW).await.unwrap();
 }
 

@@ -3,7 +3,7 @@
 
 use sipwarden::config::Retention;
 use sipwarden::domain::DAY_MS;
-use sipwarden::store::{self, Store};
+use sipwarden::store;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::NOW;
@@ -24,14 +24,14 @@ async fn failure(conn: &mut store::Conn, ip: &str, at: i64) {
 }
 
 async fn count(conn: &mut store::Conn, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+    store::raw::number(conn, sql).await.unwrap()
 }
 
 #[tokio::test]
 async fn history_past_its_retention_goes_in_batches_and_the_rest_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-    let mut conn = store.pool().acquire().await.unwrap();
+    let store = crate::backends::store_in(dir.path()).await;
+    let mut conn = store.acquire().await.unwrap();
     let old = NOW - 100 * DAY_MS;
     // More old failures than one batch holds.
     for i in 0..(sipwarden::retention::BATCH * 2 + 37) {
@@ -60,12 +60,12 @@ async fn history_past_its_retention_goes_in_batches_and_the_rest_stays() {
     )
     .await
     .unwrap();
-    let mut conn = store.pool().acquire().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
     assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM failures").await, 1, "only the recent failure stays");
     let offenders: Vec<String> =
-        sqlx::query_scalar("SELECT ip FROM offenders ORDER BY ip").fetch_all(&mut *conn).await.unwrap();
+        store::raw::texts(&mut conn, "SELECT ip FROM offenders ORDER BY ip").await.unwrap();
     assert_eq!(offenders, ["198.51.100.1", "203.0.113.1"], "a banned address keeps its summary");
-    let bans: Vec<String> = sqlx::query_scalar("SELECT ip FROM bans").fetch_all(&mut *conn).await.unwrap();
+    let bans: Vec<String> = store::raw::texts(&mut conn, "SELECT ip FROM bans").await.unwrap();
     assert_eq!(bans, ["203.0.113.1"]);
     assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM audit").await, 1, "the audit log is kept by default");
     assert!(removed >= (sipwarden::retention::BATCH * 2 + 37) as u64);

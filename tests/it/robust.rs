@@ -48,7 +48,7 @@ pub(crate) fn serve(dir: &Path, log: &Path) -> Running {
 }
 
 pub(crate) async fn counts(store: &Store) -> BTreeMap<String, i64> {
-    let mut conn = store.pool().acquire().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
     store::failures::count_by_ip(&mut conn).await.unwrap().into_iter().collect()
 }
 
@@ -79,7 +79,7 @@ pub(crate) async fn following(data: &Path, log: &Path) -> Store {
 }
 
 pub(crate) async fn read_offset(store: &Store, log: &Path) -> i64 {
-    let mut conn = store.pool().acquire().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
     store::sources::get(&mut conn, &log.display().to_string()).await.unwrap().map_or(0, |s| s.read_offset)
 }
 

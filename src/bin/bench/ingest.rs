@@ -58,7 +58,7 @@ pub fn serve_backlog(mut args: impl Iterator<Item = String>) -> anyhow::Result<(
         }
         let store = Store::open(&db).await?;
         loop {
-            let mut conn = store.pool().acquire().await?;
+            let mut conn = store.acquire().await?;
             let offset = sipwarden::store::sources::get(&mut conn, &log).await?.map_or(0, |s| s.read_offset);
             if offset >= size {
                 return anyhow::Ok(start.elapsed());
@@ -118,7 +118,7 @@ pub fn ban_storm(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         let start = Instant::now();
         ingest::poll_all(&mut followers, &pipeline).await;
         let took = start.elapsed().as_secs_f64();
-        let mut conn = store.pool().acquire().await?;
+        let mut conn = store.acquire().await?;
         let bans = sipwarden::store::bans::active(
             &mut conn,
             sipwarden::clock::Clock::now(&sipwarden::clock::SystemClock),

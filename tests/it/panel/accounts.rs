@@ -16,7 +16,7 @@ impl Panel {
     }
 
     async fn account(&self, name: &str) -> Option<store::admins::AdminRow> {
-        let mut conn = self.store.pool().acquire().await.unwrap();
+        let mut conn = self.store.acquire().await.unwrap();
         store::admins::by_username(&mut conn, name).await.unwrap()
     }
 
@@ -60,7 +60,7 @@ async fn a_viewer_sees_every_page_and_can_change_nothing_but_its_own_password() 
         assert_eq!(r.status, 403, "{path} refused: {}", r.body);
         assert!(r.body.contains("viewer account"), "{path} says why");
     }
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     assert!(store::settings::protection(&mut conn, true).await.unwrap(), "protection still on");
     assert!(store::bans::active(&mut conn, p.clock.now()).await.unwrap().is_empty(), "nothing banned");
     assert!(store::networks::in_list(&mut conn, NetworkList::Deny).await.unwrap().is_empty());
@@ -124,7 +124,7 @@ async fn admins_add_reset_promote_and_remove_accounts_and_each_change_is_audited
     assert_ne!(r.status, 403, "an admin now: {}", r.body);
 
     // Removed: maria's session ends, and her login address may be banned again.
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let admin_nets =
         |rows: Vec<store::networks::NetworkRow>| rows.into_iter().map(|r| r.cidr).collect::<Vec<_>>();
     let before = admin_nets(store::networks::in_list(&mut conn, NetworkList::Admin).await.unwrap());
@@ -135,7 +135,7 @@ async fn admins_add_reset_promote_and_remove_accounts_and_each_change_is_audited
     assert!(p.account("maria").await.is_none());
     let r = p.request_from("127.0.0.9", "GET", "/bans", &[("Cookie", &maria)], "").await;
     assert_eq!(r.status, 303, "maria's session ended");
-    let mut conn = p.store.pool().acquire().await.unwrap();
+    let mut conn = p.store.acquire().await.unwrap();
     let after = admin_nets(store::networks::in_list(&mut conn, NetworkList::Admin).await.unwrap());
     assert_eq!(after, vec!["127.0.0.1/32".to_string()], "only the remaining admin's address stays");
 

@@ -1,0 +1,163 @@
+//! Several PBXes, one ban list: `sipwarden serve` processes sharing one PostgreSQL
+//! database, each with its own nft table in its own network namespace (its `nft`
+//! commands run there; the process reaches PostgreSQL on loopback). Needs root, nft,
+//! ip and a PostgreSQL server; under `CI=true` a missing one fails the test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{append, runnable, works};
+use crate::harness::{Running, Serve, eventually};
+
+fn can_run() -> Option<String> {
+    let url = crate::backends::postgres_url();
+    runnable(
+        "shared-store test",
+        &[
+            ("root", nix::unistd::geteuid().is_root()),
+            ("nft", works("nft", &["--version"])),
+            ("ip (iproute2)", works("ip", &["-V"])),
+            ("a PostgreSQL server (SIPWARDEN_TEST_DATABASE_URL)", url.is_some()),
+        ],
+    )
+    .then_some(url?)
+}
+
+/// One PBX: a namespace for its firewall, a data directory, a log, a running serve.
+struct Node {
+    ns: String,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    serve: Option<Running>,
+}
+
+impl Node {
+    fn start(name: &str, database: &str) -> Node {
+        let ns = format!("swb-{}-{name}", std::process::id());
+        let ok = Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success();
+        assert!(ok, "ip netns add {ns}");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("messages");
+        std::fs::write(&log, "").unwrap();
+        let config = dir.path().join("sipwarden.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{ns}\"]\n\
+                 reconcile_interval = \"30s\"\n\n[store]\nurl = \"{database}\"\nnode = \"{name}\"\n"
+            ),
+        )
+        .unwrap();
+        let mut node = Node { ns, dir, log, serve: None };
+        node.serve = Some(node.serve_command().start());
+        node
+    }
+
+    fn serve_command(&self) -> Serve {
+        Serve::new(&self.dir.path().join("data"))
+            .arg("--config")
+            .arg(self.dir.path().join("sipwarden.toml"))
+            .log(format!("messages:{}", self.log.display()))
+    }
+
+    /// Whether this PBX's kernel drops `ip` (it is in one of the ban sets).
+    fn kernel_bans(&self, ip: &str) -> bool {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "nft", "list", "table", "inet", "sipwarden"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(ip)
+    }
+
+    /// A wrong password for `user` from `ip`, logged now.
+    fn failure(&self, ip: &str, user: &str) {
+        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        append(&self.log, &crate::common::sip_failure_dated(ip, user, &now));
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .arg("--config")
+            .arg(self.dir.path().join("sipwarden.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        drop(self.serve.take());
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// A database of the test's own on the server.
+fn database(server: &str, name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("sw-shared-{name}"));
+    tokio::runtime::Runtime::new().unwrap().block_on(crate::backends::fresh_database(server, &dir))
+}
+
+/// Waits until every node's kernel holds `ip` (or none does, `banned` false); how long.
+fn on_every_kernel(nodes: &[&Node], ip: &str, banned: bool, within: Duration) -> Duration {
+    let began = Instant::now();
+    eventually(&format!("{ip} banned={banned} on every PBX"), within, || {
+        nodes.iter().all(|n| n.kernel_bans(ip) == banned)
+    });
+    began.elapsed()
+}
+
+#[test]
+fn a_ban_on_one_pbx_drops_the_address_on_all_three_and_a_release_frees_it_on_all() {
+    let Some(server) = can_run() else { return };
+    let url = database(&server, "three");
+    let nodes = [Node::start("pbx-a", &url), Node::start("pbx-b", &url), Node::start("pbx-c", &url)];
+    let attacker = "198.51.100.77";
+    nodes[0].failure(attacker, "1001");
+    nodes[0].failure(attacker, "1002");
+    eventually("banned on the PBX that saw it", Duration::from_secs(10), || nodes[0].kernel_bans(attacker));
+    let spread = on_every_kernel(&nodes.iter().collect::<Vec<_>>(), attacker, true, Duration::from_secs(3));
+    eprintln!("ban on pbx-a reached pbx-b and pbx-c {spread:?} after pbx-a's own kernel");
+    assert!(spread <= Duration::from_secs(1), "a ban takes {spread:?} to reach the other PBXes");
+
+    // Each row says which PBX decided it.
+    let listed = nodes[1].cli(&["bans", "--format", "json"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains(attacker) && text.contains("pbx-a"), "{text}");
+
+    let out = nodes[2].cli(&["unban", attacker]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let freed = on_every_kernel(&nodes.iter().collect::<Vec<_>>(), attacker, false, Duration::from_secs(3));
+    eprintln!("release on pbx-c freed it everywhere within {freed:?}");
+}
+
+#[test]
+fn failures_on_two_pbxes_count_together_and_a_late_node_enforces_the_shared_bans() {
+    let Some(server) = can_run() else { return };
+    let url = database(&server, "two");
+    let a = Node::start("pbx-a", &url);
+    let b = Node::start("pbx-b", &url);
+    let scanner = "203.0.113.45";
+    // Once on each PBX: two failures within the hour, the first rule.
+    a.failure(scanner, "2001");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!a.kernel_bans(scanner), "one failure bans nobody");
+    b.failure(scanner, "2002");
+    on_every_kernel(&[&a, &b], scanner, true, Duration::from_secs(5));
+
+    // A PBX joining later enforces what the others decided, from its first pass.
+    let began = Instant::now();
+    let c = Node::start("pbx-c", &url);
+    eventually("the late node enforces the shared ban", Duration::from_secs(5), || c.kernel_bans(scanner));
+    eprintln!("late node enforcing {:?} after its start", began.elapsed());
+
+    // Its log cursor and health are its own: the same log path on another node is
+    // read from its own beginning, and `status` names the nodes.
+    let status = c.cli(&["status", "--format", "json"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(text.contains("pbx-a") && text.contains("pbx-b") && text.contains("pbx-c"), "{text}");
+}

@@ -286,12 +286,14 @@ pub async fn active_newest(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<V
 }
 
 /// Bans in force whose address contains `text`, or whose address tried an account
-/// named `text` (an extension): how an admin finds a banned phone. Newest first.
+/// named `text` (an extension), or decided by the PBX named `text`: how an admin finds
+/// a banned phone. Newest first.
 pub async fn active_matching(conn: &mut Conn, now: UnixMs, text: &str, limit: i64) -> Result<Vec<BanRow>> {
     let pattern = format!("%{}%", super::like_literal(text));
-    Ok(on!(conn, |c| sqlx::query_as(&format!(
+    Ok(on!(conn, |c| {
+        sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM bans WHERE released_at IS NULL AND (until_at IS NULL OR until_at > $1) \
-         AND (ip LIKE $2 ESCAPE '\\' OR ip IN (SELECT ip FROM offender_accounts WHERE account = $3)) \
+         AND (ip LIKE $2 ESCAPE '\\' OR node = $3 OR ip IN (SELECT ip FROM offender_accounts WHERE account = $3)) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
     ))
     .bind(now)
@@ -299,7 +301,8 @@ pub async fn active_matching(conn: &mut Conn, now: UnixMs, text: &str, limit: i6
     .bind(text)
     .bind(limit)
     .fetch_all(&mut *c)
-    .await)?)
+    .await
+    })?)
 }
 
 /// IPv6 bans (addresses and prefixes) created after `since` or still in force at `now`:

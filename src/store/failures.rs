@@ -113,6 +113,18 @@ pub async fn count_since(conn: &mut Conn, since: UnixMs, cap: i64) -> Result<i64
     Ok(n.0)
 }
 
+/// [`count_since`] for the failures one node stored.
+pub async fn count_on_node_since(conn: &mut Conn, node: &str, since: UnixMs, cap: i64) -> Result<i64> {
+    Ok(on!(conn, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM failures WHERE node = $1 AND at > $2 LIMIT $3) AS recent"
+    )
+    .bind(node)
+    .bind(since)
+    .bind(cap)
+    .fetch_one(&mut *c)
+    .await)?)
+}
+
 pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<FailureRow>> {
     Ok(on!(conn, |c| sqlx::query_as(
         "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict, node \

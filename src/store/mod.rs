@@ -110,6 +110,8 @@ pub struct Store {
     location: std::sync::Arc<str>,
     /// The node (PBX) this handle writes for: its failures, bans, log cursors, health.
     node: std::sync::Arc<str>,
+    /// Since when (unix ms) and why no connection could be had, while that lasts.
+    unreachable: std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>,
 }
 
 impl Store {
@@ -129,6 +131,7 @@ impl Store {
             pool: Pool::Sqlite(pool),
             location: location.display().to_string().into(),
             node: default_node().into(),
+            unreachable: Default::default(),
         })
     }
 
@@ -144,7 +147,12 @@ impl Store {
             .connect_with(options)
             .await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Store { pool: Pool::Postgres(pool), location: shown_url(url).into(), node: default_node().into() })
+        Ok(Store {
+            pool: Pool::Postgres(pool),
+            location: shown_url(url).into(),
+            node: default_node().into(),
+            unreachable: Default::default(),
+        })
     }
 
     async fn connect_sqlite(options: SqliteConnectOptions, max: u32) -> Result<SqlitePool> {
@@ -203,12 +211,34 @@ impl Store {
 
     /// A connection from the pool.
     pub async fn acquire(&self) -> Result<Pooled> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => Pooled::new(Conn::new(Engine::Sqlite(p.acquire().await?), self.node.clone())),
-            Pool::Postgres(p) => {
-                Pooled::new(Conn::new(Engine::Postgres(p.acquire().await?), self.node.clone()))
+        let engine = match &self.pool {
+            Pool::Sqlite(p) => p.acquire().await.map(Engine::Sqlite),
+            Pool::Postgres(p) => p.acquire().await.map(Engine::Postgres),
+        };
+        Ok(Pooled::new(Conn::new(self.reached(engine)?, self.node.clone())))
+    }
+
+    /// Since when (unix ms) and why the database cannot be reached, while it cannot.
+    pub fn unreachable(&self) -> Option<(i64, String)> {
+        self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Notes whether a connection could be had.
+    fn reached<T>(&self, got: std::result::Result<T, sqlx::Error>) -> std::result::Result<T, sqlx::Error> {
+        let mut state = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        match &got {
+            Ok(_) => *state = None,
+            Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_))) => {
+                if state.is_none() {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    *state = Some((now, e.to_string()));
+                }
             }
-        })
+            Err(_) => {}
+        }
+        got
     }
 
     /// A write transaction. On SQLite it takes the write lock up front (`BEGIN
@@ -216,13 +246,11 @@ impl Store {
     /// with "database is locked" when another connection wrote in between, which no
     /// busy timeout cures.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::new(Conn::new(
-                Engine::SqliteTx(p.begin_with("BEGIN IMMEDIATE").await?),
-                self.node.clone(),
-            )),
-            Pool::Postgres(p) => Tx::new(Conn::new(Engine::PostgresTx(p.begin().await?), self.node.clone())),
-        })
+        let engine = match &self.pool {
+            Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Engine::SqliteTx),
+            Pool::Postgres(p) => p.begin().await.map(Engine::PostgresTx),
+        };
+        Ok(Tx::new(Conn::new(self.reached(engine)?, self.node.clone())))
     }
 
     pub async fn close(&self) {

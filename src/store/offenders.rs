@@ -70,6 +70,8 @@ pub enum Filter {
     /// Addresses whose text starts with this (the caller narrows CIDRs exactly).
     Prefix(String),
     Account(String),
+    /// Addresses a node (PBX) saw fail.
+    Node(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +116,15 @@ pub async fn page(
                  ORDER BY {order} LIMIT $2 OFFSET $3"
         ))
         .bind(account)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *c)
+        .await)?,
+        Filter::Node(node) => on!(conn, |c| sqlx::query_as(&format!(
+            "SELECT {cols} FROM offenders o WHERE (',' || o.nodes || ',') LIKE $1 ESCAPE '\\' \
+             ORDER BY {order} LIMIT $2 OFFSET $3"
+        ))
+        .bind(format!("%,{},%", super::like_literal(node)))
         .bind(limit)
         .bind(offset)
         .fetch_all(&mut *c)

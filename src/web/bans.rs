@@ -68,7 +68,10 @@ async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
             reason: b.reason,
             created: when(b.created_at),
             until: b.until_at.map_or("until released".into(), when),
-            by: b.created_by.unwrap_or_else(|| "sipwarden".into()),
+            by: b.created_by.unwrap_or_else(|| match (state.store.is_shared(), b.node.is_empty()) {
+                (true, false) => format!("sipwarden on {}", b.node),
+                _ => "sipwarden".into(),
+            }),
             ip: b.ip,
         })
         .collect();

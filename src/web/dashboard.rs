@@ -49,7 +49,22 @@ pub struct SourceView {
     pub read: String,
 }
 
+/// One PBX writing to a shared store, as the nodes card shows it.
+pub struct NodeView {
+    pub name: String,
+    /// The PBX this panel runs on.
+    pub this: bool,
+    /// Heard from within the last minute.
+    pub alive: bool,
+    pub last_contact: String,
+    pub firewall_ok: bool,
+    pub firewall: String,
+    pub failures_hour: String,
+}
+
 pub struct Live {
+    /// Every PBX sharing the store (shown when there are several).
+    pub nodes: Vec<NodeView>,
     /// Why the last alert could not be sent, while it could not.
     pub alert_problem: Option<String>,
     /// The manager interface link: (up, in words), when configured.
@@ -102,6 +117,33 @@ fn hour_label(ms: i64) -> String {
 
 fn day_label(ms: i64) -> String {
     when(ms).get(5..10).unwrap_or("").to_string()
+}
+
+/// A PBX not heard from for this long is shown as silent.
+const SILENT_AFTER_MS: i64 = 60_000;
+
+async fn nodes(conn: &mut store::Conn, this: &str, now: i64) -> Result<Vec<NodeView>, WebError> {
+    let rows = store::nodes::all(conn).await?;
+    if rows.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let health = store::health::every_node(conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for n in rows {
+        let firewall =
+            health.iter().find(|h| h.node == n.name && h.component == crate::enforcer::HEALTH_COMPONENT);
+        let failures = store::failures::count_on_node_since(conn, &n.name, now - HOUR_MS, COUNT_CAP).await?;
+        out.push(NodeView {
+            this: n.name == this,
+            alive: n.name == this || now - n.last_contact < SILENT_AFTER_MS,
+            last_contact: when(n.last_contact),
+            firewall_ok: firewall.is_some_and(|h| h.ok),
+            firewall: firewall.map_or("not checked yet".into(), |h| h.detail.clone()),
+            failures_hour: count_text(failures),
+            name: n.name,
+        });
+    }
+    Ok(out)
 }
 
 async fn gather(state: &WebState) -> Result<Live, WebError> {
@@ -165,7 +207,9 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         .iter()
         .map(|i| (i.id, i.account.clone(), super::incidents::headline(i)))
         .collect();
+    let nodes = nodes(&mut conn, state.store.node(), now).await?;
     Ok(Live {
+        nodes,
         alert_problem: state.alerts.as_ref().and_then(|a| a.health().problem),
         manager: state.manager.as_ref().map(|m| manager_line(&m.state())),
         locked,
@@ -325,8 +369,24 @@ pub struct ManagerHealth {
 }
 
 /// Unauthenticated liveness for monitors and container health checks: no secrets.
-pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
-    let mut conn = state.store.acquire().await?;
+pub async fn healthz(State(state): State<WebState>) -> Result<axum::response::Response, WebError> {
+    let mut conn = match state.store.acquire().await {
+        Ok(conn) => conn,
+        // The kernel keeps what it holds; nothing new is decided until it is back.
+        Err(e) => {
+            let why = match state.store.unreachable() {
+                Some((since, error)) => format!(
+                    "{} unreachable since {}: {error}; the firewall keeps enforcing the bans it holds, \
+                     and the logs are read on from where storing stopped once it is back",
+                    if state.store.is_shared() { "shared store" } else { "database" },
+                    when(since)
+                ),
+                None => format!("database error: {e}"),
+            };
+            let body = serde_json::json!({ "status": "store_unreachable", "problems": [why] });
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
+        }
+    };
     let health = store::health::all(&mut conn).await?;
     let ingest_ok = state.ingest.problem().is_none();
     let (status, problems) = match super::protecting::now(&state, &mut conn).await? {
@@ -353,7 +413,8 @@ pub async fn healthz(State(state): State<WebState>) -> Result<impl IntoResponse,
                 AlertsHealth { sent: h.sent, problem: h.problem, dropped: h.dropped }
             }),
         }),
-    ))
+    )
+        .into_response())
 }
 
 #[cfg(test)]

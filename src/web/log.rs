@@ -26,6 +26,9 @@ pub struct Filters {
     user: String,
     #[serde(default)]
     service: String,
+    /// The PBX whose logs held it (several share a store).
+    #[serde(default)]
+    node: String,
     #[serde(default)]
     before: Option<i64>,
 }
@@ -52,7 +55,7 @@ fn search(f: &Filters, limit: i64) -> Result<store::failures::Search, WebError> 
         ip: opt(&f.ip),
         account: opt(&f.user),
         service: opt(&f.service).map(|s| s.to_uppercase()),
-        node: None,
+        node: opt(&f.node),
         before_id: f.before,
         limit,
     })
@@ -66,6 +69,7 @@ pub struct Row {
     pub kind: String,
     pub verdict: String,
     pub tampered: bool,
+    pub node: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -76,6 +80,8 @@ struct LogPage {
     rows: Vec<Row>,
     next_before: Option<i64>,
     export_query: String,
+    /// The PBXes sharing the store; empty with one.
+    nodes: Vec<String>,
 }
 
 pub async fn list(
@@ -92,7 +98,12 @@ pub async fn list(
         .append_pair("ip", &f.ip)
         .append_pair("user", &f.user)
         .append_pair("service", &f.service)
+        .append_pair("node", &f.node)
         .finish();
+    let mut nodes: Vec<String> = store::nodes::all(&mut conn).await?.into_iter().map(|n| n.name).collect();
+    if nodes.len() < 2 {
+        nodes.clear();
+    }
     Ok(LogPage {
         admin,
         rows: rows
@@ -106,10 +117,12 @@ pub async fn list(
                 kind: r.kind,
                 verdict: r.verdict,
                 tampered: r.tampered,
+                node: r.node,
             })
             .collect(),
         next_before,
         export_query,
+        nodes,
         f,
     })
 }
@@ -126,7 +139,7 @@ fn csv_field(text: &str) -> String {
 }
 
 pub fn csv(rows: &[FailureRow]) -> String {
-    let mut out = String::from("time_utc,ip,service,user,kind,verdict,tampered,source,log_line\r\n");
+    let mut out = String::from("time_utc,ip,service,user,kind,verdict,tampered,source,log_line,node\r\n");
     for r in rows {
         let time = chrono::DateTime::from_timestamp_millis(r.at).map(|d| d.to_rfc3339()).unwrap_or_default();
         let fields = [
@@ -139,6 +152,7 @@ pub fn csv(rows: &[FailureRow]) -> String {
             r.tampered.to_string(),
             r.source.clone(),
             r.raw.clone(),
+            r.node.clone(),
         ];
         out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");

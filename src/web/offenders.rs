@@ -106,6 +106,10 @@ async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<O
             .skip((page * PAGE) as usize)
             .take(PAGE as usize + 1)
             .collect()
+    } else if store::nodes::all(&mut conn).await?.iter().any(|n| n.name == term) {
+        // A PBX's name: the addresses it saw fail.
+        store::offenders::page(&mut conn, &Filter::Node(term.to_string()), sort, PAGE + 1, page * PAGE)
+            .await?
     } else {
         store::offenders::page(&mut conn, &Filter::Account(term.to_string()), sort, PAGE + 1, page * PAGE)
             .await?
@@ -130,7 +134,12 @@ async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<O
                 hour,
                 day,
                 total: o.failures,
-                services: o.services.replace(',', ", "),
+                services: match (state.store.is_shared(), o.nodes.is_empty()) {
+                    (true, false) => {
+                        format!("{} on {}", o.services.replace(',', ", "), o.nodes.replace(',', ", "))
+                    }
+                    _ => o.services.replace(',', ", "),
+                },
                 accounts: accounts.remove(&o.ip).unwrap_or_default().join(", "),
                 verdict,
                 ip: o.ip,

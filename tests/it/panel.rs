@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tower::ServiceExt;
 
 mod accounts;
+mod nodes;
 
 struct Panel {
     _dir: tempfile::TempDir,

@@ -161,3 +161,106 @@ fn failures_on_two_pbxes_count_together_and_a_late_node_enforces_the_shared_bans
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     assert!(text.contains("pbx-a") && text.contains("pbx-b") && text.contains("pbx-c"), "{text}");
 }
+
+/// A TCP relay to PostgreSQL that the test can cut (every connection dropped, new
+/// ones closed at once) and restore: the database going away under a running node.
+struct Relay {
+    port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn to(server: &str) -> Relay {
+        use std::sync::atomic::Ordering;
+        let url = url::Url::parse(server).unwrap();
+        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = Relay {
+            port: listener.local_addr().unwrap().port(),
+            down: Default::default(),
+            open: Default::default(),
+        };
+        let (down, open) = (relay.down.clone(), relay.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if down.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else { continue };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                open.lock().unwrap().extend([client, server]);
+            }
+        });
+        relay
+    }
+
+    /// `server`'s URL for database `database`, through the relay.
+    fn url(&self, database_url: &str) -> String {
+        let mut url = url::Url::parse(database_url).unwrap();
+        url.set_port(Some(self.port)).unwrap();
+        url.to_string()
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn with_the_database_gone_a_pbx_keeps_its_bans_says_so_and_catches_up_once_it_is_back() {
+    let Some(server) = can_run() else { return };
+    let url = database(&server, "outage");
+    let relay = Relay::to(&server);
+    let a = Node::start("pbx-a", &relay.url(&url));
+    let b = Node::start("pbx-b", &url);
+    let first = "198.51.100.10";
+    a.failure(first, "1001");
+    a.failure(first, "1002");
+    on_every_kernel(&[&a, &b], first, true, Duration::from_secs(10));
+
+    relay.cut();
+    let port = a.serve.as_ref().unwrap().port;
+    eventually("/healthz says the shared store is unreachable", Duration::from_secs(30), || {
+        let reply = crate::harness::request(port, "GET", "/healthz", None, "");
+        reply.status == 503 && reply.body.contains("shared store unreachable since")
+    });
+    // The attack goes on while the database is away.
+    let second = "198.51.100.11";
+    a.failure(second, "1001");
+    a.failure(second, "1003");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(a.kernel_bans(first), "the bans the kernel holds stay enforced");
+
+    relay.restore();
+    on_every_kernel(&[&a, &b], second, true, Duration::from_secs(30));
+    eventually("/healthz is itself again", Duration::from_secs(10), || {
+        crate::harness::request(port, "GET", "/healthz", None, "").status == 200
+    });
+    // Nothing lost, nothing counted twice: the two failures once each.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stored = rt.block_on(async {
+        let store = sipwarden::store::Store::connect_postgres(&url).await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
+        sipwarden::store::raw::number(
+            &mut conn,
+            &format!("SELECT COUNT(*) FROM failures WHERE ip = '{second}'"),
+        )
+        .await
+        .unwrap()
+    });
+    assert_eq!(stored, 2);
+}

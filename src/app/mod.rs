@@ -315,6 +315,7 @@ fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present:
         attempts: Default::default(),
         corroboration: parts.corroboration.clone(),
         prefix_rule: config.prefix_rule,
+        count_per_node: config.count_per_node,
         watch: Some(parts.watch.clone()),
     }
 }

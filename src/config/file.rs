@@ -355,4 +355,7 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// This PBX's name in a shared store; unset: the host name.
     pub node: Option<String>,
+    /// The rules count only this PBX's failures (default: every PBX's, so a scanner
+    /// trying each PBX once is banned on all of them).
+    pub count_per_node: bool,
 }

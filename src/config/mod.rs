@@ -291,6 +291,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// This PBX's name among those sharing the store.
     pub node: String,
+    /// The rules count this PBX's failures only (`[store] count_per_node`).
+    pub count_per_node: bool,
 }
 
 impl Config {
@@ -398,6 +400,7 @@ impl Config {
             data_dir,
             database_url,
             node,
+            count_per_node: file.store.count_per_node,
         })
     }
 

@@ -138,6 +138,9 @@ pub struct Pipeline {
     pub corroboration: Arc<std::sync::Mutex<Corroboration>>,
     /// When an IPv6 prefix is banned as a whole.
     pub prefix_rule: PrefixRule,
+    /// The rules count only the failures this node (PBX) saw, not those of every node
+    /// sharing the store.
+    pub count_per_node: bool,
     /// Judges stored logins and calls for breaches and toll fraud (`None`: not watched).
     pub watch: Option<Arc<crate::watch::Watch>>,
 }
@@ -323,6 +326,7 @@ impl Pipeline {
                     .collect(),
                 success_for: ladder.known_good_for_ms,
                 repeat_within: ladder.repeat_within_ms,
+                node: self.count_per_node.then(|| self.store.node().to_string()),
             });
         }
         let mut ips: Vec<String> = batch.records[start..end]

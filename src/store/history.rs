@@ -98,6 +98,8 @@ pub struct Span {
     pub windows: Vec<UnixMs>,
     pub success_for: UnixMs,
     pub repeat_within: UnixMs,
+    /// Count only the failures this node stored (`None`: every node's).
+    pub node: Option<String>,
 }
 
 /// What the store holds about one address for a [`Span`]: [`AddressFacts::at`]
@@ -216,6 +218,9 @@ pub async fn facts_for(
             q.push(" FROM failures WHERE");
             super::push_in_list(&mut q, "ip", chunk);
             q.push(" AND at > ").push_bind(earliest);
+            if let Some(node) = &span.node {
+                q.push(" AND node = ").push_bind(node.clone());
+            }
             if any_forgiven {
                 q.push(" AND at > ").push(forgiven("failures"));
             }

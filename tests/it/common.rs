@@ -54,6 +54,7 @@ impl TestApp {
             attempts: Default::default(),
             corroboration: Default::default(),
             prefix_rule: Default::default(),
+            count_per_node: false,
             watch: None,
         };
         TestApp { dir, store, clock, pipeline, followers: Vec::new() }

@@ -76,6 +76,7 @@ async fn history_read_ahead_equals_history_read_per_failure() {
         fill(&mut conn, &mut rng).await;
         let from = NOW - on_grid(&mut rng, DAY_MS);
         let span = Span {
+            node: None,
             from,
             to: from + on_grid(&mut rng, 6 * HOUR_MS),
             // The pipeline's windows: the rungs', then the clean-before-success one,

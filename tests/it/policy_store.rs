@@ -419,3 +419,32 @@ async fn an_ipv6_prefix_holding_an_extension_network_is_never_banned_as_a_whole(
     assert_eq!(bans.len(), 3);
     assert!(bans.iter().all(|b| !b.ip.contains('/')));
 }
+
+/// Several PBXes on one store: a failure another PBX stored counts toward this one's
+/// rules, unless this PBX counts its own only (`[store] count_per_node`).
+#[tokio::test]
+async fn failures_another_pbx_stored_count_unless_counting_per_pbx() {
+    for per_node in [false, true] {
+        let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+        app.pipeline.count_per_node = per_node;
+        let other = app.store.clone().with_node("pbx-branch");
+        let mut conn = other.acquire().await.unwrap();
+        let seen_there = sipwarden::store::failures::NewFailure {
+            at: NOW - 10 * MINUTE_MS,
+            ip: Some(ATTACKER.into()),
+            service: "PJSIP",
+            account: Some("100"),
+            kind: "wrong_password",
+            source: "security",
+            raw: "x",
+            tampered: false,
+            verdict: "counted",
+        };
+        sipwarden::store::failures::insert(&mut conn, &seen_there).await.unwrap();
+        drop(conn);
+        append(&log, &failure_at(ATTACKER, NOW - 5 * MINUTE_MS));
+        app.poll().await;
+        let banned = !app.active_bans().await.is_empty();
+        assert_eq!(banned, !per_node, "counting per PBX: {per_node}");
+    }
+}

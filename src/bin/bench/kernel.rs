@@ -26,7 +26,12 @@ pub struct Namespace(pub String);
 
 impl Namespace {
     pub fn new() -> anyhow::Result<Namespace> {
-        let name = format!("swb-{}", std::process::id());
+        Namespace::named("")
+    }
+
+    /// One of several namespaces of this run, told apart by `suffix`.
+    pub fn named(suffix: &str) -> anyhow::Result<Namespace> {
+        let name = format!("swb-{}{suffix}", std::process::id());
         let ok = Command::new("ip").args(["netns", "add", &name]).status()?.success();
         anyhow::ensure!(ok, "cannot create a network namespace (run as root with iproute2 and nftables)");
         Ok(Namespace(name))
@@ -58,6 +63,7 @@ pub fn bench_pipeline(store: &Store, bans_changed: Arc<Notify>) -> Pipeline {
         attempts: Default::default(),
         corroboration: Default::default(),
         prefix_rule: Default::default(),
+        count_per_node: false,
         watch: None,
     }
 }
@@ -143,10 +149,11 @@ pub fn reconcile(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
 }
 
 /// Records when each address first reached the kernel (when `nft` returned).
-struct Timed {
-    inner: NftBackend,
+/// The nft backend, noting when each address was first sent to the kernel.
+pub struct Timed {
+    pub inner: NftBackend,
     /// Address → (nft started, nft returned).
-    seen: Mutex<HashMap<IpAddr, (Instant, Instant)>>,
+    pub seen: Mutex<HashMap<IpAddr, (Instant, Instant)>>,
 }
 
 impl Firewall for Timed {
@@ -183,7 +190,7 @@ impl Firewall for Timed {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 

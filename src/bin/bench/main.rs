@@ -9,12 +9,14 @@
 //!   sipwarden-bench startup [--failures N] [--bans N]   (root)
 //!   sipwarden-bench guesses [--attackers N] [--guesses N] [--rate PER_S]   (root)
 //!   sipwarden-bench breaker [--calls N]
+//!   sipwarden-bench propagation --database-url SERVER [--nodes N] [--bans N] [--rate R]   (root)
 
 mod breaker;
 mod guesses;
 mod ingest;
 mod kernel;
 mod panel;
+mod shared;
 mod startup;
 
 use std::collections::HashMap;
@@ -45,11 +47,12 @@ fn main() -> anyhow::Result<()> {
         Some("startup") => startup::run(args),
         Some("guesses") => guesses::guesses(args),
         Some("breaker") => breaker::breaker(args),
+        Some("propagation") => shared::propagation(args),
         // Helpers that `guesses` runs inside its namespaces.
         Some("fake-pbx") => guesses::fake_pbx(args),
         Some("attacker") => guesses::attacker(args),
         _ => anyhow::bail!(
-            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | idle [--seconds N] | ingest LOG | serve-backlog LOG | panel | startup | guesses | breaker [--calls N]"
+            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | idle [--seconds N] | ingest LOG | serve-backlog LOG | panel | startup | guesses | breaker [--calls N] | propagation --database-url SERVER"
         ),
     }
 }

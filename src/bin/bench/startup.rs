@@ -1,6 +1,7 @@
 //! `serve` starting on a full database: time until the panel answers and until the
 //! kernel (in a namespace of the bench's own) holds every ban, then serve's memory
-//! once an admin has opened its pages.
+//! once an admin has opened its pages. With `--database-url SERVER` the database is
+//! a shared PostgreSQL one, spread over three nodes: a new PBX joining them.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -16,8 +17,32 @@ pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let ns = super::kernel::Namespace::new()?;
     let dir = tempfile::tempdir()?;
     let rt = tokio::runtime::Runtime::new()?;
+    let server =
+        args.iter().any(|a| a == "--database-url").then(|| super::shared::server(&args)).transpose()?;
+    let shared = match &server {
+        Some(server) => Some(rt.block_on(super::shared::scratch_database(server))?),
+        None => None,
+    };
+    let result = run_on(&rt, &dir, &ns, shared.as_deref(), failures, bans);
+    if let (Some(server), Some(url)) = (&server, &shared) {
+        rt.block_on(super::shared::drop_database(server, url));
+    }
+    result
+}
+
+fn run_on(
+    rt: &tokio::runtime::Runtime,
+    dir: &tempfile::TempDir,
+    ns: &super::kernel::Namespace,
+    shared: Option<&str>,
+    failures: u64,
+    bans: u64,
+) -> anyhow::Result<()> {
     rt.block_on(async {
-        let store = Store::open(&dir.path().join("sipwarden.db")).await?;
+        let store = match shared {
+            Some(url) => Store::connect_postgres(url).await?,
+            None => Store::open(&dir.path().join("sipwarden.db")).await?,
+        };
         let now = SystemClock.now();
         let mut tx = store.begin().await?;
         let rows: Vec<store::failures::Pending> = (0..failures)
@@ -32,7 +57,16 @@ pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
                 verdict: "watch".into(),
             })
             .collect();
-        store::failures::insert_many(&mut tx, "bench", &rows).await?;
+        if shared.is_some() {
+            // Spread over three PBXes (on PostgreSQL the open transaction blocks no other).
+            for (n, part) in rows.chunks(rows.len().div_ceil(3).max(1)).enumerate() {
+                let mut node_tx = store.clone().with_node(&format!("pbx-{n}")).begin().await?;
+                store::failures::insert_many(&mut node_tx, "bench", part).await?;
+                node_tx.commit().await?;
+            }
+        } else {
+            store::failures::insert_many(&mut tx, "bench", &rows).await?;
+        }
         for i in 0..failures.min(100_000) {
             let ip = super::kernel::address(i).to_string();
             store::offenders::record(&mut tx, &ip, "PJSIP", Some("1001"), now - (i as i64 % 86_400) * 1000)
@@ -47,8 +81,9 @@ pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{}\"]\n",
-            ns.0
+            "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{}\"]\n{}",
+            ns.0,
+            shared.map_or(String::new(), |url| format!("\n[store]\nurl = \"{url}\"\nnode = \"pbx-new\"\n"))
         ),
     )?;
     let binary = std::env::current_exe()?.with_file_name("sipwarden");
@@ -108,8 +143,9 @@ pub fn run(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let _ = serve.kill();
     let _ = serve.wait();
     println!(
-        "stored                    {failures} failures, {} offenders, {bans} bans",
-        failures.min(100_000)
+        "stored                    {failures} failures, {} offenders, {bans} bans{}",
+        failures.min(100_000),
+        if shared.is_some() { " (shared PostgreSQL store, 3 nodes; serve is a new 4th)" } else { "" }
     );
     println!("panel answering after     {:.2} s", serving.map_or(f64::NAN, |d| d.as_secs_f64()));
     println!("kernel holding every ban  {:.2} s", enforced.map_or(f64::NAN, |d| d.as_secs_f64()));

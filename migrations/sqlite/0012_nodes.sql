@@ -12,7 +12,6 @@ ALTER TABLE bans ADD COLUMN node TEXT NOT NULL DEFAULT '';
 ALTER TABLE incidents ADD COLUMN node TEXT NOT NULL DEFAULT '';
 -- The nodes that saw an address fail, comma-separated (like `services`).
 ALTER TABLE offenders ADD COLUMN nodes TEXT NOT NULL DEFAULT '';
-CREATE INDEX failures_node_at ON failures (node, at);
 
 -- Log cursors and health are each node's own: two PBXes both read
 -- /var/log/asterisk/messages.

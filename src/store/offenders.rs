@@ -23,9 +23,11 @@ const MERGE: &str = " ON CONFLICT (ip) DO UPDATE SET \
     first_seen = CASE WHEN excluded.first_seen < offenders.first_seen THEN excluded.first_seen ELSE offenders.first_seen END, \
     last_seen = CASE WHEN excluded.last_seen > offenders.last_seen THEN excluded.last_seen ELSE offenders.last_seen END, \
     failures = offenders.failures + excluded.failures, \
-    services = CASE WHEN (',' || offenders.services || ',') LIKE ('%,' || excluded.services || ',%') \
+    services = CASE WHEN offenders.services = excluded.services \
+      OR (',' || offenders.services || ',') LIKE ('%,' || excluded.services || ',%') \
       THEN offenders.services ELSE offenders.services || ',' || excluded.services END, \
-    nodes = CASE WHEN (',' || offenders.nodes || ',') LIKE ('%,' || excluded.nodes || ',%') THEN offenders.nodes \
+    nodes = CASE WHEN offenders.nodes = excluded.nodes \
+      OR (',' || offenders.nodes || ',') LIKE ('%,' || excluded.nodes || ',%') THEN offenders.nodes \
       WHEN offenders.nodes = '' THEN excluded.nodes ELSE offenders.nodes || ',' || excluded.nodes END";
 
 pub async fn record(

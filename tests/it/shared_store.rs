@@ -34,7 +34,10 @@ struct Node {
 
 impl Node {
     fn start(name: &str, database: &str) -> Node {
-        let ns = format!("swb-{}-{name}", std::process::id());
+        // Tests run at once: each node's namespace its own name.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let ns = format!("swb-{}-{n}-{name}", std::process::id());
         let ok = Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success();
         assert!(ok, "ip netns add {ns}");
         let dir = tempfile::tempdir().unwrap();

@@ -110,13 +110,14 @@ async fn run(url: &str, bans: u64, rate: u64, count: usize) -> anyhow::Result<()
         nodes.push(Node { timed, _ns: ns });
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let writer = std::thread::spawn(move || -> std::io::Result<Vec<IpAddr>> {
+    let writer = std::thread::spawn(move || -> std::io::Result<HashMap<IpAddr, Instant>> {
         let mut file = std::fs::OpenOptions::new().append(true).open(&log)?;
         let per_tick = (rate / 500).max(1);
         let start = Instant::now();
         let mut written = 0u64;
         // Each address fails three times; the second failure bans it (2 within 1 h).
-        for _ in 0..3u64 {
+        let mut banning_line_at = HashMap::new();
+        for round in 0..3u64 {
             for i in 0..bans {
                 let line = format!(
                     "[{}] NOTICE[1] chan_sip.c: Registration from '<sip:100@pbx>' failed for '{}:5060' - Wrong password\n",
@@ -124,6 +125,9 @@ async fn run(url: &str, bans: u64, rate: u64, count: usize) -> anyhow::Result<()
                     address(i)
                 );
                 file.write_all(line.as_bytes())?;
+                if round == 1 {
+                    banning_line_at.insert(address(i), Instant::now());
+                }
                 written += 1;
                 if written % per_tick == 0 {
                     let due = start + Duration::from_micros(written * 1_000_000 / rate);
@@ -133,9 +137,10 @@ async fn run(url: &str, bans: u64, rate: u64, count: usize) -> anyhow::Result<()
                 }
             }
         }
-        Ok((0..bans).map(address).collect())
+        Ok(banning_line_at)
     });
-    let addresses = writer.join().expect("writer thread")?;
+    let appended = writer.join().expect("writer thread")?;
+    let addresses: Vec<IpAddr> = appended.keys().copied().collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     while nodes.iter().any(|n| n.timed.seen.lock().unwrap().len() < addresses.len())
         && Instant::now() < deadline
@@ -147,18 +152,28 @@ async fn run(url: &str, bans: u64, rate: u64, count: usize) -> anyhow::Result<()
         t.await?;
     }
     let origin = nodes[0].timed.seen.lock().unwrap().clone();
-    let mut spread: Vec<Duration> = Vec::new();
+    let (mut spread, mut to_other, mut to_origin) = (Vec::new(), Vec::new(), Vec::new());
     let mut missing = 0;
+    for ip in &addresses {
+        if let (Some((_, at_a)), Some(line)) = (origin.get(ip), appended.get(ip)) {
+            to_origin.push(at_a.saturating_duration_since(*line));
+        }
+    }
     for other in &nodes[1..] {
         let seen = other.timed.seen.lock().unwrap();
         for ip in &addresses {
-            match (origin.get(ip), seen.get(ip)) {
-                (Some((_, at_a)), Some((_, at_b))) => spread.push(at_b.saturating_duration_since(*at_a)),
+            match (origin.get(ip), seen.get(ip), appended.get(ip)) {
+                (Some((_, at_a)), Some((_, at_b)), Some(line)) => {
+                    spread.push(at_b.saturating_duration_since(*at_a));
+                    to_other.push(at_b.saturating_duration_since(*line));
+                }
                 _ => missing += 1,
             }
         }
     }
-    spread.sort();
+    for v in [&mut spread, &mut to_other, &mut to_origin] {
+        v.sort();
+    }
     anyhow::ensure!(!spread.is_empty(), "no ban reached another node");
     println!("nodes                     {count} (one reading the log)");
     println!("failure lines appended    {} at {rate}/s from {bans} addresses", bans * 3);
@@ -171,5 +186,12 @@ async fn run(url: &str, bans: u64, rate: u64, count: usize) -> anyhow::Result<()
     println!("A's kernel → other p50    {:.1} ms", percentile(&spread, 0.50).as_secs_f64() * 1e3);
     println!("A's kernel → other p99    {:.1} ms", percentile(&spread, 0.99).as_secs_f64() * 1e3);
     println!("A's kernel → other max    {:.1} ms", spread.last().unwrap().as_secs_f64() * 1e3);
+    let ms = |v: &[Duration], p: f64| percentile(v, p).as_secs_f64() * 1e3;
+    println!(
+        "log append → A's kernel   p50 {:.1} ms, p99 {:.1} ms",
+        ms(&to_origin, 0.5),
+        ms(&to_origin, 0.99)
+    );
+    println!("log append → other kernel p50 {:.1} ms, p99 {:.1} ms", ms(&to_other, 0.5), ms(&to_other, 0.99));
     Ok(())
 }

@@ -88,15 +88,6 @@ impl Tx {
         }
         Ok(())
     }
-
-    pub async fn rollback(self) -> super::Result<()> {
-        match self.0.engine {
-            Engine::SqliteTx(t) => t.rollback().await?,
-            Engine::PostgresTx(t) => t.rollback().await?,
-            Engine::Sqlite(_) | Engine::Postgres(_) => {}
-        }
-        Ok(())
-    }
 }
 
 impl std::ops::Deref for Tx {

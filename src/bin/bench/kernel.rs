@@ -190,6 +190,44 @@ impl Firewall for Timed {
     }
 }
 
+/// Appends an attack to `log` at `rate` lines/s: each of `bans` addresses fails three
+/// times, and the second failure bans it (2 within 1 h). Returns when each address's
+/// banning line was written.
+pub fn write_attack(
+    log: std::path::PathBuf,
+    bans: u64,
+    rate: u64,
+) -> std::thread::JoinHandle<std::io::Result<HashMap<IpAddr, Instant>>> {
+    std::thread::spawn(move || {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log)?;
+        let mut banning_line_at = HashMap::new();
+        let per_tick = (rate / 500).max(1); // every 2 ms
+        let start = Instant::now();
+        let mut written = 0u64;
+        for round in 0..3u64 {
+            for i in 0..bans {
+                let ip = address(i);
+                let line = format!(
+                    "[{}] NOTICE[1] chan_sip.c: Registration from '<sip:100@pbx>' failed for '{ip}:5060' - Wrong password\n",
+                    chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+                );
+                file.write_all(line.as_bytes())?;
+                if round == 1 {
+                    banning_line_at.insert(ip, Instant::now());
+                }
+                written += 1;
+                if written % per_tick == 0 {
+                    let due = start + Duration::from_micros(written * 1_000_000 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        }
+        Ok(banning_line_at)
+    })
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -216,7 +254,8 @@ pub fn time_to_ban(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             poke.clone(),
         ));
         let pipeline = bench_pipeline(&store, poke);
-        let follower = ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::End).await?;
+        let follower =
+            ingest::follower_for(&store, log.clone(), Some(SourceKind::Messages), StartAt::End).await?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let tasks = [
@@ -224,36 +263,7 @@ pub fn time_to_ban(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
             tokio::spawn(enforcer.run(Duration::from_secs(5), stopped)),
         ];
         tokio::time::sleep(Duration::from_millis(500)).await;
-        // Each address fails three times; the second failure bans it (2 within 1 h).
-        let writer = std::thread::spawn(move || -> std::io::Result<HashMap<IpAddr, Instant>> {
-            let mut file = std::fs::OpenOptions::new().append(true).open(&log)?;
-            let mut banning_line_at = HashMap::new();
-            let per_tick = (rate / 500).max(1); // every 2 ms
-            let start = Instant::now();
-            let mut written = 0u64;
-            for round in 0..3u64 {
-                for i in 0..bans {
-                    let ip = address(i);
-                    let line = format!(
-                        "[{}] NOTICE[1] chan_sip.c: Registration from '<sip:100@pbx>' failed for '{ip}:5060' - Wrong password\n",
-                        chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
-                    );
-                    file.write_all(line.as_bytes())?;
-                    if round == 1 {
-                        banning_line_at.insert(ip, Instant::now());
-                    }
-                    written += 1;
-                    if written % per_tick == 0 {
-                        let due = start + Duration::from_micros(written * 1_000_000 / rate);
-                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                    }
-                }
-            }
-            Ok(banning_line_at)
-        });
-        let appended = writer.join().expect("writer thread")?;
+        let appended = write_attack(log, bans, rate).join().expect("writer thread")?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while timed.seen.lock().unwrap().len() < appended.len() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -283,7 +293,11 @@ pub fn time_to_ban(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
         println!("append → kernel p99       {:.1} ms", percentile(&latencies, 0.99).as_secs_f64() * 1e3);
         println!("append → kernel max       {:.1} ms", latencies.last().unwrap().as_secs_f64() * 1e3);
         println!("  append → nft start p50  {:.1} ms", percentile(&to_nft, 0.50).as_secs_f64() * 1e3);
-        println!("  one nft call p50        {:.1} ms ({} calls)", percentile(&in_nft, 0.50).as_secs_f64() * 1e3, in_nft.len());
+        println!(
+            "  one nft call p50        {:.1} ms ({} calls)",
+            percentile(&in_nft, 0.50).as_secs_f64() * 1e3,
+            in_nft.len()
+        );
         Ok(())
     })
 }

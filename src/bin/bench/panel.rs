@@ -185,38 +185,27 @@ async fn seed_failures(
     now: i64,
     (node, nodes): (u64, u64),
 ) -> anyhow::Result<()> {
+    let failure = |at, ip, service| store::failures::NewFailure {
+        at,
+        ip: Some(ip),
+        service,
+        account: Some("1001"),
+        kind: "wrong_password",
+        source: "bench",
+        raw: "bench line",
+        tampered: false,
+        verdict: "watch",
+    };
     for i in (0..n).filter(|i| i % nodes == node) {
         let ip = super::kernel::address(i).to_string();
         let at = now - (i as i64 % 86_400) * 1000;
         store::offenders::record(tx, &ip, "PJSIP", Some(&format!("{}", 100 + i % 900)), at).await?;
-        let f = store::failures::NewFailure {
-            at,
-            ip: Some(ip.clone()),
-            service: "PJSIP",
-            account: Some("1001"),
-            kind: "wrong_password",
-            source: "bench",
-            raw: "bench line",
-            tampered: false,
-            verdict: "watch",
-        };
-        store::failures::insert(tx, &f).await?;
+        store::failures::insert(tx, &failure(at, ip, "PJSIP")).await?;
     }
-    // More failures spread over the same addresses, and bans.
+    // More failures spread over the same addresses.
     for i in (0..extra_failures).filter(|i| i % nodes == node) {
         let ip = super::kernel::address(i % n).to_string();
-        let f = store::failures::NewFailure {
-            at: now - (i as i64 % 86_400) * 1000,
-            ip: Some(ip),
-            service: "SIP",
-            account: Some("1001"),
-            kind: "wrong_password",
-            source: "bench",
-            raw: "bench line",
-            tampered: false,
-            verdict: "watch",
-        };
-        store::failures::insert(tx, &f).await?;
+        store::failures::insert(tx, &failure(now - (i as i64 % 86_400) * 1000, ip, "SIP")).await?;
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 //! reads an attack log written at a steady rate.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use sipwarden::store::Store;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::kernel::{Namespace, Timed, address, bench_pipeline, flag, percentile};
+use super::kernel::{Namespace, Timed, bench_pipeline, flag, percentile, write_attack};
 
 /// A new database on `server` (a PostgreSQL URL) for this run; its URL.
 pub async fn scratch_database(server: &str) -> anyhow::Result<String> {
@@ -110,36 +109,7 @@ async fn run(url: &str, bans: u64, rate: u64, count: usize) -> anyhow::Result<()
         nodes.push(Node { timed, _ns: ns });
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let writer = std::thread::spawn(move || -> std::io::Result<HashMap<IpAddr, Instant>> {
-        let mut file = std::fs::OpenOptions::new().append(true).open(&log)?;
-        let per_tick = (rate / 500).max(1);
-        let start = Instant::now();
-        let mut written = 0u64;
-        // Each address fails three times; the second failure bans it (2 within 1 h).
-        let mut banning_line_at = HashMap::new();
-        for round in 0..3u64 {
-            for i in 0..bans {
-                let line = format!(
-                    "[{}] NOTICE[1] chan_sip.c: Registration from '<sip:100@pbx>' failed for '{}:5060' - Wrong password\n",
-                    chrono::Local::now().format("%Y-%m-%d %H:%M:%S"),
-                    address(i)
-                );
-                file.write_all(line.as_bytes())?;
-                if round == 1 {
-                    banning_line_at.insert(address(i), Instant::now());
-                }
-                written += 1;
-                if written % per_tick == 0 {
-                    let due = start + Duration::from_micros(written * 1_000_000 / rate);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-            }
-        }
-        Ok(banning_line_at)
-    });
-    let appended = writer.join().expect("writer thread")?;
+    let appended = write_attack(log, bans, rate).join().expect("writer thread")?;
     let addresses: Vec<IpAddr> = appended.keys().copied().collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     while nodes.iter().any(|n| n.timed.seen.lock().unwrap().len() < addresses.len())

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::domain::{TrustedNetworks, UnixMs};
 use crate::firewall::{Access, Firewall, FirewallError, KernelBan, ServicePorts, render, state};
+use crate::ingest::spool::Spool;
 use crate::store::{self, Store};
 
 pub const HEALTH_COMPONENT: &str = "firewall";
@@ -68,6 +69,13 @@ pub struct Enforcer {
     owner: String,
     /// Set while the table belongs to another database: nothing is written then.
     foreign: std::sync::Mutex<Option<String>>,
+    /// Bans decided from this node's logs while the shared store is away.
+    spool: Option<Arc<Spool>>,
+    /// Local bans went to the kernel: once the store has judged their records, a full
+    /// pass puts the kernel to the store's decisions.
+    local_sent: std::sync::atomic::AtomicBool,
+    /// The trusted networks of the last pass, for the local bans (the store may be away).
+    last_trusted: std::sync::Mutex<TrustedNetworks>,
 }
 
 /// Networks the kernel accepts before any ban: the configured ones and loopback.
@@ -102,7 +110,6 @@ impl Enforcer {
         Enforcer {
             firewall,
             clock,
-            trusted,
             protection_default,
             poke,
             watermark: Mutex::new(Watermark::default()),
@@ -110,8 +117,48 @@ impl Enforcer {
             last_repair: Default::default(),
             owner: store.location().to_string(),
             foreign: Default::default(),
+            spool: None,
+            local_sent: Default::default(),
+            last_trusted: std::sync::Mutex::new(trusted.clone()),
+            trusted,
             store,
         }
+    }
+
+    /// Enforces the bans `spool` decides while the shared store is away.
+    pub fn with_spool(mut self, spool: Arc<Spool>) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// Gives the kernel the bans decided locally since the last call; needs no store.
+    pub async fn enforce_local(&self) -> Result<usize, EnforceError> {
+        let Some(spool) = &self.spool else { return Ok(0) };
+        let bans = spool.take_unsent();
+        if bans.is_empty() || self.foreign.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        let trusted = self.last_trusted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let add: Vec<KernelBan> = bans
+            .iter()
+            .map(|b| KernelBan {
+                net: IpNet::from(b.ip),
+                timeout_secs: b.until.map(|u| remaining_secs(u, now)),
+            })
+            .filter(|b| enforceable(b.net, &trusted) && b.timeout_secs.is_none_or(|s| s > 0))
+            .collect();
+        let ruleset = render::add_bans(&add);
+        let ruleset = nftables::schema::Nftables { objects: ruleset.objects.into_owned().into() };
+        if let Err(e) = self.blocking(move |fw| fw.apply(&ruleset)).await {
+            spool.unsent_again(bans);
+            return Err(e);
+        }
+        self.local_sent.store(true, std::sync::atomic::Ordering::SeqCst);
+        for b in &add {
+            tracing::info!(ip = %render::target_text(&b.net), seconds = ?b.timeout_secs, "banned in the kernel (decided locally)");
+        }
+        Ok(add.len())
     }
 
     /// The ports closed mode closes (default: SIP 5060/5061, IAX2 4569, AMI 5038, panel 8575);
@@ -146,10 +193,14 @@ impl Enforcer {
             return Ok((self.trusted_now(&mut conn).await?, Vec::new()));
         }
         let trusted = self.trusted_now(&mut conn).await?;
+        *self.last_trusted.lock().unwrap_or_else(|p| p.into_inner()) = trusted.clone();
         let mut seen = HashSet::new();
         let mut bans = Vec::new();
+        // Decided here while the store was away, until the store has judged those records.
+        let local = self.spool.as_ref().map(|s| s.bans_in_force(now)).unwrap_or_default();
+        let local = local.into_iter().map(|b| (b.ip.to_string(), b.until));
         // Strongest first, so an address banned twice gets its longest ban.
-        for (target, until) in store::bans::active_targets(&mut conn, now).await? {
+        for (target, until) in store::bans::active_targets(&mut conn, now).await?.into_iter().chain(local) {
             let Some(net) = crate::domain::network::parse_ban_target(&target) else { continue };
             if !enforceable(net, &trusted) || !seen.insert(net) {
                 continue;
@@ -262,6 +313,12 @@ impl Enforcer {
         let now = self.clock.now();
         let mut watermark = self.watermark.lock().await;
         let mut conn = self.store.acquire().await?;
+        let judged = self.spool.as_ref().is_none_or(|s| !s.holding());
+        if judged && self.local_sent.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            // The store has judged what was decided locally: the kernel follows it.
+            drop((conn, watermark));
+            return Ok(self.reconcile_inner().await?.enforced);
+        }
         let changes = store::changes::after(&mut conn, watermark.last_change_id, CHANGES_PER_PASS).await?;
         let rebuild = changes.iter().any(|c| c.kind != store::changes::kind::RELEASE);
         if rebuild || changes.len() as i64 == CHANGES_PER_PASS {
@@ -346,6 +403,9 @@ impl Enforcer {
         let mut backoff = Duration::from_millis(500);
         let mut full_due = true;
         loop {
+            if let Err(e) = self.enforce_local().await {
+                tracing::error!(error = %e, "could not enforce the bans decided locally; will retry");
+            }
             let result = if full_due {
                 self.reconcile_once().await.map(|_| ())
             } else {
@@ -362,12 +422,20 @@ impl Enforcer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "firewall update failed; will retry");
-                    let wait = backoff;
+                    let retry_at = tokio::time::Instant::now() + backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     full_due = true;
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.cancelled() => return,
+                    // Bans decided locally (the store away) go to the kernel meanwhile.
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(retry_at) => break,
+                            _ = self.poke.notified() => {
+                                if let Err(e) = self.enforce_local().await {
+                                    tracing::error!(error = %e, "could not enforce the bans decided locally");
+                                }
+                            }
+                            _ = stop.cancelled() => return,
+                        }
                     }
                     continue;
                 }

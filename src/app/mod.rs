@@ -13,6 +13,7 @@ use crate::config::{BackendChoice, Config};
 use crate::enforcer::{self, Enforcer};
 use crate::firewall::{self, Firewall, NftBackend, RecordingBackend};
 use crate::ingest::pipeline::Pipeline;
+use crate::ingest::spool::Spool;
 use crate::ingest::{self, cleanlog::CleanLog};
 use crate::store::{self, Store};
 
@@ -44,6 +45,44 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store =
         Store::open(&path).await.with_context(|| format!("cannot open the database {}", path.display()))?;
     Ok(store.with_node(&config.node))
+}
+
+/// [`open_store`] that waits for a shared store that cannot be reached (the database
+/// restarting, the network away): the kernel keeps enforcing the bans it holds
+/// meanwhile, as nothing touches it. `None`: stopped by a signal while waiting.
+async fn open_store_waiting(config: &Config, signals: &mut StopSignals) -> anyhow::Result<Option<Store>> {
+    let mut backoff = std::time::Duration::from_millis(500);
+    let mut said = false;
+    loop {
+        let error = match open_store(config).await {
+            Ok(store) => return Ok(Some(store)),
+            Err(e) if config.database_url.is_some() && unreachable(&e) => e,
+            Err(e) => return Err(e),
+        };
+        if !said {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "shared store unreachable at start; the firewall keeps the bans it holds; waiting for it"
+            );
+            said = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = signals.received() => return Ok(None),
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
+/// Whether `error` says the database server could not be reached (not that it refused us).
+fn unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let sql = match cause.downcast_ref::<store::StoreError>() {
+            Some(store::StoreError::Sql(e)) => Some(e),
+            _ => cause.downcast_ref::<sqlx::Error>(),
+        };
+        matches!(sql, Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)))
+    })
 }
 
 /// The database `serve` made, for the admin commands: they never create one. An empty
@@ -160,8 +199,8 @@ pub fn service_ports(config: &Config) -> crate::firewall::ServicePorts {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Before any worker starts: a SIGTERM during start-up is a clean stop too (the
     // default action would kill the process on the spot).
-    let signals = StopSignals::install();
-    let store = open_store(&config).await?;
+    let mut signals = StopSignals::install();
+    let Some(store) = open_store_waiting(&config, &mut signals).await? else { return Ok(()) };
     crate::shared::register(&store).await?;
     if store.is_shared() {
         tracing::info!(database = %store.location(), node = %store.node(), "shared store");
@@ -202,7 +241,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         memory: Default::default(),
     });
     let corroboration = Arc::default();
+    let spool = open_spool(&config, &store, &mut followers)?;
     let parts = PipelineParts {
+        spool: &spool,
         store: &store,
         poke: &poke,
         health: &ingest_health,
@@ -213,7 +254,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let manager_pipeline = manager.is_some().then(|| pipeline_for_manager(&config, &parts));
     let panel_pipeline = pipeline_for_manager(&config, &parts);
     let (panel_failures, panel_failures_rx) = tokio::sync::mpsc::channel(crate::ingest::panel::QUEUE);
-    let enforcer = Arc::new(enforcer_for(&config, &store, firewall, poke.clone()));
+    let mut enforcer = enforcer_for(&config, &store, firewall, poke.clone());
+    if let Some(spool) = &spool {
+        enforcer = enforcer.with_spool(spool.clone());
+    }
+    let enforcer = Arc::new(enforcer);
     let poke_enforcer = poke.clone();
     tracing::info!(backend = %enforcer.firewall_name(), "firewall backend");
     let web_state = crate::web::WebState::new(
@@ -226,6 +271,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         enforcer.firewall_name(),
     )
     .with_ingest_health(ingest_health)
+    .with_spool(spool.clone())
     .with_alerts(alerts.clone())
     .with_pbx_control(pbx_control)
     .with_manager(manager.health())
@@ -288,6 +334,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On a shared store, the file where log batches wait while it is unreachable
+/// (`ingest::spool`); the followers resume after the batches a previous run kept.
+fn open_spool(
+    config: &Config,
+    store: &Store,
+    followers: &mut [ingest::Follower],
+) -> anyhow::Result<Option<Arc<Spool>>> {
+    if !store.is_shared() {
+        return Ok(None);
+    }
+    let path = config.data_dir.join("spool.jsonl");
+    let spool = Spool::open(&path).with_context(|| format!("cannot read the spool {}", path.display()))?;
+    let (records, bans) = spool.counts();
+    if records > 0 {
+        tracing::info!(records, bans, path = %path.display(), "log records kept while the shared store was away; storing them");
+    }
+    for follower in followers {
+        if let Some(cursor) = spool.last_cursor(&follower.path().display().to_string()) {
+            follower.commit(cursor);
+        }
+    }
+    Ok(Some(Arc::new(spool)))
+}
+
 /// What every pipeline of `serve` shares.
 struct PipelineParts<'a> {
     store: &'a Store,
@@ -296,6 +366,7 @@ struct PipelineParts<'a> {
     watch: &'a Arc<crate::watch::Watch>,
     /// One for both pipelines: the manager's events may settle the security log's forged records.
     corroboration: &'a Arc<std::sync::Mutex<crate::policy::corroborate::Corroboration>>,
+    spool: &'a Option<Arc<Spool>>,
 }
 
 fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present: bool) -> Pipeline {
@@ -317,6 +388,7 @@ fn pipeline(config: &Config, parts: &PipelineParts<'_>, security_source_present:
         prefix_rule: config.prefix_rule,
         count_per_node: config.count_per_node,
         watch: Some(parts.watch.clone()),
+        spool: parts.spool.clone(),
     }
 }
 
@@ -453,6 +525,10 @@ impl StopSignals {
     }
 
     async fn wait(mut self) {
+        self.received().await;
+    }
+
+    async fn received(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}

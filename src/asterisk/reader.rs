@@ -85,7 +85,7 @@ fn json_line_start(data: &[u8]) -> Option<usize> {
 }
 
 /// A record that produced an event or was judged tampered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReadRecord {
     /// `None`: tampered beyond attribution; kept visible, never counted against anyone.
     pub event: Option<LogEvent>,

@@ -1,7 +1,7 @@
 use super::UnixMs;
 
 /// What the dialplan shows of a call: its start on a channel and the channel's end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallEvent {
     Start(CallStart),
     /// The channel left the dialplan (hung up).
@@ -12,7 +12,7 @@ pub enum CallEvent {
 
 /// A channel entering the dialplan: who calls (the endpoint in the channel's name) and
 /// the number dialled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallStart {
     /// `PJSIP/1002-00000006`: unique while Asterisk runs.
     pub channel: String,
@@ -26,7 +26,7 @@ pub struct CallStart {
 }
 
 /// A call event with the time Asterisk logged it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DatedCall {
     pub at: Option<UnixMs>,
     pub event: CallEvent,

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use super::UnixMs;
 
 /// The Asterisk service an authentication attempt was made against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Service {
     Sip,
     Pjsip,
@@ -49,7 +49,7 @@ impl Service {
 }
 
 /// Why Asterisk refused the attempt, reduced to what an admin acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum FailureKind {
     WrongPassword,
     UnknownAccount,
@@ -81,7 +81,7 @@ impl FailureKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     Failure(FailureKind),
     /// A successful authentication: the address is a known-good client for a while.
@@ -89,7 +89,7 @@ pub enum Outcome {
 }
 
 /// One authentication outcome read from a log record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogEvent {
     /// When Asterisk logged it; `None` when the record's date could not be read.
     pub at: Option<UnixMs>,
@@ -141,7 +141,7 @@ impl LogEvent {
 /// A security event whose values forged an address: readings of it that hold name
 /// different senders. One of `addresses` sent the packet; another record of the same
 /// attempt (the messages log's line) may tell which.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Suspects {
     /// The event's own time (EventTV).
     pub at: Option<UnixMs>,

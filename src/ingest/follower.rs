@@ -18,7 +18,7 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 const FIRST_LINE_PROBE: usize = 4096;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
     pub inode: u64,
     /// Hash of the first line; empty while the file has no complete first line.
@@ -34,7 +34,7 @@ pub enum StartAt {
 }
 
 /// What one poll read: records to store and the cursor to save with them.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     pub path: String,
     pub kind: SourceKind,
@@ -55,6 +55,18 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The part of this batch past `offset` of the same file (what a store that
+    /// holds the file's cursor at `offset` has not stored yet).
+    pub fn after(&self, offset: u64) -> Batch {
+        let keep = |ends: &[u64]| ends.iter().copied().filter(|&e| e > offset).collect();
+        Batch {
+            records: self.records.iter().filter(|r| r.end > offset).cloned().collect(),
+            line_ends: keep(&self.line_ends),
+            unreadable_ends: keep(&self.unreadable_ends),
+            ..self.clone()
+        }
+    }
+
     /// (lines, unreadable lines) that end at or before `offset`.
     pub fn lines_up_to(&self, offset: u64) -> (u64, u64) {
         (

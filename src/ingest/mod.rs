@@ -4,8 +4,10 @@ pub mod cleanlog;
 pub mod follower;
 mod health;
 pub mod manager;
+mod outage;
 pub mod panel;
 pub mod pipeline;
+pub mod spool;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,7 +97,12 @@ pub async fn poll_all(followers: &mut [Follower], pipeline: &Pipeline) -> u64 {
 /// resumes exactly where this stopped.
 pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &CancellationToken) -> u64 {
     let mut stored = 0;
+    // Batches kept while the shared store was away go first: its cursors move in order.
+    if let Some(spool) = &pipeline.spool {
+        stored += outage::flush(spool, pipeline).await;
+    }
     let mut progress = ImportProgress::new();
+    let mut full = None;
     for follower in followers.iter_mut() {
         let mut unreadable = None;
         loop {
@@ -110,6 +117,19 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
                     break;
                 }
             };
+            if let Some(spool) = pipeline.spool.as_deref().filter(|s| s.holding()) {
+                match outage::keep(spool, pipeline, &batch) {
+                    Ok(()) => follower.commit(batch.cursor.clone()),
+                    Err(e) => {
+                        full = Some(e);
+                        break;
+                    }
+                }
+                if !batch.more {
+                    break;
+                }
+                continue;
+            }
             match pipeline.apply(&batch).await {
                 Ok(applied) => {
                     if let Some(p) = pipeline.health.recovered() {
@@ -128,8 +148,21 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
                     // What was not stored is read again next time.
                     tracing::error!(path = %batch.path, error = %e, "could not store log records; retrying");
                     pipeline.health.failed(pipeline.clock.now(), e.to_string());
-                    if let Some(cursor) = e.committed {
-                        follower.commit(cursor);
+                    let spool =
+                        pipeline.spool.as_deref().filter(|_| outage::unreachable(pipeline, &e.source));
+                    match (e.committed, spool) {
+                        (Some(cursor), _) => follower.commit(cursor),
+                        // The shared store is away: judged and kept here meanwhile.
+                        (None, Some(spool)) => match outage::keep(spool, pipeline, &batch) {
+                            Ok(()) => {
+                                follower.commit(batch.cursor.clone());
+                                if batch.more {
+                                    continue;
+                                }
+                            }
+                            Err(e) => full = Some(e),
+                        },
+                        (None, None) => {}
                     }
                     break;
                 }
@@ -146,6 +179,9 @@ pub async fn poll_until(followers: &mut [Follower], pipeline: &Pipeline, stop: &
             }
         }
         pipeline.health.log_state(&path, problem);
+    }
+    if let Some(e) = full {
+        pipeline.health.failed(pipeline.clock.now(), e.to_string());
     }
     stored
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::cleanlog::{CleanLog, CleanLogLine};
+use super::spool::Rules;
 use super::{Batch, Cursor};
 use crate::asterisk::{ReadRecord, SourceKind};
 use crate::clock::Clock;
@@ -143,6 +144,9 @@ pub struct Pipeline {
     pub count_per_node: bool,
     /// Judges stored logins and calls for breaches and toll fraud (`None`: not watched).
     pub watch: Option<Arc<crate::watch::Watch>>,
+    /// Where batches wait while a shared store is unreachable (`None`: they wait in
+    /// the log, unread).
+    pub spool: Option<Arc<super::spool::Spool>>,
 }
 
 /// A stored IPv6 ban as the prefix rule reads it.
@@ -190,11 +194,9 @@ impl Pipeline {
     ) -> store::Result<Cursor> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let enforcing = store::settings::protection(&mut tx, self.protection_default).await?;
-        // Both can be changed from the panel while sipwarden runs.
-        let ladder = store::settings::ladder(&mut tx).await?.unwrap_or_else(|| self.ladder.clone());
-        let trusted = self.trusted.with(store::networks::trusted_nets(&mut tx).await?);
-        let extensions = store::networks::nets(&mut tx, crate::domain::NetworkList::Extensions, now).await?;
+        let rules = self.rules(&mut tx, now).await?;
+        let Rules { ladder, trusted, extensions, enforcing } = &rules;
+        let enforcing = *enforcing;
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
         let bans_before = applied.bans.len();
         let mut writes = SegmentWrites {
@@ -209,7 +211,7 @@ impl Pipeline {
                     0 => PREFETCH_FIRST,
                     n => (n * 2).min(PREFETCH_MAX),
                 };
-                self.prefetch(&mut tx, batch, (*next, size), now, &ladder, &mut ahead).await?;
+                self.prefetch(&mut tx, batch, (*next, size), now, ladder, &mut ahead).await?;
                 if ahead.has_v6 && writes.v6_bans.is_none() && self.prefix_rule.after > 0 {
                     let since = now - self.prefix_rule.within_ms;
                     let rows = store::bans::recent_v6(&mut tx, since, now).await?;
@@ -221,14 +223,7 @@ impl Pipeline {
             let at = Self::record_at(record, now);
             last_at = Some(at);
             tampered += i64::from(record.tampered);
-            let ctx = RecordContext {
-                at,
-                ladder: &ladder,
-                trusted: &trusted,
-                extensions: &extensions,
-                kind: batch.kind,
-                enforcing,
-            };
+            let ctx = RecordContext { at, ladder, trusted, extensions, kind: batch.kind, enforcing };
             let out = Outputs { applied, clean: &mut clean, writes: &mut writes, ahead: &mut ahead };
             self.apply_record(record, &ctx, out)?;
             // A ban waits at most a few milliseconds of further work for its commit;
@@ -272,6 +267,9 @@ impl Pipeline {
         .await?;
         tx.commit().await?;
         *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut writes.attempts);
+        if let Some(spool) = &self.spool {
+            spool.remember(rules);
+        }
         *counted = (lines, unreadable);
         if applied.bans.len() > bans_before {
             self.bans_changed.notify_one();
@@ -282,6 +280,17 @@ impl Pipeline {
             }
         }
         Ok(cursor)
+    }
+
+    /// The ladder, trusted and office networks and the protection switch as the store
+    /// holds them now (each can be changed from the panel while sipwarden runs).
+    pub async fn rules(&self, conn: &mut Conn, now: UnixMs) -> store::Result<Rules> {
+        Ok(Rules {
+            enforcing: store::settings::protection(conn, self.protection_default).await?,
+            ladder: store::settings::ladder(conn).await?.unwrap_or_else(|| self.ladder.clone()),
+            trusted: self.trusted.with(store::networks::trusted_nets(conn).await?),
+            extensions: store::networks::nets(conn, crate::domain::NetworkList::Extensions, now).await?,
+        })
     }
 
     /// The record's time, as the transaction stores it.

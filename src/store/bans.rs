@@ -320,6 +320,18 @@ pub async fn recent_v6(conn: &mut Conn, since: UnixMs, now: UnixMs) -> Result<Ve
     Ok(rows.into_iter().map(|(ip, at, active)| (ip, at, active == 1)).collect())
 }
 
+/// How many bans `node` decided after `since` (at most `cap`).
+pub async fn count_on_node_since(conn: &mut Conn, node: &str, since: UnixMs, cap: i64) -> Result<i64> {
+    Ok(on!(conn, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM bans WHERE created_at > $1 AND node = $2 LIMIT $3) AS recent"
+    )
+    .bind(since)
+    .bind(node)
+    .bind(cap)
+    .fetch_one(&mut *c)
+    .await)?)
+}
+
 /// Bans created after `since` (the newest `limit`), and how many there were in all.
 pub async fn created_since(conn: &mut Conn, since: UnixMs, limit: i64) -> Result<(Vec<BanRow>, i64)> {
     let rows = on!(conn, |c| sqlx::query_as(&format!(

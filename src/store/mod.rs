@@ -213,7 +213,7 @@ impl Store {
     pub async fn acquire(&self) -> Result<Pooled> {
         let engine = match &self.pool {
             Pool::Sqlite(p) => p.acquire().await.map(Engine::Sqlite),
-            Pool::Postgres(p) => p.acquire().await.map(Engine::Postgres),
+            Pool::Postgres(p) => self.probing(p.acquire()).await.map(Engine::Postgres),
         };
         Ok(Pooled::new(Conn::new(self.reached(engine)?, self.node.clone())))
     }
@@ -221,6 +221,20 @@ impl Store {
     /// Since when (unix ms) and why the database cannot be reached, while it cannot.
     pub fn unreachable(&self) -> Option<(i64, String)> {
         self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// While the server is known to be away, waiting [`PROBE_WHILE_AWAY`] for a
+    /// connection, not the pool's full timeout: a refused connection is retried until
+    /// then, and every worker (the log reader keeping batches locally, the firewall
+    /// enforcing local bans) would stall that long on each try.
+    async fn probing<T>(
+        &self,
+        connect: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+    ) -> std::result::Result<T, sqlx::Error> {
+        if self.unreachable().is_none() {
+            return connect.await;
+        }
+        tokio::time::timeout(PROBE_WHILE_AWAY, connect).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
     }
 
     /// Notes whether a connection could be had.
@@ -248,7 +262,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx> {
         let engine = match &self.pool {
             Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Engine::SqliteTx),
-            Pool::Postgres(p) => p.begin().await.map(Engine::PostgresTx),
+            Pool::Postgres(p) => self.probing(p.begin()).await.map(Engine::PostgresTx),
         };
         Ok(Tx::new(Conn::new(self.reached(engine)?, self.node.clone())))
     }
@@ -260,6 +274,9 @@ impl Store {
         }
     }
 }
+
+/// How long a connection is waited for while the server is known to be away.
+const PROBE_WHILE_AWAY: Duration = Duration::from_millis(300);
 
 /// This machine's host name: a node's name unless the configuration gives one.
 pub fn default_node() -> String {

@@ -60,6 +60,8 @@ pub struct NodeView {
     pub firewall_ok: bool,
     pub firewall: String,
     pub failures_hour: String,
+    /// Bans this PBX decided in the last hour.
+    pub bans_hour: String,
 }
 
 pub struct Live {
@@ -133,6 +135,7 @@ async fn nodes(conn: &mut store::Conn, this: &str, now: i64) -> Result<Vec<NodeV
         let firewall =
             health.iter().find(|h| h.node == n.name && h.component == crate::enforcer::HEALTH_COMPONENT);
         let failures = store::failures::count_on_node_since(conn, &n.name, now - HOUR_MS, COUNT_CAP).await?;
+        let bans = store::bans::count_on_node_since(conn, &n.name, now - HOUR_MS, COUNT_CAP).await?;
         out.push(NodeView {
             this: n.name == this,
             alive: n.name == this || now - n.last_contact < SILENT_AFTER_MS,
@@ -140,6 +143,7 @@ async fn nodes(conn: &mut store::Conn, this: &str, now: i64) -> Result<Vec<NodeV
             firewall_ok: firewall.is_some_and(|h| h.ok),
             firewall: firewall.map_or("not checked yet".into(), |h| h.detail.clone()),
             failures_hour: count_text(failures),
+            bans_hour: count_text(bans),
             name: n.name,
         });
     }
@@ -374,15 +378,7 @@ pub async fn healthz(State(state): State<WebState>) -> Result<axum::response::Re
         Ok(conn) => conn,
         // The kernel keeps what it holds; nothing new is decided until it is back.
         Err(e) => {
-            let why = match state.store.unreachable() {
-                Some((since, error)) => format!(
-                    "{} unreachable since {}: {error}; the firewall keeps enforcing the bans it holds, \
-                     and the logs are read on from where storing stopped once it is back",
-                    if state.store.is_shared() { "shared store" } else { "database" },
-                    when(since)
-                ),
-                None => format!("database error: {e}"),
-            };
+            let why = super::store_away::explain(&state, &e);
             let body = serde_json::json!({ "status": "store_unreachable", "problems": [why] });
             return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
         }

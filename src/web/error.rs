@@ -19,6 +19,9 @@ pub enum WebError {
     TooManyRequests,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database cannot be reached: what goes on meanwhile.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for WebError {
@@ -67,6 +70,7 @@ impl IntoResponse for WebError {
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, ErrorPage { status: status.as_u16(), message: self.to_string() }).into_response()
     }

@@ -19,6 +19,7 @@ mod registrations;
 mod session_store;
 mod settings;
 mod snapshot;
+mod store_away;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -84,6 +85,8 @@ pub struct WebState {
     pub closed_ports: crate::firewall::ServicePorts,
     /// Where refused panel logins go to be counted like any service's failures.
     pub panel_failures: Option<tokio::sync::mpsc::Sender<crate::domain::LogEvent>>,
+    /// Where log batches wait while a shared store is unreachable.
+    pub spool: Option<Arc<crate::ingest::spool::Spool>>,
 }
 
 impl WebState {
@@ -120,7 +123,13 @@ impl WebState {
             alerts: None,
             closed_ports: Default::default(),
             panel_failures: None,
+            spool: None,
         }
+    }
+
+    pub fn with_spool(mut self, spool: Option<Arc<crate::ingest::spool::Spool>>) -> Self {
+        self.spool = spool;
+        self
     }
 
     pub fn with_panel_failures(mut self, tx: tokio::sync::mpsc::Sender<crate::domain::LogEvent>) -> Self {
@@ -197,6 +206,7 @@ async fn snapshots_follow_changes(
 
 /// THE route table.
 pub fn router(state: WebState, sessions: SessionManagerLayer<session_store::PanelSessions>) -> Router {
+    let state_for_outage = state.clone();
     let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
     Router::new()
@@ -245,6 +255,8 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<session_store::Pane
         .layer(axum::middleware::from_fn_with_state(state.clone(), snapshots_follow_changes))
         .with_state(state)
         .layer(sessions)
+        // Before the sessions, which live in the store.
+        .layer(axum::middleware::from_fn_with_state(state_for_outage, store_away::page))
         .layer(CsrfLayer::new())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(SetResponseHeaderLayer::overriding(

@@ -97,7 +97,8 @@ fn the_demo_prints_its_login_and_bans_the_replayed_attackers() {
     std::thread::spawn(move || lines.for_each(drop));
     let port = crate::harness::printed_port(demo.stderr.take().unwrap());
     // Killed however the test ends.
-    let demo = crate::harness::Running { child: demo, port, setup_url: String::new() };
+    let demo =
+        crate::harness::Running { child: demo, host: [127, 0, 0, 1].into(), port, setup_url: String::new() };
     let reply = request(port, "POST", "/login", None, &format!("username=demo&password={password}"));
     let cookie = reply.cookie().expect("logged in");
     eventually("the cracker and the AMI guesser are banned", Duration::from_secs(10), || {

@@ -56,6 +56,7 @@ impl TestApp {
             prefix_rule: Default::default(),
             count_per_node: false,
             watch: None,
+            spool: None,
         };
         TestApp { dir, store, clock, pipeline, followers: Vec::new() }
     }

@@ -45,12 +45,10 @@ fn annotated(text: &str) -> Vec<(String, Option<String>)> {
 #[test]
 fn every_line_fail2ban_annotates_is_read_with_its_host() {
     let Some(path) = sample() else {
-        assert!(
-            crate::common::runnable(
-                "the fail2ban sample test",
-                &[("fail2ban's sample (tests/run-all.sh unpacks it)", false)]
-            ),
-            "unreachable"
+        // Fails under CI=true; elsewhere says it skips.
+        crate::common::runnable(
+            "the fail2ban sample test",
+            &[("fail2ban's sample (tests/run-all.sh unpacks it)", false)],
         );
         return;
     };

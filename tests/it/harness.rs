@@ -59,13 +59,24 @@ impl Serve {
         self.cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap()
     }
 
+    /// `ip netns exec NS sipwarden serve --listen ADDRESS:0 --data-dir DATA`: a PBX of
+    /// its own network namespace, its panel on `address` there.
+    pub fn in_namespace(ns: &str, address: &str, data: &Path) -> Serve {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sipwarden"), "serve", "--listen"])
+            .arg(format!("{address}:0"))
+            .arg("--data-dir")
+            .arg(data);
+        Serve { cmd, quiet_stderr: true }
+    }
+
     /// Starts it and returns at once (no panel port: for tests that stop it early).
     pub fn spawn(mut self) -> Running {
         self.cmd.stdout(Stdio::null());
         if self.quiet_stderr {
             self.cmd.stderr(Stdio::null());
         }
-        Running { child: self.cmd.spawn().unwrap(), port: 0, setup_url: String::new() }
+        Running { child: self.cmd.spawn().unwrap(), host: LOOPBACK, port: 0, setup_url: String::new() }
     }
 
     /// Starts it and waits for the panel: its port is read from the setup address it prints.
@@ -74,9 +85,11 @@ impl Serve {
         if self.quiet_stderr {
             self.cmd.stderr(Stdio::null());
         }
-        let mut running = Running { child: self.cmd.spawn().unwrap(), port: 0, setup_url: String::new() };
+        let mut running =
+            Running { child: self.cmd.spawn().unwrap(), host: LOOPBACK, port: 0, setup_url: String::new() };
         let stdout = running.child.stdout.take().unwrap();
         (running.port, running.setup_url) = printed_address(stdout);
+        running.host = url_host(&running.setup_url);
         running
     }
 }
@@ -84,6 +97,8 @@ impl Serve {
 /// A started `serve`: killed when dropped.
 pub struct Running {
     pub child: Child,
+    /// Where the panel listens: loopback unless started [`Serve::in_namespace`].
+    pub host: std::net::IpAddr,
     pub port: u16,
     /// The one-time setup address it printed.
     pub setup_url: String,
@@ -91,7 +106,7 @@ pub struct Running {
 
 impl Running {
     pub fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
-        request(self.port, "GET", path, cookie, "")
+        request_to(self.host, self.port, "GET", path, cookie, "")
     }
 
     pub fn pid(&self) -> u32 {
@@ -132,15 +147,22 @@ fn printed_address(out: impl Read + Send + 'static) -> (u16, String) {
     let mut lines = std::io::BufReader::new(out).lines().map_while(Result::ok);
     let found = lines
         .find_map(|l| {
-            let at = l.find("http://127.0.0.1:")?;
+            let at = l.find("http://")?;
             let url = l[at..].split_whitespace().next()?.to_string();
-            let digits: String =
-                url["http://127.0.0.1:".len()..].chars().take_while(char::is_ascii_digit).collect();
-            Some((digits.parse().ok()?, url))
+            let (_, port) = url["http://".len()..].split('/').next()?.rsplit_once(':')?;
+            Some((port.parse().ok()?, url))
         })
         .expect("the program prints its panel address");
     std::thread::spawn(move || lines.for_each(drop));
     found
+}
+
+const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// The IPv4 address of `http://ADDRESS:PORT/…`.
+fn url_host(url: &str) -> std::net::IpAddr {
+    let authority = url.trim_start_matches("http://").split('/').next().unwrap_or_default();
+    authority.rsplit_once(':').and_then(|(h, _)| h.parse().ok()).unwrap_or(LOOPBACK)
 }
 
 /// The panel's port printed by a program, read from `out` (see [`printed_address`]).
@@ -172,9 +194,21 @@ impl Reply {
 /// One HTTP/1.1 request to the panel on loopback `port` (a form body when not empty),
 /// as a same-origin browser would send it.
 pub fn request(port: u16, method: &str, path: &str, cookie: Option<&str>, form: &str) -> Reply {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    request_to(LOOPBACK, port, method, path, cookie, form)
+}
+
+/// [`request`] to the panel at `host`.
+pub fn request_to(
+    host: std::net::IpAddr,
+    port: u16,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> Reply {
+    let mut s = std::net::TcpStream::connect((host, port)).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nSec-Fetch-Site: same-origin\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nSec-Fetch-Site: same-origin\r\nContent-Length: {}\r\n",
         form.len()
     );
     if let Some(c) = cookie {

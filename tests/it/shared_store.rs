@@ -1,7 +1,8 @@
 //! Several PBXes, one ban list: `sipwarden serve` processes sharing one PostgreSQL
-//! database, each with its own nft table in its own network namespace (its `nft`
-//! commands run there; the process reaches PostgreSQL on loopback). Needs root, nft,
-//! ip and a PostgreSQL server; under `CI=true` a missing one fails the test.
+//! database, each running in its own network namespace with its own nft table, and
+//! reaching PostgreSQL over a veth pair through a relay on the host side that the test
+//! can cut (the database going away). Needs root, nft, ip and a PostgreSQL server;
+//! under `CI=true` a missing one fails the test.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,22 +25,44 @@ fn can_run() -> Option<String> {
     .then_some(url?)
 }
 
-/// One PBX: a namespace for its firewall, a data directory, a log, a running serve.
+/// One PBX: a network namespace with a veth to the host, a relay there to PostgreSQL,
+/// a data directory, a log, a running serve.
 struct Node {
     ns: String,
+    /// The namespace's end of the veth: the panel listens there.
+    address: String,
+    /// Its road to the database.
+    relay: Relay,
     dir: tempfile::TempDir,
     log: PathBuf,
     serve: Option<Running>,
 }
 
+/// `ip ARGS`, which must succeed.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
 impl Node {
+    /// A PBX using database `database` (a URL of the PostgreSQL server on loopback).
     fn start(name: &str, database: &str) -> Node {
-        // Tests run at once: each node's namespace its own name.
+        // Tests run at once: each node's namespace, veth and subnet its own.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let ns = format!("swb-{}-{n}-{name}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success();
-        assert!(ok, "ip netns add {ns}");
+        let pid = std::process::id();
+        let ns = format!("swb-{pid}-{n}-{name}");
+        let (outside, inside) = (format!("sw{pid}h{n}"), format!("sw{pid}n{n}"));
+        let subnet = format!("10.{}.{n}", 100 + pid % 100);
+        let (host, address) = (format!("{subnet}.1"), format!("{subnet}.2"));
+        ip(&["netns", "add", &ns]);
+        ip(&["link", "add", &outside, "type", "veth", "peer", "name", &inside, "netns", &ns]);
+        ip(&["addr", "add", &format!("{host}/30"), "dev", &outside]);
+        ip(&["link", "set", &outside, "up"]);
+        ip(&["-n", &ns, "addr", "add", &format!("{address}/30"), "dev", &inside]);
+        ip(&["-n", &ns, "link", "set", &inside, "up"]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        let relay = Relay::to(&host, database);
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("messages");
         std::fs::write(&log, "").unwrap();
@@ -47,18 +70,19 @@ impl Node {
         std::fs::write(
             &config,
             format!(
-                "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{ns}\"]\n\
-                 reconcile_interval = \"30s\"\n\n[store]\nurl = \"{database}\"\nnode = \"{name}\"\n"
+                "[firewall]\nbackend = \"nft\"\nreconcile_interval = \"30s\"\n\n\
+                 [store]\nurl = \"{}\"\nnode = \"{name}\"\n",
+                relay.url(database)
             ),
         )
         .unwrap();
-        let mut node = Node { ns, dir, log, serve: None };
+        let mut node = Node { ns, address, relay, dir, log, serve: None };
         node.serve = Some(node.serve_command().start());
         node
     }
 
     fn serve_command(&self) -> Serve {
-        Serve::new(&self.dir.path().join("data"))
+        Serve::in_namespace(&self.ns, &self.address, &self.dir.path().join("data"))
             .arg("--config")
             .arg(self.dir.path().join("sipwarden.toml"))
             .log(format!("messages:{}", self.log.display()))
@@ -168,18 +192,21 @@ fn failures_on_two_pbxes_count_together_and_a_late_node_enforces_the_shared_bans
 /// A TCP relay to PostgreSQL that the test can cut (every connection dropped, new
 /// ones closed at once) and restore: the database going away under a running node.
 struct Relay {
+    host: String,
     port: u16,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
 impl Relay {
-    fn to(server: &str) -> Relay {
+    /// Listening on `host` (the host's end of a node's veth), forwarding to `server`.
+    fn to(host: &str, server: &str) -> Relay {
         use std::sync::atomic::Ordering;
         let url = url::Url::parse(server).unwrap();
         let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind((host, 0)).unwrap();
         let relay = Relay {
+            host: host.to_owned(),
             port: listener.local_addr().unwrap().port(),
             down: Default::default(),
             open: Default::default(),
@@ -207,6 +234,7 @@ impl Relay {
     /// `server`'s URL for database `database`, through the relay.
     fn url(&self, database_url: &str) -> String {
         let mut url = url::Url::parse(database_url).unwrap();
+        url.set_host(Some(&self.host)).unwrap();
         url.set_port(Some(self.port)).unwrap();
         url.to_string()
     }
@@ -223,47 +251,89 @@ impl Relay {
     }
 }
 
+/// How many failures of `ip` the shared store holds.
+fn stored_failures(url: &str, ip: &str) -> i64 {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = sipwarden::store::Store::connect_postgres(url).await.unwrap();
+        let mut conn = store.acquire().await.unwrap();
+        sipwarden::store::raw::number(&mut conn, &format!("SELECT COUNT(*) FROM failures WHERE ip = '{ip}'"))
+            .await
+            .unwrap()
+    })
+}
+
 #[test]
-fn with_the_database_gone_a_pbx_keeps_its_bans_says_so_and_catches_up_once_it_is_back() {
+fn with_the_database_gone_a_pbx_keeps_its_bans_bans_from_its_own_log_and_stores_it_all_once_back() {
     let Some(server) = can_run() else { return };
     let url = database(&server, "outage");
-    let relay = Relay::to(&server);
-    let a = Node::start("pbx-a", &relay.url(&url));
+    let a = Node::start("pbx-a", &url);
     let b = Node::start("pbx-b", &url);
     let first = "198.51.100.10";
     a.failure(first, "1001");
     a.failure(first, "1002");
     on_every_kernel(&[&a, &b], first, true, Duration::from_secs(10));
 
-    relay.cut();
-    let port = a.serve.as_ref().unwrap().port;
+    a.relay.cut();
+    let healthz = || a.serve.as_ref().unwrap().get("/healthz", None);
     eventually("/healthz says the shared store is unreachable", Duration::from_secs(30), || {
-        let reply = crate::harness::request(port, "GET", "/healthz", None, "");
+        let reply = healthz();
         reply.status == 503 && reply.body.contains("shared store unreachable since")
     });
-    // The attack goes on while the database is away.
+    // The attack goes on while the database is away: pbx-a bans from its own log.
     let second = "198.51.100.11";
+    let began = Instant::now();
     a.failure(second, "1001");
     a.failure(second, "1003");
-    std::thread::sleep(Duration::from_secs(2));
+    eventually("banned locally while the store is away", Duration::from_secs(5), || a.kernel_bans(second));
+    eprintln!("local ban in pbx-a's kernel {:?} after the failures, the store away", began.elapsed());
     assert!(a.kernel_bans(first), "the bans the kernel holds stay enforced");
+    assert!(!b.kernel_bans(second), "pbx-b has not heard of it");
+    let reply = healthz();
+    assert!(reply.body.contains("decided from this PBX's own logs"), "{}", reply.body);
+    // The panel says the same on every page (its sessions live in the store too).
+    let page = a.serve.as_ref().unwrap().get("/offenders", None);
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("shared store unreachable since"), "{}", page.body);
+    let spool = a.dir.path().join("data/spool.jsonl");
+    assert!(spool.exists(), "the records wait in {}", spool.display());
 
-    relay.restore();
+    a.relay.restore();
     on_every_kernel(&[&a, &b], second, true, Duration::from_secs(30));
-    eventually("/healthz is itself again", Duration::from_secs(10), || {
-        crate::harness::request(port, "GET", "/healthz", None, "").status == 200
-    });
+    eventually("/healthz is itself again", Duration::from_secs(10), || healthz().status == 200);
     // Nothing lost, nothing counted twice: the two failures once each.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let stored = rt.block_on(async {
-        let store = sipwarden::store::Store::connect_postgres(&url).await.unwrap();
-        let mut conn = store.acquire().await.unwrap();
-        sipwarden::store::raw::number(
-            &mut conn,
-            &format!("SELECT COUNT(*) FROM failures WHERE ip = '{second}'"),
-        )
-        .await
-        .unwrap()
-    });
-    assert_eq!(stored, 2);
+    assert_eq!(stored_failures(&url, second), 2);
+    eventually("the kept records are stored and the spool gone", Duration::from_secs(5), || !spool.exists());
+}
+
+#[test]
+fn a_pbx_restarted_while_the_database_is_away_keeps_its_kernels_bans_and_takes_up_its_kept_records() {
+    let Some(server) = can_run() else { return };
+    let url = database(&server, "restart");
+    let mut a = Node::start("pbx-a", &url);
+    let b = Node::start("pbx-b", &url);
+    let first = "198.51.100.20";
+    a.failure(first, "1001");
+    a.failure(first, "1002");
+    on_every_kernel(&[&a, &b], first, true, Duration::from_secs(10));
+
+    a.relay.cut();
+    // One failure seen while away, kept locally; then a restart, the store still away.
+    let second = "198.51.100.21";
+    a.failure(second, "1001");
+    let spool = a.dir.path().join("data/spool.jsonl");
+    eventually("the failure is kept locally", Duration::from_secs(10), || spool.exists());
+    let (status, took) = a.serve.take().unwrap().terminate();
+    eprintln!("stopped with the store away in {took:?}");
+    assert!(status.success() && took < Duration::from_secs(3), "{status:?} after {took:?}");
+    a.serve = Some(a.serve_command().spawn());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(a.kernel_bans(first), "the kernel's bans stay while sipwarden waits for the store");
+
+    a.relay.restore();
+    // The kept failure and one more, after the restart: counted together, once each.
+    eventually("the kept record is stored", Duration::from_secs(30), || stored_failures(&url, second) == 1);
+    a.failure(second, "1003");
+    on_every_kernel(&[&a, &b], second, true, Duration::from_secs(10));
+    assert_eq!(stored_failures(&url, second), 2);
+    assert!(!spool.exists());
 }

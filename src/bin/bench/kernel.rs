@@ -65,6 +65,7 @@ pub fn bench_pipeline(store: &Store, bans_changed: Arc<Notify>) -> Pipeline {
         prefix_rule: Default::default(),
         count_per_node: false,
         watch: None,
+        spool: None,
     }
 }
 

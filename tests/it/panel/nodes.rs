@@ -18,6 +18,17 @@ async fn the_dashboard_lists_each_pbx_and_every_list_narrows_to_one() {
         store::failures::insert(&mut conn, &wrong_password_for_1001(ip, now - 60_000)).await.unwrap();
         store::offenders::record(&mut conn, ip, "PJSIP", Some("1001"), now - 60_000).await.unwrap();
     }
+    {
+        let mut conn = other.acquire().await.unwrap();
+        let ban = store::bans::NewBan {
+            ip: "198.51.100.2",
+            reason: "2 failures within 1h",
+            rung: 1,
+            created_at: now - 30_000,
+            until_at: Some(now + 3_600_000),
+        };
+        store::bans::insert(&mut conn, &ban).await.unwrap();
+    }
     let cookie = p.login().await;
     let session = [("Cookie", cookie.as_str())];
 
@@ -28,6 +39,12 @@ async fn the_dashboard_lists_each_pbx_and_every_list_narrows_to_one() {
         card.contains("pbx-branch") && card.contains(&format!("{} (this one)", p.store.node())),
         "{card}"
     );
+    // Each PBX's bans of the hour, leading to its bans.
+    let (_, branch) = card.split_once("pbx-branch").unwrap();
+    let bans_cell = branch.split("href=\"/bans?q=pbx-branch\">").nth(1).expect("a link to its bans");
+    assert!(bans_cell.starts_with("1<"), "{card}");
+    let bans = p.request("GET", "/bans?q=pbx-branch", &session, "").await;
+    assert!(bans.body.contains("198.51.100.2"), "{}", bans.body);
 
     let log = p.request("GET", "/log?node=pbx-branch", &session, "").await;
     assert!(log.body.contains("198.51.100.2") && !log.body.contains("203.0.113.1"), "{}", log.body);

@@ -18,6 +18,11 @@ pub struct BanRow {
     pub node: String,
 }
 
+// `ip = … AND +released_at IS NULL`: the unary plus keeps both engines on the index
+// of the address. On the index of `released_at` every ban in force matches, and a
+// PostgreSQL table whose statistics are not yet gathered (after a bulk import or a
+// restore) was planned as the two indexes combined: 4 ms per address, 3 s for the
+// dashboard's count of 7,000 recent offenders.
 const COLUMNS: &str =
     "id, ip, reason, rung, created_at, until_at, released_at, released_by, created_by, node";
 
@@ -50,7 +55,7 @@ pub async fn insert(conn: &mut Conn, b: &NewBan<'_>) -> Result<i64> {
 /// The ban in force for `ip` at `now` that lasts longest, if any.
 pub async fn active_for(conn: &mut Conn, ip: &str, now: UnixMs) -> Result<Option<BanRow>> {
     Ok(on!(conn, |c| sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM bans WHERE ip = $1 AND released_at IS NULL \
+        "SELECT {COLUMNS} FROM bans WHERE ip = $1 AND +released_at IS NULL \
          AND (until_at IS NULL OR until_at > $2) \
          ORDER BY CASE WHEN until_at IS NULL THEN 1 ELSE 0 END DESC, until_at DESC LIMIT 1"
     ))
@@ -74,7 +79,7 @@ pub async fn in_force_many(
             let mut q = sqlx::QueryBuilder::new("SELECT ip, MAX(CASE WHEN until_at IS NULL THEN ");
             q.push_bind(FOREVER).push(" ELSE until_at END) FROM bans WHERE");
             super::push_in_list(&mut q, "ip", chunk);
-            q.push(" AND released_at IS NULL AND (until_at IS NULL OR until_at > ")
+            q.push(" AND +released_at IS NULL AND (until_at IS NULL OR until_at > ")
                 .push_bind(now)
                 .push(") GROUP BY ip");
             let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *c).await?;
@@ -98,7 +103,7 @@ pub async fn active(conn: &mut Conn, now: UnixMs) -> Result<Vec<BanRow>> {
 /// count no more (`forgiven`). Returns how many bans there were.
 pub async fn release_ip(conn: &mut Conn, ip: &str, now: UnixMs, by: &str) -> Result<u64> {
     let done = on!(conn, |c| sqlx::query(
-        "UPDATE bans SET released_at = $1, released_by = $2 WHERE ip = $3 AND released_at IS NULL \
+        "UPDATE bans SET released_at = $1, released_by = $2 WHERE ip = $3 AND +released_at IS NULL \
          AND (until_at IS NULL OR until_at > $1)",
     )
     .bind(now)
@@ -150,7 +155,7 @@ pub async fn insert_many(conn: &mut Conn, bans: &[PendingBan]) -> Result<()> {
         for b in bans.iter().filter(|b| b.superseding) {
             sqlx::query(
                 "UPDATE bans SET released_at = $1, released_by = 'escalated' WHERE ip = $2 \
-                 AND released_at IS NULL AND (until_at IS NULL OR until_at > $1)",
+                 AND +released_at IS NULL AND (until_at IS NULL OR until_at > $1)",
             )
             .bind(b.created_at)
             .bind(&b.ip)

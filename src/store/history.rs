@@ -52,7 +52,7 @@ pub async fn for_address(
         forgiven("bans")
     ));
         let active =
-            "FROM bans WHERE ip = $1 AND released_at IS NULL AND (until_at IS NULL OR until_at > $5)";
+            "FROM bans WHERE ip = $1 AND +released_at IS NULL AND (until_at IS NULL OR until_at > $5)";
         columns.push(format!("(SELECT COUNT(*) {active})"));
         columns.push(format!("(SELECT MAX(CASE WHEN until_at IS NULL THEN $6 ELSE until_at END) {active})"));
         columns.push("(SELECT at FROM forgiven WHERE ip = $1)".into());

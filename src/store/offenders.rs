@@ -202,7 +202,7 @@ pub async fn top_accounts(conn: &mut Conn, limit: i64) -> Result<Vec<(String, i6
 pub async fn active_since(conn: &mut Conn, since: UnixMs, now: UnixMs) -> Result<(i64, i64)> {
     Ok(on!(conn, |c| sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip \
-         AND b.released_at IS NULL AND (b.until_at IS NULL OR b.until_at > $2)) THEN 1 ELSE 0 END), 0) \
+         AND +b.released_at IS NULL AND (b.until_at IS NULL OR b.until_at > $2)) THEN 1 ELSE 0 END), 0) \
          FROM offenders o WHERE o.last_seen > $1",
     )
     .bind(since)

@@ -23,9 +23,9 @@ pub async fn prune_batch(conn: &mut Conn, cut: &Cutoffs, limit: i64) -> Result<u
             "DELETE FROM failure_hours WHERE hour IN (SELECT hour FROM failure_hours WHERE hour < $1 - 3600000 LIMIT $2)",
             // An address still banned keeps its summary: the bans page links to it.
             "DELETE FROM offender_accounts WHERE ip IN (SELECT o.ip FROM offenders o WHERE o.last_seen < $1 \
-             AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip AND b.released_at IS NULL) LIMIT $2)",
+             AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip AND +b.released_at IS NULL) LIMIT $2)",
             "DELETE FROM offenders WHERE ip IN (SELECT o.ip FROM offenders o WHERE o.last_seen < $1 \
-             AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip AND b.released_at IS NULL) LIMIT $2)",
+             AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.ip = o.ip AND +b.released_at IS NULL) LIMIT $2)",
             "DELETE FROM forgiven WHERE ip IN (SELECT ip FROM forgiven WHERE at < $1 LIMIT $2)",
             "DELETE FROM changes WHERE id IN (SELECT id FROM changes WHERE at < $1 LIMIT $2)",
             "DELETE FROM known_good WHERE ip IN (SELECT ip FROM known_good WHERE last_success_at < $1 LIMIT $2)",

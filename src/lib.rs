@@ -31,6 +31,7 @@ pub mod demo;
 pub mod domain;
 pub mod enforcer;
 pub mod firewall;
+pub mod geo;
 pub mod ingest;
 pub mod lockout;
 pub mod pbx;

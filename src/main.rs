@@ -32,6 +32,10 @@ struct Cli {
     /// This PBX's name in a shared database (default: the host name).
     #[arg(long, global = true, env = "SIPWARDEN_NODE")]
     node: Option<String>,
+    /// Country database: Tor's `geoip` file, e.g. /usr/share/tor/geoip from Debian's
+    /// tor-geoipdb (its `geoip6` is read too).
+    #[arg(long, global = true, env = "SIPWARDEN_GEOIP")]
+    geoip: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -166,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ami_secret: std::env::var("SIPWARDEN_AMI_SECRET").ok().filter(|s| !s.is_empty()),
         database_url: cli.database_url,
         node: cli.node,
+        geoip: cli.geoip,
         ..Overrides::default()
     };
     match cli.command {
@@ -224,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckLog { format, files } => {
             let config = Config::load(cli.config.as_deref(), overrides)?;
+            let geo = config.geoip.as_deref().map(sipwarden::geo::Geo::open).transpose()?;
             let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
             // Drawn on a terminal only; hidden when the output is piped.
             let bar = indicatif::ProgressBar::new(total).with_style(
@@ -232,7 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let report = sipwarden::checklog::check_files_with_progress(
+            let mut report = sipwarden::checklog::check_files_with_progress(
                 &files,
                 sipwarden::checklog::Rules {
                     ladder: config.ladder,
@@ -242,6 +248,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &|n| bar.inc(n),
             )?;
             bar.finish_and_clear();
+            if let Some(geo) = &geo {
+                report.add_countries(geo);
+            }
             match format {
                 Format::Text => print!("{}", sipwarden::checklog::render_text(&report)),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

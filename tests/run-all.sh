@@ -31,6 +31,18 @@ if [ ! -f "target/fail2ban/$f2b_sample" ] && [ ! -f "/$f2b_sample" ] && command 
   ) || echo "warning: could not unpack fail2ban's sample; its test fails under CI=true" >&2
 fi
 
+# The IPFire Location country database as Debian ships it for Tor (tor-geoipdb), which
+# the country tests read: unpacked from the package, not installed.
+geoip=usr/share/tor/geoip
+if [ ! -f "target/tor-geoipdb/$geoip" ] && [ ! -f "/$geoip" ] && command -v apt-get >/dev/null 2>&1; then
+  mkdir -p target/tor-geoipdb
+  (
+    cd target/tor-geoipdb
+    apt-get download -qq tor-geoipdb 2>/dev/null || { apt-get update -qq && apt-get download -qq tor-geoipdb; }
+    dpkg -x tor-geoipdb_*.deb .
+  ) || echo "warning: could not unpack tor-geoipdb; the country tests fail under CI=true" >&2
+fi
+
 # Network namespaces left behind by a killed run.
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
   for ns in $(ip netns list 2>/dev/null | awk '/^sw[tb]-/{print $1}'); do

@@ -241,6 +241,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         memory: Default::default(),
     });
     let corroboration = Arc::default();
+    let geo = config.geoip.as_deref().map_or_else(crate::geo::Geo::none, crate::geo::Geo::at);
     let spool = open_spool(&config, &store, &mut followers)?;
     let parts = PipelineParts {
         spool: &spool,
@@ -272,6 +273,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .with_ingest_health(ingest_health)
     .with_spool(spool.clone())
+    .with_geo(geo.clone())
     .with_alerts(alerts.clone())
     .with_pbx_control(pbx_control)
     .with_manager(manager.health())
@@ -301,6 +303,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // The session table is created before the workers start writing.
     let sessions = crate::web::sessions(&store, &options, &tasks, stop.clone()).await?;
     tasks.spawn(alerts.clone().run(alerts_queue, store.clone(), stop.clone()));
+    tasks.spawn(geo.follow(GEO_CHECK_EVERY, stop.clone()));
     tasks.spawn(alert_digests(alerts, store.clone(), stop.clone()));
     tasks.spawn(lockout_and_dns(web_state.clone(), config.resolve_interval, stop.clone()));
     tasks.spawn({
@@ -420,6 +423,9 @@ async fn alert_digests(alerts: crate::alerts::Alerts, store: Store, stop: Cancel
         }
     }
 }
+
+/// How often the country database's files are checked for an update.
+const GEO_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long the tasks get to finish their current step after SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);

@@ -43,6 +43,9 @@ pub struct AddressReport {
     pub last_seen: Option<UnixMs>,
     pub tampered: u64,
     pub verdict: String,
+    /// ISO code from the country database, when one is configured (`--geoip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -213,6 +216,15 @@ fn detect_file_kind(path: &Path) -> io::Result<SourceKind> {
     let text = String::from_utf8_lossy(&head[..n]);
     let complete = text.rfind('\n').map_or("", |i| &text[..i]);
     Ok(asterisk::detect_kind(complete.lines().take(200)))
+}
+
+impl Report {
+    /// Each address's country from `geo` (`—` when the database has none for it).
+    pub fn add_countries(&mut self, geo: &crate::geo::Geo) {
+        for (ip, address) in &mut self.by_ip {
+            address.country = Some(geo.shown(ip));
+        }
+    }
 }
 
 /// What check-log judges with: the ban rules, the networks never banned, and when

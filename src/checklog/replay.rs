@@ -70,6 +70,7 @@ pub(super) fn addresses(
                 last_seen: t.last_seen,
                 tampered: t.tampered,
                 verdict: replay.summary(slot, ips[slot]),
+                country: None,
             };
             (ips[slot].to_string(), report)
         })

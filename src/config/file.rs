@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub trusted: Vec<String>,
     /// Unset: `failed-auth.log` in the data directory.
     pub clean_log: Option<PathBuf>,
+    /// Tor's `geoip` file (its `geoip6` beside it): countries of addresses. Unset: none.
+    pub geoip: Option<PathBuf>,
     pub protection: bool,
     pub policy: PolicyConfig,
     pub firewall: FirewallConfig,
@@ -53,6 +55,7 @@ impl Default for FileConfig {
             poll_interval: "1s".into(),
             trusted: Vec::new(),
             clean_log: None,
+            geoip: None,
             protection: true,
             policy: PolicyConfig::default(),
             firewall: FirewallConfig::default(),

@@ -255,6 +255,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--node`, `SIPWARDEN_NODE`.
     pub node: Option<String>,
+    /// `--geoip`, `SIPWARDEN_GEOIP`.
+    pub geoip: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +268,8 @@ pub struct Config {
     pub trusted: TrustedNetworks,
     pub ladder: Ladder,
     pub clean_log: PathBuf,
+    /// The country database (`geo`), when one is configured.
+    pub geoip: Option<PathBuf>,
     /// Protection on a fresh install (before an admin switches it).
     pub protection_default: bool,
     pub backend: BackendChoice,
@@ -308,6 +312,7 @@ impl Config {
                 let dir = path.parent().unwrap_or(Path::new("."));
                 parsed.data_dir = dir.join(&parsed.data_dir);
                 parsed.clean_log = parsed.clean_log.map(|p| dir.join(p));
+                parsed.geoip = parsed.geoip.map(|p| dir.join(p));
                 parsed.ami.secret_file = parsed.ami.secret_file.map(|p| dir.join(p));
                 parsed
             }
@@ -397,6 +402,7 @@ impl Config {
             fraud: fraud_limits(file.fraud)?,
             ami: ami_settings(file.ami, o.ami_secret)?,
             clean_log,
+            geoip: o.geoip.or(file.geoip).filter(|p| !p.as_os_str().is_empty()),
             data_dir,
             database_url,
             node,

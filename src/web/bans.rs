@@ -22,6 +22,7 @@ const SHOWN: i64 = 500;
 pub struct ActiveBan {
     pub id: i64,
     pub ip: String,
+    pub country: String,
     /// The accounts (extensions) it tried most.
     pub accounts: String,
     pub reason: String,
@@ -63,6 +64,7 @@ async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
         .into_iter()
         .map(|b| ActiveBan {
             id: b.id,
+            country: state.geo.shown(&b.ip),
             accounts: accounts.get(&b.ip).map(|a| a.join(", ")).unwrap_or_default(),
             rung: super::offenders::rule_label(&b),
             reason: b.reason,

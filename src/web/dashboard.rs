@@ -88,6 +88,9 @@ pub struct Live {
     /// No failed login was ever recorded: say how to check the logs are read.
     pub never_failed: bool,
     pub top_accounts: Vec<(String, i64)>,
+    /// Countries of the addresses that failed in the last 24 hours, most first:
+    /// (country, addresses); empty without a country database.
+    pub countries: Vec<(String, usize)>,
     pub bans_timed: i64,
     pub bans_forever: i64,
     pub failures_day: i64,
@@ -150,6 +153,28 @@ async fn nodes(conn: &mut store::Conn, this: &str, now: i64) -> Result<Vec<NodeV
     Ok(out)
 }
 
+/// Addresses looked up per dashboard renewal at most (a lookup takes ~0.1 µs).
+const COUNTRY_SAMPLE: i64 = 200_000;
+
+/// The countries the addresses of the last 24 hours come from, top ten.
+async fn by_country(
+    state: &WebState,
+    conn: &mut store::Conn,
+    now: i64,
+) -> Result<Vec<(String, usize)>, WebError> {
+    if !state.geo.is_loaded() {
+        return Ok(Vec::new());
+    }
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for (ip, _) in store::offenders::seen_since(conn, now - DAY_MS, COUNTRY_SAMPLE).await? {
+        *counts.entry(state.geo.shown(&ip)).or_default() += 1;
+    }
+    let mut top: Vec<(String, usize)> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(10);
+    Ok(top)
+}
+
 async fn gather(state: &WebState) -> Result<Live, WebError> {
     let now = state.clock.now();
     let mut conn = state.store.acquire().await?;
@@ -193,6 +218,7 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
     let failures_hour = count_text(store::failures::count_since(&mut conn, now - HOUR_MS, COUNT_CAP).await?);
     let (_, bans_hour) = store::bans::created_since(&mut conn, now - HOUR_MS, 0).await?;
     let never_failed = hours.is_empty() && top_addresses.is_empty();
+    let countries = by_country(state, &mut conn, now).await?;
     let ingest_problem = state.ingest.problem().map(|p| {
         format!(
             "since {}: {} ({} attempts, retrying; nothing is lost, the logs are read again from where storing stopped)",
@@ -246,6 +272,7 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
         bans_hour,
         never_failed,
         top_accounts: store::offenders::top_accounts(&mut conn, 10).await?,
+        countries,
         bans_timed,
         bans_forever,
         failures_day,

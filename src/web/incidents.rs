@@ -19,6 +19,8 @@ pub struct IncidentView {
     pub severity: String,
     pub account: String,
     pub address: String,
+    /// The address's country (`—` unknown).
+    pub country: String,
     pub reason: String,
     pub calls: String,
     pub numbers: String,
@@ -39,7 +41,7 @@ pub fn headline(i: &IncidentRow) -> String {
     format!("{}{from}: {what}", i.account)
 }
 
-pub fn view(i: IncidentRow) -> IncidentView {
+pub fn view(i: IncidentRow, geo: &crate::geo::Geo) -> IncidentView {
     IncidentView {
         id: i.id,
         at: when(i.at),
@@ -47,6 +49,7 @@ pub fn view(i: IncidentRow) -> IncidentView {
         severity: i.severity.clone(),
         account: i.account.clone(),
         address: i.ip.clone().unwrap_or_default(),
+        country: i.ip.as_deref().map_or_else(String::new, |ip| geo.shown(ip)),
         calls: i.calls.map(|c| c.to_string()).unwrap_or_default(),
         numbers: i.numbers.clone(),
         actions: i.actions.lines().map(str::to_owned).collect(),
@@ -73,7 +76,8 @@ async fn page(
     message: Option<String>,
 ) -> Result<IncidentsPage, WebError> {
     let mut conn = state.store.acquire().await?;
-    let incidents = store::incidents::recent(&mut conn, SHOWN).await?.into_iter().map(view).collect();
+    let incidents =
+        store::incidents::recent(&mut conn, SHOWN).await?.into_iter().map(|i| view(i, &state.geo)).collect();
     Ok(IncidentsPage { admin, incidents, message })
 }
 

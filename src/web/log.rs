@@ -64,6 +64,7 @@ fn search(f: &Filters, limit: i64) -> Result<store::failures::Search, WebError> 
 pub struct Row {
     pub at: String,
     pub ip: String,
+    pub country: String,
     pub service: String,
     pub account: String,
     pub kind: String,
@@ -111,6 +112,7 @@ pub async fn list(
             .take(PAGE as usize)
             .map(|r| Row {
                 at: when(r.at),
+                country: r.ip.as_deref().map_or_else(|| "—".into(), |ip| state.geo.shown(ip)),
                 ip: r.ip.unwrap_or_else(|| "(unattributed)".into()),
                 service: r.service,
                 account: r.account.unwrap_or_default(),

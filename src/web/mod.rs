@@ -87,6 +87,8 @@ pub struct WebState {
     pub panel_failures: Option<tokio::sync::mpsc::Sender<crate::domain::LogEvent>>,
     /// Where log batches wait while a shared store is unreachable.
     pub spool: Option<Arc<crate::ingest::spool::Spool>>,
+    /// Countries of addresses (none configured: every one "—").
+    pub geo: crate::geo::Geo,
 }
 
 impl WebState {
@@ -124,7 +126,13 @@ impl WebState {
             closed_ports: Default::default(),
             panel_failures: None,
             spool: None,
+            geo: crate::geo::Geo::none(),
         }
+    }
+
+    pub fn with_geo(mut self, geo: crate::geo::Geo) -> Self {
+        self.geo = geo;
+        self
     }
 
     pub fn with_spool(mut self, spool: Option<Arc<crate::ingest::spool::Spool>>) -> Self {

@@ -20,6 +20,8 @@ pub const PAGE: i64 = 50;
 
 pub struct OffenderView {
     pub ip: String,
+    /// From the country database; `—` when unknown.
+    pub country: String,
     pub first_seen: String,
     pub last_seen: String,
     pub hour: u32,
@@ -129,6 +131,7 @@ async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<O
             let is_trusted = o.ip.parse::<IpAddr>().is_ok_and(|a| trusted.contains(a));
             let verdict = verdict_text(is_trusted, bans.get(&o.ip).copied());
             OffenderView {
+                country: state.geo.shown(&o.ip),
                 first_seen: when(o.first_seen),
                 last_seen: when(o.last_seen),
                 hour,

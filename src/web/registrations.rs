@@ -14,6 +14,8 @@ const SHOWN: i64 = 500;
 const WITHIN: i64 = 30 * DAY_MS;
 
 pub struct LoginView {
+    /// The address's country (`—` unknown).
+    pub country: String,
     pub account: String,
     pub ip: String,
     pub since: String,
@@ -105,7 +107,14 @@ pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<
             if let Some((_, day)) = failures.get(&r.ip).filter(|(_, day)| *day > 0) {
                 flags.push(format!("{day} failed login{} from it in 24 h", if *day == 1 { "" } else { "s" }));
             }
-            LoginView { since: when(r.first_at), last: when(r.last_at), account: r.account, ip: r.ip, flags }
+            LoginView {
+                since: when(r.first_at),
+                last: when(r.last_at),
+                account: r.account,
+                country: state.geo.shown(&r.ip),
+                ip: r.ip,
+                flags,
+            }
         })
         .collect();
     Ok(RegistrationsPage { admin, contacts, logins, extension_networks: !extensions.is_empty() })

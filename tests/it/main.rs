@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod common;
 mod corpus;
+mod countries;
 mod disk_faults;
 mod enforce;
 mod fail2ban_sample;

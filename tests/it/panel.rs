@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tower::ServiceExt;
 
 mod accounts;
+mod countries;
 mod nodes;
 
 struct Panel {
@@ -967,6 +968,18 @@ async fn the_dashboard_says_under_attack_now_and_who_is_banned() {
 }
 
 /// A stored PJSIP wrong password for 1001 from `ip`, as the pipeline stores one.
+/// A first-rung ban of `ip`, decided 30 s before `now`, stored through `conn`.
+async fn hour_ban(conn: &mut store::Conn, ip: &str, now: i64) {
+    let ban = store::bans::NewBan {
+        ip,
+        reason: "2 failures within 1h",
+        rung: 1,
+        created_at: now - 30_000,
+        until_at: Some(now + 3_600_000),
+    };
+    store::bans::insert(conn, &ban).await.unwrap();
+}
+
 fn wrong_password_for_1001(ip: &str, at: i64) -> store::failures::NewFailure<'static> {
     store::failures::NewFailure {
         at,

@@ -10,8 +10,10 @@
 //!   sipwarden-bench guesses [--attackers N] [--guesses N] [--rate PER_S]   (root)
 //!   sipwarden-bench breaker [--calls N]
 //!   sipwarden-bench propagation --database-url SERVER [--nodes N] [--bans N] [--rate R]   (root)
+//!   sipwarden-bench countries [GEOIP]
 
 mod breaker;
+mod countries;
 mod guesses;
 mod ingest;
 mod kernel;
@@ -48,11 +50,12 @@ fn main() -> anyhow::Result<()> {
         Some("guesses") => guesses::guesses(args),
         Some("breaker") => breaker::breaker(args),
         Some("propagation") => shared::propagation(args),
+        Some("countries") => countries::lookups(args),
         // Helpers that `guesses` runs inside its namespaces.
         Some("fake-pbx") => guesses::fake_pbx(args),
         Some("attacker") => guesses::attacker(args),
         _ => anyhow::bail!(
-            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | idle [--seconds N] | ingest LOG | serve-backlog LOG | panel | startup | guesses | breaker [--calls N] | propagation --database-url SERVER"
+            "usage: sipwarden-bench check-log LOG [TRUTH] [--runs N] | reconcile [--bans N] | time-to-ban [--bans N] [--rate R] | ban-storm [--addresses N] | idle [--seconds N] | ingest LOG | serve-backlog LOG | panel | startup | guesses | breaker [--calls N] | propagation --database-url SERVER | countries [GEOIP]"
         ),
     }
 }

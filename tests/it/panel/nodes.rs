@@ -20,14 +20,7 @@ async fn the_dashboard_lists_each_pbx_and_every_list_narrows_to_one() {
     }
     {
         let mut conn = other.acquire().await.unwrap();
-        let ban = store::bans::NewBan {
-            ip: "198.51.100.2",
-            reason: "2 failures within 1h",
-            rung: 1,
-            created_at: now - 30_000,
-            until_at: Some(now + 3_600_000),
-        };
-        store::bans::insert(&mut conn, &ban).await.unwrap();
+        super::hour_ban(&mut conn, "198.51.100.2", now).await;
     }
     let cookie = p.login().await;
     let session = [("Cookie", cookie.as_str())];

@@ -1,0 +1,170 @@
+//! The IP → country table of Tor's `geoip` / `geoip6` files (IPFire Location data, as
+//! Debian's `tor-geoipdb` ships it): `start,end,CC` lines, IPv4 bounds as integers,
+//! IPv6 bounds as addresses; `??` is no country. Pure: text in, lookups out.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::Country;
+
+/// Disjoint ranges sorted by start, one array per field (a lookup touches the starts
+/// only until it has its range).
+#[derive(Debug, Default)]
+pub struct Ranges<T> {
+    starts: Vec<T>,
+    ends: Vec<T>,
+    countries: Vec<Country>,
+}
+
+impl<T: Copy + Ord> Ranges<T> {
+    fn push(&mut self, start: T, end: T, country: Country) {
+        self.starts.push(start);
+        self.ends.push(end);
+        self.countries.push(country);
+    }
+
+    fn lookup(&self, at: T) -> Option<Country> {
+        let i = self.starts.partition_point(|&s| s <= at).checked_sub(1)?;
+        (at <= self.ends[i]).then(|| self.countries[i])
+    }
+
+    /// Sorts by start; an overlapping range (a malformed file) is dropped.
+    fn finish(&mut self) -> usize {
+        let mut order: Vec<usize> = (0..self.starts.len()).collect();
+        order.sort_by_key(|&i| self.starts[i]);
+        let mut out = Ranges { starts: Vec::new(), ends: Vec::new(), countries: Vec::new() };
+        let mut dropped = 0;
+        for i in order {
+            if out.ends.last().is_some_and(|&end| self.starts[i] <= end) {
+                dropped += 1;
+                continue;
+            }
+            out.push(self.starts[i], self.ends[i], self.countries[i]);
+        }
+        *self = out;
+        dropped
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Every range of `country`, as (start, end).
+    pub fn of(&self, country: Country) -> impl Iterator<Item = (T, T)> + '_ {
+        (0..self.len()).filter(move |&i| self.countries[i] == country).map(|i| (self.starts[i], self.ends[i]))
+    }
+
+    fn bytes(&self) -> usize {
+        self.len() * (2 * std::mem::size_of::<T>() + std::mem::size_of::<Country>())
+    }
+}
+
+/// Both families of a Tor geoip database.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub v4: Ranges<u32>,
+    pub v6: Ranges<u128>,
+    /// Lines that could not be read (counted, skipped).
+    pub unreadable: usize,
+}
+
+impl Table {
+    /// Reads the `geoip` (IPv4) and `geoip6` (IPv6) texts; either may be empty.
+    pub fn parse(v4: &str, v6: &str) -> Table {
+        let mut table = Table::default();
+        for line in data_lines(v4) {
+            match parse_line(line, |s| s.parse::<u32>().ok()) {
+                Some(Some((start, end, cc))) => table.v4.push(start, end, cc),
+                Some(None) => {}
+                None => table.unreadable += 1,
+            }
+        }
+        for line in data_lines(v6) {
+            match parse_line(line, |s| s.parse::<Ipv6Addr>().ok().map(u128::from)) {
+                Some(Some((start, end, cc))) => table.v6.push(start, end, cc),
+                Some(None) => {}
+                None => table.unreadable += 1,
+            }
+        }
+        table.unreadable += table.v4.finish() + table.v6.finish();
+        table
+    }
+
+    pub fn lookup(&self, ip: IpAddr) -> Option<Country> {
+        match ip {
+            IpAddr::V4(v4) => self.v4.lookup(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => self.v4.lookup(u32::from(v4)),
+                None => self.v6.lookup(u128::from(v6)),
+            },
+        }
+    }
+
+    /// Memory the ranges take.
+    pub fn bytes(&self) -> usize {
+        self.v4.bytes() + self.v6.bytes()
+    }
+}
+
+fn data_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// `Some(None)`: a range of no country (`??`); `None`: not a range line.
+#[allow(clippy::option_option)]
+fn parse_line<T: Ord>(line: &str, bound: impl Fn(&str) -> Option<T>) -> Option<Option<(T, T, Country)>> {
+    let mut fields = line.split(',');
+    let (start, end, cc) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() {
+        return None;
+    }
+    let (start, end) = (bound(start.trim())?, bound(end.trim())?);
+    if start > end {
+        return None;
+    }
+    match cc.trim() {
+        "??" => Some(None),
+        cc => Some(Some((start, end, Country::parse(cc)?))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V4: &str = "# converted from the IPFire Location database\n\
+                      16777216,16777471,AU\n16777472,16778239,CN\n15726992,15726999,??\n\
+                      3405803776,3405804031,AU\nnot,a,line\n";
+    const V6: &str = "2001::,2001:0:ffff:ffff:ffff:ffff:ffff:ffff,??\n\
+                      2001:4:112::,2001:4:112:ffff:ffff:ffff:ffff:ffff,US\n";
+
+    fn at(table: &Table, ip: &str) -> Option<String> {
+        table.lookup(ip.parse().unwrap()).map(|c| c.to_string())
+    }
+
+    #[test]
+    fn addresses_get_the_country_of_their_range_and_gaps_none() {
+        let t = Table::parse(V4, V6);
+        assert_eq!(at(&t, "1.0.0.0").as_deref(), Some("AU"), "16777216 is 1.0.0.0");
+        assert_eq!(at(&t, "1.0.0.255").as_deref(), Some("AU"));
+        assert_eq!(at(&t, "1.0.1.0").as_deref(), Some("CN"));
+        assert_eq!(at(&t, "1.0.4.0"), None, "past the last CN range");
+        assert_eq!(at(&t, "0.239.251.144"), None, "?? is no country");
+        assert_eq!(at(&t, "2001:4:112::1").as_deref(), Some("US"));
+        assert_eq!(at(&t, "::ffff:1.0.1.9").as_deref(), Some("CN"), "a v4-mapped address is its v4 one");
+        assert_eq!(at(&t, "2001::1"), None);
+        assert_eq!(t.unreadable, 1);
+        assert_eq!(t.v4.of(Country::parse("AU").unwrap()).count(), 2);
+    }
+
+    #[test]
+    fn overlapping_and_reversed_ranges_are_refused_not_trusted() {
+        let t = Table::parse("100,200,FR\n150,300,DE\n400,350,IT\n", "");
+        assert_eq!(t.v4.len(), 1);
+        assert_eq!(t.unreadable, 2);
+        assert_eq!(at(&t, "0.0.0.250"), None);
+    }
+}

@@ -1,0 +1,86 @@
+//! Countries in the panel's lists, from a country database that is replaced while the
+//! panel runs (a package update).
+
+use sipwarden::clock::Clock;
+use sipwarden::geo::Geo;
+use sipwarden::store;
+
+use super::{hour_ban, panel, router_of, wrong_password_for_1001};
+
+/// The text of the Country cell in the row that holds `ip`.
+fn country_of(page: &str, ip: &str) -> String {
+    let row =
+        page.split("<tr").find(|r| r.contains(&format!(">{ip}<"))).unwrap_or_else(|| panic!("{ip}: {page}"));
+    let cell = row.split("data-label=\"Country\">").nth(1).expect("a Country cell");
+    cell.split('<').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_lists_show_each_addresss_country_and_follow_the_database_when_it_changes() {
+    let mut p = panel().await;
+    let now = p.clock.now();
+    let dir = tempfile::tempdir().unwrap();
+    let v4 = dir.path().join("geoip");
+    // 203.0.113.0/24 is 3405803776 – 3405804031.
+    std::fs::write(&v4, "# IPFire Location\n3405803776,3405804031,FR\n").unwrap();
+    std::fs::write(dir.path().join("geoip6"), "2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,DE\n")
+        .unwrap();
+    let geo = Geo::open(&v4).unwrap();
+    p.state = p.state.clone().with_geo(geo.clone());
+    p.router = router_of(&p.store, p.state.clone(), time::Duration::hours(1)).await;
+    {
+        let mut conn = p.store.acquire().await.unwrap();
+        for ip in ["203.0.113.7", "2001:db8::5", "198.51.100.9"] {
+            store::failures::insert(&mut conn, &wrong_password_for_1001(ip, now - 60_000)).await.unwrap();
+            store::offenders::record(&mut conn, ip, "PJSIP", Some("1001"), now - 60_000).await.unwrap();
+            hour_ban(&mut conn, ip, now).await;
+        }
+    }
+    let cookie = p.login().await;
+    let session = [("Cookie", cookie.as_str())];
+    for path in ["/offenders?q=203.0.113.0%2F24", "/bans?q=203.0.113.7", "/log?ip=203.0.113.7"] {
+        let page = p.request("GET", path, &session, "").await;
+        assert_eq!(country_of(&page.body, "203.0.113.7"), "FR", "{path}");
+    }
+    let dash = p.request("GET", "/", &session, "").await.body;
+    let card = dash.split("id=\"countries\"").nth(1).expect("an attacks-by-country card");
+    for country in ["FR", "DE", "—"] {
+        assert!(card.contains(&format!("<td>{country}</td><td>1</td>")), "{card}");
+    }
+    let offenders = p.request("GET", "/offenders", &session, "").await.body;
+    assert_eq!(country_of(&offenders, "2001:db8::5"), "DE");
+    assert_eq!(country_of(&offenders, "198.51.100.9"), "—", "no range: no country");
+
+    // The package is updated: the range moves to another country.
+    std::fs::write(&v4, "# IPFire Location, updated\n3405803776,3405804031,NL\n").unwrap();
+    assert!(geo.reload_if_changed().unwrap(), "the change is noticed");
+    assert!(!geo.reload_if_changed().unwrap(), "and read once");
+    let page = p.request("GET", "/bans?q=203.0.113.7", &session, "").await;
+    assert_eq!(country_of(&page.body, "203.0.113.7"), "NL");
+
+    // A broken update leaves the database in use as it was.
+    std::fs::write(&v4, "not a geoip file\n").unwrap();
+    assert!(geo.reload_if_changed().is_err());
+    assert_eq!(geo.shown("203.0.113.7"), "NL");
+}
+
+#[tokio::test]
+async fn without_a_country_database_every_country_shows_as_a_dash() {
+    let p = panel().await;
+    let now = p.clock.now();
+    {
+        let mut conn = p.store.acquire().await.unwrap();
+        store::failures::insert(&mut conn, &wrong_password_for_1001("203.0.113.7", now - 60_000))
+            .await
+            .unwrap();
+        store::offenders::record(&mut conn, "203.0.113.7", "PJSIP", Some("1001"), now - 60_000)
+            .await
+            .unwrap();
+    }
+    let cookie = p.login().await;
+    let page = p.request("GET", "/offenders", &[("Cookie", cookie.as_str())], "").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(country_of(&page.body, "203.0.113.7"), "—");
+    let dash = p.request("GET", "/", &[("Cookie", cookie.as_str())], "").await;
+    assert!(!dash.body.contains("id=\"countries\""), "no country card without a database");
+}

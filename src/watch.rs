@@ -95,6 +95,8 @@ pub struct Watch {
     pub alerts: Option<crate::alerts::Alerts>,
     /// What the watch remembers between batches.
     pub memory: Mutex<Memory>,
+    /// Countries of addresses: a login from a country new to the account is unusual.
+    pub geo: crate::geo::Geo,
 }
 
 /// Kept in memory (a restart starts afresh and asks the store): lets the many ordinary
@@ -146,6 +148,7 @@ impl Watch {
             bans_changed,
             alerts: None,
             memory: Default::default(),
+            geo: crate::geo::Geo::none(),
         }
     }
 
@@ -231,6 +234,16 @@ impl Watch {
         let (account_seen, address_known) =
             store::incidents::login_history(&mut tx, account, &ip_text, at).await?;
         let extensions = store::networks::nets(&mut tx, crate::domain::NetworkList::Extensions, at).await?;
+        let new_country = match (self.geo.country(ip), account_seen && !address_known) {
+            (Some(country), true) => {
+                let earlier = store::incidents::logins_of(&mut tx, account).await?;
+                let used = earlier.iter().filter(|(_, first, _)| *first < at).any(|(other, _, _)| {
+                    other.parse().ok().and_then(|o| self.geo.country(o)) == Some(country)
+                });
+                (!used).then(|| country.to_string())
+            }
+            _ => None,
+        };
         store::incidents::record_login(&mut tx, account, &ip_text, at).await?;
         let login = Login {
             at,
@@ -240,6 +253,7 @@ impl Watch {
             address_known,
             in_extension_networks: (!extensions.is_empty())
                 .then(|| extensions.iter().any(|n| n.contains(&ip))),
+            new_country,
         };
         let Some(finding) = breach::judge_login(&login) else {
             tx.commit().await?;

@@ -226,6 +226,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (alerts, alerts_queue) = crate::alerts::Alerts::new();
     let manager = manager::Manager::new(&config);
     let pbx_control = manager.control(&config);
+    let geo = config.geoip.as_deref().map_or_else(crate::geo::Geo::none, crate::geo::Geo::at);
     let watch = Arc::new(crate::watch::Watch {
         store: store.clone(),
         clock: Arc::new(SystemClock),
@@ -239,9 +240,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         bans_changed: poke.clone(),
         alerts: Some(alerts.clone()),
         memory: Default::default(),
+        geo: geo.clone(),
     });
     let corroboration = Arc::default();
-    let geo = config.geoip.as_deref().map_or_else(crate::geo::Geo::none, crate::geo::Geo::at);
     let spool = open_spool(&config, &store, &mut followers)?;
     let parts = PipelineParts {
         spool: &spool,

@@ -110,6 +110,8 @@ pub(super) fn detect(
                     account_seen,
                     address_known,
                     in_extension_networks: None,
+                    // check-log reads no country database into its replay (yet).
+                    new_country: None,
                 };
                 let finding = breach::judge_login(&login);
                 if let Some(f) = finding {

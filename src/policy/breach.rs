@@ -72,6 +72,9 @@ pub struct Login<'a> {
     pub address_known: bool,
     /// `None` when no extension networks are defined.
     pub in_extension_networks: Option<bool>,
+    /// The address's country when none of the account's earlier logins came from it
+    /// (`None`: not new, or no country database).
+    pub new_country: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +135,14 @@ pub fn judge_login(login: &Login) -> Option<Finding> {
             reason: format!("password guessed: {}", signs.join(", ")),
         });
     }
+    if let Some(country) = login.new_country.as_deref().filter(|_| login.account_seen) {
+        // A REGISTER from a country the extension never used: the phone moved abroad,
+        // or its password works somewhere else now.
+        return Some(Finding {
+            severity: Severity::Warning,
+            reason: format!("first login to this account from {country}, a country it never logged in from"),
+        });
+    }
     (login.account_seen && !login.address_known).then(|| Finding {
         severity: Severity::Warning,
         reason: "first login to this account from this address".to_owned(),
@@ -178,6 +189,7 @@ mod tests {
             account_seen: true,
             address_known: known,
             in_extension_networks: inside,
+            new_country: None,
         }
     }
 
@@ -235,6 +247,22 @@ mod tests {
         assert_eq!(judge_login(&login(&f, false, Some(false))).unwrap().severity, Severity::Critical);
         let slow: Vec<_> = (0..5).map(|i| (i * 60_000, "1002", WRONG)).collect();
         assert_eq!(judge_login(&login(&failures(&slow), false, None)).unwrap().severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_login_from_a_country_the_extension_never_used_says_which() {
+        let none = [];
+        let abroad = Login { new_country: Some("BR".into()), ..login(&none, false, None) };
+        let found = judge_login(&abroad).unwrap();
+        assert_eq!(found.severity, Severity::Warning);
+        assert!(found.reason.contains("from BR, a country it never logged in from"), "{}", found.reason);
+        // Guessing first is still a breach, whatever the country.
+        let f = failures(&[(0, "1002", WRONG), (5, "1002", WRONG), (9, "1002", WRONG)]);
+        let guessed = Login { new_country: Some("BR".into()), ..login(&f, false, None) };
+        assert_eq!(judge_login(&guessed).unwrap().severity, Severity::Critical);
+        // An account's very first login has no countries to compare with.
+        let first = Login { account_seen: false, ..abroad };
+        assert_eq!(judge_login(&first), None);
     }
 
     #[test]

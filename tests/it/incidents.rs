@@ -386,3 +386,39 @@ async fn a_batch_of_renewals_keeps_when_each_registration_began() {
     let seen: Vec<(&str, i64, i64)> = rows.iter().map(|r| (r.uri.as_str(), r.first_at, r.last_at)).collect();
     assert_eq!(seen, [(a, t, t + 29 * 60_000), (b, t + 29 * 60_000, t + 29 * 60_000)]);
 }
+
+/// With a country database: an extension that always logged in from one country logs
+/// in from another. Another address of the same country is only a new address.
+#[tokio::test]
+async fn a_login_from_a_country_new_to_the_extension_is_a_warning_naming_it() {
+    use sipwarden::domain::Service;
+    use sipwarden::watch::Seen;
+    let app = TestApp::new(TrustedNetworks::default(), true).await;
+    let geoip = app.path("geoip");
+    // 203.0.113.0/24 (3405803776 – 3405804031) in FR, 198.51.100.0/24 (3325256704 – 3325256959) in BR.
+    std::fs::write(&geoip, "3325256704,3325256959,BR\n3405803776,3405804031,FR\n").unwrap();
+    let watch = Watch {
+        geo: sipwarden::geo::Geo::open(&geoip).unwrap(),
+        ..Watch::new(
+            app.store.clone(),
+            Arc::new(app.clock.clone()),
+            Arc::new(Asked::default()),
+            app.pipeline.bans_changed.clone(),
+        )
+    };
+    let t0 = AFTER_OFFICE_DAY - 3_600_000;
+    let login =
+        |at, ip: &str| Seen::Login { at, ip: ip.parse().unwrap(), account: "1002", service: Service::Pjsip };
+    watch.observe(&[login(t0, "203.0.113.20")]).await.unwrap();
+    watch.observe(&[login(t0 + 60_000, "203.0.113.21")]).await.unwrap();
+    watch.observe(&[login(t0 + 120_000, "198.51.100.9")]).await.unwrap();
+    let rows = incident_rows(&app).await;
+    let reasons: Vec<(&str, &str)> =
+        rows.iter().map(|i| (i.ip.as_deref().unwrap_or(""), i.reason.as_str())).collect();
+    assert_eq!(rows.len(), 2, "{reasons:?}");
+    let abroad = rows.iter().find(|i| i.ip.as_deref() == Some("198.51.100.9")).unwrap();
+    assert_eq!(abroad.severity, "warning");
+    assert!(abroad.reason.contains("from BR, a country it never logged in from"), "{reasons:?}");
+    let next_door = rows.iter().find(|i| i.ip.as_deref() == Some("203.0.113.21")).unwrap();
+    assert_eq!(next_door.reason, "first login to this account from this address");
+}

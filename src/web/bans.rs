@@ -54,9 +54,17 @@ async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
     let now = state.clock.now();
     let mut conn = state.store.acquire().await?;
     let (timed, forever) = store::bans::active_counts(&mut conn, now).await?;
-    let rows = match query {
-        "" => store::bans::active_newest(&mut conn, now, SHOWN).await?,
-        q => store::bans::active_matching(&mut conn, now, q, SHOWN).await?,
+    let country = crate::geo::Country::parse(query).filter(|_| state.geo.is_loaded());
+    let rows = match (query, country) {
+        ("", _) => store::bans::active_newest(&mut conn, now, SHOWN).await?,
+        // A country code: the bans of that country's addresses, by the database in use.
+        (_, Some(country)) => store::bans::active_newest(&mut conn, now, i64::MAX)
+            .await?
+            .into_iter()
+            .filter(|b| b.ip.parse().ok().and_then(|ip| state.geo.country(ip)) == Some(country))
+            .take(SHOWN as usize)
+            .collect(),
+        (q, None) => store::bans::active_matching(&mut conn, now, q, SHOWN).await?,
     };
     let ips: Vec<String> = rows.iter().map(|b| b.ip.clone()).collect();
     let accounts = store::offenders::accounts_many(&mut conn, &ips, 3).await?;

@@ -108,6 +108,14 @@ async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<O
             .skip((page * PAGE) as usize)
             .take(PAGE as usize + 1)
             .collect()
+    } else if let Some(country) = crate::geo::Country::parse(term).filter(|_| state.geo.is_loaded()) {
+        // A country code: the addresses of that country, by the database in use.
+        let all = store::offenders::page(&mut conn, &Filter::All, sort, i64::MAX, 0).await?;
+        all.into_iter()
+            .filter(|o| o.ip.parse::<IpAddr>().ok().and_then(|ip| state.geo.country(ip)) == Some(country))
+            .skip((page * PAGE) as usize)
+            .take(PAGE as usize + 1)
+            .collect()
     } else if store::nodes::all(&mut conn).await?.iter().any(|n| n.name == term) {
         // A PBX's name: the addresses it saw fail.
         store::offenders::page(&mut conn, &Filter::Node(term.to_string()), sort, PAGE + 1, page * PAGE)

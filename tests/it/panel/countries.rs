@@ -44,9 +44,18 @@ async fn the_lists_show_each_addresss_country_and_follow_the_database_when_it_ch
     }
     let dash = p.request("GET", "/", &session, "").await.body;
     let card = dash.split("id=\"countries\"").nth(1).expect("an attacks-by-country card");
-    for country in ["FR", "DE", "—"] {
-        assert!(card.contains(&format!("<td>{country}</td><td>1</td>")), "{card}");
+    for country in ["FR", "DE"] {
+        assert!(card.contains(&format!("q={country}\">{country}</a></td><td>1</td>")), "{card}");
     }
+    assert!(card.contains("<td>—</td><td>1</td>"), "{card}");
+    // A country's offenders, one click away.
+    let french = p.request("GET", "/offenders?q=fr", &session, "").await.body;
+    assert_eq!(country_of(&french, "203.0.113.7"), "FR");
+    assert!(!french.contains("2001:db8::5") && !french.contains("198.51.100.9"), "{french}");
+    let german = p.request("GET", "/bans?q=DE", &session, "").await.body;
+    assert_eq!(country_of(&german, "2001:db8::5"), "DE");
+    let in_force = german.split("<h2>History</h2>").next().unwrap();
+    assert!(!in_force.contains(">203.0.113.7<"), "{in_force}");
     let offenders = p.request("GET", "/offenders", &session, "").await.body;
     assert_eq!(country_of(&offenders, "2001:db8::5"), "DE");
     assert_eq!(country_of(&offenders, "198.51.100.9"), "—", "no range: no country");

@@ -423,6 +423,7 @@ impl Enforcer {
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "firewall update failed; will retry");
                     let retry_at = tokio::time::Instant::now() + backoff;
+                    let store_was_away = self.store.unreachable().is_some();
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     full_due = true;
                     // Bans decided locally (the store away) go to the kernel meanwhile.
@@ -432,6 +433,11 @@ impl Enforcer {
                             _ = self.poke.notified() => {
                                 if let Err(e) = self.enforce_local().await {
                                     tracing::error!(error = %e, "could not enforce the bans decided locally");
+                                }
+                                // The store answers again (the log reader stored its kept
+                                // records): no need to wait out the backoff.
+                                if store_was_away && self.store.unreachable().is_none() {
+                                    break;
                                 }
                             }
                             _ = stop.cancelled() => return,

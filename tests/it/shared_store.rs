@@ -296,9 +296,19 @@ fn with_the_database_gone_a_pbx_keeps_its_bans_bans_from_its_own_log_and_stores_
     assert!(page.body.contains("shared store unreachable since"), "{}", page.body);
     let spool = a.dir.path().join("data/spool.jsonl");
     assert!(spool.exists(), "the records wait in {}", spool.display());
+    // Meanwhile pbx-b, which still reaches the store, bans another scanner.
+    let third = "198.51.100.12";
+    b.failure(third, "1001");
+    b.failure(third, "1004");
+    eventually("pbx-b bans it", Duration::from_secs(10), || b.kernel_bans(third));
+    assert!(!a.kernel_bans(third));
 
     a.relay.restore();
+    let back = Instant::now();
     on_every_kernel(&[&a, &b], second, true, Duration::from_secs(30));
+    // pbx-a learns what was banned elsewhere while it was cut off.
+    on_every_kernel(&[&a, &b], third, true, Duration::from_secs(5));
+    eprintln!("pbx-a caught up {:?} after the store came back", back.elapsed());
     eventually("/healthz is itself again", Duration::from_secs(10), || healthz().status == 200);
     // Nothing lost, nothing counted twice: the two failures once each.
     assert_eq!(stored_failures(&url, second), 2);

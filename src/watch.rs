@@ -237,9 +237,10 @@ impl Watch {
         let new_country = match (self.geo.country(ip), account_seen && !address_known) {
             (Some(country), true) => {
                 let earlier = store::incidents::logins_of(&mut tx, account).await?;
-                let used = earlier.iter().filter(|(_, first, _)| *first < at).any(|(other, _, _)| {
-                    other.parse().ok().and_then(|o| self.geo.country(o)) == Some(country)
-                });
+                let used = earlier
+                    .iter()
+                    .filter(|(_, first, _)| *first < at)
+                    .any(|(other, _, _)| self.geo.country_of(other) == Some(country));
                 (!used).then(|| country.to_string())
             }
             _ => None,

@@ -81,7 +81,7 @@ fn unreachable(error: &anyhow::Error) -> bool {
             Some(store::StoreError::Sql(e)) => Some(e),
             _ => cause.downcast_ref::<sqlx::Error>(),
         };
-        matches!(sql, Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)))
+        sql.is_some_and(store::connection_lost)
     })
 }
 

@@ -141,10 +141,6 @@ impl Geo {
         }
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.inner.path.as_deref()
-    }
-
     pub fn is_loaded(&self) -> bool {
         self.current().is_some()
     }
@@ -157,9 +153,14 @@ impl Geo {
         self.current()?.lookup(ip)
     }
 
-    /// The country of an address given as text (`—` when unknown), for display.
+    /// The country of an address given as text, as the store keeps addresses.
+    pub fn country_of(&self, ip: &str) -> Option<Country> {
+        self.country(ip.parse().ok()?)
+    }
+
+    /// [`Geo::country_of`] for display: `—` when unknown.
     pub fn shown(&self, ip: &str) -> String {
-        ip.parse().ok().and_then(|ip| self.country(ip)).map_or_else(|| "—".into(), |c| c.to_string())
+        self.country_of(ip).map_or_else(|| "—".into(), |c| c.to_string())
     }
 
     /// Reads the files again when they changed since the last read; `Ok(true)` when it

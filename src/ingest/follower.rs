@@ -26,6 +26,17 @@ pub struct Cursor {
     pub offset: u64,
 }
 
+/// Where reading a file resumes, as the store saved it.
+impl From<&crate::store::sources::SourceRow> for Cursor {
+    fn from(saved: &crate::store::sources::SourceRow) -> Cursor {
+        Cursor {
+            inode: saved.inode as u64,
+            first_line_hash: saved.first_line_hash.clone(),
+            offset: saved.read_offset as u64,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {

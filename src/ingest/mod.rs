@@ -32,11 +32,7 @@ pub async fn follower_for(
 ) -> store::Result<Follower> {
     let mut conn = store.acquire().await?;
     let saved = store::sources::get(&mut conn, &path.display().to_string()).await?;
-    let cursor = saved.as_ref().map(|s| Cursor {
-        inode: s.inode as u64,
-        first_line_hash: s.first_line_hash.clone(),
-        offset: s.read_offset as u64,
-    });
+    let cursor = saved.as_ref().map(Cursor::from);
     let kind = kind.or_else(|| match saved.as_ref().map(|s| s.kind.as_str()) {
         Some("security") => Some(SourceKind::Security),
         Some("messages") => Some(SourceKind::Messages),

@@ -8,12 +8,7 @@ use crate::store::{self, StoreError};
 
 /// Whether `error` says the store cannot be reached (rather than refusing a statement).
 pub fn unreachable(pipeline: &Pipeline, error: &StoreError) -> bool {
-    let lost = matches!(
-        error,
-        StoreError::Sql(
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-        )
-    );
+    let lost = matches!(error, StoreError::Sql(e) if store::connection_lost(e) || matches!(e, sqlx::Error::PoolClosed));
     lost || pipeline.store.unreachable().is_some()
 }
 
@@ -37,11 +32,7 @@ pub fn keep(spool: &Spool, pipeline: &Pipeline, batch: &Batch) -> Result<(), Hol
 async fn stored_cursor(pipeline: &Pipeline, batch: &Batch) -> store::Result<Option<Cursor>> {
     let mut conn = pipeline.store.acquire().await?;
     let saved = store::sources::get(&mut conn, &batch.path).await?;
-    Ok(saved.filter(|s| s.inode as u64 == batch.cursor.inode).map(|s| Cursor {
-        inode: s.inode as u64,
-        first_line_hash: s.first_line_hash,
-        offset: s.read_offset as u64,
-    }))
+    Ok(saved.as_ref().map(Cursor::from).filter(|c| c.inode == batch.cursor.inode))
 }
 
 /// Stores the kept batches, oldest first, until one fails (tried at most once a

@@ -72,13 +72,12 @@ struct OfflineJudge {
     replay: Replay,
     slots: HashMap<IpAddr, usize>,
     attempts: Attempts,
-    banned: HashMap<IpAddr, Option<UnixMs>>,
 }
 
 impl OfflineJudge {
     fn new(rules: Rules, attempts: Attempts) -> Self {
         let replay = Replay::new(rules.ladder.clone(), rules.trusted.clone());
-        OfflineJudge { rules, replay, slots: HashMap::new(), attempts, banned: HashMap::new() }
+        OfflineJudge { rules, replay, slots: HashMap::new(), attempts }
     }
 
     /// A ban to enforce now for `event` at `at`, if the ladder asks for one.
@@ -103,10 +102,7 @@ impl OfflineJudge {
             return None;
         }
         match self.replay.observe(slot, ip, at, event.outcome) {
-            Verdict::Ban { until, .. } if self.rules.enforcing => {
-                self.banned.insert(ip, until);
-                Some(LocalBan { ip, until })
-            }
+            Verdict::Ban { until, .. } if self.rules.enforcing => Some(LocalBan { ip, until }),
             _ => None,
         }
     }

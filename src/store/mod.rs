@@ -242,7 +242,7 @@ impl Store {
         let mut state = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
         match &got {
             Ok(_) => *state = None,
-            Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_))) => {
+            Err(e) if connection_lost(e) => {
                 if state.is_none() {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -273,6 +273,12 @@ impl Store {
             Pool::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// Whether `error` says the database server could not be reached (not that it
+/// refused a statement or a login).
+pub fn connection_lost(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
 }
 
 /// How long a connection is waited for while the server is known to be away.

@@ -198,9 +198,9 @@ pub async fn top_accounts(conn: &mut Conn, limit: i64) -> Result<Vec<(String, i6
     .await)?)
 }
 
-/// Addresses that failed after `since` (at most `cap`), with their failures in all.
-pub async fn seen_since(conn: &mut Conn, since: UnixMs, cap: i64) -> Result<Vec<(String, i64)>> {
-    Ok(on!(conn, |c| sqlx::query_as("SELECT ip, failures FROM offenders WHERE last_seen > $1 LIMIT $2")
+/// Addresses that failed after `since` (at most `cap`).
+pub async fn seen_since(conn: &mut Conn, since: UnixMs, cap: i64) -> Result<Vec<String>> {
+    Ok(on!(conn, |c| sqlx::query_scalar("SELECT ip FROM offenders WHERE last_seen > $1 LIMIT $2")
         .bind(since)
         .bind(cap)
         .fetch_all(&mut *c)

@@ -61,7 +61,7 @@ async fn data(state: &WebState, query: &str) -> Result<BansData, WebError> {
         (_, Some(country)) => store::bans::active_newest(&mut conn, now, i64::MAX)
             .await?
             .into_iter()
-            .filter(|b| b.ip.parse().ok().and_then(|ip| state.geo.country(ip)) == Some(country))
+            .filter(|b| state.geo.country_of(&b.ip) == Some(country))
             .take(SHOWN as usize)
             .collect(),
         (q, None) => store::bans::active_matching(&mut conn, now, q, SHOWN).await?,

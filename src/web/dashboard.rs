@@ -166,7 +166,7 @@ async fn by_country(
         return Ok(Vec::new());
     }
     let mut counts = std::collections::HashMap::<String, usize>::new();
-    for (ip, _) in store::offenders::seen_since(conn, now - DAY_MS, COUNTRY_SAMPLE).await? {
+    for ip in store::offenders::seen_since(conn, now - DAY_MS, COUNTRY_SAMPLE).await? {
         *counts.entry(state.geo.shown(&ip)).or_default() += 1;
     }
     let mut top: Vec<(String, usize)> = counts.into_iter().collect();

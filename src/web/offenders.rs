@@ -112,7 +112,7 @@ async fn gather(state: &WebState, term: &str, sort: &str, page: i64) -> Result<O
         // A country code: the addresses of that country, by the database in use.
         let all = store::offenders::page(&mut conn, &Filter::All, sort, i64::MAX, 0).await?;
         all.into_iter()
-            .filter(|o| o.ip.parse::<IpAddr>().ok().and_then(|ip| state.geo.country(ip)) == Some(country))
+            .filter(|o| state.geo.country_of(&o.ip) == Some(country))
             .skip((page * PAGE) as usize)
             .take(PAGE as usize + 1)
             .collect()

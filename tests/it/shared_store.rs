@@ -88,6 +88,11 @@ impl Node {
             .log(format!("messages:{}", self.log.display()))
     }
 
+    /// Where this PBX keeps log records while the store is away.
+    fn spool(&self) -> PathBuf {
+        self.dir.path().join("data/spool.jsonl")
+    }
+
     /// Whether this PBX's kernel drops `ip` (it is in one of the ban sets).
     fn kernel_bans(&self, ip: &str) -> bool {
         let out = Command::new("ip")
@@ -262,16 +267,22 @@ fn stored_failures(url: &str, ip: &str) -> i64 {
     })
 }
 
-#[test]
-fn with_the_database_gone_a_pbx_keeps_its_bans_bans_from_its_own_log_and_stores_it_all_once_back() {
-    let Some(server) = can_run() else { return };
-    let url = database(&server, "outage");
+/// pbx-a and pbx-b on database `name`, both dropping `first`, which pbx-a banned.
+fn two_pbxes_sharing_a_ban(server: &str, name: &str, first: &str) -> (String, Node, Node) {
+    let url = database(server, name);
     let a = Node::start("pbx-a", &url);
     let b = Node::start("pbx-b", &url);
-    let first = "198.51.100.10";
     a.failure(first, "1001");
     a.failure(first, "1002");
     on_every_kernel(&[&a, &b], first, true, Duration::from_secs(10));
+    (url, a, b)
+}
+
+#[test]
+fn with_the_database_gone_a_pbx_keeps_its_bans_bans_from_its_own_log_and_stores_it_all_once_back() {
+    let Some(server) = can_run() else { return };
+    let first = "198.51.100.10";
+    let (url, a, b) = two_pbxes_sharing_a_ban(&server, "outage", first);
 
     a.relay.cut();
     let healthz = || a.serve.as_ref().unwrap().get("/healthz", None);
@@ -294,7 +305,7 @@ fn with_the_database_gone_a_pbx_keeps_its_bans_bans_from_its_own_log_and_stores_
     let page = a.serve.as_ref().unwrap().get("/offenders", None);
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("shared store unreachable since"), "{}", page.body);
-    let spool = a.dir.path().join("data/spool.jsonl");
+    let spool = a.spool();
     assert!(spool.exists(), "the records wait in {}", spool.display());
     // Meanwhile pbx-b, which still reaches the store, bans another scanner.
     let third = "198.51.100.12";
@@ -318,19 +329,14 @@ fn with_the_database_gone_a_pbx_keeps_its_bans_bans_from_its_own_log_and_stores_
 #[test]
 fn a_pbx_restarted_while_the_database_is_away_keeps_its_kernels_bans_and_takes_up_its_kept_records() {
     let Some(server) = can_run() else { return };
-    let url = database(&server, "restart");
-    let mut a = Node::start("pbx-a", &url);
-    let b = Node::start("pbx-b", &url);
     let first = "198.51.100.20";
-    a.failure(first, "1001");
-    a.failure(first, "1002");
-    on_every_kernel(&[&a, &b], first, true, Duration::from_secs(10));
+    let (url, mut a, b) = two_pbxes_sharing_a_ban(&server, "restart", first);
 
     a.relay.cut();
     // One failure seen while away, kept locally; then a restart, the store still away.
     let second = "198.51.100.21";
     a.failure(second, "1001");
-    let spool = a.dir.path().join("data/spool.jsonl");
+    let spool = a.spool();
     eventually("the failure is kept locally", Duration::from_secs(10), || spool.exists());
     let (status, took) = a.serve.take().unwrap().terminate();
     eprintln!("stopped with the store away in {took:?}");

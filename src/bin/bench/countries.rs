@@ -7,16 +7,10 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// `countries [GEOIP]` (default /usr/share/tor/geoip, its geoip6 beside it).
 pub fn lookups(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let path = PathBuf::from(args.next().unwrap_or_else(|| "/usr/share/tor/geoip".into()));
+    let rss_kib = || super::status_kib("VmRSS").unwrap_or(0);
     let before = rss_kib();
     let started = Instant::now();
     let table = sipwarden::geo::load(&path)?;

@@ -29,9 +29,10 @@ use sipwarden::checklog::check_files;
 use sipwarden::domain::TrustedNetworks;
 use sipwarden::policy::Ladder;
 
-fn peak_rss_kib() -> Option<u64> {
+/// A memory figure of this process in KiB: `VmRSS` (resident now), `VmHWM` (peak).
+fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -91,7 +92,7 @@ fn check_log(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     println!("MB/s            {:.0}", bytes as f64 / best / 1e6);
     println!("failures        {}", report.total_failures);
     println!("addresses       {}", report.by_ip.len());
-    if let Some(rss) = peak_rss_kib() {
+    if let Some(rss) = status_kib("VmHWM") {
         println!("peak RSS        {:.1} MiB", rss as f64 / 1024.0);
     }
     if let Some(truth) = truth {

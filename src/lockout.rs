@@ -1,6 +1,6 @@
 //! The lockout guard's undo: a change that narrows access (an always-deny entry, an
-//! allow entry removed while a service is closed, closed mode) is stored with a
-//! snapshot of the lists before it, and put back unless an admin keeps it within
+//! allow entry removed while a service is closed, closed mode, a country rule) is
+//! stored with a snapshot of the lists before it, and put back unless an admin keeps it within
 //! [`KEEP_WITHIN_MS`]. The snapshot is taken in the change's own transaction.
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,9 @@ pub struct Pending {
     pub by: String,
     pub rows: Vec<NetworkRow>,
     pub closed: Vec<crate::domain::ClosableService>,
+    /// The country rules before the change (absent in a change saved by an older version).
+    #[serde(default)]
+    pub countries: Option<crate::geo::rules::CountryRules>,
 }
 
 pub async fn pending(conn: &mut store::Conn) -> store::Result<Option<Pending>> {
@@ -38,7 +41,10 @@ pub async fn remember(
     let deadline = now + KEEP_WITHIN_MS;
     let p = match pending(tx).await? {
         Some(p) => Pending { deadline, what: format!("{}; {what}", p.what), ..p },
-        None => Pending { deadline, what: what.into(), by: by.into(), rows, closed },
+        None => {
+            let countries = Some(store::settings::country_rules(tx).await?);
+            Pending { deadline, what: what.into(), by: by.into(), rows, closed, countries }
+        }
     };
     store::settings::set(tx, PENDING, &serde_json::to_string(&p).unwrap_or_default()).await
 }
@@ -57,6 +63,9 @@ pub async fn revert(store: &Store, by: &str, client_ip: Option<&str>, now: UnixM
     store::networks::restore(&mut tx, &p.rows).await?;
     store::changes::record(&mut tx, store::changes::kind::ACCESS, "networks", now).await?;
     store::settings::set_closed_services(&mut tx, &p.closed).await?;
+    if let Some(countries) = &p.countries {
+        store::settings::set_country_rules(&mut tx, countries).await?;
+    }
     store::settings::set(&mut tx, PENDING, "null").await?;
     store::audit::record(&mut tx, now, by, client_ip, "reverted", &p.what).await?;
     tx.commit().await?;

@@ -245,6 +245,13 @@ impl Watch {
             }
             _ => None,
         };
+        let country_not_allowed = match new_country.as_deref().and_then(crate::geo::Country::parse) {
+            Some(c) => store::settings::country_rules(&mut tx)
+                .await?
+                .of(crate::domain::ClosableService::Sip)
+                .blocks(Some(c)),
+            None => false,
+        };
         store::incidents::record_login(&mut tx, account, &ip_text, at).await?;
         let login = Login {
             at,
@@ -255,6 +262,7 @@ impl Watch {
             in_extension_networks: (!extensions.is_empty())
                 .then(|| extensions.iter().any(|n| n.contains(&ip))),
             new_country,
+            country_not_allowed,
         };
         let Some(finding) = breach::judge_login(&login) else {
             tx.commit().await?;

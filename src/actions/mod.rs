@@ -3,7 +3,8 @@
 //! transaction; the enforcer then converges the kernel.
 
 pub(crate) mod admins;
-pub(crate) mod networks;
+pub mod countries;
+pub mod networks;
 
 use std::net::IpAddr;
 

@@ -256,7 +256,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let manager_pipeline = manager.is_some().then(|| pipeline_for_manager(&config, &parts));
     let panel_pipeline = pipeline_for_manager(&config, &parts);
     let (panel_failures, panel_failures_rx) = tokio::sync::mpsc::channel(crate::ingest::panel::QUEUE);
-    let mut enforcer = enforcer_for(&config, &store, firewall, poke.clone());
+    let mut enforcer = enforcer_for(&config, &store, firewall, poke.clone()).with_geo(geo.clone());
     if let Some(spool) = &spool {
         enforcer = enforcer.with_spool(spool.clone());
     }

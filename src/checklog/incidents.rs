@@ -112,6 +112,7 @@ pub(super) fn detect(
                     in_extension_networks: None,
                     // check-log reads no country database into its replay (yet).
                     new_country: None,
+                    country_not_allowed: false,
                 };
                 let finding = breach::judge_login(&login);
                 if let Some(f) = finding {

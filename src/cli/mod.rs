@@ -30,7 +30,12 @@ async fn converge(config: &Config, store: &store::Store) -> String {
         Some(Err(e)) => format!("the running sipwarden could not update the firewall: {e}"),
         None => {
             let (firewall, warning) = app::choose_firewall(config);
-            let enforcer = app::enforcer_for(config, store, firewall, Arc::new(Notify::new()));
+            // The country rules need the database; unreadable, the kernel keeps them as they are.
+            let geo = config.geoip.as_deref().map_or_else(crate::geo::Geo::none, crate::geo::Geo::at);
+            if let Err(e) = geo.reload_if_changed() {
+                tracing::warn!(error = %e, "country rules left as the firewall holds them");
+            }
+            let enforcer = app::enforcer_for(config, store, firewall, Arc::new(Notify::new())).with_geo(geo);
             match (enforcer.reconcile_once().await, warning) {
                 (Ok(r), None) => format!("firewall updated ({} bans enforced)", r.enforced),
                 (Ok(_), Some(w)) => w,

@@ -118,7 +118,7 @@ impl TryFrom<String> for NetworkList {
 }
 
 /// What closed mode can close to everyone outside the allowed networks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClosableService {
     Sip,

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
 
+use super::countries;
 use super::render::{SetName, TABLE};
 use super::state::{self, KernelState};
 
@@ -27,6 +28,9 @@ pub trait Firewall: Send + Sync + 'static {
     fn apply(&self, ruleset: &Nftables<'_>) -> Result<(), FirewallError>;
     /// The sipwarden table as the kernel holds it (empty when it does not exist).
     fn list(&self) -> Result<KernelState, FirewallError>;
+    /// The country table's fingerprint (`firewall::countries`); `None` when there is no
+    /// such table.
+    fn countries_fingerprint(&self) -> Result<Option<String>, FirewallError>;
     /// Whether what is applied reaches the kernel (a dry run only records it).
     fn enforces(&self) -> bool {
         true
@@ -100,6 +104,21 @@ impl Firewall for NftBackend {
             Err(e) => Err(e),
         }
     }
+
+    fn countries_fingerprint(&self) -> Result<Option<String>, FirewallError> {
+        // One small set: listing the table would read every country range.
+        match self.run(&["-j", "list", "set", "inet", countries::TABLE, countries::FINGERPRINT_SET], None) {
+            Ok(json) => {
+                let parsed: Nftables<'static> =
+                    serde_json::from_str(&json).map_err(|e| FirewallError::Output(e.to_string()))?;
+                Ok(countries::fingerprint_of(&parsed))
+            }
+            Err(FirewallError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Keeps the table in memory with nft's semantics for what sipwarden sends
@@ -108,6 +127,7 @@ impl Firewall for NftBackend {
 pub struct RecordingBackend {
     label: String,
     state: Mutex<KernelState>,
+    countries: Mutex<Option<String>>,
     applied: Mutex<Vec<String>>,
     failing: Mutex<Option<FirewallError>>,
 }
@@ -157,10 +177,23 @@ impl Firewall for RecordingBackend {
         self.check()?;
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = guard.clone();
+        let mut fingerprint = self.countries.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for obj in ruleset.objects.iter() {
             let NfObject::CmdObject(cmd) = obj else {
                 continue;
             };
+            if let NfCmd::Add(o) | NfCmd::Delete(o) = cmd {
+                if table_of(o) == Some(countries::TABLE) {
+                    match cmd {
+                        NfCmd::Delete(NfListObject::Table(_)) => fingerprint = None,
+                        NfCmd::Add(NfListObject::Element(e)) if e.name == countries::FINGERPRINT_SET => {
+                            fingerprint = countries::stamp_of(&e.elem);
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+            }
             match cmd {
                 NfCmd::Add(NfListObject::Table(_)) => next.table = true,
                 NfCmd::Delete(NfListObject::Table(_)) => next = KernelState::default(),
@@ -215,6 +248,7 @@ impl Firewall for RecordingBackend {
             }
         }
         *guard = next;
+        *self.countries.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint;
         self.applied.lock().unwrap_or_else(|p| p.into_inner()).push(super::render::to_json(ruleset));
         Ok(())
     }
@@ -222,5 +256,21 @@ impl Firewall for RecordingBackend {
     fn list(&self) -> Result<KernelState, FirewallError> {
         self.check()?;
         Ok(self.state())
+    }
+
+    fn countries_fingerprint(&self) -> Result<Option<String>, FirewallError> {
+        self.check()?;
+        Ok(self.countries.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+fn table_of<'a>(o: &'a NfListObject<'_>) -> Option<&'a str> {
+    match o {
+        NfListObject::Table(t) => Some(&t.name),
+        NfListObject::Set(s) => Some(&s.table),
+        NfListObject::Chain(c) => Some(&c.table),
+        NfListObject::Rule(r) => Some(&r.table),
+        NfListObject::Element(e) => Some(&e.table),
+        _ => None,
     }
 }

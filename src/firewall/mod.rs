@@ -2,6 +2,7 @@
 //! the plan that repairs it (state), and the backends that apply it.
 
 pub(crate) mod backend;
+pub mod countries;
 pub mod render;
 pub(crate) mod state;
 
@@ -46,19 +47,23 @@ impl Default for ServicePorts {
 }
 
 impl ServicePorts {
+    /// (TCP ports, UDP ports) of one service.
+    pub fn of(&self, service: ClosableService) -> (Vec<u16>, Vec<u16>) {
+        match service {
+            ClosableService::Sip => (self.sip_tcp.clone(), self.sip_udp.clone()),
+            ClosableService::Iax2 => (Vec::new(), vec![self.iax2]),
+            ClosableService::Ami => (vec![self.ami], Vec::new()),
+            ClosableService::Panel => (vec![self.panel], Vec::new()),
+        }
+    }
+
     /// (TCP ports, UDP ports) to close for `services`.
     pub fn closed(&self, services: &[ClosableService]) -> (Vec<u16>, Vec<u16>) {
         let (mut tcp, mut udp) = (Vec::new(), Vec::new());
         for s in services {
-            match s {
-                ClosableService::Sip => {
-                    tcp.extend(&self.sip_tcp);
-                    udp.extend(&self.sip_udp);
-                }
-                ClosableService::Iax2 => udp.push(self.iax2),
-                ClosableService::Ami => tcp.push(self.ami),
-                ClosableService::Panel => tcp.push(self.panel),
-            }
+            let (t, u) = self.of(*s);
+            tcp.extend(t);
+            udp.extend(u);
         }
         tcp.sort_unstable();
         tcp.dedup();

@@ -330,6 +330,22 @@ fn by_set(bans: &[KernelBan]) -> Vec<(SetName, Vec<Expression<'static>>)> {
         .collect()
 }
 
+/// A base chain on the prerouting hook that lets through what its rules do not drop.
+pub(super) fn prerouting_chain(table: &'static str, name: &'static str, prio: i32) -> NfObject<'static> {
+    cmd(NfCmd::Add(NfListObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(table),
+        name: Cow::Borrowed(name),
+        newname: None,
+        handle: None,
+        _type: Some(NfChainType::Filter),
+        hook: Some(NfHook::Prerouting),
+        prio: Some(prio),
+        dev: None,
+        policy: Some(NfChainPolicy::Accept),
+    })))
+}
+
 /// The whole table, replacing whatever exists in one transaction: `add table` makes
 /// the `delete table` valid whether or not it existed.
 pub fn full_ruleset(access: &Access, bans: &[KernelBan]) -> Nftables<'static> {
@@ -341,18 +357,7 @@ pub fn full_ruleset(access: &Access, bans: &[KernelBan]) -> Nftables<'static> {
     for s in SetName::ALL {
         objects.push(cmd(NfCmd::Add(NfListObject::Set(Box::new(set(s))))));
     }
-    objects.push(cmd(NfCmd::Add(NfListObject::Chain(Chain {
-        family: NfFamily::INet,
-        table: Cow::Borrowed(TABLE),
-        name: Cow::Borrowed(CHAIN),
-        newname: None,
-        handle: None,
-        _type: Some(NfChainType::Filter),
-        hook: Some(NfHook::Prerouting),
-        prio: Some(PRIORITY),
-        dev: None,
-        policy: Some(NfChainPolicy::Accept),
-    }))));
+    objects.push(prerouting_chain(TABLE, CHAIN, PRIORITY));
     objects.extend(rules(&access.owner));
     for (nets, v4set, v6set) in [
         (&access.trusted, SetName::Trusted4, SetName::Trusted6),

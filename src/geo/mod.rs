@@ -3,6 +3,7 @@
 //! data). Nothing is fetched; without a database every country is unknown ("—").
 //! The files are read again when they change (a package update).
 
+pub mod rules;
 mod table;
 
 use std::net::IpAddr;
@@ -12,31 +13,7 @@ use std::time::SystemTime;
 
 pub use table::{Ranges, Table};
 
-/// An ISO 3166 two-letter code, upper case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Country([u8; 2]);
-
-impl Country {
-    /// `de` or `DE` → `DE`; anything but two ASCII letters → `None`.
-    pub fn parse(text: &str) -> Option<Country> {
-        match text.as_bytes() {
-            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
-                Some(Country([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
-            }
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("??")
-    }
-}
-
-impl std::fmt::Display for Country {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::Country;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {
@@ -141,8 +118,18 @@ impl Geo {
         }
     }
 
+    /// A database file is configured (loaded or not).
+    pub fn is_configured(&self) -> bool {
+        self.inner.path.is_some()
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.current().is_some()
+    }
+
+    /// The database in use; the same `Arc` until the files change.
+    pub fn table(&self) -> Option<Arc<Table>> {
+        self.current()
     }
 
     fn current(&self) -> Option<Arc<Table>> {

@@ -60,6 +60,38 @@ impl<T: Copy + Ord> Ranges<T> {
     fn bytes(&self) -> usize {
         self.len() * (2 * std::mem::size_of::<T>() + std::mem::size_of::<Country>())
     }
+
+    /// The ranges of the countries `wanted` picks, adjacent ones joined: the fewest
+    /// intervals that cover them, in order.
+    pub fn merged(&self, wanted: impl Fn(Country) -> bool) -> Vec<(T, T)>
+    where
+        T: Into<u128>,
+    {
+        let mut out: Vec<(T, T)> = Vec::new();
+        for i in (0..self.len()).filter(|&i| wanted(self.countries[i])) {
+            let (start, end) = (self.starts[i], self.ends[i]);
+            match out.last_mut() {
+                Some(last) if last.1.into().checked_add(1) == Some(start.into()) => last.1 = end,
+                _ => out.push((start, end)),
+            }
+        }
+        out
+    }
+
+    /// How many ranges the countries `wanted` picks hold, and how many addresses.
+    pub fn coverage(&self, wanted: impl Fn(Country) -> bool) -> (usize, u128)
+    where
+        T: Into<u128>,
+    {
+        (0..self.len()).filter(|&i| wanted(self.countries[i])).fold((0, 0), |(n, addresses), i| {
+            (n + 1, addresses.saturating_add(self.ends[i].into() - self.starts[i].into() + 1))
+        })
+    }
+
+    /// Every country with at least one range.
+    pub fn countries(&self) -> impl Iterator<Item = Country> + '_ {
+        self.countries.iter().copied()
+    }
 }
 
 /// Both families of a Tor geoip database.
@@ -158,6 +190,16 @@ mod tests {
         assert_eq!(at(&t, "2001::1"), None);
         assert_eq!(t.unreadable, 1);
         assert_eq!(t.v4.of(Country::parse("AU").unwrap()).count(), 2);
+    }
+
+    #[test]
+    fn a_countrys_adjacent_ranges_become_one_interval_and_others_split_them() {
+        let t = Table::parse("10,19,DE\n20,29,DE\n30,39,FR\n40,49,DE\n60,69,AT\n", "");
+        assert_eq!(t.v4.merged(|c| c.as_str() == "DE"), [(10, 29), (40, 49)]);
+        assert_eq!(t.v4.merged(|c| c.as_str() != "FR"), [(10, 29), (40, 49), (60, 69)]);
+        assert_eq!(t.v4.merged(|c| c.as_str() != "AT"), [(10, 49)]);
+        assert_eq!(t.v4.coverage(|c| c.as_str() == "DE"), (3, 30));
+        assert!(t.v4.merged(|_| false).is_empty());
     }
 
     #[test]

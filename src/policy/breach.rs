@@ -75,6 +75,9 @@ pub struct Login<'a> {
     /// The address's country when none of the account's earlier logins came from it
     /// (`None`: not new, or no country database).
     pub new_country: Option<String>,
+    /// The country rules for SIP drop that country (the address passes them only as an
+    /// allowed network, or the rules came later).
+    pub country_not_allowed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +140,16 @@ pub fn judge_login(login: &Login) -> Option<Finding> {
     }
     if let Some(country) = login.new_country.as_deref().filter(|_| login.account_seen) {
         // A REGISTER from a country the extension never used: the phone moved abroad,
-        // or its password works somewhere else now.
+        // or its password works somewhere else now. From a country the office keeps
+        // out, it is the latter until shown otherwise.
+        if login.country_not_allowed {
+            return Some(Finding {
+                severity: Severity::Critical,
+                reason: format!(
+                    "first login to this account from {country}, a country it never logged in from and not allowed to reach SIP"
+                ),
+            });
+        }
         return Some(Finding {
             severity: Severity::Warning,
             reason: format!("first login to this account from {country}, a country it never logged in from"),
@@ -190,6 +202,7 @@ mod tests {
             address_known: known,
             in_extension_networks: inside,
             new_country: None,
+            country_not_allowed: false,
         }
     }
 
@@ -260,6 +273,11 @@ mod tests {
         let f = failures(&[(0, "1002", WRONG), (5, "1002", WRONG), (9, "1002", WRONG)]);
         let guessed = Login { new_country: Some("BR".into()), ..login(&f, false, None) };
         assert_eq!(judge_login(&guessed).unwrap().severity, Severity::Critical);
+        // Outside the countries allowed to reach SIP: critical.
+        let outside = Login { country_not_allowed: true, ..abroad.clone() };
+        let found = judge_login(&outside).unwrap();
+        assert_eq!(found.severity, Severity::Critical);
+        assert!(found.reason.contains("from BR") && found.reason.contains("not allowed to reach SIP"));
         // An account's very first login has no countries to compare with.
         let first = Login { account_seen: false, ..abroad };
         assert_eq!(judge_login(&first), None);

@@ -73,3 +73,19 @@ pub async fn set_closed_services(conn: &mut Conn, services: &[ClosableService]) 
 
 /// The alert settings, as JSON (`alerts::AlertSettings`).
 pub const ALERTS: &str = "alerts";
+
+pub const COUNTRY_RULES: &str = "country_rules";
+
+/// Which countries may reach each service; none until an admin sets some.
+pub async fn country_rules(conn: &mut Conn) -> Result<crate::domain::CountryRules> {
+    match get(conn, COUNTRY_RULES).await? {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| super::StoreError::Corrupt(format!("setting {COUNTRY_RULES}: {e}"))),
+        None => Ok(Default::default()),
+    }
+}
+
+pub async fn set_country_rules(conn: &mut Conn, rules: &crate::domain::CountryRules) -> Result<()> {
+    let json = serde_json::to_string(rules).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+    set(conn, COUNTRY_RULES, &json).await
+}

@@ -279,8 +279,8 @@ async fn gather(state: &WebState) -> Result<Live, WebError> {
     })
 }
 
-/// `12345` → "12,345"; at the cap, "100,000+".
-fn count_text(n: i64) -> String {
+/// `12345` → "12,345".
+pub(super) fn grouped(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -289,6 +289,12 @@ fn count_text(n: i64) -> String {
         }
         out.push(c);
     }
+    out
+}
+
+/// `12345` → "12,345"; at the cap, "100,000+".
+fn count_text(n: i64) -> String {
+    let mut out = grouped(n.max(0) as u128);
     if n >= COUNT_CAP {
         out.push('+');
     }

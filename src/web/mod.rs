@@ -8,6 +8,7 @@ mod auth;
 mod bans;
 mod chart;
 mod connections;
+pub(crate) mod countries;
 mod dashboard;
 mod error;
 mod incidents;
@@ -246,6 +247,8 @@ pub fn router(state: WebState, sessions: SessionManagerLayer<session_store::Pane
         .route("/settings/trusted/{id}/delete", post(settings::remove_trusted))
         .route("/networks", get(networks::show).post(networks::add))
         .route("/networks/{id}/delete", post(networks::remove))
+        .route("/countries", get(countries::show).post(countries::save))
+        .route("/countries/preview", post(countries::preview))
         .route("/networks/closed", post(networks::set_closed))
         .route("/networks/keep", post(networks::keep))
         .route("/networks/revert", post(networks::revert_now))

@@ -202,7 +202,7 @@ async fn page(
 }
 
 /// "UDP 5060, 5160; TCP 5060, 5061": the ports closing `service` closes.
-fn ports_text(ports: &crate::firewall::ServicePorts, service: ClosableService) -> String {
+pub(super) fn ports_text(ports: &crate::firewall::ServicePorts, service: ClosableService) -> String {
     let (tcp, udp) = ports.closed(&[service]);
     let list = |proto: &str, ports: Vec<u16>| {
         (!ports.is_empty())
@@ -313,16 +313,30 @@ pub async fn set_closed(
     Ok(Redirect::to("/networks").into_response())
 }
 
-pub async fn keep(admin: CurrentAdmin, State(state): State<WebState>) -> Result<Response, WebError> {
-    actions::networks::keep(&state.store, &admin.actor(), state.clock.now()).await?;
-    Ok(Redirect::to("/networks").into_response())
+/// Back to the page the lockout banner was on.
+fn back(body: &[u8]) -> Redirect {
+    let countries = form_urlencoded::parse(body).any(|(k, v)| k == "back" && v == "countries");
+    Redirect::to(if countries { "/countries" } else { "/networks" })
 }
 
-pub async fn revert_now(admin: CurrentAdmin, State(state): State<WebState>) -> Result<Response, WebError> {
+pub async fn keep(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    actions::networks::keep(&state.store, &admin.actor(), state.clock.now()).await?;
+    Ok(back(&body).into_response())
+}
+
+pub async fn revert_now(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    body: Bytes,
+) -> Result<Response, WebError> {
     if actions::networks::revert(&state.store, &admin.actor(), state.clock.now()).await? {
         state.poke.notify_one();
     }
-    Ok(Redirect::to("/networks").into_response())
+    Ok(back(&body).into_response())
 }
 
 pub async fn set_targets(

@@ -137,10 +137,12 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
     append(&log, "[2026-11-27 10:00:00] NOTICE[1] chan_sip.c: sipwarden browser test log\n");
     let (_asterisk_dir, pbx, asterisk_calls) = crate::pbx::config_dir();
     let config = dir.path().join("sipwarden.toml");
+    let geoip = crate::countries::debian_geoip();
+    let geoip_line = geoip.as_ref().map_or(String::new(), |g| format!("geoip = \"{}\"\n", g.display()));
     std::fs::write(
         &config,
         format!(
-            "[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{netns}\"]\nreconcile_interval = \"1s\"\n\n[asterisk]\nconfig_dir = \"{}\"\ncommand = [\"{}\"]\n",
+            "{geoip_line}[firewall]\nbackend = \"nft\"\ncommand_prefix = [\"ip\", \"netns\", \"exec\", \"{netns}\"]\nreconcile_interval = \"1s\"\n\n[asterisk]\nconfig_dir = \"{}\"\ncommand = [\"{}\"]\n",
             pbx.config_dir.display(),
             pbx.command[0]
         ),
@@ -383,6 +385,9 @@ async fn an_admin_sets_up_logs_in_releases_a_ban_and_switches_protection() {
 
     a_cracked_extension_is_locked_and_unlocked(&c, &base, &log, &asterisk_calls).await;
     a_viewer_looks_but_changes_nothing(&c, &base).await;
+    if geoip.is_some() {
+        countries_are_chosen_per_service(&c, &base, &netns).await;
+    }
     on_a_phone(&c, &base, &log).await;
     c.close().await.unwrap();
 }
@@ -437,6 +442,47 @@ async fn a_cracked_extension_is_locked_and_unlocked(
     assert!(asked.contains("-rx database del sipwarden-locked 2001"), "{asked}");
     c.goto(base).await.unwrap();
     assert!(!text_of(c, "main").await.contains("Extension 2001 locked"));
+}
+
+/// SIP only from Germany and Austria: a typo is refused with nothing saved, the preview
+/// counts what the change drops, the change is kept and reaches the kernel.
+async fn countries_are_chosen_per_service(c: &Client, base: &str, netns: &str) {
+    c.goto(&format!("{base}/countries")).await.unwrap();
+    assert!(text_of(c, "#database").await.contains("ranges loaded"));
+    let only = "#countries-sip input[name=only]";
+    c.find(Locator::Css(only)).await.unwrap().send_keys("DE Germany").await.unwrap();
+    click(c, "#save-sip").await;
+    let error = text_of(c, "#countries-sip .error").await;
+    assert!(
+        error.contains("\"Germany\" is no country code") && error.contains("Nothing was saved"),
+        "{error}"
+    );
+    assert_eq!(text_of(c, "#now-sip").await, "every country");
+    c.find(Locator::Css(only)).await.unwrap().clear().await.unwrap();
+    c.find(Locator::Css(only)).await.unwrap().send_keys("de at").await.unwrap();
+    click(c, "#preview-button-sip").await;
+    eventually_async("the preview", SOON, async || text_of(c, "#preview-sip").await.contains("drops")).await;
+    let preview = text_of(c, "#preview-sip").await;
+    assert!(
+        preview.contains("ranges of") && preview.contains("every address the database places in no country"),
+        "{preview}"
+    );
+    screenshot(c, "countries-preview").await;
+    click(c, "#save-sip").await;
+    assert_eq!(text_of(c, "#now-sip").await, "only AT, DE");
+    assert!(text_of(c, "#pending").await.contains("countries for sip: only AT, DE"));
+    click(c, "#keep").await;
+    c.wait().for_url(&url::Url::parse(&format!("{base}/countries")).unwrap()).await.unwrap();
+    assert!(c.find(Locator::Id("pending")).await.is_err(), "kept: nothing left to undo");
+    eventually_async("the country table in the kernel", SOON, async || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", netns, "nft", "list", "set", "inet", "sipwarden_countries", "only4_sip"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("flags interval")
+    })
+    .await;
+    screenshot(c, "countries").await;
 }
 
 async fn log_in(c: &Client, base: &str, name: &str, password: &str) {
@@ -504,6 +550,7 @@ async fn on_a_phone(c: &Client, base: &str, log: &Path) {
         "/alerts",
         "/log",
         "/networks",
+        "/countries",
         "/settings",
         "/audit",
         "/accounts",

@@ -8,7 +8,7 @@ use std::process::Command;
 
 const INSTALLED: &str = "/usr/share/tor/geoip";
 
-fn debian_geoip() -> Option<PathBuf> {
+pub(crate) fn debian_geoip() -> Option<PathBuf> {
     let unpacked = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tor-geoipdb/usr/share/tor/geoip");
     std::env::var_os("SIPWARDEN_TOR_GEOIP")
         .map(PathBuf::from)

@@ -22,6 +22,7 @@ mod incidents;
 mod lifecycle;
 mod manager;
 mod netns;
+mod netns_countries;
 mod packaging;
 mod panel;
 mod pbx;

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 const ADMIN: Actor<'static> = Actor { name: "test", client_ip: None };
 
 /// True when the test can run; false (skip) only outside CI.
-fn can_run() -> bool {
+pub(crate) fn can_run() -> bool {
     crate::common::runnable(
         "kernel test",
         &[
@@ -32,7 +32,7 @@ fn can_run() -> bool {
     )
 }
 
-fn run(args: &[&str]) {
+pub(crate) fn run(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
@@ -41,13 +41,13 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Two namespaces joined by a veth pair: `pbx` (10.77.0.1, fd77::1) runs sipwarden's
 /// table, `outside` (10.77.0.2, fd77::2) sends. Both are deleted on drop.
-struct Pair {
-    pbx: String,
-    outside: String,
+pub(crate) struct Pair {
+    pub(crate) pbx: String,
+    pub(crate) outside: String,
 }
 
 impl Pair {
-    fn new() -> Pair {
+    pub(crate) fn new() -> Pair {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let base = format!("swt-{}-{n}", std::process::id());
         let pair = Pair { pbx: format!("{base}-p"), outside: format!("{base}-o") };
@@ -80,11 +80,11 @@ impl Pair {
         pair
     }
 
-    fn nft_prefix(&self) -> Vec<String> {
+    pub(crate) fn nft_prefix(&self) -> Vec<String> {
         ["ip", "netns", "exec", &self.pbx].iter().map(|s| s.to_string()).collect()
     }
 
-    fn nft(&self, args: &[&str]) -> String {
+    pub(crate) fn nft(&self, args: &[&str]) -> String {
         let out = Command::new("ip").args(["netns", "exec", &self.pbx, "nft"]).args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -113,7 +113,7 @@ impl Drop for Pair {
 }
 
 /// Runs `f` on a thread that entered namespace `ns`; sockets made there stay there.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
         let fd = File::open(path).unwrap();
@@ -341,8 +341,9 @@ async fn a_flushed_ruleset_a_deleted_table_or_an_emptied_set_is_repaired_and_sho
     task.await.unwrap();
 }
 
-fn udp_from(pair: &Pair, rx: &UdpSocket, from: &'static str, dst: &str) -> bool {
+pub(crate) fn udp_from(pair: &Pair, rx: &UdpSocket, from: &str, dst: &str) -> bool {
     let dst: SocketAddr = dst.parse().unwrap();
+    let from = from.to_string();
     let payload = format!("REGISTER sip:x SIP/2.0 {}", NEXT.fetch_add(1, Ordering::SeqCst));
     let sent = payload.clone();
     in_netns(&pair.outside, move || {

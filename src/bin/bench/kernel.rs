@@ -189,6 +189,10 @@ impl Firewall for Timed {
     fn list(&self) -> Result<KernelState, FirewallError> {
         self.inner.list()
     }
+
+    fn countries_fingerprint(&self) -> Result<Option<String>, FirewallError> {
+        self.inner.countries_fingerprint()
+    }
 }
 
 /// Appends an attack to `log` at `rate` lines/s: each of `bans` addresses fails three

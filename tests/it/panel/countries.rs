@@ -2,6 +2,7 @@
 //! panel runs (a package update).
 
 use sipwarden::clock::Clock;
+use sipwarden::domain::ClosableService;
 use sipwarden::geo::Geo;
 use sipwarden::store;
 
@@ -92,4 +93,82 @@ async fn without_a_country_database_every_country_shows_as_a_dash() {
     assert_eq!(country_of(&page.body, "203.0.113.7"), "—");
     let dash = p.request("GET", "/", &[("Cookie", cookie.as_str())], "").await;
     assert!(!dash.body.contains("id=\"countries\""), "no country card without a database");
+}
+
+/// A database of two countries: 203.0.113.0/24 is FR, 198.51.100.0/24 DE.
+fn two_countries(dir: &std::path::Path) -> Geo {
+    let v4 = dir.join("geoip");
+    std::fs::write(&v4, "3325256704,3325256959,DE\n3405803776,3405804031,FR\n").unwrap();
+    std::fs::write(dir.join("geoip6"), "").unwrap();
+    Geo::open(&v4).unwrap()
+}
+
+#[tokio::test]
+async fn country_rules_are_previewed_checked_and_a_panel_rule_that_drops_the_admin_needs_confirming() {
+    let mut p = panel().await;
+    let dir = tempfile::tempdir().unwrap();
+    p.state = p.state.clone().with_geo(two_countries(dir.path()));
+    p.router = router_of(&p.store, p.state.clone(), time::Duration::hours(1)).await;
+    let s = p.login().await;
+    let headers = [("Cookie", s.as_str()), ("Sec-Fetch-Site", "same-origin")];
+    let rules = async || {
+        let mut conn = p.store.acquire().await.unwrap();
+        store::settings::country_rules(&mut conn).await.unwrap()
+    };
+
+    let preview = p.request("POST", "/countries/preview", &headers, "service=sip&only=de&deny=").await;
+    assert!(
+        preview.body.contains(
+            "Saving drops 1 range of 1 country (256 IPv4 addresses) and every address the database places in no country."
+        ),
+        "{}",
+        preview.body
+    );
+    let r = p.request("POST", "/countries", &headers, "service=sip&only=UK&deny=").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("no address in UK (the United Kingdom is GB)"), "{}", r.body);
+    assert!(r.body.contains("value=\"UK\""), "the form keeps what was typed");
+    assert!(rules().await.is_empty(), "refused: nothing saved");
+
+    // From France, a panel only for Germany would shut the admin out.
+    let r =
+        p.request_from("203.0.113.9", "POST", "/countries", &headers, "service=panel&only=DE&deny=").await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("Your address 203.0.113.9 (FR) would be dropped from the panel"), "{}", r.body);
+    assert!(rules().await.is_empty());
+    let r = p
+        .request_from("203.0.113.9", "POST", "/countries", &headers, "service=panel&only=DE&deny=&confirm=on")
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(rules().await.of(ClosableService::Panel).describe(), "only DE");
+    let page = p.request("GET", "/countries", &[("Cookie", s.as_str())], "").await.body;
+    assert!(page.contains("id=\"now-panel\">only DE") && page.contains("id=\"pending\""), "{page}");
+    // Nobody keeps it: put back after 60 s, with its audit rows.
+    p.clock.advance(61_000);
+    sipwarden::lockout::revert_when_due(&p.store, p.clock.now()).await.unwrap();
+    assert!(rules().await.is_empty(), "reverted");
+    let mut conn = p.store.acquire().await.unwrap();
+    let audit = store::audit::recent(&mut conn, 10).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "country rules" && a.detail == "panel: only DE"));
+    assert!(audit.iter().any(|a| a.action == "reverted" && a.detail.contains("countries for panel")));
+
+    // Taking a rule away only admits: nothing to keep.
+    let r = p.request("POST", "/countries", &headers, "service=sip&only=&deny=fr").await;
+    assert_eq!(r.status, 303);
+    sipwarden::lockout::keep(&mut conn).await.unwrap();
+    let r = p.request("POST", "/countries", &headers, "service=sip&only=&deny=").await;
+    assert_eq!(r.status, 303);
+    assert!(sipwarden::lockout::pending(&mut conn).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn without_a_database_country_rules_cannot_be_set() {
+    let p = panel().await;
+    let s = p.login().await;
+    let page = p.request("GET", "/countries", &[("Cookie", s.as_str())], "").await.body;
+    assert!(page.contains("none configured"), "{page}");
+    let headers = [("Cookie", s.as_str()), ("Sec-Fetch-Site", "same-origin")];
+    let r = p.request("POST", "/countries", &headers, "service=sip&only=DE&deny=").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("No country database is loaded"), "{}", r.body);
 }

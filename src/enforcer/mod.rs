@@ -3,6 +3,10 @@
 //! listing and repairs every difference; `sync_changes` applies just the bans
 //! created or released since the last pass, for speed; `run` loops around both.
 
+mod countries;
+
+pub use countries::resolve as resolve_countries;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,9 @@ pub enum EnforceError {
     Firewall(#[from] FirewallError),
     #[error("firewall task failed: {0}")]
     Task(String),
+    /// nft refused the country table a moment ago; not tried again before its delay.
+    #[error("{0} (tried again later)")]
+    CountriesRefused(String),
     #[error(
         "the sipwarden rules in the firewall belong to the sipwarden of {0}, not to this one ({1}): \
          left untouched; if that sipwarden is gone, remove them with `nft delete table inet sipwarden`"
@@ -38,6 +45,8 @@ pub enum EnforceError {
 pub struct Report {
     pub enforced: usize,
     pub repairs: Vec<String>,
+    /// The country table could not be put in the kernel (the bans were).
+    pub countries_error: Option<String>,
 }
 
 /// Where `sync_changes` resumes.
@@ -76,6 +85,9 @@ pub struct Enforcer {
     local_sent: std::sync::atomic::AtomicBool,
     /// The trusted networks of the last pass, for the local bans (the store may be away).
     last_trusted: std::sync::Mutex<TrustedNetworks>,
+    /// The country database the country rules are resolved with.
+    geo: crate::geo::Geo,
+    countries: std::sync::Mutex<countries::Resolved>,
 }
 
 /// Networks the kernel accepts before any ban: the configured ones and loopback.
@@ -120,9 +132,17 @@ impl Enforcer {
             spool: None,
             local_sent: Default::default(),
             last_trusted: std::sync::Mutex::new(trusted.clone()),
+            geo: crate::geo::Geo::none(),
+            countries: Default::default(),
             trusted,
             store,
         }
+    }
+
+    /// Resolves the country rules with `geo` (without one they are not enforced).
+    pub fn with_geo(mut self, geo: crate::geo::Geo) -> Self {
+        self.geo = geo;
+        self
     }
 
     /// Enforces the bans `spool` decides while the shared store is away.
@@ -239,7 +259,13 @@ impl Enforcer {
 
     /// Lists the kernel, compares it with the database and repairs every difference.
     pub async fn reconcile_once(&self) -> Result<Report, EnforceError> {
-        let result = self.reconcile_inner().await;
+        let mut result = self.reconcile_inner().await;
+        // After the bans' pass, and outside its lock: a new country table can take a
+        // second to load, and bans must not wait for it. Its failure is shown, but it
+        // does not put the bans' loop into its retry delay.
+        if let Ok(report) = &mut result {
+            report.countries_error = self.reconcile_countries().await.err().map(|e| e.to_string());
+        }
         self.record_health(&result).await;
         result
     }
@@ -290,7 +316,7 @@ impl Enforcer {
             }
         }
         *watermark = Watermark { last_ban_id, last_change_id, built: true };
-        Ok(Report { enforced: desired.len(), repairs: plan.repairs })
+        Ok(Report { enforced: desired.len(), repairs: plan.repairs, countries_error: None })
     }
 
     /// Applies bans created, and releases made, since the last pass, without listing
@@ -382,7 +408,10 @@ impl Enforcer {
                 if let Some(repair) = self.last_repair.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                     detail.push_str(&format!("; last put right {repair}"));
                 }
-                (true, detail)
+                if let Some(e) = &r.countries_error {
+                    detail.push_str(&format!("; country rules NOT applied: {e}"));
+                }
+                (r.countries_error.is_none(), detail)
             }
             Err(e) => (false, format!("{}: {e}", self.firewall.name())),
         };

@@ -66,14 +66,15 @@ struct SegmentWrites {
     successes: std::collections::HashMap<String, store::known_good::Success>,
     /// Conversations as of this transaction; kept when it commits.
     attempts: Attempts,
-    /// IPv6 bans of the prefix rule's window, read when the first IPv6 failure comes.
-    v6_bans: Option<Vec<V6Ban>>,
 }
 
-/// What the store holds about the addresses failing in a transaction's records, read
-/// a stretch of records ahead in a few statements instead of one per failure, and kept
-/// for the rest of the transaction: it holds the write lock, so only its own writes
-/// (added as it makes them) change those facts meanwhile.
+/// What the store holds about the addresses failing in a batch's records, read a
+/// stretch of records ahead in a few statements instead of one per failure, and kept
+/// for the rest of the batch, the batch's own writes added as each transaction
+/// commits. A transaction holds the write lock, so only its own writes change those
+/// facts meanwhile; between two transactions of one batch (milliseconds), another
+/// source's pipeline may store a failure of the same address, which the batch then
+/// does not count, as a transaction on PostgreSQL would not see it either.
 #[derive(Default)]
 struct Prefetched {
     /// Index of the first record not covered.
@@ -86,6 +87,39 @@ struct Prefetched {
     facts: std::collections::HashMap<String, store::history::AddressFacts>,
     /// An IPv6 address fails in the covered records.
     has_v6: bool,
+    /// IPv6 bans of the prefix rule's window, read when the first IPv6 failure comes.
+    v6_bans: Option<Vec<V6Ban>>,
+}
+
+impl Prefetched {
+    /// After a transaction commits: its failures and lenient successes become facts,
+    /// as a fresh read would find them (its bans were told as they were decided).
+    fn absorb(&mut self, writes: &SegmentWrites) {
+        let Some(span) = &self.span else { return };
+        for (ip, times) in &writes.times {
+            if let Some(facts) = self.facts.get_mut(ip) {
+                times.iter().for_each(|&at| facts.failed(span, at));
+            }
+        }
+        for (ip, success) in &writes.successes {
+            if let (Some(facts), Some(at)) = (self.facts.get_mut(ip), success.lenient_at) {
+                facts.succeeded(at);
+            }
+        }
+    }
+}
+
+/// What one batch's transactions share.
+#[derive(Default)]
+struct BatchState {
+    /// Index of the next record to store.
+    next: usize,
+    /// Lines and unreadable lines counted in the sources' table so far.
+    counted: (u64, u64),
+    applied: Applied,
+    ahead: Prefetched,
+    /// The rules, read by the batch's first transaction.
+    rules: Option<Rules>,
 }
 
 /// Records whose addresses are read ahead at once: few at a transaction's start, as
@@ -93,7 +127,8 @@ struct Prefetched {
 const PREFETCH_FIRST: usize = 128;
 const PREFETCH_MAX: usize = 4096;
 
-/// How long a transaction that decided a ban may go on storing further records.
+/// How long a transaction may go on storing further records after deciding a ban
+/// (and it does not wait for a further read ahead).
 const SEGMENT_WITH_BAN: std::time::Duration = std::time::Duration::from_millis(4);
 /// The same while reading a backlog (more is waiting, or the records are older than
 /// [`BACKLOG_AGE_MS`]): those bans are late already, and a commit per ban would make
@@ -168,70 +203,79 @@ impl Pipeline {
     /// so a ban never waits for the rest of a large batch. On error, `ApplyError::committed` tells how far
     /// the batch was stored.
     pub async fn apply(&self, batch: &Batch) -> Result<Applied, ApplyError> {
-        let mut applied = Applied::default();
+        // One instant for the whole batch: the facts read ahead answer for it.
+        let now = self.clock.now();
+        let mut state = BatchState::default();
         let mut committed = None;
-        let mut next = 0;
-        let mut counted = (0, 0);
         loop {
-            match self.apply_segment(batch, &mut next, &mut counted, &mut applied).await {
+            match self.apply_segment(batch, now, &mut state).await {
                 Ok(cursor) => committed = Some(cursor),
                 Err(source) => return Err(ApplyError { committed, source }),
             }
-            if next >= batch.records.len() {
-                return Ok(applied);
+            if state.next >= batch.records.len() {
+                return Ok(state.applied);
             }
         }
     }
 
-    /// Stores records from `*next` until a ban has been decided and `SEGMENT_WITH_BAN`
-    /// has passed (or to the end), with the cursor and line counts for that stretch.
+    /// Stores records from `state.next` in one transaction until a ban has been
+    /// decided and `SEGMENT_WITH_BAN` has passed (or to the end), with the cursor and
+    /// line counts for that stretch.
     async fn apply_segment(
         &self,
         batch: &Batch,
-        next: &mut usize,
-        counted: &mut (u64, u64),
-        applied: &mut Applied,
+        now: UnixMs,
+        state: &mut BatchState,
     ) -> store::Result<Cursor> {
-        let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let rules = self.rules(&mut tx, now).await?;
+        let rules = match state.rules.take() {
+            Some(rules) => rules,
+            None => self.rules(&mut tx, now).await?,
+        };
         let Rules { ladder, trusted, extensions, enforcing } = &rules;
         let enforcing = *enforcing;
         let (mut clean, mut last_at, mut tampered) = (Vec::new(), None, 0);
+        let BatchState { next, counted, applied, ahead, .. } = state;
         let bans_before = applied.bans.len();
         let mut writes = SegmentWrites {
             attempts: self.attempts.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             ..SegmentWrites::default()
         };
-        let mut ahead = Prefetched::default();
-        let started = std::time::Instant::now();
+        let mut first_ban: Option<std::time::Instant> = None;
         while let Some(record) = batch.records.get(*next) {
+            let at = Self::record_at(record, now);
+            let backlog = batch.more || at < now - BACKLOG_AGE_MS;
             if *next >= ahead.end {
+                // A live ban is committed before another round trip to the store.
+                if first_ban.is_some() && !backlog {
+                    break;
+                }
                 let size = match ahead.size {
                     0 => PREFETCH_FIRST,
                     n => (n * 2).min(PREFETCH_MAX),
                 };
-                self.prefetch(&mut tx, batch, (*next, size), now, ladder, &mut ahead).await?;
-                if ahead.has_v6 && writes.v6_bans.is_none() && self.prefix_rule.after > 0 {
+                self.prefetch(&mut tx, batch, (*next, size), now, ladder, ahead).await?;
+                if ahead.has_v6 && ahead.v6_bans.is_none() && self.prefix_rule.after > 0 {
                     let since = now - self.prefix_rule.within_ms;
                     let rows = store::bans::recent_v6(&mut tx, since, now).await?;
-                    writes.v6_bans =
+                    ahead.v6_bans =
                         Some(rows.iter().filter_map(|(t, at, active)| v6_ban(t, *at, *active)).collect());
                 }
             }
             *next += 1;
-            let at = Self::record_at(record, now);
             last_at = Some(at);
             tampered += i64::from(record.tampered);
             let ctx = RecordContext { at, ladder, trusted, extensions, kind: batch.kind, enforcing };
-            let out = Outputs { applied, clean: &mut clean, writes: &mut writes, ahead: &mut ahead };
+            let out = Outputs { applied, clean: &mut clean, writes: &mut writes, ahead };
             self.apply_record(record, &ctx, out)?;
             // A ban waits at most a few milliseconds of further work for its commit;
             // committing after every ban would slow a flood down instead.
-            let backlog = batch.more || at < now - BACKLOG_AGE_MS;
-            let limit = if backlog { BACKLOG_SEGMENT_WITH_BAN } else { SEGMENT_WITH_BAN };
-            if applied.bans.len() > bans_before && started.elapsed() >= limit {
-                break;
+            if applied.bans.len() > bans_before {
+                let since = *first_ban.get_or_insert_with(std::time::Instant::now);
+                let limit = if backlog { BACKLOG_SEGMENT_WITH_BAN } else { SEGMENT_WITH_BAN };
+                if since.elapsed() >= limit {
+                    break;
+                }
             }
         }
         let cursor = match batch.records.get(*next) {
@@ -266,10 +310,12 @@ impl Pipeline {
         )
         .await?;
         tx.commit().await?;
+        ahead.absorb(&writes);
         *self.attempts.lock().unwrap_or_else(|p| p.into_inner()) = std::mem::take(&mut writes.attempts);
         if let Some(spool) = &self.spool {
-            spool.remember(rules);
+            spool.remember(rules.clone());
         }
+        state.rules = Some(rules);
         *counted = (lines, unreadable);
         if applied.bans.len() > bans_before {
             self.bans_changed.notify_one();
@@ -489,7 +535,7 @@ impl Pipeline {
             writes.bans.push(ban);
             applied.bans.push(NewBan { ip, until: *until, reason: reason.clone() });
             if let IpAddr::V6(v6) = ip {
-                self.escalate_prefix(ctx, v6, (*rung, *until), writes);
+                self.escalate_prefix(ctx, v6, (*rung, *until), writes, &mut ahead.v6_bans);
             }
         }
         let label = match &verdict {
@@ -529,8 +575,9 @@ impl Pipeline {
         address: std::net::Ipv6Addr,
         (rung, until): (usize, Option<UnixMs>),
         writes: &mut SegmentWrites,
+        v6_bans: &mut Option<Vec<V6Ban>>,
     ) {
-        let Some(bans) = writes.v6_bans.as_mut() else { return };
+        let Some(bans) = v6_bans.as_mut() else { return };
         let at = ctx.at;
         bans.push(V6Ban { net: ipnet::Ipv6Net::from(address), created_at: at, active: true });
         let spared: Vec<ipnet::IpNet> =

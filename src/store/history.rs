@@ -151,6 +151,27 @@ impl AddressFacts {
         }
     }
 
+    /// A failure at `at` (inside the span) stored since the facts were read.
+    pub fn failed(&mut self, span: &Span, at: UnixMs) {
+        // A release forgives what came before it.
+        if at <= self.forgiven_at {
+            return;
+        }
+        for (i, w) in span.windows.iter().enumerate() {
+            if at > span.from - w {
+                self.failures_from[i] += 1;
+            }
+            if at <= span.to - w {
+                self.leaving[i].push(at);
+            }
+        }
+    }
+
+    /// A success at `at` that earns leniency, stored since the facts were read.
+    pub fn succeeded(&mut self, at: UnixMs) {
+        self.last_success = self.last_success.max(Some(at));
+    }
+
     /// A ladder ban stored in this transaction at `at`; `superseding` as when the
     /// bans in force were released for it.
     pub fn banned(&mut self, at: UnixMs, until: Option<UnixMs>, superseding: bool) {

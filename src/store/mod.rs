@@ -80,7 +80,7 @@ where
 fn fixed_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
-        let size = [64, 16, 4, 1].into_iter().find(|&s| s <= rest.len())?;
+        let size = [256, 64, 16, 4, 1].into_iter().find(|&s| s <= rest.len())?;
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
         Some(chunk)
@@ -313,7 +313,7 @@ mod tests {
             let rows: Vec<usize> = (0..n).collect();
             let chunks: Vec<&[usize]> = super::fixed_chunks(&rows).collect();
             assert_eq!(chunks.concat(), rows, "{n} rows");
-            assert!(chunks.iter().all(|c| [64, 16, 4, 1].contains(&c.len())), "{n} rows");
+            assert!(chunks.iter().all(|c| [256, 64, 16, 4, 1].contains(&c.len())), "{n} rows");
             // A few statements for the tail, however long the list.
             assert!(chunks.len() <= n / 64 + 9, "{n} rows in {} statements", chunks.len());
         }

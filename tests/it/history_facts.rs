@@ -1,5 +1,6 @@
-//! The pipeline reads each address's history once for many records; the ladder must
-//! see exactly what one query per failure would have shown it, whatever is stored.
+//! The pipeline reads each address's history once for many records, and keeps it
+//! for the rest of the batch with what its transactions store; the ladder must see
+//! exactly what one query per failure would have shown it, whatever is stored.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -17,22 +18,25 @@ fn on_grid(rng: &mut StdRng, below: i64) -> i64 {
 
 const IPS: [&str; 4] = ["192.0.2.1", "192.0.2.2", "2001:db8::3", "192.0.2.4"];
 
+fn failure(ip: &str, at: i64) -> store::failures::NewFailure<'static> {
+    store::failures::NewFailure {
+        at,
+        ip: Some(ip.into()),
+        service: "SIP",
+        account: None,
+        kind: "wrong password",
+        source: "/var/log/asterisk/full",
+        raw: "",
+        tampered: false,
+        verdict: "watch",
+    }
+}
+
 async fn fill(conn: &mut store::Conn, rng: &mut StdRng) {
     for _ in 0..rng.random_range(0..120) {
         let ip = IPS[rng.random_range(0..IPS.len())];
         let at = NOW - on_grid(rng, 3 * DAY_MS);
-        let failure = store::failures::NewFailure {
-            at,
-            ip: Some(ip.into()),
-            service: "SIP",
-            account: None,
-            kind: "wrong password",
-            source: "/var/log/asterisk/full",
-            raw: "",
-            tampered: false,
-            verdict: "watch",
-        };
-        store::failures::insert(conn, &failure).await.unwrap();
+        store::failures::insert(conn, &failure(ip, at)).await.unwrap();
     }
     for _ in 0..rng.random_range(0..8) {
         let ip = IPS[rng.random_range(0..IPS.len())];
@@ -110,6 +114,16 @@ async fn history_read_ahead_equals_history_read_per_failure() {
                 };
                 store::bans::insert_many(&mut conn, &[pending]).await.unwrap();
                 facts.get_mut(ip).unwrap().banned(at, until, superseding);
+            }
+            // A failure and a lenient success a batch's earlier transaction stored,
+            // told to the facts it keeps for the next.
+            if rng.random_bool(0.3) {
+                store::failures::insert(&mut conn, &failure(ip, at)).await.unwrap();
+                facts.get_mut(ip).unwrap().failed(&span, at);
+            }
+            if rng.random_bool(0.1) {
+                store::known_good::record_success(&mut conn, ip, Some("2001"), at, true).await.unwrap();
+                facts.get_mut(ip).unwrap().succeeded(at);
             }
         }
     }

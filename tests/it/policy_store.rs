@@ -189,6 +189,25 @@ async fn a_flood_of_bans_is_stored_completely_across_transactions() {
 }
 
 #[tokio::test]
+async fn failures_stored_by_a_batch_s_earlier_transaction_count_in_its_later_ones() {
+    let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
+    // A ban at the second line closes its transaction before the batch reads further
+    // addresses ahead (after the first 128 lines): the second address's first failure
+    // is stored by that transaction, its second judged by the next.
+    let mut text = failure_at(ATTACKER, NOW - 1000) + &failure_at(ATTACKER, NOW - 999);
+    text.push_str(&failure_at("198.51.100.7", NOW - 998));
+    for i in 0..125 {
+        text.push_str(&failure_at(&format!("198.18.0.{i}"), NOW - 900 + i));
+    }
+    text.push_str(&failure_at("198.51.100.7", NOW - 500));
+    append(&log, &text);
+    app.poll().await;
+    let banned: Vec<String> = app.active_bans().await.into_iter().map(|b| b.ip).collect();
+    assert_eq!(banned.len(), 2, "{banned:?}");
+    assert!(banned.contains(&"198.51.100.7".to_string()), "{banned:?}");
+}
+
+#[tokio::test]
 async fn in_monitor_mode_bans_are_recorded_as_would_ban() {
     let (mut app, log) = app_with_log(TrustedNetworks::default()).await;
     let mut conn = app.store.acquire().await.unwrap();

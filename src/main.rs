@@ -244,6 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ladder: config.ladder,
                     trusted: config.trusted,
                     fraud: config.fraud,
+                    countries: geo.as_ref().and_then(sipwarden::geo::Geo::table),
                 },
                 &|n| bar.inc(n),
             )?;

@@ -34,6 +34,7 @@ pub(super) fn detect(
     order: &[u32],
     mut calls: Vec<DatedCall>,
     limits: FraudLimits,
+    countries: Option<&crate::geo::Table>,
 ) -> Vec<IncidentReport> {
     calls.retain(|c| c.at.is_some());
     calls.sort_by_key(|c| c.at);
@@ -88,8 +89,17 @@ pub(super) fn detect(
                     last_login.insert(name.to_owned(), ip);
                 }
                 let seen = logged_in.entry(a).or_default();
-                let (account_seen, address_known) = (!seen.is_empty(), seen.insert(e.ip));
-                let address_known = !address_known;
+                let (account_seen, address_known) = (!seen.is_empty(), seen.contains(&e.ip));
+                let country = countries.and_then(|t| t.lookup(ip));
+                // A country none of the account's earlier addresses is in.
+                let new_country = match (country, countries) {
+                    (Some(c), Some(t)) if account_seen && !address_known => {
+                        let used = seen.iter().any(|&other| t.lookup(known.ips[other as usize]) == Some(c));
+                        (!used).then(|| c.to_string())
+                    }
+                    _ => None,
+                };
+                seen.insert(e.ip);
                 // The hour's failures, oldest first, in place.
                 let past: &[PastFailure] = match failures.get_mut(&e.ip) {
                     Some(p) => {
@@ -110,8 +120,8 @@ pub(super) fn detect(
                     account_seen,
                     address_known,
                     in_extension_networks: None,
-                    // check-log reads no country database into its replay (yet).
-                    new_country: None,
+                    new_country,
+                    // The country rules are in the store, which check-log does not read.
                     country_not_allowed: false,
                 };
                 let finding = breach::judge_login(&login);

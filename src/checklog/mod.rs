@@ -234,16 +234,20 @@ pub struct Rules {
     pub ladder: Ladder,
     pub trusted: TrustedNetworks,
     pub fraud: FraudLimits,
+    /// The country database (`--geoip`): a login from a country new to its account
+    /// is an incident, as live.
+    pub countries: Option<std::sync::Arc<crate::geo::Table>>,
 }
 
 pub fn check_files(paths: &[PathBuf], ladder: Ladder, trusted: TrustedNetworks) -> io::Result<Report> {
-    check_files_with_progress(paths, Rules { ladder, trusted, fraud: FraudLimits::default() }, &|_| {})
+    let rules = Rules { ladder, trusted, fraud: FraudLimits::default(), countries: None };
+    check_files_with_progress(paths, rules, &|_| {})
 }
 
 /// As [`check_files`], calling `progress` with the number of bytes read as it goes.
 pub fn check_files_with_progress(
     paths: &[PathBuf],
-    Rules { ladder, trusted, fraud }: Rules,
+    Rules { ladder, trusted, fraud, countries }: Rules,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<Report> {
     let with_path = |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
@@ -269,7 +273,7 @@ pub fn check_files_with_progress(
     }
     let known = Known { events: &events, ips: &ips, accounts: &accounts };
     let (parts, incidents) = std::thread::scope(|scope| {
-        let incidents = scope.spawn(|| incidents::detect(known, &order, calls, fraud));
+        let incidents = scope.spawn(|| incidents::detect(known, &order, calls, fraud, countries.as_deref()));
         let replay = |order: &[u32]| replay::addresses(known, order, ladder.clone(), trusted.clone());
         let helpers: Vec<_> = orders[1..].iter().map(|o| scope.spawn(move || replay(o))).collect();
         let mut parts = vec![replay(&orders[0])];

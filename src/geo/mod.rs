@@ -1,8 +1,10 @@
 //! Countries of addresses, from an offline database the admin installs and updates:
 //! Debian's `tor-geoipdb` files (`/usr/share/tor/geoip` and `geoip6`, IPFire Location
-//! data). Nothing is fetched; without a database every country is unknown ("—").
-//! The files are read again when they change (a package update).
+//! data) or a MaxMind-format `.mmdb` (DB-IP Lite Country, GeoLite2 Country). Nothing
+//! is fetched; without a database every country is unknown ("—"). The files are read
+//! again when they change (a package update, a monthly download).
 
+mod mmdb;
 pub mod rules;
 mod table;
 
@@ -19,8 +21,12 @@ pub use crate::domain::Country;
 pub enum GeoError {
     #[error("cannot read the country database {0}: {1}")]
     Read(String, std::io::Error),
-    #[error("{0} holds no country ranges (expected Tor's geoip format: `start,end,CC` lines)")]
+    #[error(
+        "{0} holds no country ranges (expected Tor's geoip format, `start,end,CC` lines, or a MaxMind-format .mmdb)"
+    )]
     Empty(String),
+    #[error("cannot read the MaxMind-format database {0}: {1}")]
+    Mmdb(String, maxminddb::MaxMindDbError),
 }
 
 /// What a database file is and when it last changed, to notice an update.
@@ -45,10 +51,21 @@ fn stamp(paths: &[PathBuf]) -> Stamp {
     )
 }
 
-/// Reads Tor's `geoip` file at `path` and its `geoip6` beside it (when present).
+/// Reads the MaxMind-format database at `path`, or Tor's `geoip` file there and its
+/// `geoip6` beside it (when present).
 pub fn load(path: &Path) -> Result<Table, GeoError> {
+    let bytes = std::fs::read(path).map_err(|e| GeoError::Read(path.display().to_string(), e))?;
+    if mmdb::is_mmdb(&bytes) || path.extension().is_some_and(|e| e == "mmdb") {
+        let table = mmdb::read(bytes).map_err(|e| GeoError::Mmdb(path.display().to_string(), e))?;
+        if table.v4.is_empty() && table.v6.is_empty() {
+            return Err(GeoError::Empty(path.display().to_string()));
+        }
+        return Ok(table);
+    }
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| GeoError::Read(p.display().to_string(), e));
-    let v4 = read(path)?;
+    let v4 = String::from_utf8(bytes).map_err(|e| {
+        GeoError::Read(path.display().to_string(), std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    })?;
     let v6_file = v6_path(path);
     let v6 = if v6_file.exists() { read(&v6_file)? } else { String::new() };
     let table = Table::parse(&v4, &v6);

@@ -22,13 +22,29 @@ impl<T: Copy + Ord> Ranges<T> {
         self.countries.push(country);
     }
 
+    /// Appends a range after the last one, joined to it when it continues it for the
+    /// same country (the networks of a MaxMind database come in address order).
+    pub(super) fn push_joined(&mut self, start: T, end: T, country: Country)
+    where
+        T: Into<u128>,
+    {
+        let continues = match (self.ends.last(), self.countries.last()) {
+            (Some(&last), Some(&c)) => c == country && last.into().checked_add(1) == Some(start.into()),
+            _ => false,
+        };
+        match self.ends.last_mut() {
+            Some(last) if continues => *last = end,
+            _ => self.push(start, end, country),
+        }
+    }
+
     fn lookup(&self, at: T) -> Option<Country> {
         let i = self.starts.partition_point(|&s| s <= at).checked_sub(1)?;
         (at <= self.ends[i]).then(|| self.countries[i])
     }
 
     /// Sorts by start; an overlapping range (a malformed file) is dropped.
-    fn finish(&mut self) -> usize {
+    pub(super) fn finish(&mut self) -> usize {
         let mut order: Vec<usize> = (0..self.starts.len()).collect();
         order.sort_by_key(|&i| self.starts[i]);
         let mut out = Ranges { starts: Vec::new(), ends: Vec::new(), countries: Vec::new() };

@@ -172,12 +172,26 @@ pub struct Search {
     pub account: Option<String>,
     pub service: Option<String>,
     pub node: Option<String>,
+    /// Only these addresses (a country's): `Some(empty)` finds nothing.
+    pub ips: Option<Vec<String>>,
     /// Rows before this id only (paging backwards in time).
     pub before_id: Option<i64>,
     pub limit: i64,
 }
 
 pub async fn search(conn: &mut Conn, s: &Search) -> Result<Vec<FailureRow>> {
+    let Some(ips) = &s.ips else { return search_among(conn, s, None).await };
+    // The newest of each chunk of addresses, then the newest of those.
+    let mut rows = Vec::new();
+    for chunk in super::fixed_chunks(ips) {
+        rows.extend(search_among(conn, s, Some(chunk)).await?);
+    }
+    rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
+    rows.truncate(usize::try_from(s.limit).unwrap_or(0));
+    Ok(rows)
+}
+
+async fn search_among(conn: &mut Conn, s: &Search, ips: Option<&[String]>) -> Result<Vec<FailureRow>> {
     on!(conn, |c| {
         let mut q = sqlx::QueryBuilder::new(
             "SELECT id, at, ip, service, account, kind, source, raw, tampered, verdict, node FROM failures WHERE 1 = 1",
@@ -190,6 +204,10 @@ pub async fn search(conn: &mut Conn, s: &Search) -> Result<Vec<FailureRow>> {
         }
         if let Some(v) = &s.ip {
             q.push(" AND ip = ").push_bind(v.clone());
+        }
+        if let Some(ips) = ips {
+            q.push(" AND");
+            super::push_in_list(&mut q, "ip", ips);
         }
         if let Some(v) = &s.account {
             q.push(" AND account = ").push_bind(v.clone());

@@ -9,6 +9,7 @@ use chrono::{Local, NaiveDateTime, TimeZone};
 use serde::Deserialize;
 
 use super::{CurrentAdmin, WebError, WebState, when};
+use crate::domain::UnixMs;
 use crate::store::{self, failures::FailureRow};
 
 const PAGE: i64 = 100;
@@ -29,6 +30,9 @@ pub struct Filters {
     /// The PBX whose logs held it (several share a store).
     #[serde(default)]
     node: String,
+    /// A country code: the addresses the country database places there.
+    #[serde(default)]
+    country: String,
     #[serde(default)]
     before: Option<i64>,
 }
@@ -47,9 +51,41 @@ fn local_ms(text: &str, name: &str) -> Result<Option<i64>, WebError> {
     Ok(Local.from_local_datetime(&naive).earliest().map(|d| d.timestamp_millis()))
 }
 
-fn search(f: &Filters, limit: i64) -> Result<store::failures::Search, WebError> {
+/// The addresses that failed and that the database in use places in the country
+/// `text` names (`None`: no country asked for).
+async fn country_addresses(
+    conn: &mut store::Conn,
+    geo: &crate::geo::Geo,
+    text: &str,
+) -> Result<Option<Vec<String>>, WebError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let Some(country) = crate::geo::Country::parse(text) else {
+        return Err(WebError::BadRequest(format!(
+            "country: {text:?} is not a two-letter country code like FR"
+        )));
+    };
+    if !geo.is_loaded() {
+        return Err(WebError::BadRequest(
+            "country: no country database is loaded (geoip in the configuration)".into(),
+        ));
+    }
+    // Every address that failed has a summary row: far fewer than failures.
+    let all = store::offenders::seen_since(conn, UnixMs::MIN, i64::MAX).await?;
+    Ok(Some(all.into_iter().filter(|ip| geo.country_of(ip) == Some(country)).collect()))
+}
+
+async fn search(
+    f: &Filters,
+    limit: i64,
+    conn: &mut store::Conn,
+    geo: &crate::geo::Geo,
+) -> Result<store::failures::Search, WebError> {
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
     Ok(store::failures::Search {
+        ips: country_addresses(conn, geo, &f.country).await?,
         since: local_ms(&f.since, "from")?,
         until: local_ms(&f.until, "to")?,
         ip: opt(&f.ip),
@@ -83,6 +119,8 @@ struct LogPage {
     export_query: String,
     /// The PBXes sharing the store; empty with one.
     nodes: Vec<String>,
+    /// A country database is loaded: the country filter is offered.
+    countries: bool,
 }
 
 pub async fn list(
@@ -91,7 +129,8 @@ pub async fn list(
     Query(f): Query<Filters>,
 ) -> Result<impl IntoResponse, WebError> {
     let mut conn = state.store.acquire().await?;
-    let rows = store::failures::search(&mut conn, &search(&f, PAGE + 1)?).await?;
+    let search = search(&f, PAGE + 1, &mut conn, &state.geo).await?;
+    let rows = store::failures::search(&mut conn, &search).await?;
     let next_before = (rows.len() as i64 > PAGE).then(|| rows[PAGE as usize - 1].id);
     let export_query = form_urlencoded::Serializer::new(String::new())
         .append_pair("since", &f.since)
@@ -100,6 +139,7 @@ pub async fn list(
         .append_pair("user", &f.user)
         .append_pair("service", &f.service)
         .append_pair("node", &f.node)
+        .append_pair("country", &f.country)
         .finish();
     let mut nodes: Vec<String> = store::nodes::all(&mut conn).await?.into_iter().map(|n| n.name).collect();
     if nodes.len() < 2 {
@@ -125,6 +165,7 @@ pub async fn list(
         next_before,
         export_query,
         nodes,
+        countries: state.geo.is_loaded(),
         f,
     })
 }
@@ -140,13 +181,16 @@ fn csv_field(text: &str) -> String {
     format!("\"{}\"", guarded.replace('"', "\"\""))
 }
 
-pub fn csv(rows: &[FailureRow]) -> String {
-    let mut out = String::from("time_utc,ip,service,user,kind,verdict,tampered,source,log_line,node\r\n");
+/// The rows as CSV, each address's country as the database in use places it.
+pub fn csv(rows: &[FailureRow], geo: &crate::geo::Geo) -> String {
+    let mut out =
+        String::from("time_utc,ip,country,service,user,kind,verdict,tampered,source,log_line,node\r\n");
     for r in rows {
         let time = chrono::DateTime::from_timestamp_millis(r.at).map(|d| d.to_rfc3339()).unwrap_or_default();
         let fields = [
             time,
             r.ip.clone().unwrap_or_default(),
+            r.ip.as_deref().and_then(|ip| geo.country_of(ip)).map(|c| c.to_string()).unwrap_or_default(),
             r.service.clone(),
             r.account.clone().unwrap_or_default(),
             r.kind.clone(),
@@ -168,13 +212,14 @@ pub async fn export(
     Query(f): Query<Filters>,
 ) -> Result<impl IntoResponse, WebError> {
     let mut conn = state.store.acquire().await?;
-    let rows = store::failures::search(&mut conn, &search(&f, EXPORT_LIMIT)?).await?;
+    let search = search(&f, EXPORT_LIMIT, &mut conn, &state.geo).await?;
+    let rows = store::failures::search(&mut conn, &search).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (header::CONTENT_DISPOSITION, "attachment; filename=\"sipwarden-failed-auth.csv\""),
         ],
-        csv(&rows),
+        csv(&rows, &state.geo),
     ))
 }
 

@@ -53,6 +53,19 @@ async fn the_lists_show_each_addresss_country_and_follow_the_database_when_it_ch
     let french = p.request("GET", "/offenders?q=fr", &session, "").await.body;
     assert_eq!(country_of(&french, "203.0.113.7"), "FR");
     assert!(!french.contains("2001:db8::5") && !french.contains("198.51.100.9"), "{french}");
+    // The failed-login log by country, on screen and as evidence.
+    let french = p.request("GET", "/log?country=fr", &session, "").await.body;
+    assert_eq!(country_of(&french, "203.0.113.7"), "FR");
+    assert!(!french.contains("2001:db8::5") && !french.contains("198.51.100.9"), "{french}");
+    assert!(french.contains("/log.csv?") && french.contains("country=fr"), "the export keeps the filter");
+    let csv = p.request("GET", "/log.csv?country=DE", &session, "").await.body;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("time_utc,ip,country,"), "{csv}");
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].contains("\"2001:db8::5\",\"DE\""), "{csv}");
+    let wrong = p.request("GET", "/log?country=France", &session, "").await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.body.contains("not a two-letter country code like FR"), "{}", wrong.body);
     let german = p.request("GET", "/bans?q=DE", &session, "").await.body;
     assert_eq!(country_of(&german, "2001:db8::5"), "DE");
     let in_force = german.split("<h2>History</h2>").next().unwrap();
@@ -93,6 +106,11 @@ async fn without_a_country_database_every_country_shows_as_a_dash() {
     assert_eq!(country_of(&page.body, "203.0.113.7"), "—");
     let dash = p.request("GET", "/", &[("Cookie", cookie.as_str())], "").await;
     assert!(!dash.body.contains("id=\"countries\""), "no country card without a database");
+    let log = p.request("GET", "/log", &[("Cookie", cookie.as_str())], "").await.body;
+    assert!(!log.contains("name=\"country\""), "no country filter without a database");
+    let asked = p.request("GET", "/log?country=FR", &[("Cookie", cookie.as_str())], "").await;
+    assert_eq!(asked.status, 400);
+    assert!(asked.body.contains("no country database is loaded"), "{}", asked.body);
 }
 
 /// A database of two countries: 203.0.113.0/24 is FR, 198.51.100.0/24 DE.

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use crate::common::{append, runnable, works};
 use crate::harness::{Running, Serve, eventually};
 
+mod restart;
+
 fn can_run() -> Option<String> {
     let url = crate::backends::postgres_url();
     runnable(
@@ -23,6 +25,15 @@ fn can_run() -> Option<String> {
         ],
     )
     .then_some(url?)
+}
+
+/// How a node reaches the database server.
+#[derive(Clone, Copy)]
+enum Road {
+    /// Through a relay on the host the test can cut.
+    Relay,
+    /// Straight to the server, on the host's end of the node's veth.
+    Direct,
 }
 
 /// One PBX: a network namespace with a veth to the host, a relay there to PostgreSQL,
@@ -45,8 +56,14 @@ fn ip(args: &[&str]) {
 }
 
 impl Node {
-    /// A PBX using database `database` (a URL of the PostgreSQL server on loopback).
+    /// A PBX using database `database` (a URL of the PostgreSQL server on loopback),
+    /// through a relay the test can cut.
     fn start(name: &str, database: &str) -> Node {
+        Node::start_reaching(name, database, Road::Relay)
+    }
+
+    /// A PBX that reaches `database` as `road` says.
+    fn start_reaching(name: &str, database: &str, road: Road) -> Node {
         // Tests run at once: each node's namespace, veth and subnet its own.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -72,7 +89,10 @@ impl Node {
             format!(
                 "[firewall]\nbackend = \"nft\"\nreconcile_interval = \"30s\"\n\n\
                  [store]\nurl = \"{}\"\nnode = \"{name}\"\n",
-                relay.url(database)
+                match road {
+                    Road::Relay => relay.url(database),
+                    Road::Direct => Relay::host_url(database, &host, None),
+                }
             ),
         )
         .unwrap();
@@ -238,9 +258,16 @@ impl Relay {
 
     /// `server`'s URL for database `database`, through the relay.
     fn url(&self, database_url: &str) -> String {
+        Relay::host_url(database_url, &self.host, Some(self.port))
+    }
+
+    /// `database_url` at `host` (and `port`, or its own).
+    fn host_url(database_url: &str, host: &str, port: Option<u16>) -> String {
         let mut url = url::Url::parse(database_url).unwrap();
-        url.set_host(Some(&self.host)).unwrap();
-        url.set_port(Some(self.port)).unwrap();
+        url.set_host(Some(host)).unwrap();
+        if let Some(port) = port {
+            url.set_port(Some(port)).unwrap();
+        }
         url.to_string()
     }
 

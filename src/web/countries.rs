@@ -36,7 +36,7 @@ struct CountriesPage {
     database: String,
     loaded: bool,
     services: Vec<ServiceView>,
-    pending: Option<(String, i64)>,
+    pending: Option<super::networks::PendingChange>,
     error: Option<String>,
     /// The service the error or confirmation is about.
     failed: String,
@@ -119,9 +119,7 @@ async fn page(
         database,
         loaded: state.geo.is_loaded(),
         services,
-        pending: crate::lockout::pending(&mut conn)
-            .await?
-            .map(|p| (p.what, ((p.deadline - now) / 1000).max(0))),
+        pending: super::networks::pending_change(&mut conn, now, "countries").await?,
         error,
         failed: form.service.clone(),
         needs_confirm,

@@ -55,6 +55,27 @@ pub struct TargetView {
     pub acls: String,
 }
 
+/// A change the lockout guard puts back unless the admin keeps it, as the pages show it.
+pub struct PendingChange {
+    pub what: String,
+    /// Seconds until it is put back.
+    pub left: i64,
+    /// The page Keep and Revert return to (empty: this one).
+    pub back: &'static str,
+}
+
+pub(super) async fn pending_change(
+    conn: &mut crate::store::Conn,
+    now: crate::domain::UnixMs,
+    back: &'static str,
+) -> Result<Option<PendingChange>, WebError> {
+    Ok(crate::lockout::pending(conn).await?.map(|p| PendingChange {
+        what: p.what,
+        left: ((p.deadline - now) / 1000).max(0),
+        back,
+    }))
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "networks.html")]
 struct NetworksPage {
@@ -64,7 +85,7 @@ struct NetworksPage {
     lists: Vec<ListView>,
     /// (service, closed, its ports in words).
     services: Vec<(&'static str, bool, String)>,
-    pending: Option<(String, i64)>,
+    pending: Option<PendingChange>,
     targets: Vec<TargetView>,
     /// Accounts that logged in successfully but are in no configuration file read.
     log_only: Vec<String>,
@@ -188,9 +209,7 @@ async fn page(
             .iter()
             .map(|s| (s.as_str(), closed.contains(s), ports_text(&state.closed_ports, *s)))
             .collect(),
-        pending: crate::lockout::pending(&mut conn)
-            .await?
-            .map(|p| (p.what, ((p.deadline - now) / 1000).max(0))),
+        pending: pending_change(&mut conn, now, "").await?,
         targets,
         asterisk_dir: state.pbx.as_ref().map_or(String::new(), |p| p.config_dir.display().to_string()),
         discovery_error,

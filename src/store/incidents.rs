@@ -5,43 +5,52 @@ use crate::domain::UnixMs;
 
 /// A successful login of `account` from `ip`.
 pub async fn record_login(conn: &mut Conn, account: &str, ip: &str, at: UnixMs) -> Result<()> {
+    let node = conn.node().to_owned();
     on!(conn, |c| {
         sqlx::query(
-        "INSERT INTO logins (account, ip, first_at, last_at) VALUES ($1, $2, $3, $3) \
-         ON CONFLICT (account, ip) DO UPDATE SET \
+        "INSERT INTO logins (account, ip, first_at, last_at, node) VALUES ($1, $2, $3, $3, $4) \
+         ON CONFLICT (node, account, ip) DO UPDATE SET \
          first_at = CASE WHEN excluded.first_at < logins.first_at THEN excluded.first_at ELSE logins.first_at END, \
          last_at = CASE WHEN excluded.last_at > logins.last_at THEN excluded.last_at ELSE logins.last_at END",
     )
     .bind(account)
     .bind(ip)
     .bind(at)
+    .bind(&node)
     .execute(&mut *c).await.map(|r| r.rows_affected())
     })?;
     Ok(())
 }
 
-/// Before `at`: whether `account` had logged in at all, and from `ip`.
+/// Before `at`: whether `account` of this node (PBX) had logged in at all, and from `ip`.
 pub async fn login_history(conn: &mut Conn, account: &str, ip: &str, at: UnixMs) -> Result<(bool, bool)> {
+    let node = conn.node().to_owned();
     let (any, here): (i64, i64) = on!(conn, |c| sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN ip = $2 THEN 1 ELSE 0 END), 0) \
-         FROM logins WHERE account = $1 AND first_at < $3",
+         FROM logins WHERE node = $4 AND account = $1 AND first_at < $3",
     )
     .bind(account)
     .bind(ip)
     .bind(at)
+    .bind(&node)
     .fetch_one(&mut *c)
     .await)?;
     Ok((any > 0, here > 0))
 }
 
-/// Every address that logged into `account`: (address, first login, latest login).
+/// Every address that logged into `account` of this node: (address, first login,
+/// latest login).
 pub async fn logins_of(conn: &mut Conn, account: &str) -> Result<Vec<(String, UnixMs, UnixMs)>> {
-    Ok(on!(conn, |c| sqlx::query_as(
-        "SELECT ip, first_at, last_at FROM logins WHERE account = $1 ORDER BY last_at DESC LIMIT 1000",
+    let node = conn.node().to_owned();
+    Ok(on!(conn, |c| {
+        sqlx::query_as(
+        "SELECT ip, first_at, last_at FROM logins WHERE node = $2 AND account = $1 ORDER BY last_at DESC LIMIT 1000",
     )
     .bind(account)
+    .bind(&node)
     .fetch_all(&mut *c)
-    .await)?)
+    .await
+    })?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -147,9 +156,15 @@ pub async fn raised_since(
 
 /// The newest incidents first.
 pub async fn recent(conn: &mut Conn, limit: i64) -> Result<Vec<IncidentRow>> {
+    recent_of(conn, None, limit).await
+}
+
+/// The newest incidents of one node (PBX), or of all (`None`).
+pub async fn recent_of(conn: &mut Conn, node: Option<&str>, limit: i64) -> Result<Vec<IncidentRow>> {
     Ok(on!(conn, |c| sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM incidents ORDER BY at DESC, id DESC LIMIT $1"
+        "SELECT {COLUMNS} FROM incidents WHERE ($1 IS NULL OR node = $1) ORDER BY at DESC, id DESC LIMIT $2"
     ))
+    .bind(node)
     .bind(limit)
     .fetch_all(&mut *c)
     .await)?)
@@ -196,17 +211,28 @@ pub struct LoginRow {
     pub last_at: i64,
     /// The account's first login from any address.
     pub account_first_at: i64,
+    /// The PBX the account is on.
+    pub node: String,
 }
 
-/// Logins seen since `since`, the latest first.
-pub async fn logins_recent(conn: &mut Conn, since: UnixMs, limit: i64) -> Result<Vec<LoginRow>> {
-    Ok(on!(conn, |c| sqlx::query_as(
+/// Logins seen since `since` on one node (PBX) or every one (`None`), the latest first.
+pub async fn logins_recent(
+    conn: &mut Conn,
+    node: Option<&str>,
+    since: UnixMs,
+    limit: i64,
+) -> Result<Vec<LoginRow>> {
+    Ok(on!(conn, |c| {
+        sqlx::query_as(
         "SELECT l.account, l.ip, l.first_at, l.last_at, \
-         (SELECT MIN(o.first_at) FROM logins o WHERE o.account = l.account) AS account_first_at \
-         FROM logins l WHERE l.last_at >= $1 ORDER BY l.last_at DESC LIMIT $2",
+         (SELECT MIN(o.first_at) FROM logins o WHERE o.node = l.node AND o.account = l.account) AS account_first_at, \
+         l.node FROM logins l WHERE l.last_at >= $1 AND ($3 IS NULL OR l.node = $3) \
+         ORDER BY l.last_at DESC LIMIT $2",
     )
     .bind(since)
     .bind(limit)
+    .bind(node)
     .fetch_all(&mut *c)
-    .await)?)
+    .await
+    })?)
 }

@@ -11,8 +11,9 @@ pub struct NodeRow {
     pub version: String,
 }
 
-/// This node starts: it is listed, and it adopts the log cursors and health written
-/// before nodes had names (an upgraded single PBX keeps reading where it stopped).
+/// This node starts: it is listed, and it adopts the log cursors, health and logins
+/// written before nodes had names (an upgraded single PBX keeps reading where it
+/// stopped, and knows its phones' addresses).
 pub async fn register(conn: &mut Conn, version: &str, now: UnixMs) -> Result<()> {
     let node = conn.node().to_owned();
     on!(conn, |c| {
@@ -35,6 +36,13 @@ pub async fn register(conn: &mut Conn, version: &str, now: UnixMs) -> Result<()>
             .execute(&mut *c)
             .await?;
         }
+        sqlx::query(
+            "UPDATE logins SET node = $1 WHERE node = '' AND NOT EXISTS \
+             (SELECT 1 FROM logins o WHERE o.node = $1 AND o.account = logins.account AND o.ip = logins.ip)",
+        )
+        .bind(&node)
+        .execute(&mut *c)
+        .await?;
         Ok(())
     })
 }

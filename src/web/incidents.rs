@@ -2,7 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 
 use super::{CurrentAdmin, WebError, WebState, when};
@@ -27,6 +27,8 @@ pub struct IncidentView {
     pub actions: Vec<String>,
     pub locking: bool,
     pub unlocked: String,
+    /// The PBX whose extension it was.
+    pub node: String,
 }
 
 /// The sentence the dashboard banner and the page lead with.
@@ -58,6 +60,7 @@ pub fn view(i: IncidentRow, geo: &crate::geo::Geo) -> IncidentView {
             (Some(at), Some(by)) => format!("unlocked by {by} at {}", when(*at)),
             _ => String::new(),
         },
+        node: i.node,
         reason: i.reason,
     }
 }
@@ -68,21 +71,41 @@ struct IncidentsPage {
     admin: CurrentAdmin,
     incidents: Vec<IncidentView>,
     message: Option<String>,
+    /// The PBXes sharing the store (empty with one), and the one chosen.
+    nodes: Vec<String>,
+    node: String,
+}
+
+/// `?node=`: one PBX's incidents.
+#[derive(serde::Deserialize, Default)]
+pub struct NodeFilter {
+    #[serde(default)]
+    pub node: String,
 }
 
 async fn page(
     state: &WebState,
     admin: CurrentAdmin,
     message: Option<String>,
+    node: String,
 ) -> Result<IncidentsPage, WebError> {
     let mut conn = state.store.acquire().await?;
-    let incidents =
-        store::incidents::recent(&mut conn, SHOWN).await?.into_iter().map(|i| view(i, &state.geo)).collect();
-    Ok(IncidentsPage { admin, incidents, message })
+    let chosen = Some(node.as_str()).filter(|n| !n.is_empty());
+    let incidents = store::incidents::recent_of(&mut conn, chosen, SHOWN)
+        .await?
+        .into_iter()
+        .map(|i| view(i, &state.geo))
+        .collect();
+    let nodes = super::node_names(&mut conn).await?;
+    Ok(IncidentsPage { admin, incidents, message, nodes, node })
 }
 
-pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
-    page(&state, admin.clone(), None).await
+pub async fn list(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    Query(f): Query<NodeFilter>,
+) -> Result<impl IntoResponse, WebError> {
+    page(&state, admin.clone(), None, f.node).await
 }
 
 /// Unlocks the extension incident `id` locked, and tells Asterisk.
@@ -129,5 +152,5 @@ pub async fn unlock(
         Err(ActionError::Store(e)) => return Err(e.into()),
         Err(e) => return Err(WebError::BadRequest(e.to_string())),
     };
-    page(&state, admin.clone(), Some(message)).await
+    page(&state, admin.clone(), Some(message), String::new()).await
 }

@@ -141,10 +141,7 @@ pub async fn list(
         .append_pair("node", &f.node)
         .append_pair("country", &f.country)
         .finish();
-    let mut nodes: Vec<String> = store::nodes::all(&mut conn).await?.into_iter().map(|n| n.name).collect();
-    if nodes.len() < 2 {
-        nodes.clear();
-    }
+    let nodes = super::node_names(&mut conn).await?;
     Ok(LogPage {
         admin,
         rows: rows

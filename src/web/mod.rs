@@ -341,3 +341,9 @@ pub fn when(ms: i64) -> String {
         .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| "-".into())
 }
+
+/// The PBXes sharing the store, for a list's PBX filter and column; empty with one.
+pub(crate) async fn node_names(conn: &mut crate::store::Conn) -> Result<Vec<String>, WebError> {
+    let nodes: Vec<String> = crate::store::nodes::all(conn).await?.into_iter().map(|n| n.name).collect();
+    Ok(if nodes.len() < 2 { Vec::new() } else { nodes })
+}

@@ -22,6 +22,8 @@ pub struct LoginView {
     pub last: String,
     /// Why it deserves a look, in words; empty when it does not.
     pub flags: Vec<String>,
+    /// The PBX the extension is on.
+    pub node: String,
 }
 
 /// A registration in force: the Contact as the phone gave it (attacker text, escaped
@@ -41,6 +43,9 @@ struct RegistrationsPage {
     contacts: Vec<ContactView>,
     logins: Vec<LoginView>,
     extension_networks: bool,
+    /// The PBXes sharing the store (empty with one), and the one chosen.
+    nodes: Vec<String>,
+    node: String,
 }
 
 /// Why a registration deserves a look, in words.
@@ -69,10 +74,15 @@ fn contact_flags(
     flags
 }
 
-pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<impl IntoResponse, WebError> {
+pub async fn list(
+    admin: CurrentAdmin,
+    State(state): State<WebState>,
+    axum::extract::Query(f): axum::extract::Query<super::incidents::NodeFilter>,
+) -> Result<impl IntoResponse, WebError> {
     let now = state.clock.now();
     let mut conn = state.store.acquire().await?;
-    let rows = store::incidents::logins_recent(&mut conn, now - WITHIN, SHOWN).await?;
+    let chosen = Some(f.node.as_str()).filter(|n| !n.is_empty());
+    let rows = store::incidents::logins_recent(&mut conn, chosen, now - WITHIN, SHOWN).await?;
     let extensions = store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?;
     let registered = store::contacts::current(&mut conn, now, SHOWN).await?;
     let mut ips: Vec<String> = rows.iter().map(|r| r.ip.clone()).collect();
@@ -113,9 +123,12 @@ pub async fn list(admin: CurrentAdmin, State(state): State<WebState>) -> Result<
                 account: r.account,
                 country: state.geo.shown(&r.ip),
                 ip: r.ip,
+                node: r.node,
                 flags,
             }
         })
         .collect();
-    Ok(RegistrationsPage { admin, contacts, logins, extension_networks: !extensions.is_empty() })
+    let nodes = super::node_names(&mut conn).await?;
+    let extension_networks = !extensions.is_empty();
+    Ok(RegistrationsPage { admin, contacts, logins, extension_networks, nodes, node: f.node })
 }

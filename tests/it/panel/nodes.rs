@@ -44,10 +44,71 @@ async fn the_dashboard_lists_each_pbx_and_every_list_narrows_to_one() {
     let log = p.request("GET", "/log", &session, "").await;
     assert!(log.body.contains("198.51.100.2") && log.body.contains("203.0.113.1"));
 
+    // Incidents, each saying whose extension it was.
+    for (s, account) in [(&p.store, "1001"), (&other, "2002")] {
+        let mut conn = s.acquire().await.unwrap();
+        let incident = store::incidents::NewIncident {
+            kind: "breach",
+            severity: "warning",
+            account,
+            tech: Some("PJSIP"),
+            ip: Some("198.51.100.9"),
+            at: now - 30_000,
+            reason: "first login to this account from this address",
+            calls: None,
+            numbers: "",
+            locked: false,
+        };
+        store::incidents::insert(&mut conn, &incident).await.unwrap();
+    }
+    let all = p.request("GET", "/incidents", &session, "").await.body;
+    assert!(all.contains("<th>PBX</th>") && all.contains("data-label=\"PBX\">pbx-branch<"), "{all}");
+    assert!(all.contains(">1001<") && all.contains(">2002<"), "{all}");
+    let branch = p.request("GET", "/incidents?node=pbx-branch", &session, "").await.body;
+    assert!(branch.contains(">2002<") && !branch.contains(">1001<"), "{branch}");
+
+    // Logins: extension 1001 of each PBX is its own phone, with its own history.
+    for (s, ip) in [(&p.store, "192.0.2.10"), (&other, "192.0.2.20")] {
+        let mut conn = s.acquire().await.unwrap();
+        store::incidents::record_login(&mut conn, "1001", ip, now - 20_000).await.unwrap();
+    }
+    let mut conn = p.store.acquire().await.unwrap();
+    let (seen, from_here) =
+        store::incidents::login_history(&mut conn, "1001", "192.0.2.20", now).await.unwrap();
+    assert!(seen && !from_here, "the branch's phone is no address of this PBX's 1001");
+    drop(conn);
+    let logins = p.request("GET", "/logins?node=pbx-branch", &session, "").await.body;
+    assert!(logins.contains(">192.0.2.20<") && !logins.contains(">192.0.2.10<"), "{logins}");
+    assert!(logins.contains("data-label=\"PBX\">pbx-branch<"), "{logins}");
+    let logins = p.request("GET", "/logins", &session, "").await.body;
+    assert!(logins.contains(">192.0.2.20<") && logins.contains(">192.0.2.10<"), "{logins}");
+
     let offenders = p.request("GET", "/offenders?q=pbx-branch", &session, "").await;
     assert!(
         offenders.body.contains("198.51.100.2") && !offenders.body.contains("203.0.113.1"),
         "{}",
         offenders.body
+    );
+}
+
+#[tokio::test]
+async fn a_pbx_upgraded_to_named_nodes_keeps_its_phones_login_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::backends::store_in(dir.path()).await;
+    // Written before nodes had names.
+    let mut conn = store.clone().with_node("").acquire().await.unwrap();
+    store::incidents::record_login(&mut conn, "1001", "192.0.2.10", 1_000).await.unwrap();
+    drop(conn);
+    let named = store.with_node("pbx-a");
+    let mut conn = named.acquire().await.unwrap();
+    assert_eq!(
+        store::incidents::login_history(&mut conn, "1001", "192.0.2.10", 2_000).await.unwrap(),
+        (false, false)
+    );
+    store::nodes::register(&mut conn, "test", 2_000).await.unwrap();
+    assert_eq!(
+        store::incidents::login_history(&mut conn, "1001", "192.0.2.10", 2_000).await.unwrap(),
+        (true, true),
+        "the first node to start adopts them"
     );
 }

@@ -12,6 +12,8 @@ pub struct ContactRow {
     pub first_at: i64,
     pub last_at: i64,
     pub expires_at: Option<i64>,
+    /// The PBX it registered with.
+    pub node: String,
 }
 
 /// Where a batch leaves one contact: phones renew every minute, so a long log holds
@@ -28,6 +30,7 @@ struct Outcome<'a> {
 
 /// Stores contact changes in order; a change without a date is taken as of `now`.
 pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> Result<()> {
+    let node = conn.node().to_owned();
     let mut outcomes: Vec<Outcome<'_>> = Vec::new();
     let mut index: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
     for c in changes {
@@ -53,10 +56,11 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
         let change = o.change;
         if change.present {
             let expires = change.expires_in_s.map(|s| o.at + i64::from(s) * 1000);
-            on!(conn, |c| sqlx::query(
-                "INSERT INTO contacts (account, uri, user_agent, first_at, last_at, expires_at, removed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL) \
-                 ON CONFLICT (account, uri) DO UPDATE SET \
+            on!(conn, |c| {
+                sqlx::query(
+                "INSERT INTO contacts (account, uri, user_agent, first_at, last_at, expires_at, removed_at, node) \
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, $8) \
+                 ON CONFLICT (node, account, uri) DO UPDATE SET \
                    first_at = CASE WHEN $7 OR contacts.removed_at IS NOT NULL \
                      OR (contacts.expires_at IS NOT NULL AND contacts.expires_at < excluded.last_at) \
                      THEN excluded.first_at ELSE contacts.first_at END, \
@@ -70,17 +74,20 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
             .bind(o.at)
             .bind(expires)
             .bind(o.restarted)
+            .bind(&node)
             .execute(&mut *c)
             .await
-            .map(|r| r.rows_affected()))?;
+            .map(|r| r.rows_affected())
+            })?;
         } else {
             on!(conn, |c| sqlx::query(
                 "UPDATE contacts SET removed_at = $3, last_at = $3 \
-                 WHERE account = $1 AND uri = $2 AND removed_at IS NULL",
+                 WHERE node = $4 AND account = $1 AND uri = $2 AND removed_at IS NULL",
             )
             .bind(&change.account)
             .bind(&change.uri)
             .bind(o.at)
+            .bind(&node)
             .execute(&mut *c)
             .await
             .map(|r| r.rows_affected()))?;
@@ -89,15 +96,21 @@ pub async fn record(conn: &mut Conn, changes: &[DatedContact], now: UnixMs) -> R
     Ok(())
 }
 
-/// Registrations in force at `now`, by extension.
-pub async fn current(conn: &mut Conn, now: UnixMs, limit: i64) -> Result<Vec<ContactRow>> {
+/// Registrations in force at `now` on one node (PBX) or every one (`None`), by extension.
+pub async fn current(
+    conn: &mut Conn,
+    node: Option<&str>,
+    now: UnixMs,
+    limit: i64,
+) -> Result<Vec<ContactRow>> {
     Ok(on!(conn, |c| sqlx::query_as(
-        "SELECT account, uri, user_agent, first_at, last_at, expires_at FROM contacts \
-         WHERE removed_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
+        "SELECT account, uri, user_agent, first_at, last_at, expires_at, node FROM contacts \
+         WHERE removed_at IS NULL AND (expires_at IS NULL OR expires_at > $1) AND ($3 IS NULL OR node = $3) \
          ORDER BY account, first_at, uri LIMIT $2",
     )
     .bind(now)
     .bind(limit)
+    .bind(node)
     .fetch_all(&mut *c)
     .await)?)
 }

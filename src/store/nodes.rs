@@ -36,13 +36,15 @@ pub async fn register(conn: &mut Conn, version: &str, now: UnixMs) -> Result<()>
             .execute(&mut *c)
             .await?;
         }
-        sqlx::query(
-            "UPDATE logins SET node = $1 WHERE node = '' AND NOT EXISTS \
-             (SELECT 1 FROM logins o WHERE o.node = $1 AND o.account = logins.account AND o.ip = logins.ip)",
-        )
-        .bind(&node)
-        .execute(&mut *c)
-        .await?;
+        for (table, key) in [("logins", "ip"), ("contacts", "uri")] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET node = $1 WHERE node = '' AND NOT EXISTS (SELECT 1 FROM {table} o \
+                 WHERE o.node = $1 AND o.account = {table}.account AND o.{key} = {table}.{key})"
+            ))
+            .bind(&node)
+            .execute(&mut *c)
+            .await?;
+        }
         Ok(())
     })
 }

@@ -34,6 +34,8 @@ pub struct ContactView {
     pub user_agent: String,
     pub since: String,
     pub flags: Vec<String>,
+    /// The PBX it registered with.
+    pub node: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -64,7 +66,8 @@ fn contact_flags(
     if !extensions.is_empty() && !extensions.iter().any(|n| n.contains(&host)) {
         flags.push("registered from outside the extension networks".to_string());
     }
-    let own: Vec<&str> = logins.iter().filter(|l| l.account == c.account).map(|l| l.ip.as_str()).collect();
+    let own: Vec<&str> =
+        logins.iter().filter(|l| l.account == c.account && l.node == c.node).map(|l| l.ip.as_str()).collect();
     if !own.is_empty() && !own.contains(&host.to_string().as_str()) {
         flags.push("not an address this extension logged in from".to_string());
     }
@@ -84,7 +87,7 @@ pub async fn list(
     let chosen = Some(f.node.as_str()).filter(|n| !n.is_empty());
     let rows = store::incidents::logins_recent(&mut conn, chosen, now - WITHIN, SHOWN).await?;
     let extensions = store::networks::nets(&mut conn, crate::domain::NetworkList::Extensions, now).await?;
-    let registered = store::contacts::current(&mut conn, now, SHOWN).await?;
+    let registered = store::contacts::current(&mut conn, chosen, now, SHOWN).await?;
     let mut ips: Vec<String> = rows.iter().map(|r| r.ip.clone()).collect();
     ips.extend(
         registered.iter().filter_map(|c| crate::asterisk::contacts::hosts(&c.uri).0).map(|ip| ip.to_string()),
@@ -99,6 +102,7 @@ pub async fn list(
             uri: c.uri.clone(),
             user_agent: c.user_agent.clone().unwrap_or_default(),
             since: when(c.first_at),
+            node: c.node.clone(),
             flags: contact_flags(c, &extensions, &rows, &failures),
         })
         .collect();

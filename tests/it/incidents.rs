@@ -339,7 +339,7 @@ async fn the_full_logs_registrations_are_kept_as_they_come_and_go() {
     .await;
     let mut conn = r.app.store.acquire().await.unwrap();
     let at_2150 = AFTER_OFFICE_DAY - 10 * 60_000;
-    let now: Vec<(String, String)> = sipwarden::store::contacts::current(&mut conn, at_2150, 100)
+    let now: Vec<(String, String)> = sipwarden::store::contacts::current(&mut conn, None, at_2150, 100)
         .await
         .unwrap()
         .into_iter()
@@ -355,7 +355,7 @@ async fn the_full_logs_registrations_are_kept_as_they_come_and_go() {
         expected.iter().map(|(a, u)| (a.to_string(), u.to_string())).collect();
     assert_eq!(now, expected);
     // By 22:00 the 60- and 600-second registrations have run out unless renewed.
-    let later = sipwarden::store::contacts::current(&mut conn, AFTER_OFFICE_DAY, 100).await.unwrap();
+    let later = sipwarden::store::contacts::current(&mut conn, None, AFTER_OFFICE_DAY, 100).await.unwrap();
     assert_eq!(later.iter().map(|c| c.account.as_str()).collect::<Vec<_>>(), ["1002", "2001"]);
 }
 
@@ -382,7 +382,7 @@ async fn a_batch_of_renewals_keeps_when_each_registration_began() {
     batch.extend([change(b, t, true), change(b, t + 60_000, false), change(b, t + 29 * 60_000, true)]);
     let mut conn = app.store.acquire().await.unwrap();
     sipwarden::store::contacts::record(&mut conn, &batch, t).await.unwrap();
-    let rows = sipwarden::store::contacts::current(&mut conn, t + 29 * 60_000 + 1, 10).await.unwrap();
+    let rows = sipwarden::store::contacts::current(&mut conn, None, t + 29 * 60_000 + 1, 10).await.unwrap();
     let seen: Vec<(&str, i64, i64)> = rows.iter().map(|r| (r.uri.as_str(), r.first_at, r.last_at)).collect();
     assert_eq!(seen, [(a, t, t + 29 * 60_000), (b, t + 29 * 60_000, t + 29 * 60_000)]);
 }

@@ -221,7 +221,7 @@ async fn the_managers_contact_events_keep_the_registrations() {
     let registered = || async {
         let mut conn = link.app.store.acquire().await.unwrap();
         let now = link.app.clock_now();
-        let rows = sipwarden::store::contacts::current(&mut conn, now, 100).await.unwrap();
+        let rows = sipwarden::store::contacts::current(&mut conn, None, now, 100).await.unwrap();
         rows.into_iter().map(|c| format!("{} {}", c.account, c.uri)).collect::<Vec<_>>()
     };
     let started = Instant::now();
@@ -238,7 +238,8 @@ async fn the_managers_contact_events_keep_the_registrations() {
     // The User-Agents, from the listing asked for after the login and as phones register.
     let agents = || async {
         let mut conn = link.app.store.acquire().await.unwrap();
-        let rows = sipwarden::store::contacts::current(&mut conn, link.app.clock_now(), 100).await.unwrap();
+        let rows =
+            sipwarden::store::contacts::current(&mut conn, None, link.app.clock_now(), 100).await.unwrap();
         rows.into_iter()
             .filter_map(|c| c.user_agent.map(|ua| format!("{} {ua}", c.account)))
             .collect::<Vec<_>>()

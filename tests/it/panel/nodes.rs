@@ -77,6 +77,29 @@ async fn the_dashboard_lists_each_pbx_and_every_list_narrows_to_one() {
         store::incidents::login_history(&mut conn, "1001", "192.0.2.20", now).await.unwrap();
     assert!(seen && !from_here, "the branch's phone is no address of this PBX's 1001");
     drop(conn);
+    // The same contact URI registered on both PBXes: a row each.
+    for s in [&p.store, &other] {
+        let mut conn = s.acquire().await.unwrap();
+        let change = sipwarden::domain::ContactChange {
+            account: "1001".into(),
+            uri: "sip:1001@192.0.2.30:5060".into(),
+            user_agent: Some(format!("phone of {}", s.node())),
+            present: true,
+            expires_in_s: Some(3600),
+        };
+        let dated = [sipwarden::domain::DatedContact { at: Some(now - 10_000), change }];
+        store::contacts::record(&mut conn, &dated, now).await.unwrap();
+    }
+    let logins = p.request("GET", "/logins", &session, "").await.body;
+    let registered = logins.split("id=\"contacts\"").nth(1).unwrap().split("</table>").next().unwrap();
+    assert!(
+        registered.contains("phone of pbx-branch")
+            && registered.contains(&format!("phone of {}", p.store.node()))
+    );
+    let logins = p.request("GET", "/logins?node=pbx-branch", &session, "").await.body;
+    assert!(
+        logins.contains("phone of pbx-branch") && !logins.contains(&format!("phone of {}", p.store.node()))
+    );
     let logins = p.request("GET", "/logins?node=pbx-branch", &session, "").await.body;
     assert!(logins.contains(">192.0.2.20<") && !logins.contains(">192.0.2.10<"), "{logins}");
     assert!(logins.contains("data-label=\"PBX\">pbx-branch<"), "{logins}");
@@ -92,12 +115,21 @@ async fn the_dashboard_lists_each_pbx_and_every_list_narrows_to_one() {
 }
 
 #[tokio::test]
-async fn a_pbx_upgraded_to_named_nodes_keeps_its_phones_login_history() {
+async fn a_pbx_upgraded_to_named_nodes_keeps_its_phones_logins_and_registrations() {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::backends::store_in(dir.path()).await;
     // Written before nodes had names.
     let mut conn = store.clone().with_node("").acquire().await.unwrap();
     store::incidents::record_login(&mut conn, "1001", "192.0.2.10", 1_000).await.unwrap();
+    let change = sipwarden::domain::ContactChange {
+        account: "1001".into(),
+        uri: "sip:1001@192.0.2.10".into(),
+        user_agent: None,
+        present: true,
+        expires_in_s: None,
+    };
+    let dated = [sipwarden::domain::DatedContact { at: Some(1_000), change }];
+    store::contacts::record(&mut conn, &dated, 1_000).await.unwrap();
     drop(conn);
     let named = store.with_node("pbx-a");
     let mut conn = named.acquire().await.unwrap();
@@ -111,4 +143,6 @@ async fn a_pbx_upgraded_to_named_nodes_keeps_its_phones_login_history() {
         (true, true),
         "the first node to start adopts them"
     );
+    let contacts = store::contacts::current(&mut conn, Some("pbx-a"), 2_000, 10).await.unwrap();
+    assert_eq!(contacts.len(), 1, "and its registrations");
 }

@@ -90,15 +90,12 @@ pub(super) fn detect(
                 }
                 let seen = logged_in.entry(a).or_default();
                 let (account_seen, address_known) = (!seen.is_empty(), seen.contains(&e.ip));
-                let country = countries.and_then(|t| t.lookup(ip));
                 // A country none of the account's earlier addresses is in.
-                let new_country = match (country, countries) {
-                    (Some(c), Some(t)) if account_seen && !address_known => {
-                        let used = seen.iter().any(|&other| t.lookup(known.ips[other as usize]) == Some(c));
-                        (!used).then(|| c.to_string())
-                    }
-                    _ => None,
-                };
+                let new_country = countries.filter(|_| account_seen && !address_known).and_then(|t| {
+                    let c = t.lookup(ip)?;
+                    let used = seen.iter().any(|&other| t.lookup(known.ips[other as usize]) == Some(c));
+                    (!used).then(|| c.to_string())
+                });
                 seen.insert(e.ip);
                 // The hour's failures, oldest first, in place.
                 let past: &[PastFailure] = match failures.get_mut(&e.ip) {

@@ -161,6 +161,12 @@ fn all_arrive(pair: &Pair, l: &Listeners) -> [bool; 4] {
 }
 
 async fn enforcer_for(pair: &Pair, dir: &tempfile::TempDir) -> (Store, Arc<Enforcer>) {
+    let (store, enforcer) = enforcer_in(pair, dir).await;
+    (store, Arc::new(enforcer))
+}
+
+/// An enforcer of the nft table in `pair`'s PBX namespace, on a database in `dir`.
+pub(crate) async fn enforcer_in(pair: &Pair, dir: &tempfile::TempDir) -> (Store, Enforcer) {
     let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
     let enforcer = Enforcer::new(
         store.clone(),
@@ -170,7 +176,7 @@ async fn enforcer_for(pair: &Pair, dir: &tempfile::TempDir) -> (Store, Arc<Enfor
         true,
         Arc::new(Notify::new()),
     );
-    (store, Arc::new(enforcer))
+    (store, enforcer)
 }
 
 async fn ban(store: &Store, ip: &str, seconds: Option<i64>) {

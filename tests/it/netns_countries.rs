@@ -2,17 +2,12 @@
 //! tor-geoipdb) on the outside end of a veth pair, the PBX's SIP port on the other.
 
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::sync::Arc;
 
 use sipwarden::actions::{Actor, countries, networks};
 use sipwarden::clock::{Clock, SystemClock};
 use sipwarden::domain::{ClosableService, TrustedNetworks};
-use sipwarden::enforcer::Enforcer;
-use sipwarden::firewall::NftBackend;
 use sipwarden::geo::Geo;
 use sipwarden::geo::rules::ServiceCountries;
-use sipwarden::store::Store;
-use tokio::sync::Notify;
 
 use crate::netns::{Pair, in_netns, run, udp_from};
 
@@ -88,17 +83,9 @@ async fn only_the_allowed_countries_reach_sip_and_trusted_addresses_pass_from_an
         iax4: UdpSocket::bind("10.77.0.1:4569").unwrap(),
     });
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("sipwarden.db")).await.unwrap();
     let geo = Geo::open(&path).unwrap();
-    let enforcer = Enforcer::new(
-        store.clone(),
-        Arc::new(NftBackend::new(pair.nft_prefix())),
-        Arc::new(SystemClock),
-        TrustedNetworks::default(),
-        true,
-        Arc::new(Notify::new()),
-    )
-    .with_geo(geo.clone());
+    let (store, enforcer) = crate::netns::enforcer_in(&pair, &dir).await;
+    let enforcer = enforcer.with_geo(geo.clone());
     let now = SystemClock.now();
     let only_de = ServiceCountries::parse("DE", "").unwrap();
     let none = TrustedNetworks::default();

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::{EnforceError, Enforcer};
 use crate::domain::ClosableService;
 use crate::firewall::ServicePorts;
-use crate::firewall::countries::{self, CountryAccess, CountryRanges, ServiceRule};
+use crate::firewall::countries::{self, CountryAccess, CountryRanges, Generation, ServiceRule};
 use crate::geo::Table;
 use crate::geo::rules::CountryRules;
 use crate::store;
@@ -90,8 +90,9 @@ impl Enforcer {
             }
             None => None,
         };
-        let held = self.blocking(|fw| fw.countries_fingerprint()).await?;
-        let settled = held.as_deref() == wanted.as_ref().map(|(_, f)| f.as_str());
+        let held = self.blocking(|fw| fw.countries_fingerprint()).await?.map(|s| countries::Stamp::parse(&s));
+        let settled =
+            held.as_ref().map(|s| s.built_from.as_str()) == wanted.as_ref().map(|(_, f)| f.as_str());
         self.countries.lock().unwrap_or_else(|p| p.into_inner()).absent = settled && held.is_none();
         if settled {
             return Ok(());
@@ -111,8 +112,10 @@ impl Enforcer {
                     }
                 };
                 let stamp = fingerprint.clone();
-                let applied =
-                    self.blocking(move |fw| fw.apply(&countries::ruleset(&access, &fingerprint))).await;
+                // The sets the kernel's rules do not use get the new ranges.
+                let generation = held.and_then(|s| s.generation).map_or(Generation::A, Generation::other);
+                let load = countries::load(&access, &fingerprint, generation);
+                let applied = self.blocking(move |fw| fw.load_countries(&load)).await;
                 let mut cache = self.countries.lock().unwrap_or_else(|p| p.into_inner());
                 if let Err(e) = applied {
                     tracing::error!(error = %e, retry_in = ?retry, "country rules not applied");

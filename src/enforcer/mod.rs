@@ -287,14 +287,12 @@ impl Enforcer {
             return Err(EnforceError::ForeignTable(owner, self.owner.clone()));
         }
         if !plan.is_empty() {
-            let ruleset = if plan.replace {
-                render::full_ruleset(&access, &desired)
+            let rulesets = if plan.replace {
+                vec![render::full_ruleset(&access, &desired)]
             } else {
-                let mut objects = render::remove_bans(&plan.remove).objects.into_owned();
-                objects.extend(render::add_bans(&plan.add).objects.into_owned());
-                nftables::schema::Nftables { objects: objects.into() }
+                render::ban_changes(&plan.add, &plan.remove)
             };
-            self.blocking(move |fw| fw.apply(&ruleset)).await?;
+            self.blocking(move |fw| rulesets.iter().try_for_each(|r| fw.apply(r))).await?;
             // The very first build of the table is routine; later rebuilds are repairs.
             let routine = plan.replace && !kernel.table && !watermark.built;
             for r in &plan.repairs {
@@ -386,10 +384,8 @@ impl Enforcer {
         drop(conn);
         let changes = add.len() + remove.len();
         if changes > 0 {
-            let mut objects = render::remove_bans(&remove).objects.into_owned();
-            objects.extend(render::add_bans(&add).objects.into_owned());
-            let ruleset = nftables::schema::Nftables { objects: objects.into() };
-            self.blocking(move |fw| fw.apply(&ruleset)).await?;
+            let rulesets = render::ban_changes(&add, &remove);
+            self.blocking(move |fw| rulesets.iter().try_for_each(|r| fw.apply(r))).await?;
             for b in &add {
                 tracing::info!(ip = %render::target_text(&b.net), seconds = ?b.timeout_secs, "banned in the kernel");
             }

@@ -1,14 +1,16 @@
 //! Where rulesets go: the real `nft` (optionally behind a command prefix such as
 //! `ip netns exec NS`), or an in-memory recorder for tests and dry runs.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
 
 use super::countries;
-use super::render::{SetName, TABLE};
+use super::render::{self, SetName, TABLE};
 use super::state::{self, KernelState};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -28,9 +30,26 @@ pub trait Firewall: Send + Sync + 'static {
     fn apply(&self, ruleset: &Nftables<'_>) -> Result<(), FirewallError>;
     /// The sipwarden table as the kernel holds it (empty when it does not exist).
     fn list(&self) -> Result<KernelState, FirewallError>;
-    /// The country table's fingerprint (`firewall::countries`); `None` when there is no
-    /// such table.
+    /// The country table's stamp (`firewall::countries::Stamp`); `None` when there is
+    /// no such table.
     fn countries_fingerprint(&self) -> Result<Option<String>, FirewallError>;
+    /// Applies each ruleset in a transaction of its own; their order does not matter,
+    /// so a backend may apply several at once.
+    fn apply_each(&self, rulesets: &[Nftables<'_>]) -> Result<(), FirewallError> {
+        rulesets.iter().try_for_each(|r| self.apply(r))
+    }
+    /// Puts a new country table in: until its last, small transaction the rules in
+    /// the kernel keep enforcing with the sets they have.
+    fn load_countries(&self, load: &countries::Load) -> Result<(), FirewallError> {
+        if let Err(e) = self.apply(&load.prepare) {
+            // A table sipwarden did not leave this way (changed by hand?): start it over.
+            tracing::warn!(error = %e, "country table not as expected; making it anew");
+            self.apply(&countries::removal())?;
+            self.apply(&load.prepare)?;
+        }
+        self.apply_each(&load.fills)?;
+        self.apply(&load.commit)
+    }
     /// Whether what is applied reaches the kernel (a dry run only records it).
     fn enforces(&self) -> bool {
         true
@@ -103,6 +122,30 @@ impl Firewall for NftBackend {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Several `nft` at once, as many as there are cores (up to 4): most of a big
+    /// set's load is `nft` itself parsing and sorting, which runs in parallel; the
+    /// kernel takes the transactions one after the other.
+    fn apply_each(&self, rulesets: &[Nftables<'_>]) -> Result<(), FirewallError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cores.min(4).min(rulesets.len());
+        if workers <= 1 {
+            return rulesets.iter().try_for_each(|r| self.apply(r));
+        }
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let work = || loop {
+                let Some(ruleset) = rulesets.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return Ok(());
+                };
+                self.apply(ruleset)?;
+            };
+            let workers: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join().unwrap_or_else(|_| Err(FirewallError::Output("an nft worker panicked".into())))
+            })
+        })
     }
 
     fn countries_fingerprint(&self) -> Result<Option<String>, FirewallError> {
@@ -186,8 +229,10 @@ impl Firewall for RecordingBackend {
                 if table_of(o) == Some(countries::TABLE) {
                     match cmd {
                         NfCmd::Delete(NfListObject::Table(_)) => fingerprint = None,
-                        NfCmd::Add(NfListObject::Element(e)) if e.name == countries::FINGERPRINT_SET => {
-                            fingerprint = countries::stamp_of(&e.elem);
+                        NfCmd::Add(NfListObject::Set(s)) if s.name == countries::FINGERPRINT_SET => {
+                            if let Some(stamp) = s.elem.as_deref().and_then(countries::stamp_of) {
+                                fingerprint = Some(stamp);
+                            }
                         }
                         _ => {}
                     }
@@ -211,28 +256,6 @@ impl Firewall for RecordingBackend {
                         next.owner = Some(o.to_string());
                     }
                 }
-                NfCmd::Add(NfListObject::Element(e)) => {
-                    let listing = Nftables {
-                        objects: vec![NfObject::ListObject(NfListObject::Set(Box::new(
-                            nftables::schema::Set {
-                                table: e.table.clone(),
-                                name: e.name.clone(),
-                                elem: Some(e.elem.clone()),
-                                ..nftables::schema::Set::default()
-                            },
-                        )))]
-                        .into(),
-                    };
-                    let added = state::parse_listing(&listing);
-                    for (key, timeout) in added.bans {
-                        next.bans.entry(key).or_insert(timeout);
-                    }
-                    next.trusted.extend(added.trusted);
-                    next.allowed.extend(added.allowed);
-                    next.deny.extend(added.deny);
-                    next.closed_tcp.extend(added.closed_tcp);
-                    next.closed_udp.extend(added.closed_udp);
-                }
                 NfCmd::Delete(NfListObject::Element(e)) => {
                     let set = SetName::parse(&e.name);
                     for v in e.elem.iter() {
@@ -245,6 +268,26 @@ impl Firewall for RecordingBackend {
                     }
                 }
                 _ => {}
+            }
+            if let Some((name, elem)) = render::elements_added(obj) {
+                let listing = Nftables {
+                    objects: vec![NfObject::ListObject(NfListObject::Set(Box::new(nftables::schema::Set {
+                        table: Cow::Borrowed(TABLE),
+                        name: Cow::Owned(name.to_string()),
+                        elem: Some(Cow::Owned(elem.to_vec())),
+                        ..nftables::schema::Set::default()
+                    })))]
+                    .into(),
+                };
+                let added = state::parse_listing(&listing);
+                for (key, timeout) in added.bans {
+                    next.bans.entry(key).or_insert(timeout);
+                }
+                next.trusted.extend(added.trusted);
+                next.allowed.extend(added.allowed);
+                next.deny.extend(added.deny);
+                next.closed_tcp.extend(added.closed_tcp);
+                next.closed_udp.extend(added.closed_udp);
             }
         }
         *guard = next;

@@ -20,7 +20,8 @@ use nftables::expr::{
     Elem, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range,
 };
 use nftables::schema::{
-    Element, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
+    Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetFlag, SetType, SetTypeValue,
+    Table,
 };
 use nftables::stmt::{Counter, Match, Operator, Statement};
 use nftables::types::NfFamily;
@@ -102,6 +103,76 @@ impl CountryAccess {
     }
 }
 
+/// Two sets of names for the sets of ranges. A new table of ranges fills the sets of
+/// the generation not in use while the rules keep using the other, then one small
+/// transaction points the rules at the new sets and deletes the old ones: the rules
+/// never go without ranges, and the big sets can be filled by several `nft` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Generation {
+    A,
+    B,
+}
+
+impl Generation {
+    fn suffix(self) -> &'static str {
+        match self {
+            Generation::A => "a",
+            Generation::B => "b",
+        }
+    }
+
+    pub fn other(self) -> Generation {
+        match self {
+            Generation::A => Generation::B,
+            Generation::B => Generation::A,
+        }
+    }
+}
+
+/// What the fingerprint element's comment says: what the table was built from, and
+/// which generation of sets its rules use (none in tables from before generations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub built_from: String,
+    pub generation: Option<Generation>,
+}
+
+const GENERATION_MARK: &str = "; sets ";
+
+impl Stamp {
+    pub fn parse(comment: &str) -> Stamp {
+        let generation = match comment.rsplit_once(GENERATION_MARK) {
+            Some((from, "a")) => Some((from, Generation::A)),
+            Some((from, "b")) => Some((from, Generation::B)),
+            _ => None,
+        };
+        match generation {
+            Some((from, g)) => Stamp { built_from: from.to_string(), generation: Some(g) },
+            None => Stamp { built_from: comment.to_string(), generation: None },
+        }
+    }
+
+    fn text(&self) -> String {
+        match self.generation {
+            Some(g) => format!("{}{GENERATION_MARK}{}", self.built_from, g.suffix()),
+            None => self.built_from.clone(),
+        }
+    }
+}
+
+/// A country table put in the kernel in three steps (see [`Generation`]).
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Makes the table if needed and clears what a load cut short left in the sets
+    /// about to be filled.
+    pub prepare: Nftables<'static>,
+    /// One transaction per set of ranges, largest first; they may run at the same time.
+    pub fills: Vec<Nftables<'static>>,
+    /// Points the rules at the new sets, renews the small sets and the fingerprint,
+    /// and deletes the other generation's sets: one transaction.
+    pub commit: Nftables<'static>,
+}
+
 fn cmd(c: NfCmd<'static>) -> NfObject<'static> {
     NfObject::CmdObject(c)
 }
@@ -117,27 +188,39 @@ pub fn removal() -> Nftables<'static> {
     Nftables { objects: Cow::Owned(objects) }
 }
 
-fn set(name: String, set_type: SetTypeValue<'static>, interval: bool) -> NfObject<'static> {
+fn set_def(name: String, set_type: SetTypeValue<'static>, interval: bool) -> Set<'static> {
     let flags: HashSet<SetFlag> = if interval { [SetFlag::Interval].into() } else { HashSet::new() };
-    cmd(NfCmd::Add(NfListObject::Set(Box::new(Set {
+    Set {
         family: NfFamily::INet,
         table: Cow::Borrowed(TABLE),
         name: Cow::Owned(name),
         set_type,
         flags: (!flags.is_empty()).then_some(flags),
         ..Set::default()
-    }))))
+    }
 }
 
-fn elements(name: &str, elem: Vec<Expression<'static>>) -> Option<NfObject<'static>> {
-    (!elem.is_empty()).then(|| {
-        cmd(NfCmd::Add(NfListObject::Element(Element {
-            family: NfFamily::INet,
-            table: Cow::Borrowed(TABLE),
-            name: Cow::Owned(name.to_string()),
-            elem: Cow::Owned(elem),
-        })))
-    })
+fn add_set(set: Set<'static>) -> NfObject<'static> {
+    cmd(NfCmd::Add(NfListObject::Set(Box::new(set))))
+}
+
+/// `add set` with the elements in it: nft 1.0.6 reads every interval set of every
+/// table before an `add element`, not before an `add set` (which adds to the set
+/// when it exists).
+fn with_elements(set: Set<'static>, elem: Vec<Expression<'static>>) -> NfObject<'static> {
+    add_set(Set { elem: Some(Cow::Owned(elem)), ..set })
+}
+
+/// Deletes the set whether or not it exists.
+fn drop_set(set: Set<'static>) -> [NfObject<'static>; 2] {
+    let delete = cmd(NfCmd::Delete(NfListObject::Set(Box::new(set.clone()))));
+    [add_set(set), delete]
+}
+
+/// Empties the set, then fills it (it is made first if it does not exist).
+fn refill(set: Set<'static>, elem: Vec<Expression<'static>>) -> [NfObject<'static>; 3] {
+    let flush = cmd(NfCmd::Flush(FlushObject::Set(Box::new(set.clone()))));
+    [add_set(set.clone()), flush, with_elements(set, elem)]
 }
 
 fn text(s: String) -> Expression<'static> {
@@ -214,77 +297,164 @@ fn passing(pass: &[IpNet]) -> Vec<IpNet> {
     IpNet::aggregate(&all)
 }
 
-/// The whole table, replacing whatever exists in one transaction.
-pub fn ruleset(access: &CountryAccess, fingerprint: &str) -> Nftables<'static> {
-    let mut objects = removal().objects.into_owned();
-    objects.push(cmd(NfCmd::Add(NfListObject::Table(table()))));
-    let addr4 = || SetTypeValue::Single(SetType::Ipv4Addr);
-    let addr6 = || SetTypeValue::Single(SetType::Ipv6Addr);
-    objects.push(set(FINGERPRINT_SET.into(), addr4(), false));
+fn addr_type(v6: bool) -> SetTypeValue<'static> {
+    SetTypeValue::Single(if v6 { SetType::Ipv6Addr } else { SetType::Ipv4Addr })
+}
+
+/// "only" or "deny".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Deny,
+    Only,
+}
+
+/// The set of ranges of one list, family and service; `None` names the sets of
+/// tables from before generations.
+fn list_set(list: List, v6: bool, service: ClosableService, generation: Option<Generation>) -> Set<'static> {
+    let kind = match list {
+        List::Deny => "deny",
+        List::Only => "only",
+    };
+    let family = if v6 { "6" } else { "4" };
+    let name = match generation {
+        Some(g) => format!("{kind}{family}_{}_{}", service.as_str(), g.suffix()),
+        None => format!("{kind}{family}_{}", service.as_str()),
+    };
+    set_def(name, addr_type(v6), true)
+}
+
+/// Every name a set of ranges of `generation` can have.
+fn every_list_set(generation: Option<Generation>) -> Vec<Set<'static>> {
+    let mut all = Vec::new();
+    for service in ClosableService::ALL {
+        for list in [List::Deny, List::Only] {
+            for v6 in [false, true] {
+                all.push(list_set(list, v6, service, generation));
+            }
+        }
+    }
+    all
+}
+
+fn ports_set(service: ClosableService) -> Set<'static> {
+    let port_type = SetTypeValue::Concatenated(Cow::Owned(vec![SetType::InetProto, SetType::InetService]));
+    set_def(format!("ports_{}", service.as_str()), port_type, false)
+}
+
+fn port_elems(rule: &ServiceRule) -> Vec<Expression<'static>> {
+    [("tcp", &rule.tcp), ("udp", &rule.udp)]
+        .into_iter()
+        .flat_map(|(proto, list)| {
+            list.iter().map(move |p| {
+                Expression::Named(NamedExpression::Concat(vec![
+                    text(proto.to_string()),
+                    Expression::Number(u32::from(*p)),
+                ]))
+            })
+        })
+        .collect()
+}
+
+/// One set of ranges the rules use: its set, elements and rule.
+struct ListSet {
+    set: Set<'static>,
+    elems: Vec<Expression<'static>>,
+    rule: NfObject<'static>,
+}
+
+/// The sets of ranges `access` needs under `generation`. An allow-list keeps both
+/// families even when one has no ranges (then that family is dropped whole); a
+/// deny-list family without ranges is left out.
+fn list_sets(access: &CountryAccess, generation: Generation) -> Vec<ListSet> {
+    let counter = || Statement::Counter(Counter::Anonymous(None));
+    let mut out = Vec::new();
+    for s in access.services.iter().filter(|s| !s.tcp.is_empty() || !s.udp.is_empty()) {
+        let name = s.service.as_str();
+        let ports = format!("ports_{name}");
+        let mut lists =
+            vec![(List::Deny, &s.deny, Operator::EQ, format!("{name}: never from these countries"))];
+        if let Some(only) = &s.only {
+            lists.push((List::Only, only, Operator::NEQ, format!("{name}: only from these countries")));
+        }
+        for (list, ranges, op, comment) in lists {
+            for (v6, elems) in [(false, v4_elems(&ranges.v4)), (true, v6_elems(&ranges.v6))] {
+                if list == List::Deny && elems.is_empty() {
+                    continue;
+                }
+                let set = list_set(list, v6, s.service, Some(generation));
+                let expr =
+                    vec![to_service(&ports), saddr(v6, &set.name, op), counter(), Statement::Drop(None)];
+                out.push(ListSet { set, elems, rule: rule(expr, comment.clone()) });
+            }
+        }
+    }
+    out
+}
+
+/// The steps that put `access` in the kernel under `generation` (the one the kernel's
+/// rules do not use), stamped with `fingerprint`.
+pub fn load(access: &CountryAccess, fingerprint: &str, generation: Generation) -> Load {
+    let chain = super::render::prerouting_chain(TABLE, CHAIN, PRIORITY);
+    let mut prepare = vec![cmd(NfCmd::Add(NfListObject::Table(table()))), chain.clone()];
+    prepare.extend(every_list_set(Some(generation)).into_iter().flat_map(drop_set));
+
+    let lists = list_sets(access, generation);
+    let mut filled: Vec<&ListSet> = lists.iter().filter(|l| !l.elems.is_empty()).collect();
+    filled.sort_by_key(|l| std::cmp::Reverse(l.elems.len()));
+    let fills = filled
+        .into_iter()
+        .map(|l| Nftables { objects: Cow::Owned(vec![with_elements(l.set.clone(), l.elems.clone())]) })
+        .collect();
+
+    let flush_chain = cmd(NfCmd::Flush(FlushObject::Chain(Chain {
+        family: NfFamily::INet,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(CHAIN),
+        ..Chain::default()
+    })));
+    let mut commit = vec![chain, flush_chain];
+    let stamp = Stamp { built_from: fingerprint.to_string(), generation: Some(generation) };
     let stamp = Elem {
         val: Box::new(text(FINGERPRINT_ELEMENT.into())),
         timeout: None,
         expires: None,
-        comment: Some(Cow::Owned(fingerprint.to_string())),
+        comment: Some(Cow::Owned(stamp.text())),
         counter: None,
     };
-    objects.extend(elements(FINGERPRINT_SET, vec![Expression::Named(NamedExpression::Elem(stamp))]));
-    objects.push(set("pass4".into(), addr4(), true));
-    objects.push(set("pass6".into(), addr6(), true));
-    objects.push(super::render::prerouting_chain(TABLE, CHAIN, PRIORITY));
+    let stamp = vec![Expression::Named(NamedExpression::Elem(stamp))];
+    commit.extend(refill(set_def(FINGERPRINT_SET.into(), addr_type(false), false), stamp));
     let pass = passing(&access.pass);
-    objects.extend(elements("pass4", net_elems(&pass, false)));
-    objects.extend(elements("pass6", net_elems(&pass, true)));
-    objects.push(rule(
-        vec![saddr(false, "pass4", Operator::EQ), Statement::Accept(None)],
-        "no country rule".into(),
-    ));
-    objects.push(rule(
-        vec![saddr(true, "pass6", Operator::EQ), Statement::Accept(None)],
-        "no country rule".into(),
-    ));
-    let counter = || Statement::Counter(Counter::Anonymous(None));
-    for s in &access.services {
-        if s.tcp.is_empty() && s.udp.is_empty() {
-            continue;
-        }
-        let name = s.service.as_str();
-        let ports = format!("ports_{name}");
-        let port_type =
-            SetTypeValue::Concatenated(Cow::Owned(vec![SetType::InetProto, SetType::InetService]));
-        objects.push(set(ports.clone(), port_type, false));
-        let port_elems = [("tcp", &s.tcp), ("udp", &s.udp)]
-            .into_iter()
-            .flat_map(|(proto, list)| {
-                list.iter().map(move |p| {
-                    Expression::Named(NamedExpression::Concat(vec![
-                        text(proto.to_string()),
-                        Expression::Number(u32::from(*p)),
-                    ]))
-                })
-            })
-            .collect();
-        objects.extend(elements(&ports, port_elems));
-        let mut lists = vec![("deny", &s.deny, Operator::EQ, format!("{name}: never from these countries"))];
-        if let Some(only) = &s.only {
-            lists.push(("only", only, Operator::NEQ, format!("{name}: only from these countries")));
-        }
-        for (kind, ranges, op, comment) in lists {
-            for (family, v6, elems) in [("4", false, v4_elems(&ranges.v4)), ("6", true, v6_elems(&ranges.v6))]
-            {
-                let set_name = format!("{kind}{family}_{name}");
-                objects.push(set(set_name.clone(), if v6 { addr6() } else { addr4() }, true));
-                objects.extend(elements(&set_name, elems));
-                let expr =
-                    vec![to_service(&ports), saddr(v6, &set_name, op), counter(), Statement::Drop(None)];
-                objects.push(rule(expr, comment.clone()));
-            }
+    for v6 in [false, true] {
+        let name = if v6 { "pass6" } else { "pass4" };
+        commit.extend(refill(set_def(name.into(), addr_type(v6), true), net_elems(&pass, v6)));
+        commit.push(rule(
+            vec![saddr(v6, name, Operator::EQ), Statement::Accept(None)],
+            "no country rule".into(),
+        ));
+    }
+    for service in ClosableService::ALL {
+        let used =
+            access.services.iter().find(|s| s.service == service && (!s.tcp.is_empty() || !s.udp.is_empty()));
+        match used {
+            Some(rule) => commit.extend(refill(ports_set(service), port_elems(rule))),
+            None => commit.extend(drop_set(ports_set(service))),
         }
     }
-    Nftables { objects: Cow::Owned(objects) }
+    for l in lists {
+        commit.push(add_set(l.set));
+        commit.push(l.rule);
+    }
+    for old in [Some(generation.other()), None] {
+        commit.extend(every_list_set(old).into_iter().flat_map(drop_set));
+    }
+    Load {
+        prepare: Nftables { objects: Cow::Owned(prepare) },
+        fills,
+        commit: Nftables { objects: Cow::Owned(commit) },
+    }
 }
 
-/// The fingerprint in `nft -j list set inet sipwarden_countries fingerprint`.
+/// The stamp in `nft -j list set inet sipwarden_countries fingerprint`.
 pub fn fingerprint_of(listing: &Nftables<'_>) -> Option<String> {
     listing.objects.iter().find_map(|o| match o {
         NfObject::ListObject(NfListObject::Set(s)) if s.table == TABLE && s.name == FINGERPRINT_SET => {
@@ -326,27 +496,99 @@ mod tests {
         }
     }
 
+    fn json(n: &Nftables<'_>) -> String {
+        serde_json::to_string(n).unwrap()
+    }
+
     #[test]
     fn an_allow_list_becomes_interval_sets_and_drops_the_rest_of_the_services_ports_only() {
-        let json = serde_json::to_value(ruleset(&sip(Some(de()), CountryRanges::default()), "fp")).unwrap();
-        let text = json.to_string();
-        assert!(text.contains(r#"{"range":["1.2.3.0","1.2.3.255"]}"#), "{text}");
-        assert!(text.contains(r#""5.5.5.5""#), "a one-address range is an address");
-        assert!(text.contains(r#"{"range":["100::","100::ff"]}"#));
-        assert!(text.contains(r#"{"concat":["udp",5061]}"#) && text.contains(r#"{"concat":["tcp",5060]}"#));
-        assert!(text.contains(r#""op":"!=","right":"@only4_sip""#), "only-list: not in it → drop");
-        assert!(text.contains(r#""comment":"fp""#));
+        let steps = load(&sip(Some(de()), CountryRanges::default()), "fp", Generation::B);
+        let fills: Vec<String> = steps.fills.iter().map(json).collect();
+        assert_eq!(fills.len(), 2, "one transaction per family's set; empty deny sets are left out");
+        assert!(fills[0].contains(r#""name":"only4_sip_b""#), "largest first: {fills:?}");
+        assert!(fills[0].contains(r#"{"range":["1.2.3.0","1.2.3.255"]}"#), "{}", fills[0]);
+        assert!(fills[0].contains(r#""5.5.5.5""#), "a one-address range is an address");
+        assert!(fills[1].contains(r#"{"range":["100::","100::ff"]}"#));
+        let commit = json(&steps.commit);
+        assert!(
+            commit.contains(r#"{"concat":["udp",5061]}"#) && commit.contains(r#"{"concat":["tcp",5060]}"#)
+        );
+        assert!(commit.contains(r#""right":"@only4_sip_b","op":"!=""#), "only-list: not in it → drop");
+        assert!(!commit.contains("deny4_sip_b"), "no deny list, no deny rule");
+        assert!(commit.contains(r#""comment":"fp; sets b""#), "{commit}");
+        // The office's own networks and private space pass first; 10.1/16 lies in 10/8.
+        assert!(commit.contains(r#"{"prefix":{"addr":"10.0.0.0","len":8}}"#));
+        assert!(!commit.contains(r#""addr":"10.1.0.0""#), "overlapping networks merged");
+        assert!(commit.contains(r#"{"prefix":{"addr":"192.0.2.0","len":24}}"#));
+        let deny_only = json(&load(&sip(None, de()), "fp", Generation::A).commit);
+        assert!(
+            !deny_only.contains("only4_sip_a") && deny_only.contains(r#""right":"@deny4_sip_a","op":"==""#)
+        );
+    }
+
+    #[test]
+    fn an_allow_list_without_ranges_of_a_family_still_drops_that_family() {
+        let v4_only = CountryRanges { v4: de().v4, v6: Vec::new() };
+        let steps = load(&sip(Some(v4_only), CountryRanges::default()), "fp", Generation::A);
+        assert_eq!(steps.fills.len(), 1);
+        let commit = json(&steps.commit);
+        assert!(commit.contains(r#""right":"@only6_sip_a""#), "IPv6 not in the (empty) list: dropped");
+    }
+
+    #[test]
+    fn the_commit_switches_the_rules_and_deletes_the_other_generation_and_older_sets() {
+        let steps = load(&sip(Some(de()), de()), "fp", Generation::A);
+        let commit = &steps.commit.objects;
+        let flush_chain = commit
+            .iter()
+            .position(|o| matches!(o, NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(_)))))
+            .expect("the chain is flushed");
+        let deleted: Vec<(usize, String)> = commit
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                NfObject::CmdObject(NfCmd::Delete(NfListObject::Set(s))) => Some((i, s.name.to_string())),
+                _ => None,
+            })
+            .collect();
+        for name in ["only4_sip_b", "deny6_sip_b", "only4_sip", "deny4_panel", "ports_iax2"] {
+            assert!(deleted.iter().any(|(_, n)| n == name), "{name} deleted: {deleted:?}");
+        }
+        assert!(deleted.iter().all(|(i, n)| *i > flush_chain && !n.ends_with("_a")), "{deleted:?}");
+        let last_rule = commit
+            .iter()
+            .rposition(|o| matches!(o, NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(_)))))
+            .unwrap();
+        assert!(last_rule > flush_chain);
+        // The fills' sets are cleared before they are filled, not the ones in use.
+        let prepare = json(&steps.prepare);
+        assert!(prepare.contains(
+            r#""delete":{"set":{"family":"inet","table":"sipwarden_countries","name":"only4_sip_a""#
+        ));
+        assert!(!prepare.contains("_b\"") && !prepare.contains(r#""name":"only4_sip""#), "{prepare}");
+    }
+
+    #[test]
+    fn no_transaction_adds_elements_with_add_element() {
+        // nft 1.0.6 reads every interval set in the kernel before an `add element`.
+        let steps = load(&sip(Some(de()), de()), "fp", Generation::A);
+        for t in steps.fills.iter().chain([&steps.prepare, &steps.commit]) {
+            assert!(!json(t).contains(r#"{"add":{"element""#), "{}", json(t));
+        }
+    }
+
+    #[test]
+    fn a_stamp_says_what_the_table_was_built_from_and_which_sets_it_uses() {
+        let s = Stamp::parse("3 ranges, 00ff; sets b");
+        assert_eq!((s.built_from.as_str(), s.generation), ("3 ranges, 00ff", Some(Generation::B)));
+        assert_eq!(s.text(), "3 ranges, 00ff; sets b");
+        let older = Stamp::parse("3 ranges, 00ff");
+        assert_eq!((older.built_from.as_str(), older.generation), ("3 ranges, 00ff", None));
         let listed: Nftables = serde_json::from_value(serde_json::json!({"nftables": [{"set": {
             "family": "inet", "name": "fingerprint", "table": TABLE, "type": "ipv4_addr",
-            "elem": [{"elem": {"val": "0.0.0.1", "comment": "fp"}}]}}]}))
+            "elem": [{"elem": {"val": "0.0.0.1", "comment": "fp; sets a"}}]}}]}))
         .unwrap();
-        assert_eq!(fingerprint_of(&listed).as_deref(), Some("fp"), "read back as nft lists it");
-        // The office's own networks and private space pass first; 10.1/16 lies in 10/8.
-        assert!(text.contains(r#"{"prefix":{"addr":"10.0.0.0","len":8}}"#));
-        assert!(!text.contains(r#""addr":"10.1.0.0""#), "overlapping networks merged");
-        assert!(text.contains(r#"{"prefix":{"addr":"192.0.2.0","len":24}}"#));
-        let without = serde_json::to_value(ruleset(&sip(None, de()), "fp")).unwrap().to_string();
-        assert!(!without.contains("only4_sip") && without.contains(r#""op":"==","right":"@deny4_sip""#));
+        assert_eq!(fingerprint_of(&listed).as_deref(), Some("fp; sets a"), "read back as nft lists it");
     }
 
     #[test]

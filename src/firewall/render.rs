@@ -306,6 +306,15 @@ fn prefix_expr(net: &IpNet) -> Expression<'static> {
     }))
 }
 
+/// Elements for `set`, as `add set` with the elements in it rather than `add
+/// element`: nft 1.0.6 reads every interval set of every table before an `add
+/// element` (a hundred thousand country ranges take it a second), but not before an
+/// `add set`, which adds to the set when it exists.
+fn with_elements(set_name: SetName, elem: Vec<Expression<'static>>) -> NfListObject<'static> {
+    NfListObject::Set(Box::new(Set { elem: Some(Cow::Owned(elem)), ..set(set_name) }))
+}
+
+/// `delete element`: nft has no other way to take one out.
 fn element(set: SetName, elem: Vec<Expression<'static>>) -> NfListObject<'static> {
     NfListObject::Element(Element {
         family: NfFamily::INet,
@@ -313,6 +322,16 @@ fn element(set: SetName, elem: Vec<Expression<'static>>) -> NfListObject<'static
         name: Cow::Borrowed(set.as_str()),
         elem: Cow::Owned(elem),
     })
+}
+
+/// The elements one command adds, and their set (`add element`, or `add set` with
+/// elements).
+pub fn elements_added<'a>(command: &'a NfObject<'_>) -> Option<(&'a str, &'a [Expression<'a>])> {
+    match command {
+        NfObject::CmdObject(NfCmd::Add(NfListObject::Element(e))) => Some((&e.name, &e.elem)),
+        NfObject::CmdObject(NfCmd::Add(NfListObject::Set(s))) => s.elem.as_deref().map(|e| (&*s.name, e)),
+        _ => None,
+    }
 }
 
 /// Group bans by the set they belong in, in a stable order.
@@ -368,25 +387,25 @@ pub fn full_ruleset(access: &Access, bans: &[KernelBan]) -> Nftables<'static> {
             let elems: Vec<_> =
                 nets.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6).map(prefix_expr).collect();
             if !elems.is_empty() {
-                objects.push(cmd(NfCmd::Add(element(s, elems))));
+                objects.push(cmd(NfCmd::Add(with_elements(s, elems))));
             }
         }
     }
     for (ports, s) in [(&access.closed_tcp, SetName::ClosedTcp), (&access.closed_udp, SetName::ClosedUdp)] {
         if !ports.is_empty() {
             let elems = ports.iter().map(|p| Expression::Number(u32::from(*p))).collect();
-            objects.push(cmd(NfCmd::Add(element(s, elems))));
+            objects.push(cmd(NfCmd::Add(with_elements(s, elems))));
         }
     }
     for (s, elems) in by_set(bans) {
-        objects.push(cmd(NfCmd::Add(element(s, elems))));
+        objects.push(cmd(NfCmd::Add(with_elements(s, elems))));
     }
     Nftables { objects: Cow::Owned(objects) }
 }
 
-/// New bans as `add element` commands (an element already present is left as is).
+/// New bans, added to their sets (an element already present is left as is).
 pub fn add_bans(bans: &[KernelBan]) -> Nftables<'static> {
-    let objects = by_set(bans).into_iter().map(|(s, e)| cmd(NfCmd::Add(element(s, e)))).collect();
+    let objects = by_set(bans).into_iter().map(|(s, e)| cmd(NfCmd::Add(with_elements(s, e)))).collect();
     Nftables { objects: Cow::Owned(objects) }
 }
 
@@ -399,11 +418,28 @@ pub fn remove_bans(nets: &[IpNet]) -> Nftables<'static> {
         for timed in [true, false] {
             let s = SetName::for_ban(*net, timed);
             let placeholder = KernelBan { net: *net, timeout_secs: timed.then_some(1) };
-            objects.push(cmd(NfCmd::Add(element(s, vec![element_expr(&placeholder)]))));
+            objects.push(cmd(NfCmd::Add(with_elements(s, vec![element_expr(&placeholder)]))));
             objects.push(cmd(NfCmd::Delete(element(s, vec![target_expr(net)]))));
         }
     }
     Nftables { objects: Cow::Owned(objects) }
+}
+
+/// Bans and releases as transactions to apply in order. Bans come first, in a
+/// transaction of their own: a release needs `delete element`, before which nft 1.0.6
+/// reads every interval set (with a country table, a second). Only a release of
+/// something banned again in the same pass goes with the bans, before them, so the
+/// new ban is not deleted.
+pub fn ban_changes(add: &[KernelBan], remove: &[IpNet]) -> Vec<Nftables<'static>> {
+    let rebanned: Vec<IpNet> = remove.iter().copied().filter(|n| add.iter().any(|b| b.net == *n)).collect();
+    let released: Vec<IpNet> = remove.iter().copied().filter(|n| !rebanned.contains(n)).collect();
+    let mut bans = remove_bans(&rebanned).objects.into_owned();
+    bans.extend(add_bans(add).objects.into_owned());
+    [bans, remove_bans(&released).objects.into_owned()]
+        .into_iter()
+        .filter(|objects| !objects.is_empty())
+        .map(|objects| Nftables { objects: Cow::Owned(objects) })
+        .collect()
 }
 
 /// Pretty JSON, as golden files store it.

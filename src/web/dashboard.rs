@@ -88,9 +88,9 @@ pub struct Live {
     /// No failed login was ever recorded: say how to check the logs are read.
     pub never_failed: bool,
     pub top_accounts: Vec<(String, i64)>,
-    /// Countries of the addresses that failed in the last 24 hours, most first:
-    /// (country, addresses); empty without a country database.
-    pub countries: Vec<(String, usize)>,
+    /// Countries of the addresses that failed in the last 24 hours, most first;
+    /// empty without a country database.
+    pub countries: Vec<CountryShare>,
     pub bans_timed: i64,
     pub bans_forever: i64,
     pub failures_day: i64,
@@ -153,6 +153,16 @@ async fn nodes(conn: &mut store::Conn, this: &str, now: i64) -> Result<Vec<NodeV
     Ok(out)
 }
 
+/// One bar of the attacks-by-country chart.
+#[derive(Debug, Clone)]
+pub struct CountryShare {
+    /// Two letters, or "—" for addresses no country owns.
+    pub country: String,
+    pub addresses: usize,
+    /// The bar's length, in percent of the largest.
+    pub width: usize,
+}
+
 /// Addresses looked up per dashboard renewal at most (a lookup takes ~0.1 µs).
 const COUNTRY_SAMPLE: i64 = 200_000;
 
@@ -161,7 +171,7 @@ async fn by_country(
     state: &WebState,
     conn: &mut store::Conn,
     now: i64,
-) -> Result<Vec<(String, usize)>, WebError> {
+) -> Result<Vec<CountryShare>, WebError> {
     if !state.geo.is_loaded() {
         return Ok(Vec::new());
     }
@@ -172,7 +182,15 @@ async fn by_country(
     let mut top: Vec<(String, usize)> = counts.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(10);
-    Ok(top)
+    let most = top.first().map_or(1, |t| t.1.max(1));
+    Ok(top
+        .into_iter()
+        .map(|(country, addresses)| CountryShare {
+            country,
+            addresses,
+            width: (addresses * 100).div_ceil(most),
+        })
+        .collect())
 }
 
 async fn gather(state: &WebState) -> Result<Live, WebError> {

@@ -476,7 +476,17 @@ async fn countries_are_chosen_per_service(c: &Client, base: &str, netns: &str) {
     assert!(c.find(Locator::Id("pending")).await.is_err(), "kept: nothing left to undo");
     eventually_async("the country table in the kernel", SOON, async || {
         let out = Command::new("ip")
-            .args(["netns", "exec", netns, "nft", "list", "set", "inet", "sipwarden_countries", "only4_sip"])
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "nft",
+                "list",
+                "set",
+                "inet",
+                "sipwarden_countries",
+                "only4_sip_a",
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).contains("flags interval")
@@ -568,6 +578,16 @@ async fn on_a_phone(c: &Client, base: &str, log: &Path) {
             n => n,
         };
         screenshot(c, &format!("phone-{name}")).await;
+        if page == "/" {
+            // The attacks-by-country chart: one bar per country.
+            let card = c.find(Locator::Id("countries")).await.unwrap();
+            assert!(!card.find_all(Locator::Css("svg.bar rect")).await.unwrap().is_empty());
+            std::fs::write(
+                artifacts().join("phone-dashboard-countries.png"),
+                card.screenshot().await.unwrap(),
+            )
+            .unwrap();
+        }
         let sizes = c.execute(width, vec![]).await.unwrap();
         let (scroll, inner) = (sizes[0].as_i64().unwrap(), sizes[1].as_i64().unwrap());
         assert!(scroll <= inner, "{page} scrolls sideways at 400 px: {scroll} > {inner}");

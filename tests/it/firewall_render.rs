@@ -1,7 +1,7 @@
 //! Golden files for the nftables JSON sipwarden sends. Regenerate on purpose with
 //! `UPDATE_GOLDEN=1 cargo test --test it firewall_render`, then read the diff.
 
-use sipwarden::firewall::render::{add_bans, full_ruleset, remove_bans, to_json};
+use sipwarden::firewall::render::{add_bans, ban_changes, full_ruleset, remove_bans, to_json};
 use sipwarden::firewall::{Access, KernelBan};
 
 use crate::common::fixture;
@@ -78,4 +78,28 @@ fn incremental_add_and_idempotent_release() {
     golden("ruleset-add.json", &to_json(&add_bans(&bans()[..2])));
     golden("ruleset-release.json", &to_json(&remove_bans(&["203.0.113.7/32".parse().unwrap()])));
     golden("ruleset-release-prefix.json", &to_json(&remove_bans(&["2001:db8:5:6::/64".parse().unwrap()])));
+}
+
+#[test]
+fn bans_go_in_before_releases_and_a_release_of_an_address_banned_again_goes_before_its_ban() {
+    let again = KernelBan::address("203.0.113.7".parse().unwrap(), None);
+    let new = KernelBan::address("198.51.100.1".parse().unwrap(), Some(60));
+    let released: ipnet::IpNet = "192.0.2.44/32".parse().unwrap();
+    let steps: Vec<String> = ban_changes(&[again, new], &[released, again.net])
+        .iter()
+        .map(|t| serde_json::to_string(t).unwrap())
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    let (bans, releases) = (&steps[0], &steps[1]);
+    assert!(bans.contains("198.51.100.1") && !bans.contains("192.0.2.44"), "{bans}");
+    let (out, back) = (bans.find(r#""delete""#).unwrap(), bans.rfind("203.0.113.7").unwrap());
+    assert!(out < back, "the old ban of 203.0.113.7 is deleted before the new one is added: {bans}");
+    assert!(releases.contains(r#""delete""#) && releases.contains("192.0.2.44"), "{releases}");
+    assert!(!releases.contains("203.0.113.7") && !releases.contains("198.51.100.1"), "{releases}");
+    // Nothing to release: one transaction; nothing at all: none.
+    assert_eq!(ban_changes(&[new], &[]).len(), 1);
+    assert!(ban_changes(&[], &[]).is_empty());
+    for t in ban_changes(&[new], &[]) {
+        assert!(!serde_json::to_string(&t).unwrap().contains(r#""element""#), "bans use `add set`");
+    }
 }

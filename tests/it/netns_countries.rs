@@ -2,6 +2,9 @@
 //! tor-geoipdb) on the outside end of a veth pair, the PBX's SIP port on the other.
 
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use sipwarden::actions::{Actor, countries, networks};
 use sipwarden::clock::{Clock, SystemClock};
@@ -39,6 +42,32 @@ fn attach(pair: &Pair, (v4, v6): &(String, String)) {
     run(&["ip", "-n", &pair.outside, "addr", "add", &format!("{v6}/128"), "dev", "vb", "nodad"]);
     run(&["ip", "-n", &pair.pbx, "route", "add", &format!("{v4}/32"), "dev", "va"]);
     run(&["ip", "-n", &pair.pbx, "-6", "route", "add", &format!("{v6}/128"), "dev", "va"]);
+}
+
+/// The comment of the country table's fingerprint element.
+fn stamp(pair: &Pair) -> String {
+    let json: serde_json::Value =
+        serde_json::from_str(&pair.nft(&["-j", "list", "set", "inet", "sipwarden_countries", "fingerprint"]))
+            .unwrap();
+    let set = json["nftables"].as_array().unwrap().iter().find(|o| o.get("set").is_some()).unwrap();
+    set["set"]["elem"][0]["elem"]["comment"].as_str().unwrap().to_string()
+}
+
+/// The country table's sets of ranges, by name (`-t`: without their elements).
+fn range_sets(pair: &Pair) -> Vec<String> {
+    let json: serde_json::Value =
+        serde_json::from_str(&pair.nft(&["-t", "-j", "list", "table", "inet", "sipwarden_countries"]))
+            .unwrap();
+    let mut names: Vec<String> = json["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["set"]["name"].as_str())
+        .filter(|n| n.starts_with("only") || n.starts_with("deny"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
 }
 
 struct Sip {
@@ -109,23 +138,17 @@ async fn only_the_allowed_countries_reach_sip_and_trusted_addresses_pass_from_an
     let private = ("10.77.0.2".to_string(), "fd77::2".to_string());
     assert_eq!(sip_from(&pair, &sip, &private), [true, true], "private addresses have no country: they pass");
     // Nothing changed: the next pass leaves the table as it is (its fingerprint matches).
-    // A table's handle is new each time it is made.
-    let handle = || {
-        let json: serde_json::Value = serde_json::from_str(&pair.nft(&["-j", "list", "tables"])).unwrap();
-        let tables = json["nftables"].as_array().unwrap().clone();
-        tables.iter().find(|t| t["table"]["name"] == "sipwarden_countries").unwrap()["table"]["handle"]
-            .as_u64()
-            .unwrap()
-    };
-    let before = handle();
+    let before = stamp(&pair);
+    assert!(before.ends_with("; sets a"), "{before}");
     enforcer.reconcile_once().await.unwrap();
-    assert_eq!(handle(), before, "not rebuilt");
+    assert_eq!(stamp(&pair), before, "not rebuilt");
 
     // Never CN instead: France comes in, China stays out.
     let deny_cn = ServiceCountries::parse("", "CN").unwrap();
     countries::set(&store, &ADMIN, &none, &geo, ClosableService::Sip, deny_cn, false, now).await.unwrap();
     enforcer.reconcile_once().await.unwrap();
-    assert_ne!(handle(), before, "rebuilt for the new rules");
+    assert!(stamp(&pair).ends_with("; sets b"), "rebuilt for the new rules, in the other sets");
+    assert_eq!(range_sets(&pair), ["deny4_sip_b", "deny6_sip_b"], "the allow-list's sets are gone");
     assert_eq!(sip_from(&pair, &sip, &fr), [true, true]);
     assert_eq!(sip_from(&pair, &sip, &cn), [false, false]);
     assert_eq!(sip_from(&pair, &sip, &cn_trusted), [true, true]);
@@ -147,4 +170,165 @@ async fn only_the_allowed_countries_reach_sip_and_trusted_addresses_pass_from_an
     let tables = pair.nft(&["list", "tables"]);
     assert!(!tables.contains("sipwarden_countries"), "{tables}");
     assert_eq!(sip_from(&pair, &sip, &cn), [true, true]);
+}
+
+/// Sends from `from` to the PBX's SIP port, one packet a millisecond, until `stop`;
+/// returns how many it sent.
+fn stream_from(pair: &Pair, from: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let path = format!("/run/netns/{}", pair.outside);
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(path).unwrap();
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = UdpSocket::bind(format!("{from}:0")).unwrap();
+        let mut sent = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            socket.send_to(from.as_bytes(), "10.77.0.1:5060").unwrap();
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sent
+    })
+}
+
+async fn sip_rules(store: &sipwarden::store::Store, geo: &Geo, only: &str) {
+    let rules = ServiceCountries::parse(only, "").unwrap();
+    let none = TrustedNetworks::default();
+    countries::set(store, &ADMIN, &none, geo, ClosableService::Sip, rules, false, SystemClock.now())
+        .await
+        .unwrap();
+}
+
+type Addresses = (String, String);
+
+/// An enforcer of `pair`'s PBX with the database at `path`, its kernel holding "SIP
+/// only from DE".
+async fn only_germany(
+    pair: &Pair,
+    dir: &tempfile::TempDir,
+    path: &std::path::Path,
+) -> (sipwarden::store::Store, Geo, sipwarden::enforcer::Enforcer) {
+    let geo = Geo::open(path).unwrap();
+    let (store, enforcer) = crate::netns::enforcer_in(pair, dir).await;
+    let enforcer = enforcer.with_geo(geo.clone());
+    sip_rules(&store, &geo, "DE").await;
+    enforcer.reconcile_once().await.unwrap();
+    (store, geo, enforcer)
+}
+
+/// A namespace pair with a German and a Chinese address (each IPv4 and IPv6) outside;
+/// `None` when the test cannot run here (only outside CI).
+fn germany_and_china(nth: usize) -> Option<(Pair, std::path::PathBuf, Addresses, Addresses)> {
+    if !crate::netns::can_run() {
+        return None;
+    }
+    let Some(path) = crate::countries::debian_geoip() else {
+        crate::common::runnable("the country firewall test", &[("tor-geoipdb", false)]);
+        return None;
+    };
+    let pair = Pair::new();
+    let (de, cn) = (addresses_of(&path, "DE", nth), addresses_of(&path, "CN", nth));
+    attach(&pair, &de);
+    attach(&pair, &cn);
+    Some((pair, path, de, cn))
+}
+
+/// Packets from a dropped and an allowed country stream in while the table is
+/// replaced again and again.
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_the_table_lets_no_dropped_packet_through_and_loses_no_allowed_one() {
+    let Some((pair, path, de, cn)) = germany_and_china(5) else {
+        return;
+    };
+    let rx = in_netns(&pair.pbx, || UdpSocket::bind("10.77.0.1:5060").unwrap());
+    rx.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, geo, enforcer) = only_germany(&pair, &dir, &path).await;
+
+    let (de4, cn4) = (de.0.clone(), cn.0.clone());
+    let received = std::thread::spawn(move || {
+        let (mut from_de, mut from_cn) = (0u64, 0u64);
+        let mut buf = [0u8; 64];
+        while let Ok((n, src)) = rx.recv_from(&mut buf) {
+            assert_eq!(buf[..n], *src.ip().to_string().as_bytes());
+            match src.ip().to_string() {
+                ip if ip == de4 => from_de += 1,
+                ip if ip == cn4 => from_cn += 1,
+                _ => {}
+            }
+        }
+        (from_de, from_cn)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders =
+        [stream_from(&pair, de.0.clone(), stop.clone()), stream_from(&pair, cn.0.clone(), stop.clone())];
+    // Every replacement keeps DE in and CN out; the sets in use alternate.
+    let mut stamps = Vec::new();
+    for only in ["DE FR", "DE", "DE AT", "DE"] {
+        sip_rules(&store, &geo, only).await;
+        enforcer.reconcile_once().await.unwrap();
+        stamps.push(stamp(&pair));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let [sent_de, sent_cn] = senders.map(|s| s.join().unwrap());
+    let (from_de, from_cn) = received.join().unwrap();
+    assert!(sent_de > 100 && sent_cn > 100, "{sent_de} {sent_cn}");
+    assert_eq!(from_cn, 0, "a packet of the dropped country passed during a replacement");
+    assert_eq!(from_de, sent_de, "a packet of the allowed country was lost during a replacement");
+    let generations: Vec<&str> = stamps.iter().map(|s| &s[s.len() - 1..]).collect();
+    assert_eq!(generations, ["b", "a", "b", "a"], "{stamps:?}");
+    assert_eq!(range_sets(&pair), ["only4_sip_a", "only6_sip_a"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_of_the_older_layout_a_load_cut_short_or_a_hand_edit_is_replaced_cleanly() {
+    let Some((pair, path, de, cn)) = germany_and_china(4) else {
+        return;
+    };
+    let sip = in_netns(&pair.pbx, || Sip {
+        udp4: UdpSocket::bind("10.77.0.1:5060").unwrap(),
+        udp6: UdpSocket::bind("[fd77::1]:5060").unwrap(),
+        iax4: UdpSocket::bind("10.77.0.1:4569").unwrap(),
+    });
+    // As the version before sets had generations left it (one unsuffixed set, a stamp
+    // without generation), with a set of the first generation that a load cut short left.
+    let older = "table inet sipwarden_countries {
+        set fingerprint { type ipv4_addr; elements = { 0.0.0.1 comment \"1 ranges, 00\" } }
+        set ports_sip { type inet_proto . inet_service; elements = { udp . 5060 } }
+        set only4_sip { type ipv4_addr; flags interval; elements = { 192.0.2.0/24 } }
+        set only6_sip_a { type ipv6_addr; flags interval; elements = { 2001:db8::/32 } }
+        chain by_country {
+            type filter hook prerouting priority -299; policy accept;
+            meta l4proto . th dport @ports_sip ip saddr != @only4_sip drop
+        }
+    }";
+    load_text(&pair, older);
+    assert_eq!(sip_from(&pair, &sip, &de), [false, true], "the older table drops DE's IPv4");
+    let dir = tempfile::tempdir().unwrap();
+    let (store, geo, enforcer) = only_germany(&pair, &dir, &path).await;
+    assert_eq!(range_sets(&pair), ["only4_sip_a", "only6_sip_a"], "the older set is gone");
+    let six = pair.nft(&["list", "set", "inet", "sipwarden_countries", "only6_sip_a"]);
+    assert!(!six.contains("2001:db8::/32"), "the cut-short load's range was cleared: {six}");
+    assert_eq!(sip_from(&pair, &sip, &de), [true, true]);
+    assert_eq!(sip_from(&pair, &sip, &cn), [false, false]);
+
+    // By hand: a rule using a set of the generation the next load will fill.
+    load_text(
+        &pair,
+        "table inet sipwarden_countries {
+            set only4_sip_b { type ipv4_addr; flags interval; elements = { 198.51.100.0/24 } }
+            chain by_country { ip saddr @only4_sip_b counter; }
+        }",
+    );
+    sip_rules(&store, &geo, "DE FR").await;
+    enforcer.reconcile_once().await.unwrap();
+    assert!(stamp(&pair).ends_with("; sets b"));
+    assert_eq!(range_sets(&pair), ["only4_sip_b", "only6_sip_b"]);
+    assert_eq!(sip_from(&pair, &sip, &de), [true, true]);
+    assert_eq!(sip_from(&pair, &sip, &cn), [false, false]);
+}
+
+fn load_text(pair: &Pair, ruleset: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), ruleset).unwrap();
+    run(&["ip", "netns", "exec", &pair.pbx, "nft", "-f", file.path().to_str().unwrap()]);
 }

@@ -62,7 +62,8 @@ const EU: &str = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL
 /// unchanged, and listing the bans' table beside it.
 fn eu_allow_list(table: &sipwarden::geo::Table) -> anyhow::Result<()> {
     use sipwarden::domain::ClosableService;
-    use sipwarden::firewall::{Firewall, countries};
+    use sipwarden::firewall::countries::Generation;
+    use sipwarden::firewall::{Firewall, KernelBan, countries, render};
     use sipwarden::geo::rules::{CountryRules, ServiceCountries};
 
     let ns = super::kernel::Namespace::named("-geo")?;
@@ -75,20 +76,33 @@ fn eu_allow_list(table: &sipwarden::geo::Table) -> anyhow::Result<()> {
     let access = sipwarden::enforcer::resolve_countries(&rules, table, &ports, Vec::new());
     let fingerprint = access.fingerprint("bench");
     let resolved = started.elapsed();
-    let ruleset = countries::ruleset(&access, &fingerprint);
     let mut loads = Vec::new();
+    let mut generation = Generation::A;
     for _ in 0..3 {
+        let load = countries::load(&access, &fingerprint, generation);
         let started = Instant::now();
-        fw.apply(&ruleset)?;
+        fw.load_countries(&load)?;
         loads.push(started.elapsed().as_secs_f64() * 1e3);
+        generation = generation.other();
     }
     let started = Instant::now();
-    let held = fw.countries_fingerprint()?;
+    let held = fw.countries_fingerprint()?.map(|s| countries::Stamp::parse(&s).built_from);
     let checked = started.elapsed();
     anyhow::ensure!(held.as_deref() == Some(fingerprint.as_str()), "fingerprint not read back: {held:?}");
     let started = Instant::now();
     fw.list()?;
     let listed = started.elapsed();
+    // A ban and its release with the table there: nft must not read the ranges first.
+    let (mut bans, mut releases) = (Vec::new(), Vec::new());
+    for i in 0..5u8 {
+        let ip = std::net::IpAddr::from([203, 0, 113, i + 1]);
+        let started = Instant::now();
+        fw.apply(&render::add_bans(&[KernelBan::address(ip, Some(3600))]))?;
+        bans.push(started.elapsed().as_secs_f64() * 1e3);
+        let started = Instant::now();
+        fw.apply(&render::remove_bans(&[ip.into()]))?;
+        releases.push(started.elapsed().as_secs_f64() * 1e3);
+    }
     println!(
         "EU allow-list for SIP     {} ranges ({} IPv4, {} IPv6) merged from the database in {:.0} ms",
         access.ranges(),
@@ -100,5 +114,14 @@ fn eu_allow_list(table: &sipwarden::geo::Table) -> anyhow::Result<()> {
     println!("  replaced (table there)  {:.0} ms, {:.0} ms", loads[1], loads[2]);
     println!("  unchanged check         {:.1} ms (the fingerprint set only)", checked.as_secs_f64() * 1e3);
     println!("  bans' table listed      {:.1} ms beside it", listed.as_secs_f64() * 1e3);
+    println!("  a ban beside it         {}", spread(&bans));
+    println!("  a release beside it     {}", spread(&releases));
     Ok(())
+}
+
+/// "min – max ms (n runs)".
+fn spread(ms: &[f64]) -> String {
+    let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = ms.iter().copied().fold(0.0, f64::max);
+    format!("{min:.1} – {max:.1} ms ({} runs)", ms.len())
 }

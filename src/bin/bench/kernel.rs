@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nftables::expr::{Expression, NamedExpression};
-use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
+use nftables::schema::Nftables;
 use sipwarden::asterisk::SourceKind;
 use sipwarden::clock::{Clock, SystemClock};
 use sipwarden::domain::TrustedNetworks;
@@ -168,8 +168,8 @@ impl Firewall for Timed {
         let done = Instant::now();
         let mut seen = self.seen.lock().unwrap();
         for obj in ruleset.objects.iter() {
-            let NfObject::CmdObject(NfCmd::Add(NfListObject::Element(e))) = obj else { continue };
-            for v in e.elem.iter() {
+            let Some((_, elem)) = sipwarden::firewall::render::elements_added(obj) else { continue };
+            for v in elem {
                 let text = match v {
                     Expression::Named(NamedExpression::Elem(el)) => match el.val.as_ref() {
                         Expression::String(s) => s.to_string(),

@@ -31,7 +31,7 @@ async fn the_lists_show_each_addresss_country_and_follow_the_database_when_it_ch
     p.router = router_of(&p.store, p.state.clone(), time::Duration::hours(1)).await;
     {
         let mut conn = p.store.acquire().await.unwrap();
-        for ip in ["203.0.113.7", "2001:db8::5", "198.51.100.9"] {
+        for ip in ["203.0.113.7", "203.0.113.8", "2001:db8::5", "198.51.100.9"] {
             store::failures::insert(&mut conn, &wrong_password_for_1001(ip, now - 60_000)).await.unwrap();
             store::offenders::record(&mut conn, ip, "PJSIP", Some("1001"), now - 60_000).await.unwrap();
             hour_ban(&mut conn, ip, now).await;
@@ -45,10 +45,13 @@ async fn the_lists_show_each_addresss_country_and_follow_the_database_when_it_ch
     }
     let dash = p.request("GET", "/", &session, "").await.body;
     let card = dash.split("id=\"countries\"").nth(1).expect("an attacks-by-country card");
-    for country in ["FR", "DE"] {
-        assert!(card.contains(&format!("q={country}\">{country}</a></td><td>1</td>")), "{card}");
-    }
-    assert!(card.contains("<td>—</td><td>1</td>"), "{card}");
+    // Most first, each with a bar in proportion to the largest.
+    let rows: Vec<&str> = card.split("<tr>").skip(2).collect();
+    assert!(rows[0].contains("q=FR\">FR</a></td><td>2</td>"), "{card}");
+    assert!(rows[0].contains("<rect width=\"100\""), "{card}");
+    assert!(rows[1].contains("q=DE\">DE</a></td><td>1</td>"), "{card}");
+    assert!(rows[1].contains("<rect width=\"50\""), "{card}");
+    assert!(rows[2].contains("<td>—</td><td>1</td>") && rows[2].contains("<rect width=\"50\""), "{card}");
     // A country's offenders, one click away.
     let french = p.request("GET", "/offenders?q=fr", &session, "").await.body;
     assert_eq!(country_of(&french, "203.0.113.7"), "FR");

@@ -160,13 +160,19 @@ impl Stamp {
     }
 }
 
+/// Ranges per fill transaction: the parts of a big set go to the kernel through
+/// several `nft` at once, and `add set` with elements adds to what a set holds
+/// without nft reading it first. Chunks of this size keep two cores busy to the end.
+const FILL_CHUNK: usize = 16_384;
+
 /// A country table put in the kernel in three steps (see [`Generation`]).
 #[derive(Debug, Clone)]
 pub struct Load {
     /// Makes the table if needed and clears what a load cut short left in the sets
     /// about to be filled.
     pub prepare: Nftables<'static>,
-    /// One transaction per set of ranges, largest first; they may run at the same time.
+    /// Transactions that fill the sets of ranges, largest first; they may run at the
+    /// same time.
     pub fills: Vec<Nftables<'static>>,
     /// Points the rules at the new sets, renews the small sets and the fingerprint,
     /// and deletes the other generation's sets: one transaction.
@@ -399,12 +405,17 @@ pub fn load(access: &CountryAccess, fingerprint: &str, generation: Generation) -
     prepare.extend(every_list_set(Some(generation)).into_iter().flat_map(drop_set));
 
     let lists = list_sets(access, generation);
-    let mut filled: Vec<&ListSet> = lists.iter().filter(|l| !l.elems.is_empty()).collect();
-    filled.sort_by_key(|l| std::cmp::Reverse(l.elems.len()));
-    let fills = filled
-        .into_iter()
-        .map(|l| Nftables { objects: Cow::Owned(vec![with_elements(l.set.clone(), l.elems.clone())]) })
+    let mut fills: Vec<(usize, Nftables<'static>)> = lists
+        .iter()
+        .flat_map(|l| {
+            l.elems
+                .chunks(FILL_CHUNK)
+                .map(|chunk| (chunk.len(), with_elements(l.set.clone(), chunk.to_vec())))
+        })
+        .map(|(n, command)| (n, Nftables { objects: Cow::Owned(vec![command]) }))
         .collect();
+    fills.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    let fills = fills.into_iter().map(|(_, fill)| fill).collect();
 
     let flush_chain = cmd(NfCmd::Flush(FlushObject::Chain(Chain {
         family: NfFamily::INet,
@@ -566,6 +577,27 @@ mod tests {
             r#""delete":{"set":{"family":"inet","table":"sipwarden_countries","name":"only4_sip_a""#
         ));
         assert!(!prepare.contains("_b\"") && !prepare.contains(r#""name":"only4_sip""#), "{prepare}");
+    }
+
+    #[test]
+    fn a_big_set_is_filled_in_parts_that_together_hold_every_range() {
+        let many: Vec<(u32, u32)> = (0..FILL_CHUNK as u32 * 2 + 5).map(|i| (i * 4, i * 4 + 1)).collect();
+        let access = sip(Some(CountryRanges { v4: many.clone(), v6: de().v6 }), CountryRanges::default());
+        let steps = load(&access, "fp", Generation::A);
+        let parts: Vec<(String, usize)> = steps
+            .fills
+            .iter()
+            .map(|f| match &f.objects[0] {
+                NfObject::CmdObject(NfCmd::Add(NfListObject::Set(s))) => {
+                    (s.name.to_string(), s.elem.as_ref().map_or(0, |e| e.len()))
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let v4: Vec<usize> = parts.iter().filter(|(n, _)| n == "only4_sip_a").map(|(_, len)| *len).collect();
+        assert_eq!(v4, [FILL_CHUNK, FILL_CHUNK, 5], "largest first");
+        assert_eq!(parts.last(), Some(&("only6_sip_a".to_string(), 1)));
+        assert_eq!(v4.iter().sum::<usize>(), many.len());
     }
 
     #[test]

@@ -6,6 +6,27 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::Country;
 
+/// An address as a number: IPv4 or IPv6.
+pub trait Key: Copy + Ord + Into<u128> {
+    const BITS: u32;
+
+    /// The top [`INDEX_BITS`] bits: which slot of the index the address is in.
+    fn slot(self) -> usize {
+        (self.into() >> (Self::BITS - INDEX_BITS)) as usize
+    }
+}
+
+impl Key for u32 {
+    const BITS: u32 = 32;
+}
+
+impl Key for u128 {
+    const BITS: u32 = 128;
+}
+
+/// The index has a slot per value of an address's top 16 bits (256 KiB a family).
+const INDEX_BITS: u32 = 16;
+
 /// Disjoint ranges sorted by start, one array per field (a lookup touches the starts
 /// only until it has its range).
 #[derive(Debug, Default)]
@@ -13,9 +34,12 @@ pub struct Ranges<T> {
     starts: Vec<T>,
     ends: Vec<T>,
     countries: Vec<Country>,
+    /// For each slot, the first range starting in it or after: a lookup searches the
+    /// few ranges of its slot rather than all of them. Built by [`Ranges::finish`].
+    index: Vec<u32>,
 }
 
-impl<T: Copy + Ord> Ranges<T> {
+impl<T: Key> Ranges<T> {
     fn push(&mut self, start: T, end: T, country: Country) {
         self.starts.push(start);
         self.ends.push(end);
@@ -24,10 +48,7 @@ impl<T: Copy + Ord> Ranges<T> {
 
     /// Appends a range after the last one, joined to it when it continues it for the
     /// same country (the networks of a MaxMind database come in address order).
-    pub(super) fn push_joined(&mut self, start: T, end: T, country: Country)
-    where
-        T: Into<u128>,
-    {
+    pub(super) fn push_joined(&mut self, start: T, end: T, country: Country) {
         let continues = match (self.ends.last(), self.countries.last()) {
             (Some(&last), Some(&c)) => c == country && last.into().checked_add(1) == Some(start.into()),
             _ => false,
@@ -39,7 +60,14 @@ impl<T: Copy + Ord> Ranges<T> {
     }
 
     fn lookup(&self, at: T) -> Option<Country> {
-        let i = self.starts.partition_point(|&s| s <= at).checked_sub(1)?;
+        let slot = at.slot();
+        let (first, next) = match (self.index.get(slot), self.index.get(slot + 1)) {
+            (Some(&first), Some(&next)) => (first as usize, next as usize),
+            _ => (0, self.starts.len()),
+        };
+        // The last range starting at or before `at`: one of this slot's, or else the
+        // last range before it (which may reach into it).
+        let i = (first + self.starts[first..next].partition_point(|&s| s <= at)).checked_sub(1)?;
         (at <= self.ends[i]).then(|| self.countries[i])
     }
 
@@ -47,7 +75,8 @@ impl<T: Copy + Ord> Ranges<T> {
     pub(super) fn finish(&mut self) -> usize {
         let mut order: Vec<usize> = (0..self.starts.len()).collect();
         order.sort_by_key(|&i| self.starts[i]);
-        let mut out = Ranges { starts: Vec::new(), ends: Vec::new(), countries: Vec::new() };
+        let mut out =
+            Ranges { starts: Vec::new(), ends: Vec::new(), countries: Vec::new(), index: Vec::new() };
         let mut dropped = 0;
         for i in order {
             if out.ends.last().is_some_and(|&end| self.starts[i] <= end) {
@@ -56,6 +85,10 @@ impl<T: Copy + Ord> Ranges<T> {
             }
             out.push(self.starts[i], self.ends[i], self.countries[i]);
         }
+        let slots = 1usize << INDEX_BITS;
+        out.index = (0..=slots)
+            .map(|slot| out.starts.partition_point(|s| s.slot() < slot).min(u32::MAX as usize) as u32)
+            .collect();
         *self = out;
         dropped
     }
@@ -74,15 +107,12 @@ impl<T: Copy + Ord> Ranges<T> {
     }
 
     fn bytes(&self) -> usize {
-        self.len() * (2 * std::mem::size_of::<T>() + std::mem::size_of::<Country>())
+        self.len() * (2 * std::mem::size_of::<T>() + std::mem::size_of::<Country>()) + self.index.len() * 4
     }
 
     /// The ranges of the countries `wanted` picks, adjacent ones joined: the fewest
     /// intervals that cover them, in order.
-    pub fn merged(&self, wanted: impl Fn(Country) -> bool) -> Vec<(T, T)>
-    where
-        T: Into<u128>,
-    {
+    pub fn merged(&self, wanted: impl Fn(Country) -> bool) -> Vec<(T, T)> {
         let mut out: Vec<(T, T)> = Vec::new();
         for i in (0..self.len()).filter(|&i| wanted(self.countries[i])) {
             let (start, end) = (self.starts[i], self.ends[i]);
@@ -95,10 +125,7 @@ impl<T: Copy + Ord> Ranges<T> {
     }
 
     /// How many ranges the countries `wanted` picks hold, and how many addresses.
-    pub fn coverage(&self, wanted: impl Fn(Country) -> bool) -> (usize, u128)
-    where
-        T: Into<u128>,
-    {
+    pub fn coverage(&self, wanted: impl Fn(Country) -> bool) -> (usize, u128) {
         (0..self.len()).filter(|&i| wanted(self.countries[i])).fold((0, 0), |(n, addresses), i| {
             (n + 1, addresses.saturating_add(self.ends[i].into() - self.starts[i].into() + 1))
         })
@@ -224,5 +251,28 @@ mod tests {
         assert_eq!(t.v4.len(), 1);
         assert_eq!(t.unreadable, 2);
         assert_eq!(at(&t, "0.0.0.250"), None);
+    }
+
+    proptest::proptest! {
+        /// The index only narrows the search: every address gets what a scan of all
+        /// ranges gives, at slot edges and for ranges across many slots too.
+        #[test]
+        fn the_index_finds_what_a_scan_of_every_range_finds(
+            bounds in proptest::collection::vec((0u32..=u32::MAX, 0u32..(1 << 20)), 1..200),
+            probes in proptest::collection::vec(0u32..=u32::MAX, 50),
+        ) {
+            let text: String = bounds
+                .iter()
+                .enumerate()
+                .map(|(i, (start, len))| format!("{start},{},{}\n", start.saturating_add(*len), ["DE", "FR", "CN"][i % 3]))
+                .collect();
+            let t = Table::parse(&text, "");
+            let edges = bounds.iter().flat_map(|(s, l)| [*s, s.saturating_add(*l), s.saturating_add(l + 1), s.wrapping_sub(1)]);
+            let slot_edges = probes.iter().flat_map(|p| [p & 0xffff_0000, p | 0xffff]);
+            for ip in probes.iter().copied().chain(edges).chain(slot_edges) {
+                let scanned = (0..t.v4.len()).find(|&i| t.v4.starts[i] <= ip && ip <= t.v4.ends[i]).map(|i| t.v4.countries[i]);
+                proptest::prop_assert_eq!(t.v4.lookup(ip), scanned, "{}", std::net::Ipv4Addr::from(ip));
+            }
+        }
     }
 }

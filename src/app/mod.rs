@@ -51,6 +51,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// restarting, the network away): the kernel keeps enforcing the bans it holds
 /// meanwhile, as nothing touches it. `None`: stopped by a signal while waiting.
 async fn open_store_waiting(config: &Config, signals: &mut StopSignals) -> anyhow::Result<Option<Store>> {
+    if config.database_url.is_some() {
+        // Before the first try, which can take seconds to fail.
+        restore_bans(config);
+    }
     let mut backoff = std::time::Duration::from_millis(500);
     let mut said = false;
     loop {
@@ -71,6 +75,30 @@ async fn open_store_waiting(config: &Config, signals: &mut StopSignals) -> anyho
             _ = signals.received() => return Ok(None),
         }
         backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
+/// On a shared store, the file that keeps the bans as last enforced.
+fn snapshot_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("bans-snapshot.json")
+}
+
+/// An empty kernel (the host rebooted) gets the bans this PBX last enforced from the
+/// shared store, rather than none until the store answers (if it does, the
+/// enforcer's first pass puts the kernel to its bans at once).
+fn restore_bans(config: &Config) {
+    let (firewall, _) = choose_firewall(config);
+    let path = snapshot_path(config);
+    match enforcer::snapshot::restore(firewall.as_ref(), &path, SystemClock.now()) {
+        Ok(Some(bans)) => tracing::warn!(
+            bans,
+            path = %path.display(),
+            "the kernel held no bans: put back those last enforced, until the shared store's own"
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), path = %path.display(), "cannot restore the bans")
+        }
     }
 }
 
@@ -258,7 +286,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (panel_failures, panel_failures_rx) = tokio::sync::mpsc::channel(crate::ingest::panel::QUEUE);
     let mut enforcer = enforcer_for(&config, &store, firewall, poke.clone()).with_geo(geo.clone());
     if let Some(spool) = &spool {
-        enforcer = enforcer.with_spool(spool.clone());
+        enforcer = enforcer.with_spool(spool.clone()).with_snapshot(snapshot_path(&config));
     }
     let enforcer = Arc::new(enforcer);
     let poke_enforcer = poke.clone();

@@ -4,6 +4,7 @@
 //! created or released since the last pass, for speed; `run` loops around both.
 
 mod countries;
+pub mod snapshot;
 
 pub use countries::resolve as resolve_countries;
 
@@ -88,6 +89,8 @@ pub struct Enforcer {
     /// The country database the country rules are resolved with.
     geo: crate::geo::Geo,
     countries: std::sync::Mutex<countries::Resolved>,
+    /// On a shared store: the bans as last enforced, in a file (see `snapshot`).
+    snapshot: Option<snapshot::Keeper>,
 }
 
 /// Networks the kernel accepts before any ban: the configured ones and loopback.
@@ -134,6 +137,7 @@ impl Enforcer {
             last_trusted: std::sync::Mutex::new(trusted.clone()),
             geo: crate::geo::Geo::none(),
             countries: Default::default(),
+            snapshot: None,
             trusted,
             store,
         }
@@ -148,6 +152,12 @@ impl Enforcer {
     /// Enforces the bans `spool` decides while the shared store is away.
     pub fn with_spool(mut self, spool: Arc<Spool>) -> Self {
         self.spool = Some(spool);
+        self
+    }
+
+    /// Keeps the bans as last enforced in the file at `path` (see `snapshot`).
+    pub fn with_snapshot(mut self, path: std::path::PathBuf) -> Self {
+        self.snapshot = Some(snapshot::Keeper::new(path));
         self
     }
 
@@ -314,6 +324,9 @@ impl Enforcer {
             }
         }
         *watermark = Watermark { last_ban_id, last_change_id, built: true };
+        if let Some(keeper) = &self.snapshot {
+            keeper.replace(&access, &desired, now);
+        }
         Ok(Report { enforced: desired.len(), repairs: plan.repairs, countries_error: None })
     }
 
@@ -386,6 +399,9 @@ impl Enforcer {
         if changes > 0 {
             let rulesets = render::ban_changes(&add, &remove);
             self.blocking(move |fw| rulesets.iter().try_for_each(|r| fw.apply(r))).await?;
+            if let Some(keeper) = &self.snapshot {
+                keeper.change(&add, &remove, now);
+            }
             for b in &add {
                 tracing::info!(ip = %render::target_text(&b.net), seconds = ?b.timeout_secs, "banned in the kernel");
             }

@@ -132,7 +132,7 @@ impl SetName {
 }
 
 /// Who may reach what, apart from bans.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Access {
     /// Accepted before any ban.
     pub trusted: Vec<IpNet>,

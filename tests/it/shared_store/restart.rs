@@ -159,4 +159,33 @@ fn the_database_server_restarted_in_the_middle_of_an_attack_loses_nothing_and_co
         assert_eq!(stored_failures(&url, ip), 2, "{ip}: every failure once");
     }
     assert!(!a.spool().exists() && !b.spool().exists(), "nothing left waiting");
+
+    // pbx-a reboots while the server is down: its kernel comes back empty, and the
+    // bans it last enforced go back in before the store answers.
+    let snapshot = a.dir.path().join("data/bans-snapshot.json");
+    eventually("pbx-a's snapshot holds the three bans", Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(&snapshot).unwrap_or_default();
+        [first, second, third].iter().all(|ip| text.contains(ip))
+    });
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&snapshot).unwrap().permissions().mode() & 0o777, 0o600);
+    cluster.stop();
+    let mut a = a;
+    drop(a.serve.take());
+    super::ip(&["netns", "exec", &a.ns, "nft", "flush", "ruleset"]);
+    assert!(!a.kernel_bans(first), "the reboot emptied the kernel");
+    let rebooted = Instant::now();
+    // Its panel comes up only once the store answers: started on a thread of its own.
+    let serve = a.serve_command();
+    let starting = std::thread::spawn(move || serve.start());
+    for ip in [first, second, third] {
+        eventually(&format!("{ip} back in pbx-a's kernel"), Duration::from_secs(10), || a.kernel_bans(ip));
+    }
+    eprintln!("pbx-a's kernel held its bans {:?} after it started without its store", rebooted.elapsed());
+    cluster.start();
+    a.serve = Some(starting.join().unwrap());
+    eventually("pbx-a is itself again", Duration::from_secs(30), || {
+        a.serve.as_ref().unwrap().get("/healthz", None).status == 200
+    });
+    assert!(a.kernel_bans(first) && a.kernel_bans(third), "the store's bans, enforced");
 }

@@ -51,9 +51,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// restarting, the network away): the kernel keeps enforcing the bans it holds
 /// meanwhile, as nothing touches it. `None`: stopped by a signal while waiting.
 async fn open_store_waiting(config: &Config, signals: &mut StopSignals) -> anyhow::Result<Option<Store>> {
-    if config.database_url.is_some() {
+    if let Some(url) = &config.database_url {
         // Before the first try, which can take seconds to fail.
-        restore_bans(config);
+        restore_bans(config, url);
     }
     let mut backoff = std::time::Duration::from_millis(500);
     let mut said = false;
@@ -86,10 +86,11 @@ fn snapshot_path(config: &Config) -> std::path::PathBuf {
 /// An empty kernel (the host rebooted) gets the bans this PBX last enforced from the
 /// shared store, rather than none until the store answers (if it does, the
 /// enforcer's first pass puts the kernel to its bans at once).
-fn restore_bans(config: &Config) {
+fn restore_bans(config: &Config, url: &str) {
     let (firewall, _) = choose_firewall(config);
     let path = snapshot_path(config);
-    match enforcer::snapshot::restore(firewall.as_ref(), &path, SystemClock.now()) {
+    let owner = store::shown_url(url);
+    match enforcer::snapshot::restore(firewall.as_ref(), &path, &owner, SystemClock.now()) {
         Ok(Some(bans)) => tracing::warn!(
             bans,
             path = %path.display(),

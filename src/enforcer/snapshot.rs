@@ -145,16 +145,22 @@ fn write(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
 }
 
 /// Puts the bans of the snapshot at `path` into a kernel that holds no sipwarden table
-/// (a table there is newer than any snapshot and is left alone). Returns how many bans
-/// went in; `None` when there was nothing to do.
-pub fn restore(firewall: &dyn Firewall, path: &Path, now: UnixMs) -> anyhow::Result<Option<usize>> {
+/// (a table there is newer than any snapshot and is left alone), if they are the bans
+/// of `owner`, the store now configured (a table stamped with another would keep the
+/// enforcer out). Returns how many bans went in; `None` when there was nothing to do.
+pub fn restore(
+    firewall: &dyn Firewall,
+    path: &Path,
+    owner: &str,
+    now: UnixMs,
+) -> anyhow::Result<Option<usize>> {
     let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let snapshot: Snapshot = serde_json::from_slice(&text)?;
-    if firewall.list()?.table {
+    if snapshot.access.owner != owner || firewall.list()?.table {
         return Ok(None);
     }
     let bans = snapshot.bans_at(now);
@@ -188,13 +194,17 @@ mod tests {
 
         // Ten minutes later the timed ban is over; the other is still there.
         let kernel = RecordingBackend::new("test");
-        assert_eq!(restore(&kernel, &path, now + 600_000).unwrap(), Some(1));
+        assert_eq!(restore(&kernel, &path, "another db", now).unwrap(), None, "another store's bans");
+        assert_eq!(restore(&kernel, &path, "db", now + 600_000).unwrap(), Some(1));
         let state = kernel.state();
         assert_eq!(state.bans.len(), 1, "{state:?}");
         assert!(state.trusted.contains(&"192.0.2.0/24".parse().unwrap()));
         // A kernel with a table keeps it.
-        assert_eq!(restore(&kernel, &path, now).unwrap(), None);
-        assert_eq!(restore(&RecordingBackend::new("t"), &dir.path().join("none.json"), now).unwrap(), None);
+        assert_eq!(restore(&kernel, &path, "db", now).unwrap(), None);
+        assert_eq!(
+            restore(&RecordingBackend::new("t"), &dir.path().join("none.json"), "db", now).unwrap(),
+            None
+        );
     }
 
     #[test]

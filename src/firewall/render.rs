@@ -324,11 +324,10 @@ fn element(set: SetName, elem: Vec<Expression<'static>>) -> NfListObject<'static
     })
 }
 
-/// The elements one command adds, and their set (`add element`, or `add set` with
-/// elements).
+/// The elements one command adds, and their set (an `add set` with elements: the only
+/// way sipwarden adds them).
 pub fn elements_added<'a>(command: &'a NfObject<'_>) -> Option<(&'a str, &'a [Expression<'a>])> {
     match command {
-        NfObject::CmdObject(NfCmd::Add(NfListObject::Element(e))) => Some((&e.name, &e.elem)),
         NfObject::CmdObject(NfCmd::Add(NfListObject::Set(s))) => s.elem.as_deref().map(|e| (&*s.name, e)),
         _ => None,
     }

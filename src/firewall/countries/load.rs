@@ -220,7 +220,7 @@ struct ListSet {
 fn list_sets(access: &CountryAccess, generation: Generation) -> Vec<ListSet> {
     let counter = || Statement::Counter(Counter::Anonymous(None));
     let mut out = Vec::new();
-    for s in access.services.iter().filter(|s| !s.tcp.is_empty() || !s.udp.is_empty()) {
+    for s in access.services.iter().filter(|s| s.has_ports()) {
         let name = s.service.as_str();
         let ports = format!("ports_{name}");
         let mut lists =
@@ -251,17 +251,15 @@ pub fn load(access: &CountryAccess, fingerprint: &str, generation: Generation) -
     prepare.extend(every_list_set(Some(generation)).into_iter().flat_map(drop_set));
 
     let lists = list_sets(access, generation);
-    let mut fills: Vec<(usize, Nftables<'static>)> = lists
-        .iter()
-        .flat_map(|l| {
-            l.elems
-                .chunks(FILL_CHUNK)
-                .map(|chunk| (chunk.len(), with_elements(l.set.clone(), chunk.to_vec())))
+    let mut parts: Vec<(&Set<'static>, &[Expression<'static>])> =
+        lists.iter().flat_map(|l| l.elems.chunks(FILL_CHUNK).map(move |chunk| (&l.set, chunk))).collect();
+    parts.sort_by_key(|(_, chunk)| std::cmp::Reverse(chunk.len()));
+    let fills = parts
+        .into_iter()
+        .map(|(set, chunk)| Nftables {
+            objects: Cow::Owned(vec![with_elements(set.clone(), chunk.to_vec())]),
         })
-        .map(|(n, command)| (n, Nftables { objects: Cow::Owned(vec![command]) }))
         .collect();
-    fills.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-    let fills = fills.into_iter().map(|(_, fill)| fill).collect();
 
     let flush_chain = cmd(NfCmd::Flush(FlushObject::Chain(Chain {
         family: NfFamily::INet,
@@ -290,8 +288,7 @@ pub fn load(access: &CountryAccess, fingerprint: &str, generation: Generation) -
         ));
     }
     for service in ClosableService::ALL {
-        let used =
-            access.services.iter().find(|s| s.service == service && (!s.tcp.is_empty() || !s.udp.is_empty()));
+        let used = access.services.iter().find(|s| s.service == service && s.has_ports());
         match used {
             Some(rule) => commit.extend(refill(ports_set(service), port_elems(rule))),
             None => commit.extend(drop_set(ports_set(service))),

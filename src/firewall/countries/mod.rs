@@ -77,6 +77,13 @@ pub struct ServiceRule {
     pub deny: CountryRanges,
 }
 
+impl ServiceRule {
+    /// A service without ports (none configured) gets no rules.
+    pub(super) fn has_ports(&self) -> bool {
+        !self.tcp.is_empty() || !self.udp.is_empty()
+    }
+}
+
 /// What the table holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CountryAccess {
@@ -139,15 +146,12 @@ const GENERATION_MARK: &str = "; sets ";
 
 impl Stamp {
     pub fn parse(comment: &str) -> Stamp {
-        let generation = match comment.rsplit_once(GENERATION_MARK) {
-            Some((from, "a")) => Some((from, Generation::A)),
-            Some((from, "b")) => Some((from, Generation::B)),
-            _ => None,
+        let (built_from, generation) = match comment.rsplit_once(GENERATION_MARK) {
+            Some((from, "a")) => (from, Some(Generation::A)),
+            Some((from, "b")) => (from, Some(Generation::B)),
+            _ => (comment, None),
         };
-        match generation {
-            Some((from, g)) => Stamp { built_from: from.to_string(), generation: Some(g) },
-            None => Stamp { built_from: comment.to_string(), generation: None },
-        }
+        Stamp { built_from: built_from.to_string(), generation }
     }
 
     pub(super) fn text(&self) -> String {

@@ -300,7 +300,7 @@ impl Enforcer {
             let rulesets = if plan.replace {
                 vec![render::full_ruleset(&access, &desired)]
             } else {
-                render::ban_changes(&plan.add, &plan.remove)
+                render::ban_changes(&plan.add, &plan.remove, &desired)
             };
             self.blocking(move |fw| rulesets.iter().try_for_each(|r| fw.apply(r))).await?;
             // The very first build of the table is routine; later rebuilds are repairs.
@@ -397,7 +397,9 @@ impl Enforcer {
         drop(conn);
         let changes = add.len() + remove.len();
         if changes > 0 {
-            let rulesets = render::ban_changes(&add, &remove);
+            // A release puts back what the sets it touches keep (see `ban_changes`).
+            let desired = if remove.is_empty() { Vec::new() } else { self.desired(now).await?.1 };
+            let rulesets = render::ban_changes(&add, &remove, &desired);
             self.blocking(move |fw| rulesets.iter().try_for_each(|r| fw.apply(r))).await?;
             if let Some(keeper) = &self.snapshot {
                 keeper.change(&add, &remove, now);

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
+use nftables::schema::{FlushObject, NfCmd, NfListObject, NfObject, Nftables};
 
 use super::countries;
 use super::render::{self, SetName, TABLE};
@@ -245,6 +245,11 @@ impl Firewall for RecordingBackend {
                 NfCmd::Add(NfListObject::Set(s)) => {
                     if let Some(name) = SetName::parse(&s.name) {
                         next.sets.insert(name.as_str());
+                    }
+                }
+                NfCmd::Flush(FlushObject::Set(s)) if s.table == TABLE => {
+                    if let Some(name) = SetName::parse(&s.name) {
+                        next.bans.retain(|(_, set), _| *set != name);
                     }
                 }
                 NfCmd::Add(NfListObject::Chain(_)) => next.chain = true,

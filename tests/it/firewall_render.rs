@@ -80,26 +80,91 @@ fn incremental_add_and_idempotent_release() {
     golden("ruleset-release-prefix.json", &to_json(&remove_bans(&["2001:db8:5:6::/64".parse().unwrap()])));
 }
 
+/// The commands of each transaction, as one line each ("flush set ban4", "add set
+/// ban4 198.51.100.9 203.0.113.7", "delete element forever4 192.0.2.44").
+fn steps(transactions: &[nftables::schema::Nftables<'_>]) -> Vec<Vec<String>> {
+    transactions
+        .iter()
+        .map(|t| {
+            let v: serde_json::Value = serde_json::from_str(&to_json(t)).unwrap();
+            v["nftables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let (verb, body) = c.as_object().unwrap().iter().next().unwrap();
+                    let (kind, obj) = body.as_object().unwrap().iter().next().unwrap();
+                    let mut line = format!("{verb} {kind} {}", obj["name"].as_str().unwrap());
+                    for e in obj["elem"].as_array().into_iter().flatten() {
+                        let val = e.pointer("/elem/val").unwrap_or(e);
+                        line.push(' ');
+                        line.push_str(&val.to_string().replace('"', ""));
+                    }
+                    line
+                })
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
-fn bans_go_in_before_releases_and_a_release_of_an_address_banned_again_goes_before_its_ban() {
-    let again = KernelBan::address("203.0.113.7".parse().unwrap(), None);
+fn a_release_empties_the_sets_it_touches_and_puts_back_the_rest_with_the_new_bans() {
+    let kept = KernelBan::address("198.51.100.9".parse().unwrap(), Some(600));
+    let forever = KernelBan::address("2001:db8::99".parse().unwrap(), None);
+    let new = KernelBan::address("203.0.113.7".parse().unwrap(), Some(3600));
+    let released: ipnet::IpNet = "192.0.2.44/32".parse().unwrap();
+    let desired = [kept, forever, new];
+    assert_eq!(
+        steps(&ban_changes(&[new], &[released], &desired)),
+        [vec![
+            "flush set ban4".to_string(),
+            "add set ban4 198.51.100.9 203.0.113.7".into(),
+            "flush set forever4".into(),
+        ]],
+        "one transaction, no `delete element`; forever6 is not touched"
+    );
+    // An address released and banned again in the same pass (a timed ban made one
+    // until released): it leaves the one set and is in the other.
+    let again = KernelBan::address("192.0.2.44".parse().unwrap(), None);
+    assert_eq!(
+        steps(&ban_changes(&[again], &[released], &[kept, again])),
+        [vec![
+            "flush set ban4".to_string(),
+            "add set ban4 198.51.100.9".into(),
+            "flush set forever4".into(),
+            "add set forever4 192.0.2.44".into(),
+        ]]
+    );
+    // Nothing to release: the new bans alone; nothing at all: no transaction.
+    assert_eq!(steps(&ban_changes(&[new], &[], &desired)), [vec!["add set ban4 203.0.113.7".to_string()]]);
+    assert!(ban_changes(&[], &[], &desired).is_empty());
+}
+
+/// Above `REFILL_LIMIT` bans in a set, a release deletes its element: after the bans, in
+/// a transaction of its own, except an address banned again, deleted before its ban.
+#[test]
+fn a_set_too_large_to_put_back_takes_delete_element_after_the_bans() {
+    use sipwarden::firewall::render::REFILL_LIMIT;
+    let many: Vec<KernelBan> = (0..=REFILL_LIMIT as u32)
+        .map(|i| KernelBan::address(std::net::Ipv4Addr::from(0x0A00_0000 + i).into(), Some(600)))
+        .collect();
+    let again = KernelBan::address("203.0.113.7".parse().unwrap(), Some(60));
     let new = KernelBan::address("198.51.100.1".parse().unwrap(), Some(60));
     let released: ipnet::IpNet = "192.0.2.44/32".parse().unwrap();
-    let steps: Vec<String> = ban_changes(&[again, new], &[released, again.net])
-        .iter()
-        .map(|t| serde_json::to_string(t).unwrap())
-        .collect();
+    let mut desired = many.clone();
+    desired.extend([again, new]);
+    let steps = steps(&ban_changes(&[again, new], &[released, again.net], &desired));
     assert_eq!(steps.len(), 2, "{steps:?}");
     let (bans, releases) = (&steps[0], &steps[1]);
-    assert!(bans.contains("198.51.100.1") && !bans.contains("192.0.2.44"), "{bans}");
-    let (out, back) = (bans.find(r#""delete""#).unwrap(), bans.rfind("203.0.113.7").unwrap());
-    assert!(out < back, "the old ban of 203.0.113.7 is deleted before the new one is added: {bans}");
-    assert!(releases.contains(r#""delete""#) && releases.contains("192.0.2.44"), "{releases}");
-    assert!(!releases.contains("203.0.113.7") && !releases.contains("198.51.100.1"), "{releases}");
-    // Nothing to release: one transaction; nothing at all: none.
-    assert_eq!(ban_changes(&[new], &[]).len(), 1);
-    assert!(ban_changes(&[], &[]).is_empty());
-    for t in ban_changes(&[new], &[]) {
-        assert!(!serde_json::to_string(&t).unwrap().contains(r#""element""#), "bans use `add set`");
-    }
+    assert!(!bans.iter().any(|c| c.starts_with("flush set ban4")), "{bans:?}");
+    let out = bans.iter().position(|c| c == "delete element ban4 203.0.113.7").unwrap();
+    let back = bans.iter().position(|c| c == "add set ban4 203.0.113.7 198.51.100.1").unwrap();
+    assert!(out < back, "the old ban of 203.0.113.7 is deleted before the new one is added: {bans:?}");
+    // forever4 holds nothing: emptied rather than deleted from.
+    assert!(bans.contains(&"flush set forever4".to_string()), "{bans:?}");
+    assert!(releases.contains(&"delete element ban4 192.0.2.44".to_string()), "{releases:?}");
+    assert!(
+        !releases.iter().any(|c| c.contains("203.0.113.7") || c.contains("198.51.100.1")),
+        "{releases:?}"
+    );
 }

@@ -220,6 +220,41 @@ async fn banned_addresses_are_dropped_silently_and_released_ones_arrive_again() 
     assert_eq!(all_arrive(&pair, &l), [true; 4], "released");
 }
 
+/// A release empties the ban sets it touches and puts back what stays, in one
+/// transaction: every other ban stays in force, with the time it had left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_leaves_every_other_ban_in_force_with_its_time() {
+    if !can_run() {
+        return;
+    }
+    use sipwarden::firewall::Firewall;
+    use sipwarden::firewall::render::SetName;
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, enforcer) = enforcer_for(&pair, &dir).await;
+    let l = listen(&pair);
+    enforcer.reconcile_once().await.unwrap();
+    for (ip, seconds) in
+        [("10.77.0.2", Some(3600)), ("fd77::2", None), ("198.51.100.7", Some(3600)), ("198.51.100.8", None)]
+    {
+        ban(&store, ip, seconds).await;
+    }
+    enforcer.sync_changes().await.unwrap();
+    let now = SystemClock.now();
+    for ip in ["198.51.100.7", "198.51.100.8"] {
+        actions::release(&store, &ADMIN, ip.parse().unwrap(), now).await.unwrap();
+    }
+    assert_eq!(enforcer.sync_changes().await.unwrap(), 2);
+    assert_eq!(all_arrive(&pair, &l), [false; 4], "the addresses still banned are still dropped");
+    let kernel = NftBackend::new(pair.nft_prefix()).list().unwrap();
+    let (set, left) = kernel.ban_of("10.77.0.2".parse().unwrap()).unwrap();
+    assert_eq!(set, SetName::Ban4);
+    assert!(left.is_some_and(|s| (3500..=3600).contains(&s)), "{left:?} of the hour left");
+    assert_eq!(kernel.ban_of("fd77::2".parse().unwrap()), Some((SetName::Forever6, None)));
+    assert_eq!(kernel.bans.len(), 2, "{:?}", kernel.bans);
+    assert!(enforcer.reconcile_once().await.unwrap().repairs.is_empty(), "nothing left to put right");
+}
+
 /// A second sipwarden with another database (the CLI run from another directory, a
 /// test install) finds the table stamped with the first one's database: it changes
 /// nothing, says whose it is and how to remove it, and the bans keep dropping.

@@ -92,7 +92,12 @@ fn eu_allow_list(table: &sipwarden::geo::Table) -> anyhow::Result<()> {
     let started = Instant::now();
     fw.list()?;
     let listed = started.elapsed();
-    // A ban and its release with the table there: nft must not read the ranges first.
+    // A ban and its release with the table there, beside 1,000 other bans: nft must
+    // not read the ranges first.
+    let held: Vec<KernelBan> = (0..1000u32)
+        .map(|i| KernelBan::address(Ipv4Addr::from(0xC633_0000 + i).into(), Some(3600)))
+        .collect();
+    fw.apply(&render::add_bans(&held))?;
     let (mut bans, mut releases) = (Vec::new(), Vec::new());
     for i in 0..5u8 {
         let ip = std::net::IpAddr::from([203, 0, 113, i + 1]);
@@ -100,9 +105,12 @@ fn eu_allow_list(table: &sipwarden::geo::Table) -> anyhow::Result<()> {
         fw.apply(&render::add_bans(&[KernelBan::address(ip, Some(3600))]))?;
         bans.push(started.elapsed().as_secs_f64() * 1e3);
         let started = Instant::now();
-        fw.apply(&render::remove_bans(&[ip.into()]))?;
+        for step in render::ban_changes(&[], &[ip.into()], &held) {
+            fw.apply(&step)?;
+        }
         releases.push(started.elapsed().as_secs_f64() * 1e3);
     }
+    anyhow::ensure!(fw.list()?.bans.len() == held.len(), "a release took other bans with it");
     println!(
         "EU allow-list for SIP     {} ranges ({} IPv4, {} IPv6) merged from the database in {:.0} ms",
         access.ranges(),

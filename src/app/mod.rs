@@ -308,6 +308,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .with_pbx_control(pbx_control)
     .with_manager(manager.health())
     .with_closed_ports(enforcer.ports().clone())
+    .with_country_drops(enforcer.country_drops())
     .with_panel_failures(panel_failures)
     .with_protection_facts(enforcer.firewall_enforces(), warning.clone(), config.sources.len())
     .with_pbx(Some(crate::pbx::Pbx {

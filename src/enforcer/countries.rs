@@ -94,6 +94,14 @@ impl Enforcer {
         let settled =
             held.as_ref().map(|s| s.built_from.as_str()) == wanted.as_ref().map(|(_, f)| f.as_str());
         self.countries.lock().unwrap_or_else(|p| p.into_inner()).absent = settled && held.is_none();
+        // Counting starts with the first pass; a reload or removal could reset the
+        // counters, so what they hold is added in first.
+        if held.is_some() && (!settled || !self.drops.started()) {
+            let drops = self.drops.clone();
+            if let Err(e) = self.blocking(move |_| drops.take()).await {
+                tracing::warn!(error = %e, "cannot read the country rules' counters");
+            }
+        }
         if settled {
             return Ok(());
         }

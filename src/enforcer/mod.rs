@@ -4,6 +4,7 @@
 //! created or released since the last pass, for speed; `run` loops around both.
 
 mod countries;
+pub mod drops;
 pub mod snapshot;
 
 pub use countries::resolve as resolve_countries;
@@ -91,6 +92,8 @@ pub struct Enforcer {
     countries: std::sync::Mutex<countries::Resolved>,
     /// On a shared store: the bans as last enforced, in a file (see `snapshot`).
     snapshot: Option<snapshot::Keeper>,
+    /// What the country rules dropped (the panel reads it too).
+    drops: Arc<drops::CountryDrops>,
 }
 
 /// Networks the kernel accepts before any ban: the configured ones and loopback.
@@ -123,6 +126,7 @@ impl Enforcer {
         poke: Arc<Notify>,
     ) -> Self {
         Enforcer {
+            drops: Arc::new(drops::CountryDrops::new(firewall.clone(), clock.clone())),
             firewall,
             clock,
             protection_default,
@@ -201,6 +205,11 @@ impl Enforcer {
     /// The ports closed mode closes.
     pub fn ports(&self) -> &ServicePorts {
         &self.ports
+    }
+
+    /// What the country rules dropped, for the panel.
+    pub fn country_drops(&self) -> Arc<drops::CountryDrops> {
+        self.drops.clone()
     }
 
     pub fn firewall_name(&self) -> String {

@@ -23,6 +23,9 @@ pub struct ServiceView {
     pub only: String,
     pub deny: String,
     pub now: String,
+    /// What its rules dropped here, e.g. "1,204 packets since 09:41 (1,200 from outside
+    /// the allowed countries, 4 from denied ones)"; empty without rules.
+    pub dropped: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -59,6 +62,24 @@ fn codes(list: &[crate::geo::Country]) -> String {
     list.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
 }
 
+/// "1,204 packets dropped since 09:41 (1,200 from other countries, 4 from denied ones)".
+fn dropped_text(t: &crate::enforcer::drops::Tally, s: ClosableService, only: bool, deny: bool) -> String {
+    let (outside, denied) = (t.of(s, true), t.of(s, false));
+    let since = chrono::DateTime::from_timestamp_millis(t.since)
+        .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default();
+    let mut parts = Vec::new();
+    if only {
+        parts.push(format!("{} from other countries", grouped(u128::from(outside))));
+    }
+    if deny {
+        parts.push(format!("{} from denied ones", grouped(u128::from(denied))));
+    }
+    let total = grouped(u128::from(outside + denied));
+    let plural = if outside + denied == 1 { "" } else { "s" };
+    format!("{total} packet{plural} dropped since {since} ({})", parts.join(", "))
+}
+
 async fn page(
     state: &WebState,
     admin: &CurrentAdmin,
@@ -69,10 +90,29 @@ async fn page(
     let now = state.clock.now();
     let mut conn = state.store.acquire().await?;
     let current = store::settings::country_rules(&mut conn).await?;
+    let tally = match &state.country_drops {
+        // A dry run drops nothing: better no figure than a zero.
+        Some(drops) if !current.is_empty() && state.firewall_enforces => {
+            let drops = drops.clone();
+            match tokio::task::spawn_blocking(move || drops.take()).await {
+                Ok(Ok(tally)) => Some(tally),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the country rules' counters");
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
     let services = ClosableService::ALL
         .into_iter()
         .map(|s| {
             let r = current.of(s);
+            let dropped = match &tally {
+                Some(t) if !r.is_empty() => dropped_text(t, s, !r.only.is_empty(), !r.deny.is_empty()),
+                _ => String::new(),
+            };
             let mine = error.is_some() && form.service == s.as_str();
             ServiceView {
                 key: s.as_str(),
@@ -80,6 +120,7 @@ async fn page(
                 only: if mine { form.only.clone() } else { codes(&r.only) },
                 deny: if mine { form.deny.clone() } else { codes(&r.deny) },
                 now: r.describe(),
+                dropped,
             }
         })
         .collect();

@@ -90,6 +90,8 @@ pub struct WebState {
     pub spool: Option<Arc<crate::ingest::spool::Spool>>,
     /// Countries of addresses (none configured: every one "—").
     pub geo: crate::geo::Geo,
+    /// What the country rules dropped, when the firewall is sipwarden's.
+    pub country_drops: Option<Arc<crate::enforcer::drops::CountryDrops>>,
 }
 
 impl WebState {
@@ -128,7 +130,13 @@ impl WebState {
             panel_failures: None,
             spool: None,
             geo: crate::geo::Geo::none(),
+            country_drops: None,
         }
+    }
+
+    pub fn with_country_drops(mut self, drops: Arc<crate::enforcer::drops::CountryDrops>) -> Self {
+        self.country_drops = Some(drops);
+        self
     }
 
     pub fn with_geo(mut self, geo: crate::geo::Geo) -> Self {

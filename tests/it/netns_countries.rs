@@ -142,6 +142,10 @@ async fn only_the_allowed_countries_reach_sip_and_trusted_addresses_pass_from_an
     assert!(before.ends_with("; sets a"), "{before}");
     enforcer.reconcile_once().await.unwrap();
     assert_eq!(stamp(&pair), before, "not rebuilt");
+    // Counting began with that pass: two packets from China, both counted.
+    assert_eq!(sip_from(&pair, &sip, &cn), [false, false]);
+    let drops = enforcer.country_drops();
+    assert_eq!(drops.take().unwrap().of(ClosableService::Sip, true), 2, "dropped by the only-list");
 
     // Never CN instead: France comes in, China stays out.
     let deny_cn = ServiceCountries::parse("", "CN").unwrap();
@@ -152,6 +156,12 @@ async fn only_the_allowed_countries_reach_sip_and_trusted_addresses_pass_from_an
     assert_eq!(sip_from(&pair, &sip, &fr), [true, true]);
     assert_eq!(sip_from(&pair, &sip, &cn), [false, false]);
     assert_eq!(sip_from(&pair, &sip, &cn_trusted), [true, true]);
+    let tally = drops.take().unwrap();
+    assert_eq!(
+        (tally.of(ClosableService::Sip, true), tally.of(ClosableService::Sip, false)),
+        (2, 2),
+        "the never-list counts its own drops; the sums are kept across the rebuild"
+    );
 
     // No rules left: the table goes, everyone reaches SIP again.
     countries::set(

@@ -10,14 +10,15 @@ use nftables::expr::{
     Elem, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range,
 };
 use nftables::schema::{
-    Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetFlag, SetType, SetTypeValue,
+    Chain, Counter as NamedCounter, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Set, SetFlag,
+    SetType, SetTypeValue,
 };
 use nftables::stmt::{Counter, Match, Operator, Statement};
 use nftables::types::NfFamily;
 
 use super::{
     CHAIN, CountryAccess, FINGERPRINT_ELEMENT, FINGERPRINT_SET, Generation, NO_COUNTRY, PRIORITY,
-    ServiceRule, Stamp, TABLE, cmd, table,
+    ServiceRule, Stamp, TABLE, cmd, drops_counter, table,
 };
 use crate::domain::ClosableService;
 
@@ -218,7 +219,9 @@ struct ListSet {
 /// families even when one has no ranges (then that family is dropped whole); a
 /// deny-list family without ranges is left out.
 fn list_sets(access: &CountryAccess, generation: Generation) -> Vec<ListSet> {
-    let counter = || Statement::Counter(Counter::Anonymous(None));
+    let counter = |service, list| {
+        Statement::Counter(Counter::Named(Cow::Owned(drops_counter(service, list == List::Only))))
+    };
     let mut out = Vec::new();
     for s in access.services.iter().filter(|s| s.has_ports()) {
         let name = s.service.as_str();
@@ -234,8 +237,12 @@ fn list_sets(access: &CountryAccess, generation: Generation) -> Vec<ListSet> {
                     continue;
                 }
                 let set = list_set(list, v6, s.service, Some(generation));
-                let expr =
-                    vec![to_service(&ports), saddr(v6, &set.name, op), counter(), Statement::Drop(None)];
+                let expr = vec![
+                    to_service(&ports),
+                    saddr(v6, &set.name, op),
+                    counter(s.service, list),
+                    Statement::Drop(None),
+                ];
                 out.push(ListSet { set, elems, rule: rule(expr, comment.clone()) });
             }
         }
@@ -292,6 +299,19 @@ pub fn load(access: &CountryAccess, fingerprint: &str, generation: Generation) -
         match used {
             Some(rule) => commit.extend(refill(ports_set(service), port_elems(rule))),
             None => commit.extend(drop_set(ports_set(service))),
+        }
+    }
+    // The counters stay through reloads (`add` leaves one that exists as it is).
+    for s in access.services.iter().filter(|s| s.has_ports()) {
+        for only in [true, false] {
+            commit.push(cmd(NfCmd::Add(NfListObject::Counter(NamedCounter {
+                family: NfFamily::INet,
+                table: Cow::Borrowed(TABLE),
+                name: Cow::Owned(drops_counter(s.service, only)),
+                handle: None,
+                packets: None,
+                bytes: None,
+            }))));
         }
     }
     for l in lists {

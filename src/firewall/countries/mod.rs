@@ -49,6 +49,41 @@ pub const NO_COUNTRY: [&str; 11] = [
     "::ffff:0:0/96",
 ];
 
+/// Packets one service's country rules dropped: the rules of both families count into
+/// one named counter per list, which the enforcer reads and resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    pub service: ClosableService,
+    /// The only-list's rules (`false`: the never-list's).
+    pub only: bool,
+    pub packets: u64,
+}
+
+/// The named counter of a service's only-list or never-list.
+pub fn drops_counter(service: ClosableService, only: bool) -> String {
+    format!("dropped_{}_{}", service.as_str(), if only { "only" } else { "never" })
+}
+
+/// The counters in what `nft -j reset counters table inet sipwarden_countries` printed.
+pub fn dropped_of(json: &str) -> Result<Vec<Dropped>, String> {
+    let listing: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for item in listing["nftables"].as_array().into_iter().flatten() {
+        let Some(counter) = item.get("counter").filter(|c| c["table"] == TABLE) else {
+            continue;
+        };
+        let name = counter["name"].as_str().unwrap_or_default();
+        let which = ClosableService::ALL
+            .into_iter()
+            .flat_map(|s| [(s, true), (s, false)])
+            .find(|(s, only)| drops_counter(*s, *only) == name);
+        if let (Some((service, only)), Some(packets)) = (which, counter["packets"].as_u64()) {
+            out.push(Dropped { service, only, packets });
+        }
+    }
+    Ok(out)
+}
+
 /// Merged ranges of some countries, both families.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CountryRanges {

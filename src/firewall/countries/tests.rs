@@ -155,3 +155,33 @@ fn the_fingerprint_changes_with_any_range_port_network_or_owner() {
     d.pass.pop();
     assert_ne!(a.fingerprint("db"), d.fingerprint("db"));
 }
+
+#[test]
+fn each_list_counts_its_drops_into_a_named_counter_made_before_its_rules() {
+    let commit = json(&load(&sip(Some(de()), de()), "fp", Generation::A).commit);
+    let made = commit.find(
+        r#"{"add":{"counter":{"family":"inet","table":"sipwarden_countries","name":"dropped_sip_only""#,
+    );
+    let used = commit.find(r#"{"counter":"dropped_sip_only"}"#);
+    assert!(made.is_some() && used.is_some() && made < used, "{commit}");
+    assert!(commit.contains(r#"{"counter":"dropped_sip_never"}"#), "{commit}");
+    assert!(!commit.contains("dropped_panel"), "no counters for a service without rules: {commit}");
+}
+
+#[test]
+fn drops_are_read_from_what_nft_reset_counters_prints() {
+    // nft 1.0.6's answer to `-j reset counters table inet sipwarden_countries`.
+    let printed = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+        {"counter": {"family": "inet", "name": "dropped_sip_only", "table": "sipwarden_countries", "handle": 2, "packets": 5000000000, "bytes": 0}},
+        {"counter": {"family": "inet", "name": "dropped_ami_never", "table": "sipwarden_countries", "handle": 3, "packets": 7, "bytes": 420}},
+        {"counter": {"family": "inet", "name": "somebody_elses", "table": "sipwarden_countries", "handle": 4, "packets": 9, "bytes": 1}},
+        {"counter": {"family": "inet", "name": "dropped_sip_only", "table": "other", "handle": 2, "packets": 3, "bytes": 0}}]}"#;
+    assert_eq!(
+        dropped_of(printed).unwrap(),
+        [
+            Dropped { service: ClosableService::Sip, only: true, packets: 5_000_000_000 },
+            Dropped { service: ClosableService::Ami, only: false, packets: 7 },
+        ]
+    );
+    assert!(dropped_of("not json").is_err());
+}

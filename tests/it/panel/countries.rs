@@ -182,6 +182,37 @@ async fn country_rules_are_previewed_checked_and_a_panel_rule_that_drops_the_adm
     assert!(sipwarden::lockout::pending(&mut conn).await.unwrap().is_none());
 }
 
+/// Each service with rules says what they dropped on this PBX since counting began,
+/// split by list; a service without rules says nothing.
+#[tokio::test]
+async fn each_service_says_what_its_country_rules_dropped() {
+    use sipwarden::enforcer::drops::CountryDrops;
+    use sipwarden::firewall::countries::Dropped;
+    let mut p = panel().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = std::sync::Arc::new(sipwarden::firewall::RecordingBackend::new("recording"));
+    let drops = std::sync::Arc::new(CountryDrops::new(kernel.clone(), std::sync::Arc::new(p.clock.clone())));
+    p.state = p.state.clone().with_geo(two_countries(dir.path())).with_country_drops(drops);
+    p.router = router_of(&p.store, p.state.clone(), time::Duration::hours(1)).await;
+    let s = p.login().await;
+    let headers = [("Cookie", s.as_str()), ("Sec-Fetch-Site", "same-origin")];
+    let r = p.request("POST", "/countries", &headers, "service=sip&only=DE&deny=FR").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    // What the table held before counting began is not counted.
+    kernel.count_drops(Dropped { service: ClosableService::Sip, only: true, packets: 99 });
+    let page = p.request("GET", "/countries", &[("Cookie", s.as_str())], "").await.body;
+    assert!(page.contains("id=\"dropped-sip\">0 packets dropped since"), "{page}");
+    for packets in [1200, 34_000] {
+        kernel.count_drops(Dropped { service: ClosableService::Sip, only: true, packets });
+    }
+    kernel.count_drops(Dropped { service: ClosableService::Sip, only: false, packets: 4 });
+    let page = p.request("GET", "/countries", &[("Cookie", s.as_str())], "").await.body;
+    let line = page.split("id=\"dropped-sip\">").nth(1).unwrap().split('<').next().unwrap();
+    assert!(line.starts_with("35,204 packets dropped since "), "{line}");
+    assert!(line.ends_with("(35,200 from other countries, 4 from denied ones)"), "{line}");
+    assert!(!page.contains("id=\"dropped-iax2\""), "no rules for IAX2, nothing said");
+}
+
 #[tokio::test]
 async fn without_a_database_country_rules_cannot_be_set() {
     let p = panel().await;

@@ -23,8 +23,7 @@ pub struct ServiceView {
     pub only: String,
     pub deny: String,
     pub now: String,
-    /// What its rules dropped here, e.g. "1,204 packets since 09:41 (1,200 from outside
-    /// the allowed countries, 4 from denied ones)"; empty without rules.
+    /// What its rules dropped on this PBX (see `dropped_text`); empty without rules.
     pub dropped: String,
 }
 
@@ -62,12 +61,16 @@ fn codes(list: &[crate::geo::Country]) -> String {
     list.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" ")
 }
 
-/// "1,204 packets dropped since 09:41 (1,200 from other countries, 4 from denied ones)".
+/// "1,204 packets dropped since 2026-12-03 09:41 (1,200 from other countries, 4 from
+/// denied ones)", or "nothing dropped since …".
 fn dropped_text(t: &crate::enforcer::drops::Tally, s: ClosableService, only: bool, deny: bool) -> String {
     let (outside, denied) = (t.of(s, true), t.of(s, false));
     let since = chrono::DateTime::from_timestamp_millis(t.since)
         .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default();
+    if outside + denied == 0 {
+        return format!("nothing dropped since {since}");
+    }
     let mut parts = Vec::new();
     if only {
         parts.push(format!("{} from other countries", grouped(u128::from(outside))));

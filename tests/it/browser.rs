@@ -492,6 +492,10 @@ async fn countries_are_chosen_per_service(c: &Client, base: &str, netns: &str) {
         String::from_utf8_lossy(&out.stdout).contains("flags interval")
     })
     .await;
+    // The kernel's counters, read through the running `serve`.
+    c.goto(&format!("{base}/countries")).await.unwrap();
+    let dropped = text_of(c, "#dropped-sip").await;
+    assert!(dropped.contains("dropped since 20"), "{dropped}");
     screenshot(c, "countries").await;
 }
 

@@ -44,15 +44,14 @@ impl CountryDrops {
     pub fn take(&self) -> Result<Tally, FirewallError> {
         let dropped = self.firewall.take_country_drops()?;
         let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
-        match tally.as_mut() {
-            None => *tally = Some(Tally { since: self.clock.now(), packets: BTreeMap::new() }),
-            Some(t) => {
-                for d in dropped {
-                    *t.packets.entry((d.service, d.only)).or_default() += d.packets;
-                }
-            }
+        let Some(sums) = tally.as_mut() else {
+            let begun = Tally { since: self.clock.now(), packets: BTreeMap::new() };
+            *tally = Some(begun.clone());
+            return Ok(begun);
+        };
+        for d in dropped {
+            *sums.packets.entry((d.service, d.only)).or_default() += d.packets;
         }
-        let tally = tally.as_ref().expect("set above");
-        Ok(tally.clone())
+        Ok(sums.clone())
     }
 }

@@ -65,9 +65,8 @@ fn codes(list: &[crate::geo::Country]) -> String {
 /// denied ones)", or "nothing dropped since …".
 fn dropped_text(t: &crate::enforcer::drops::Tally, s: ClosableService, only: bool, deny: bool) -> String {
     let (outside, denied) = (t.of(s, true), t.of(s, false));
-    let since = chrono::DateTime::from_timestamp_millis(t.since)
-        .map(|d| d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_default();
+    let since = super::when(t.since);
+    let since = since.get(..16).unwrap_or(&since);
     if outside + denied == 0 {
         return format!("nothing dropped since {since}");
     }
